@@ -1,0 +1,18 @@
+// cutpilot-agent: the helper the cockpit deploys on every host.
+#include <cstdio>
+#include <cstring>
+
+#include "agents/serve.h"
+#include "cutpilot/version.h"
+#include "transport/protocol.h"
+
+int main(int argc, char** argv) {
+  if (argc == 2 && std::strcmp(argv[1], "--version") == 0) {
+    std::printf("cutpilot-agent %s (protocol %u)\n", cutpilot::kVersion,
+                cutpilot::proto::kProtocolVersion);
+    return 0;
+  }
+  if (argc == 2 && std::strcmp(argv[1], "serve") == 0) return cutpilot::agent::serve(0, 1);
+  std::fprintf(stderr, "usage: cutpilot-agent --version | serve\n");
+  return 2;
+}

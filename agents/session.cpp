@@ -1,0 +1,46 @@
+#include "agents/session.h"
+
+#include <unistd.h>
+
+#include "cutpilot/version.h"
+
+namespace cutpilot::agent {
+
+void Session::refuse(proto::ErrorCode code, std::string message, std::vector<proto::Message>& out,
+                     bool close) {
+  out.push_back(proto::Error{code, std::move(message), ""});
+  if (close) closing_ = true;
+}
+
+void Session::handle(const proto::Message& request, std::vector<proto::Message>& out) {
+  const proto::MessageType type = proto::type_of(request);
+  if (static_cast<uint8_t>(type) >= 64)
+    return refuse(proto::ErrorCode::kBadRequest,
+                  std::string(proto::type_name(type)) + " is an event; the agent takes requests",
+                  out, true);
+  if (const auto* hello = std::get_if<proto::Hello>(&request)) {
+    if (hello->protocol != proto::kProtocolVersion)
+      return refuse(proto::ErrorCode::kVersion,
+                    "cockpit speaks protocol " + std::to_string(hello->protocol) + " (" +
+                        hello->client + "), this agent speaks protocol " +
+                        std::to_string(proto::kProtocolVersion) + " (cutpilot-agent " + kVersion +
+                        ")",
+                    out, true);
+    greeted_ = true;
+    out.push_back(proto::Ready{proto::kProtocolVersion, kVersion, static_cast<uint32_t>(getpid())});
+    return;
+  }
+  if (!greeted_)
+    return refuse(proto::ErrorCode::kBadRequest,
+                  "hello expected first, got " + std::string(proto::type_name(type)), out, true);
+  if (const auto* ping = std::get_if<proto::Ping>(&request)) {
+    out.push_back(proto::Pong{ping->token});
+    return;
+  }
+  // Jobs arrive with the job engine; until then say so plainly instead of pretending.
+  refuse(proto::ErrorCode::kUnsupported,
+         std::string(proto::type_name(type)) + " is not supported by cutpilot-agent " + kVersion,
+         out, false);
+}
+
+}  // namespace cutpilot::agent

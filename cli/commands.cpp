@@ -1,0 +1,72 @@
+#include "cli/commands.h"
+
+#include <cstdio>
+#include <string_view>
+
+#include "cutpilot/version.h"
+
+namespace cutpilot::cli {
+namespace {
+
+using Handler = int (*)(const std::vector<std::string>&);
+
+// One verb of the command line.
+struct Verb {
+  std::string_view name;
+  std::string_view usage;
+  Handler handler;  // nullptr: the verb is part of the contract but not built yet
+};
+
+constexpr Verb kVerbs[] = {
+    {"check", "check PLAN", nullptr},
+    {"plan", "plan PLAN", nullptr},
+    {"hosts", "hosts PLAN [--json]", nullptr},
+    {"run",
+     "run PLAN [--headless] [--json] [--approve STEP]... [--approve-all] [--resume] "
+     "[--state-dir DIR]",
+     nullptr},
+    {"approve", "approve STEP", nullptr},
+    {"status", "status", nullptr},
+    {"abort", "abort", nullptr},
+    {"trust", "trust HOST", nullptr},
+    {"demo", "demo [--headless]", demo},
+};
+
+void usage(std::FILE* to) {
+  std::fprintf(to, "usage: cutpilot VERB [ARGS]\n\nverbs:\n");
+  for (const Verb& verb : kVerbs)
+    std::fprintf(to, "  cutpilot %.*s%s\n", static_cast<int>(verb.usage.size()), verb.usage.data(),
+                 verb.handler ? "" : "   (not built yet)");
+  std::fprintf(to, "  cutpilot --version\n");
+}
+
+}  // namespace
+
+int run(const std::vector<std::string>& args) {
+  if (args.empty()) {
+    usage(stderr);
+    return kUsage;
+  }
+  if (args[0] == "--version") {
+    std::printf("cutpilot %s\n", kVersion);
+    return kOk;
+  }
+  if (args[0] == "--help" || args[0] == "-h" || args[0] == "help") {
+    usage(stdout);
+    return kOk;
+  }
+  for (const Verb& verb : kVerbs) {
+    if (verb.name != args[0]) continue;
+    if (!verb.handler) {
+      std::fprintf(stderr, "cutpilot %s: not built yet in cutpilot %s (see the open issues)\n",
+                   args[0].c_str(), kVersion);
+      return kFailed;
+    }
+    return verb.handler(std::vector<std::string>(args.begin() + 1, args.end()));
+  }
+  std::fprintf(stderr, "cutpilot: unknown verb '%s'\n\n", args[0].c_str());
+  usage(stderr);
+  return kUsage;
+}
+
+}  // namespace cutpilot::cli
