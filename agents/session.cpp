@@ -2,6 +2,7 @@
 
 #include <unistd.h>
 
+#include "agents/facts.h"
 #include "cutpilot/version.h"
 
 namespace cutpilot::agent {
@@ -35,6 +36,10 @@ void Session::handle(const proto::Message& request, std::vector<proto::Message>&
                   "hello expected first, got " + std::string(proto::type_name(type)), out, true);
   if (const auto* ping = std::get_if<proto::Ping>(&request)) {
     out.push_back(proto::Pong{ping->token});
+    return;
+  }
+  if (const auto* facts = std::get_if<proto::Facts>(&request)) {
+    out.push_back(collect_facts(facts->paths));
     return;
   }
   // Jobs arrive with the job engine; until then say so plainly instead of pretending.

@@ -40,9 +40,15 @@ class Writer {
   template <class E>
   requires kIsEnum<E>
   void put(E value) { put_uint(static_cast<uint64_t>(value), 1); }
+  void put(const std::vector<std::string>& items) {
+    put_uint(items.size(), 4);
+    for (const auto& item : items)
+      put(item);
+  }
   template <class T>
   void put(const std::vector<T>& items) {
     put_uint(items.size(), 4);
+    // visit() is shared with decoding and so not const; the Writer only reads.
     for (const T& item : items)
       const_cast<T&>(item).visit(*this);
   }
@@ -122,6 +128,18 @@ class Reader {
     if (!valid_enum(static_cast<E>(raw))) return fail("has an unknown value");
     value = static_cast<E>(raw);
   }
+  void get(std::vector<std::string>& items) {
+    uint64_t count = 0;
+    if (!take_uint(4, count)) return;
+    // Every string takes at least its 4-byte length.
+    if (count > remaining() / 4) return fail("claims more items than the frame holds");
+    items.clear();
+    for (uint64_t i = 0; i < count && !failed(); ++i) {
+      std::string item;
+      get(item);
+      if (!failed()) items.push_back(std::move(item));
+    }
+  }
   template <class T>
   void get(std::vector<T>& items) {
     uint64_t count = 0;
@@ -174,6 +192,7 @@ std::string encode_frame(const Message& message) {
   std::string frame(kFrameHeaderBytes, '\0');
   frame.push_back(static_cast<char>(type_of(message)));
   Writer writer(frame);
+  // visit() is shared with decoding and so not const; the Writer only reads.
   std::visit([&](const auto& m) { const_cast<std::decay_t<decltype(m)>&>(m).visit(writer); },
              message);
   const uint32_t size = static_cast<uint32_t>(frame.size() - kFrameHeaderBytes);

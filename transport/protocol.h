@@ -14,7 +14,7 @@
 namespace cutpilot::proto {
 
 // The protocol version both ends must speak.
-inline constexpr uint32_t kProtocolVersion = 1;
+inline constexpr uint32_t kProtocolVersion = 2;
 // The largest frame body (type byte + fields) either end accepts or sends.
 inline constexpr uint32_t kMaxFrameBytes = 1u << 20;
 // The 4-byte big-endian length prefix that starts every frame.
@@ -120,6 +120,16 @@ struct Ping {
     f("token", token);
   }
   bool operator==(const Ping&) const = default;
+};
+
+// Asks for the host's facts (OS, resources, tools); answered by HostFacts.
+struct Facts {
+  std::vector<std::string> paths;  // report free disk for these too (besides "/")
+  template <class F>
+  void visit(F&& f) {
+    f("paths", paths);
+  }
+  bool operator==(const Facts&) const = default;
 };
 
 // ---- Events: agent -> cockpit ----
@@ -278,6 +288,52 @@ struct JobList {
   bool operator==(const JobList&) const = default;
 };
 
+// Free space of one filesystem, as the agent measured it.
+struct DiskFree {
+  std::string path;
+  uint64_t free = 0;   // bytes available to unprivileged users
+  uint64_t total = 0;  // bytes
+  std::string error;   // why it could not be measured (e.g. the path does not exist)
+  template <class F>
+  void visit(F&& f) {
+    f("path", path);
+    f("free", free);
+    f("total", total);
+    f("error", error);
+  }
+  bool operator==(const DiskFree&) const = default;
+};
+
+// What a host is: the answer to Facts.
+struct HostFacts {
+  std::string hostname;
+  std::string os;  // PRETTY_NAME from /etc/os-release
+  std::string kernel;
+  std::string arch;
+  uint32_t cores = 0;
+  uint64_t mem_total = 0;      // bytes
+  uint64_t mem_available = 0;  // bytes
+  uint32_t load1_milli = 0;    // 1-minute load average x 1000
+  std::vector<DiskFree> disks;
+  std::vector<std::string> tools;  // the tools found, of those the agent looks for
+  std::string docker_socket;       // a Docker API socket that exists, or ""
+  template <class F>
+  void visit(F&& f) {
+    f("hostname", hostname);
+    f("os", os);
+    f("kernel", kernel);
+    f("arch", arch);
+    f("cores", cores);
+    f("mem_total", mem_total);
+    f("mem_available", mem_available);
+    f("load1_milli", load1_milli);
+    f("disks", disks);
+    f("tools", tools);
+    f("docker_socket", docker_socket);
+  }
+  bool operator==(const HostFacts&) const = default;
+};
+
 // Every message type: wire id, struct, name in logs. Ids below 64 are requests, the rest events.
 // Never reuse an id.
 #define CUTPILOT_MESSAGES(X)         \
@@ -288,6 +344,7 @@ struct JobList {
   X(5, Attach, "attach")             \
   X(6, Ack, "ack")                   \
   X(7, Ping, "ping")                 \
+  X(8, Facts, "facts")               \
   X(64, Ready, "ready")              \
   X(65, JobStarted, "job-started")   \
   X(66, Progress, "progress")        \
@@ -296,7 +353,8 @@ struct JobList {
   X(69, Health, "health")            \
   X(70, Pong, "pong")                \
   X(71, Error, "error")              \
-  X(72, JobList, "job-list")
+  X(72, JobList, "job-list")         \
+  X(73, HostFacts, "host-facts")
 
 // The wire id of each message type.
 enum class MessageType : uint8_t {
@@ -307,8 +365,8 @@ enum class MessageType : uint8_t {
 
 // Any one message. The order follows CUTPILOT_MESSAGES (checked in protocol.cpp).
 using Message =
-    std::variant<Hello, StartJob, CancelJob, ListJobs, Attach, Ack, Ping, Ready, JobStarted,
-                 Progress, LogLine, JobFinished, Health, Pong, Error, JobList>;
+    std::variant<Hello, StartJob, CancelJob, ListJobs, Attach, Ack, Ping, Facts, Ready, JobStarted,
+                 Progress, LogLine, JobFinished, Health, Pong, Error, JobList, HostFacts>;
 
 // The wire id of each message struct.
 template <class T>

@@ -143,4 +143,11 @@ inline std::string capture(const std::string& command) {
   return out;
 }
 
+// The first line a shell command prints, without its newline.
+inline std::string capture_line(const std::string& command) {
+  std::string out = capture(command);
+  const size_t newline = out.find('\n');
+  return newline == std::string::npos ? out : out.substr(0, newline);
+}
+
 }  // namespace cutpilot::test

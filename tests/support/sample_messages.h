@@ -18,6 +18,7 @@ inline std::vector<proto::Message> sample_messages() {
       Attach{"run1/presync/target", 41},
       Ack{"run1/presync/target", 99},
       Ping{0xfeedfacecafebeefULL},
+      Facts{{"/srv/app", "/var/lib/postgresql"}},
       Ready{kProtocolVersion, "0.1.0", 4242},
       JobStarted{"run1/stop-app/source", 1, true},
       Progress{"run1/presync/target", 7, 1u << 30, 4ull << 30, 440u << 20, 12000, 20000,
@@ -30,6 +31,17 @@ inline std::vector<proto::Message> sample_messages() {
       Error{ErrorCode::kUnknownJob, "no job run1/x/target", "run1/x/target"},
       JobList{{{"a", "exec", JobState::kRunning, 3}, {"b", "sync", JobState::kSucceeded, 70}}},
       JobList{},
+      HostFacts{"db1",
+                "Debian GNU/Linux 12 (bookworm)",
+                "6.1.0-18-amd64",
+                "x86_64",
+                2,
+                24ull << 30,
+                20ull << 30,
+                1250,
+                {{"/", 80ull << 30, 252ull << 30, ""}, {"/srv/app", 0, 0, "No such file"}},
+                {"rsync", "psql", "pg_dump"},
+                "/var/run/docker.sock"},
   };
 }
 

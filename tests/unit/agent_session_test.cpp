@@ -1,6 +1,9 @@
 #include "agents/session.h"
 
 #include <gtest/gtest.h>
+#include <unistd.h>
+
+#include <algorithm>
 
 #include "cutpilot/version.h"
 
@@ -64,6 +67,26 @@ TEST(AgentSession, EventsSentToTheAgentAreAProtocolViolation) {
   ASSERT_EQ(out.size(), 1u);
   EXPECT_EQ(std::get<Error>(out[0]).message, "pong is an event; the agent takes requests");
   EXPECT_TRUE(session.closing());
+}
+
+TEST(AgentSession, FactsDescribeThisMachine) {
+  Session session;
+  answer(session, Hello{kProtocolVersion, "test"});
+  const auto out = answer(session, Facts{{"/tmp", "/no/such/dir"}});
+  ASSERT_EQ(out.size(), 1u);
+  const auto& facts = std::get<HostFacts>(out[0]);
+  EXPECT_EQ(facts.cores, static_cast<uint32_t>(sysconf(_SC_NPROCESSORS_ONLN)));
+  EXPECT_EQ(facts.arch, "x86_64");
+  EXPECT_GT(facts.mem_total, facts.mem_available);
+  ASSERT_EQ(facts.disks.size(), 3u);
+  EXPECT_EQ(facts.disks[0].path, "/");
+  EXPECT_GT(facts.disks[0].total, 0u);
+  EXPECT_EQ(facts.disks[1].path, "/tmp");
+  EXPECT_TRUE(facts.disks[1].error.empty());
+  EXPECT_EQ(facts.disks[2].error, "No such file or directory");
+  // This machine has rsync and psql (scripts/deps installs them).
+  EXPECT_NE(std::find(facts.tools.begin(), facts.tools.end(), "rsync"), facts.tools.end());
+  EXPECT_NE(std::find(facts.tools.begin(), facts.tools.end(), "psql"), facts.tools.end());
 }
 
 TEST(AgentSession, JobRequestsSayTheyAreNotSupportedYet) {

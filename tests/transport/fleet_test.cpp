@@ -1,0 +1,262 @@
+// Fleet: many hosts in parallel, failures isolated, keepalive and reconnection.
+#include "transport/fleet.h"
+
+#include <arpa/inet.h>
+#include <gtest/gtest.h>
+#include <netinet/in.h>
+#include <signal.h>
+#include <sys/socket.h>
+
+#include <algorithm>
+#include <filesystem>
+#include <fstream>
+#include <map>
+#include <set>
+#include <sstream>
+
+#include "tests/support/lab.h"
+
+namespace cutpilot::transport {
+namespace {
+
+using namespace std::chrono_literals;
+using test::Lab;
+
+SshTarget target_for(const Lab& lab, const std::string& name) {
+  SshTarget t;
+  t.name = name;
+  t.address = name;
+  t.ssh_config = lab.ssh_config();
+  t.connect_timeout = 3s;
+  return t;
+}
+
+AgentBinary agent_binary() {
+  std::string error;
+  auto agent = AgentBinary::load(CUTPILOT_AGENT_PATH, error);
+  if (!agent) throw std::runtime_error(error);
+  return *agent;
+}
+
+bool all_settled(const Fleet& fleet) {
+  for (const auto& host : fleet.hosts()) {
+    const LinkState s = fleet.info(host).state;
+    if (s != LinkState::kReady && s != LinkState::kFailed) return false;
+  }
+  return true;
+}
+
+std::vector<std::string> names(int n) {
+  std::vector<std::string> v;
+  for (int i = 0; i < n; ++i)
+    v.push_back("h" + std::to_string(i));
+  return v;
+}
+
+TEST(Fleet, TwentyHostsComeUpReadyAndReportFacts) {
+  Lab lab(names(20));
+  ASSERT_TRUE(lab.ok());
+  std::vector<SshTarget> targets;
+  for (const auto& n : names(20))
+    targets.push_back(target_for(lab, n));
+  Fleet fleet(targets, agent_binary());
+  fleet.start();
+  std::map<std::string, std::vector<std::string>> states;
+  ASSERT_TRUE(fleet.run_until(
+      [&](const std::vector<HostEvent>& events) {
+        for (const auto& e : events)
+          if (e.state) states[e.host].emplace_back(link_state_name(*e.state));
+        return all_settled(fleet);
+      },
+      60s));
+  for (const auto& host : fleet.hosts()) {
+    EXPECT_EQ(fleet.info(host).state, LinkState::kReady) << host << ": " << fleet.info(host).error;
+    EXPECT_EQ(states[host],
+              (std::vector<std::string>{"connecting", "authenticating", "deploying", "ready"}))
+        << host;
+  }
+  for (const auto& host : fleet.hosts())
+    ASSERT_TRUE(fleet.send(host, proto::Facts{{"/tmp"}}));
+  std::map<std::string, proto::HostFacts> facts;
+  ASSERT_TRUE(fleet.run_until(
+      [&](const std::vector<HostEvent>& events) {
+        for (const auto& e : events)
+          if (e.message && std::holds_alternative<proto::HostFacts>(*e.message))
+            facts[e.host] = std::get<proto::HostFacts>(*e.message);
+        return facts.size() == 20;
+      },
+      30s));
+  // The lab hosts are this machine: the facts must match what we read here.
+  const auto cores = static_cast<uint32_t>(sysconf(_SC_NPROCESSORS_ONLN));
+  for (const auto& [host, f] : facts) {
+    EXPECT_EQ(f.cores, cores) << host;
+    EXPECT_EQ(f.arch, "x86_64");
+    ASSERT_EQ(f.disks.size(), 2u);
+    EXPECT_EQ(f.disks[1].path, "/tmp");
+    EXPECT_GT(f.disks[0].free, 0u);
+  }
+}
+
+TEST(Fleet, ClosedPortFailsWithinTheTimeoutWhileOthersComeUp) {
+  Lab lab({"good1", "good2"});
+  ASSERT_TRUE(lab.ok());
+  std::vector<SshTarget> targets = {target_for(lab, "good1"), target_for(lab, "good2")};
+  SshTarget closed = target_for(lab, "good1");
+  closed.name = "closed";
+  closed.port = 1;  // nothing listens on port 1
+  targets.push_back(closed);
+  // A port that accepts TCP but never speaks SSH: the handshake hangs until the timeout.
+  const int mute = socket(AF_INET, SOCK_STREAM, 0);
+  sockaddr_in addr{};
+  addr.sin_family = AF_INET;
+  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  ASSERT_EQ(bind(mute, reinterpret_cast<sockaddr*>(&addr), sizeof addr), 0);
+  ASSERT_EQ(listen(mute, 8), 0);
+  socklen_t len = sizeof addr;
+  getsockname(mute, reinterpret_cast<sockaddr*>(&addr), &len);
+  SshTarget slow = target_for(lab, "good1");
+  slow.name = "slow";
+  slow.port = ntohs(addr.sin_port);
+  slow.connect_timeout = 2s;
+  targets.push_back(slow);
+  Fleet fleet(targets, agent_binary());
+  const auto started = std::chrono::steady_clock::now();
+  fleet.start();
+  std::map<std::string, std::chrono::steady_clock::duration> ready_after;  // or failed
+  ASSERT_TRUE(fleet.run_until(
+      [&](const std::vector<HostEvent>& events) {
+        for (const auto& e : events)
+          if (e.state == LinkState::kReady || e.state == LinkState::kFailed)
+            ready_after[e.host] = std::chrono::steady_clock::now() - started;
+        return all_settled(fleet);
+      },
+      20s));
+  const auto total = std::chrono::steady_clock::now() - started;
+  EXPECT_EQ(fleet.info("good1").state, LinkState::kReady);
+  EXPECT_EQ(fleet.info("good2").state, LinkState::kReady);
+  EXPECT_LT(ready_after["good1"], 1500ms) << "a slow host must not delay the others";
+  EXPECT_EQ(fleet.info("closed").state, LinkState::kFailed);
+  EXPECT_NE(fleet.info("closed").error.find("closed: cannot connect to 127.0.0.1:1"),
+            std::string::npos)
+      << fleet.info("closed").error;
+  EXPECT_EQ(fleet.info("slow").state, LinkState::kFailed);
+  EXPECT_NE(fleet.info("slow").error.find("slow: cannot connect to 127.0.0.1:"), std::string::npos)
+      << fleet.info("slow").error;
+  EXPECT_LT(ready_after["slow"], 3s) << "the slow host must fail within its 2 s connect timeout";
+  EXPECT_LT(total, 6s);
+  close(mute);
+}
+
+// Every process below pid (children, grandchildren, ...), read from /proc.
+std::vector<pid_t> descendants(pid_t root) {
+  std::map<pid_t, std::vector<pid_t>> children;
+  for (const auto& entry : std::filesystem::directory_iterator("/proc")) {
+    const std::string name = entry.path().filename();
+    if (name.find_first_not_of("0123456789") != std::string::npos) continue;
+    std::ifstream stat(entry.path() / "stat");
+    std::string line;
+    if (!std::getline(stat, line)) continue;
+    // pid (comm) state ppid ...: comm may hold spaces, so parse after the last ')'.
+    std::istringstream rest(line.substr(line.rfind(')') + 2));
+    char state;
+    pid_t ppid;
+    rest >> state >> ppid;
+    children[ppid].push_back(std::stoi(name));
+  }
+  std::vector<pid_t> out, todo = {root};
+  while (!todo.empty()) {
+    const pid_t p = todo.back();
+    todo.pop_back();
+    for (pid_t c : children[p]) {
+      out.push_back(c);
+      todo.push_back(c);
+    }
+  }
+  return out;
+}
+
+pid_t sshd_pid(const Lab& lab, const std::string& host) {
+  std::ifstream in(lab.host_dir(host) + "/sshd.pid");
+  pid_t pid = 0;
+  in >> pid;
+  return pid;
+}
+
+// Runs the fleet until host reaches state; the states seen on the way.
+std::vector<std::string> states_until(Fleet& fleet, const std::string& host, LinkState want,
+                                      std::chrono::seconds limit) {
+  std::vector<std::string> seen;
+  fleet.run_until(
+      [&](const std::vector<HostEvent>& events) {
+        for (const auto& e : events)
+          if (e.state && e.host == host) seen.emplace_back(link_state_name(*e.state));
+        return !seen.empty() && seen.back() == link_state_name(want);
+      },
+      limit);
+  return seen;
+}
+
+TEST(Fleet, KilledSshConnectionIsNoticedAndTheHostReconnects) {
+  Lab lab({"h1"});
+  ASSERT_TRUE(lab.ok());
+  Fleet fleet({target_for(lab, "h1")}, agent_binary());
+  fleet.start();
+  ASSERT_EQ(states_until(fleet, "h1", LinkState::kReady, 20s).back(), "ready");
+  const pid_t listener = sshd_pid(lab, "h1");
+  ASSERT_GT(listener, 0);
+  const auto children = descendants(listener);
+  ASSERT_FALSE(children.empty()) << "no per-connection sshd process";
+  for (pid_t p : children)
+    kill(p, SIGKILL);
+  const auto started = std::chrono::steady_clock::now();
+  const auto seen = states_until(fleet, "h1", LinkState::kReady, 20s);
+  EXPECT_LT(std::chrono::steady_clock::now() - started, 5s);
+  ASSERT_FALSE(seen.empty());
+  EXPECT_EQ(seen.front(), "lost");
+  EXPECT_EQ(seen.back(), "ready");
+  EXPECT_NE(std::find(seen.begin(), seen.end(), "reconnecting"), seen.end());
+  EXPECT_EQ(fleet.info("h1").connects, 2);
+  EXPECT_FALSE(fleet.info("h1").uploaded) << "the agent was cached by the first connect";
+  // The new link works end to end.
+  ASSERT_TRUE(fleet.send("h1", proto::Facts{}));
+  bool answered = fleet.run_until(
+      [](const std::vector<HostEvent>& events) {
+        for (const auto& e : events)
+          if (e.message && std::holds_alternative<proto::HostFacts>(*e.message)) return true;
+        return false;
+      },
+      10s);
+  EXPECT_TRUE(answered);
+}
+
+TEST(Fleet, FrozenLinkIsDeclaredDeadByKeepalive) {
+  Lab lab({"h1"});
+  ASSERT_TRUE(lab.ok());
+  FleetOptions options;
+  options.keepalive = 500ms;
+  options.dead_after = 2s;
+  Fleet fleet({target_for(lab, "h1")}, agent_binary(), options);
+  fleet.start();
+  ASSERT_EQ(states_until(fleet, "h1", LinkState::kReady, 20s).back(), "ready");
+  // Stop the connection's sshd processes: TCP stays open, nothing answers.
+  const auto frozen = descendants(sshd_pid(lab, "h1"));
+  ASSERT_FALSE(frozen.empty());
+  for (pid_t p : frozen)
+    kill(p, SIGSTOP);
+  const auto started = std::chrono::steady_clock::now();
+  const auto seen = states_until(fleet, "h1", LinkState::kLost, 10s);
+  const auto noticed = std::chrono::steady_clock::now() - started;
+  for (pid_t p : frozen)
+    kill(p, SIGKILL);
+  ASSERT_FALSE(seen.empty());
+  EXPECT_EQ(seen.back(), "lost");
+  EXPECT_LT(noticed, 3500ms);
+  EXPECT_GE(noticed, 1500ms) << "declared dead before dead_after passed";
+  EXPECT_NE(fleet.info("h1").error.find("no answer for 2 s"), std::string::npos)
+      << fleet.info("h1").error;
+  // And it comes back once the host answers again.
+  EXPECT_EQ(states_until(fleet, "h1", LinkState::kReady, 20s).back(), "ready");
+}
+
+}  // namespace
+}  // namespace cutpilot::transport

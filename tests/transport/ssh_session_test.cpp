@@ -1,0 +1,257 @@
+// SshSession and agent deployment against real sshd lab hosts.
+#include "transport/ssh_session.h"
+
+#include <gtest/gtest.h>
+
+#include <filesystem>
+#include <fstream>
+
+#include "tests/support/child.h"
+#include "tests/support/lab.h"
+#include "transport/deploy.h"
+#include "transport/sha256.h"
+
+namespace cutpilot::transport {
+namespace {
+
+using namespace std::chrono_literals;
+using test::Lab;
+
+SshTarget target_for(const Lab& lab, const std::string& name) {
+  SshTarget t;
+  t.name = name;
+  t.address = name;
+  t.ssh_config = lab.ssh_config();
+  t.connect_timeout = 5s;
+  return t;
+}
+
+AgentBinary agent_binary() {
+  std::string error;
+  auto agent = AgentBinary::load(CUTPILOT_AGENT_PATH, error);
+  if (!agent) throw std::runtime_error(error);
+  return *agent;
+}
+
+TEST(SshSession, RunsACommandThroughTheLabConfig) {
+  Lab lab({"h1"});
+  ASSERT_TRUE(lab.ok());
+  SshSession session(target_for(lab, "h1"));
+  ASSERT_TRUE(session.open()) << session.error();
+  EXPECT_EQ(session.host_key().type, "ssh-ed25519");
+  EXPECT_EQ(session.host_key().fingerprint.rfind("SHA256:", 0), 0u);
+  const ExecResult r = session.run("echo \"$HOME\"; echo oops >&2; exit 3", "", 5s);
+  EXPECT_EQ(r.error, "");
+  EXPECT_EQ(r.out, lab.host_dir("h1") + "/home\n");
+  EXPECT_EQ(r.err, "oops\n");
+  EXPECT_EQ(r.exit_status, 3);
+}
+
+TEST(SshSession, AgentIsUploadedOnceAndReused) {
+  Lab lab({"h1"});
+  ASSERT_TRUE(lab.ok());
+  const AgentBinary agent = agent_binary();
+  for (bool expect_upload : {true, false}) {
+    SshSession session(target_for(lab, "h1"));
+    ASSERT_TRUE(session.open()) << session.error();
+    RunningAgent running;
+    std::string error;
+    ASSERT_TRUE(start_agent(session, agent, running, error, 10s)) << error;
+    EXPECT_EQ(running.uploaded, expect_upload);
+    EXPECT_EQ(running.identity.agent_version, kVersion);
+    ssh_channel_close(running.channel);
+    ssh_channel_free(running.channel);
+  }
+  const std::string cached = lab.host_dir("h1") + "/home/.cache/cutpilot/" + agent.remote_name();
+  EXPECT_TRUE(std::filesystem::exists(cached));
+  EXPECT_EQ(std::filesystem::status(cached).permissions() & std::filesystem::perms::all,
+            std::filesystem::perms::owner_all);
+}
+
+std::string write_file(const std::string& path, const std::string& text) {
+  std::ofstream(path) << text;
+  return path;
+}
+
+// The SHA256 fingerprint of a lab host's key, as ssh-keygen prints it.
+std::string fingerprint_of(const Lab& lab, const std::string& host) {
+  const std::string line =
+      test::capture_line("ssh-keygen -lf " + lab.host_dir(host) + "/ssh_host_ed25519_key.pub");
+  return line.substr(line.find(' ') + 1, line.find(' ', line.find(' ') + 1) - line.find(' ') - 1);
+}
+
+TEST(SshSession, UnknownHostKeyIsRefusedWithItsFingerprint) {
+  Lab lab({"h1"});
+  ASSERT_TRUE(lab.ok());
+  SshTarget target = target_for(lab, "h1");
+  target.known_hosts = write_file(lab.dir() + "/empty_known_hosts", "");
+  SshSession session(target);
+  ASSERT_FALSE(session.open());
+  EXPECT_EQ(session.failure(), OpenFailure::kHostKeyUnknown);
+  const std::string fp = fingerprint_of(lab, "h1");
+  ASSERT_EQ(fp.rfind("SHA256:", 0), 0u);
+  EXPECT_EQ(session.error(),
+            "h1: unknown host key for 127.0.0.1:" + std::to_string(lab.port("h1")) +
+                ": ssh-ed25519 " + fp + " is not in " + lab.dir() +
+                "/empty_known_hosts. Check the fingerprint with the host's "
+                "owner, then run `cutpilot trust h1` to add it.");
+}
+
+TEST(SshSession, ChangedHostKeyIsRefused) {
+  Lab lab({"h1", "h2"});
+  ASSERT_TRUE(lab.ok());
+  // h2's key filed under h1's address: exactly what a swapped server looks like.
+  const std::string h2_key =
+      test::capture_line("cut -d' ' -f1,2 " + lab.host_dir("h2") + "/ssh_host_ed25519_key.pub");
+  SshTarget target = target_for(lab, "h1");
+  target.known_hosts =
+      write_file(lab.dir() + "/swapped",
+                 "[127.0.0.1]:" + std::to_string(lab.port("h1")) + " " + h2_key + "\n");
+  SshSession session(target);
+  ASSERT_FALSE(session.open());
+  EXPECT_EQ(session.failure(), OpenFailure::kHostKeyChanged);
+  EXPECT_NE(session.error().find("h1: HOST KEY CHANGED for 127.0.0.1:"), std::string::npos)
+      << session.error();
+  EXPECT_NE(session.error().find(fingerprint_of(lab, "h1")), std::string::npos);
+}
+
+TEST(SshSession, WrongClientKeyIsAnAuthErrorNamingTheHost) {
+  Lab lab({"h1"});
+  ASSERT_TRUE(lab.ok());
+  ASSERT_EQ(test::shell("ssh-keygen -q -t ed25519 -N '' -f " + lab.dir() + "/stranger"), 0);
+  ASSERT_EQ(test::shell("sed 's#" + lab.dir() + "/id_ed25519#" + lab.dir() + "/stranger#' " +
+                        lab.ssh_config() + " > " + lab.dir() + "/stranger_config"),
+            0);
+  unsetenv("SSH_AUTH_SOCK");
+  SshTarget target = target_for(lab, "h1");
+  target.ssh_config = lab.dir() + "/stranger_config";
+  SshSession session(target);
+  ASSERT_FALSE(session.open());
+  EXPECT_EQ(session.failure(), OpenFailure::kAuth);
+  EXPECT_EQ(session.error().rfind("h1: authentication failed: no key was accepted for ", 0), 0u)
+      << session.error();
+}
+
+TEST(SshSession, KeyWithAPassphraseIsRefusedWithoutPrompting) {
+  Lab lab({"h1"});
+  ASSERT_TRUE(lab.ok());
+  // The lab key, re-encrypted with a passphrase.
+  ASSERT_EQ(test::shell("cp " + lab.dir() + "/id_ed25519 " + lab.dir() + "/locked && " +
+                        "ssh-keygen -q -p -N secret -f " + lab.dir() + "/locked"),
+            0);
+  ASSERT_EQ(test::shell("sed 's#" + lab.dir() + "/id_ed25519#" + lab.dir() + "/locked#' " +
+                        lab.ssh_config() + " > " + lab.dir() + "/locked_config"),
+            0);
+  unsetenv("SSH_AUTH_SOCK");
+  SshTarget target = target_for(lab, "h1");
+  target.ssh_config = lab.dir() + "/locked_config";
+  SshSession session(target);
+  ASSERT_FALSE(session.open());
+  EXPECT_EQ(session.failure(), OpenFailure::kAuth);
+  EXPECT_NE(session.error().find("a key needs a passphrase: add it to ssh-agent"),
+            std::string::npos)
+      << session.error();
+}
+
+// Deploys the agent once and returns whether it had to upload.
+bool deploy(const Lab& lab, const AgentBinary& agent, std::string& error) {
+  SshSession session(target_for(lab, "h1"));
+  if (!session.open()) {
+    error = session.error();
+    return false;
+  }
+  RunningAgent running;
+  if (!start_agent(session, agent, running, error, 10s)) throw std::runtime_error(error);
+  ssh_channel_close(running.channel);
+  ssh_channel_free(running.channel);
+  return running.uploaded;
+}
+
+TEST(SshSession, ChangedAgentBinaryIsUploadedAgain) {
+  Lab lab({"h1"});
+  ASSERT_TRUE(lab.ok());
+  std::string error;
+  const AgentBinary agent = agent_binary();
+  EXPECT_TRUE(deploy(lab, agent, error));
+  EXPECT_FALSE(deploy(lab, agent, error));
+  // Another build of the agent: bytes appended to an ELF file leave it runnable.
+  AgentBinary changed = agent;
+  changed.bytes += std::string(64, '\0');
+  changed.sha256 = sha256_hex(changed.bytes);
+  EXPECT_TRUE(deploy(lab, changed, error));
+  EXPECT_FALSE(deploy(lab, changed, error));
+  const std::string cache = lab.host_dir("h1") + "/home/.cache/cutpilot/";
+  EXPECT_TRUE(std::filesystem::exists(cache + agent.remote_name()));
+  EXPECT_TRUE(std::filesystem::exists(cache + changed.remote_name()));
+}
+
+TEST(SshSession, CorruptRemoteCopyIsReplacedAndNeverRun) {
+  Lab lab({"h1"});
+  ASSERT_TRUE(lab.ok());
+  std::string error;
+  const AgentBinary agent = agent_binary();
+  ASSERT_TRUE(deploy(lab, agent, error));
+  const std::string cached = lab.host_dir("h1") + "/home/.cache/cutpilot/" + agent.remote_name();
+  const std::string marker = lab.dir() + "/corrupt-copy-ran";
+  // Replaced by rename: the first agent may still be running from that file.
+  write_file(cached + ".bad", "#!/bin/sh\ntouch " + marker + "\n");
+  std::filesystem::permissions(cached + ".bad", std::filesystem::perms::owner_all);
+  std::filesystem::rename(cached + ".bad", cached);
+  EXPECT_TRUE(deploy(lab, agent, error)) << "a copy with the wrong hash must be replaced";
+  EXPECT_FALSE(std::filesystem::exists(marker)) << "the corrupt copy was run";
+  EXPECT_EQ(sha256_hex(*read_file(cached)), agent.sha256);
+}
+
+TEST(SshSession, UploadToAFullDiskFailsClearlyAndLeavesNothing) {
+  Lab lab({"h1"});
+  ASSERT_TRUE(lab.ok());
+  // A 1 MiB filesystem as the host's cache: the 2 MB agent cannot fit.
+  const std::string cache = lab.host_dir("h1") + "/home/.cache";
+  ASSERT_EQ(test::shell("mkdir -p " + cache), 0);
+  if (geteuid() != 0 || test::shell("mount -t tmpfs -o size=1m cutpilot-full " + cache) != 0)
+    GTEST_SKIP() << "needs root to mount a tiny tmpfs";
+  SshSession session(target_for(lab, "h1"));
+  ASSERT_TRUE(session.open()) << session.error();
+  RunningAgent running;
+  std::string error;
+  const bool started = start_agent(session, agent_binary(), running, error, 10s);
+  const std::string left = test::capture("ls -A " + cache + "/cutpilot");
+  test::shell("umount " + cache);
+  EXPECT_FALSE(started);
+  EXPECT_NE(error.find("h1: uploading the agent to $HOME/.cache/cutpilot/agent-"),
+            std::string::npos)
+      << error;
+  EXPECT_NE(error.find("No space left on device"), std::string::npos) << error;
+  EXPECT_EQ(left, "") << "the partial upload must be removed";
+}
+
+TEST(SshSession, ProxyJumpThroughAnotherLabHost) {
+  Lab lab({"jump", "inner"});
+  ASSERT_TRUE(lab.ok());
+  const auto accepted = [&] {
+    return test::capture_line("grep -c 'Accepted publickey' " + lab.host_dir("jump") + "/sshd.log");
+  };
+  const std::string before = accepted();
+  // Jump named by the plan.
+  SshTarget by_plan = target_for(lab, "inner");
+  by_plan.jump = "jump";
+  SshSession a(by_plan);
+  ASSERT_TRUE(a.open()) << a.error();
+  EXPECT_EQ(a.run("echo $CUTPILOT_LAB_HOST", "", 5s).out, "inner\n");
+  // Jump named by the ssh config (ProxyJump).
+  const std::string config = lab.dir() + "/jump_config";
+  ASSERT_EQ(
+      test::shell("cp " + lab.ssh_config() + " " + config + " && sed -n '/^Host inner$/,/^$/p' " +
+                  lab.ssh_config() + " | sed 's/^Host inner$/Host via-jump/' >> " + config +
+                  " && echo '  ProxyJump jump' >> " + config),
+      0);
+  SshTarget by_config = target_for(lab, "via-jump");
+  by_config.ssh_config = config;
+  SshSession b(by_config);
+  ASSERT_TRUE(b.open()) << b.error();
+  EXPECT_EQ(b.run("echo $CUTPILOT_LAB_HOST", "", 5s).out, "inner\n");
+  EXPECT_EQ(std::stoi(accepted()), std::stoi(before) + 2) << "both went through the jump host";
+}
+
+}  // namespace
+}  // namespace cutpilot::transport

@@ -1,0 +1,89 @@
+// One SSH connection to one host (libssh): config, strict host keys, key auth,
+// exec channels. Blocking calls, each bounded by a timeout; Fleet runs them on
+// its connect workers and then drives the session from its poll loop.
+#pragma once
+
+#include <libssh/callbacks.h>
+#include <libssh/libssh.h>
+
+#include <chrono>
+#include <functional>
+#include <string>
+#include <string_view>
+
+#include "transport/ssh_target.h"
+
+namespace cutpilot::transport {
+
+// The key a server presented, for messages and `cutpilot trust`.
+struct HostKey {
+  std::string type;         // "ssh-ed25519"
+  std::string fingerprint;  // "SHA256:..."
+  std::string known_hosts;  // the file it was checked against
+  std::string endpoint;     // "127.0.0.1:2222" as connected
+};
+
+// Why open() failed; decides whether retrying can help.
+enum class OpenFailure { kNone, kConfig, kConnect, kHostKeyUnknown, kHostKeyChanged, kAuth };
+
+// The outcome of a command run to completion over an exec channel.
+struct ExecResult {
+  int exit_status = -1;  // -1 when the command did not finish
+  std::string out;
+  std::string err;
+  std::string error;  // a transport failure (empty when the command ran)
+};
+
+// A connected, authenticated SSH session to one host.
+class SshSession {
+ public:
+  explicit SshSession(SshTarget target);
+  ~SshSession();
+  SshSession(const SshSession&) = delete;
+  SshSession& operator=(const SshSession&) = delete;
+
+  // Connects, checks the host key against known_hosts and authenticates with
+  // ssh-agent or key files. Never prompts. false: error() names host and cause.
+  // on_authenticating runs once the host key is accepted.
+  bool open(const std::function<void()>& on_authenticating = {});
+  // Only connects and reads the host key (for `cutpilot trust`); no auth.
+  bool fetch_host_key();
+  // Runs a command to completion, feeding input on its stdin.
+  ExecResult run(const std::string& command, std::string_view input,
+                 std::chrono::milliseconds timeout);
+  // Starts a command on a new exec channel and leaves it open; nullptr on failure.
+  ssh_channel start(const std::string& command);
+
+  // The target this session was made for.
+  const SshTarget& target() const { return target_; }
+  // The libssh session (for the poll loop: its fd, non-blocking reads).
+  ssh_session handle() const { return session_; }
+  // The server's key, once open()/fetch_host_key() got that far.
+  const HostKey& host_key() const { return host_key_; }
+  // Why the last call failed.
+  const std::string& error() const { return error_; }
+  // What kind of failure open() hit.
+  OpenFailure failure() const { return failure_; }
+
+ private:
+  bool configure();
+  bool connect_and_read_key();
+  bool verify_host_key();
+  bool authenticate();
+  bool fail(OpenFailure kind, std::string message);
+  static int refuse_passphrase(const char* prompt, char* buf, size_t len, int echo, int verify,
+                               void* userdata);
+
+  SshTarget target_;
+  ssh_session session_ = nullptr;
+  ssh_callbacks_struct callbacks_{};
+  bool passphrase_wanted_ = false;
+  HostKey host_key_;
+  std::string error_;
+  OpenFailure failure_ = OpenFailure::kNone;
+};
+
+// Quotes a string for a POSIX shell: 'it'\''s'.
+std::string shell_quote(std::string_view text);
+
+}  // namespace cutpilot::transport
