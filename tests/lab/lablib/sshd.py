@@ -1,0 +1,264 @@
+"""Lab hosts: one sshd per host on 127.0.0.1, the client key, DIR/ssh_config and DIR/known_hosts."""
+
+import concurrent.futures
+import os
+import re
+import socket
+import subprocess
+import time
+from pathlib import Path
+from typing import Dict, List, Optional, Tuple
+
+from . import procs
+from .core import Lab, LabError, current_user, file_size, is_root, tail, write_atomic
+
+SSHD = "/usr/sbin/sshd"
+SSH_KEYGEN = "/usr/bin/ssh-keygen"
+SFTP_SERVER = "/usr/lib/openssh/sftp-server"
+START_TIMEOUT_S = 10.0
+BIND_ATTEMPTS = 5
+NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,62}$")
+
+
+def quote(value: str) -> str:
+    """Quote a value for ssh_config/sshd_config when it contains blanks or quotes."""
+    if re.search(r'[\s"#]', value):
+        return '"' + value.replace('"', '\\"') + '"'
+    return value
+
+
+def openssh_version() -> Tuple[int, int]:
+    """Return the (major, minor) OpenSSH version, (0, 0) when unknown."""
+    try:
+        out = subprocess.run(["ssh", "-V"], capture_output=True, text=True, timeout=10).stderr
+    except (OSError, subprocess.TimeoutExpired):
+        return (0, 0)
+    m = re.search(r"OpenSSH_(\d+)\.(\d+)", out)
+    return (int(m.group(1)), int(m.group(2))) if m else (0, 0)
+
+
+def sshd_config(lab: Lab, name: str, port: int, version: Tuple[int, int]) -> str:
+    """Return the sshd_config text of one lab host."""
+    hdir = lab.dir / "hosts" / name
+    setenv = " ".join(quote(f"{k}={v}") for k, v in (
+        ("HOME", hdir / "home"), ("CUTPILOT_LAB_DIR", lab.dir), ("CUTPILOT_LAB_HOST", name)))
+    lines = [
+        f"# sshd of lab host {name} (written by tests/lab/lab)",
+        f"Port {port}",
+        "ListenAddress 127.0.0.1",
+        "AddressFamily inet",
+        f"HostKey {quote(str(hdir / 'ssh_host_ed25519_key'))}",
+        f"PidFile {quote(str(hdir / 'sshd.pid'))}",
+        f"AuthorizedKeysFile {quote(str(hdir / 'authorized_keys'))}",
+        f"AllowUsers {current_user()}",
+        "UsePAM no",
+        "StrictModes no",
+        "PubkeyAuthentication yes",
+        "PasswordAuthentication no",
+        "KbdInteractiveAuthentication no",
+        "HostbasedAuthentication no",
+        "PermitRootLogin prohibit-password",
+        "AllowTcpForwarding yes",
+        "AllowStreamLocalForwarding yes",
+        "AllowAgentForwarding yes",
+        "X11Forwarding no",
+        "PrintMotd no",
+        "PrintLastLog no",
+        "UseDNS no",
+        "MaxSessions 200",
+        "MaxStartups 200:30:400",
+        "LoginGraceTime 30",
+        "LogLevel INFO",
+        f"SetEnv {setenv}",
+        f"Subsystem sftp {SFTP_SERVER}",
+    ]
+    if version >= (9, 8):
+        lines.append("PerSourcePenalties no")  # many quick test connections must not be throttled
+    return "\n".join(lines) + "\n"
+
+
+def render_ssh_config(lab: Lab, state: dict) -> str:
+    """Return DIR/ssh_config: one Host block per lab host that has a port."""
+    out = [f"# ssh config of the cutpilot lab in {lab.dir} (written by tests/lab/lab)", ""]
+    for name, h in state["hosts"].items():
+        if not h.get("port"):
+            continue
+        out += [f"Host {name}",
+                "  HostName 127.0.0.1",
+                f"  Port {h['port']}",
+                f"  User {state.get('user') or current_user()}",
+                f"  IdentityFile {quote(str(lab.dir / 'id_ed25519'))}",
+                "  IdentitiesOnly yes",
+                f"  UserKnownHostsFile {quote(str(lab.dir / 'known_hosts'))}",
+                "  GlobalKnownHostsFile /dev/null",
+                "  StrictHostKeyChecking yes",
+                "  BatchMode yes",
+                "  ConnectTimeout 5",
+                ""]
+    return "\n".join(out)
+
+
+def render_known_hosts(state: dict) -> str:
+    """Return DIR/known_hosts: the host key of every lab host under [127.0.0.1]:PORT."""
+    return "".join(f"[127.0.0.1]:{h['port']} {h['host_key']}\n"
+                   for h in state["hosts"].values() if h.get("port") and h.get("host_key"))
+
+
+def keygen(path: Path, comment: str) -> str:
+    """Create an ed25519 key without passphrase at path (if missing); return 'TYPE BASE64' of its public half."""
+    if not path.exists():
+        res = subprocess.run([SSH_KEYGEN, "-q", "-t", "ed25519", "-N", "", "-C", comment, "-f", str(path)],
+                             stdin=subprocess.DEVNULL, capture_output=True, text=True, timeout=30)
+        if res.returncode != 0:
+            raise LabError(f"ssh-keygen failed for {path}: {res.stderr.strip()}")
+    fields = Path(str(path) + ".pub").read_text().split()
+    return f"{fields[0]} {fields[1]}"
+
+
+def tcp_accepts(port: int) -> bool:
+    """Tell whether 127.0.0.1:port accepts a TCP connection."""
+    try:
+        with socket.create_connection(("127.0.0.1", port), timeout=0.5):
+            return True
+    except OSError:
+        return False
+
+
+class _Start:
+    """One sshd being started: its host, port, process and attempts."""
+
+    def __init__(self, name: str, hdir: Path):
+        self.name, self.hdir = name, hdir
+        self.log = hdir / "sshd.log"
+        self.port = 0
+        self.proc: Optional[subprocess.Popen] = None
+        self.attempts = 0
+        self.log_offset = 0
+
+
+def validate_names(names: List[str]) -> None:
+    """Fail on a bad or repeated host name."""
+    if not names:
+        raise LabError("up: give at least one host NAME")
+    seen = set()
+    for n in names:
+        if not NAME_RE.match(n):
+            raise LabError(f"bad host name '{n}': use letters, digits, '.', '_' and '-' (max 63)")
+        if n in seen:
+            raise LabError(f"host name '{n}' is given twice")
+        seen.add(n)
+
+
+def add_hosts(lab: Lab, names: List[str]) -> List[dict]:
+    """Start one sshd per name (in parallel), record them and rewrite ssh_config/known_hosts."""
+    validate_names(names)
+    for binary in (SSHD, SSH_KEYGEN):
+        if not os.access(binary, os.X_OK):
+            raise LabError(f"up: required binary {binary} is missing (package openssh-server/openssh-client)")
+    # Reserve the names first so that a concurrent `lab up` on the same DIR cannot take them too.
+    with lab.transaction() as state:
+        taken = [n for n in names if n in state["hosts"]]
+        if taken:
+            raise LabError(f"lab host {', '.join(repr(n) for n in taken)} already exists in {lab.dir}")
+        for n in names:
+            state["hosts"][n] = {"state": "starting", "dir": str(lab.dir / "hosts" / n), "services": {}}
+        state["state"] = "up"
+    starts: List[_Start] = []
+    try:
+        with lab.locked():  # one client key, even when two `lab up` run at once
+            _prepare_dirs(lab)
+            client_pub = keygen(lab.dir / "id_ed25519", f"cutpilot-lab@{lab.dir}")
+        starts = [_Start(n, lab.dir / "hosts" / n) for n in names]
+        with concurrent.futures.ThreadPoolExecutor(max_workers=16) as pool:
+            host_keys = list(pool.map(lambda s: _prepare_host(s, client_pub), starts))
+        _start_all(lab, starts, openssh_version())
+    except BaseException:
+        _abandon(lab, names, starts)
+        raise
+    with lab.transaction() as state:
+        for s, key in zip(starts, host_keys):
+            state["hosts"][s.name].update(
+                state="running", port=s.port, pid=s.proc.pid, host_key=key, dir=str(s.hdir),
+                home=str(s.hdir / "home"), log=str(s.log), sshd_config=str(s.hdir / "sshd_config"))
+        write_atomic(lab.dir / "ssh_config", render_ssh_config(lab, state))
+        write_atomic(lab.dir / "known_hosts", render_known_hosts(state))
+        return [dict(state["hosts"][n], name=n) for n in names]
+
+
+def _prepare_dirs(lab: Lab) -> None:
+    """Create DIR/hosts, and as root /run/sshd plus modes that let service users pass through DIR."""
+    hosts = lab.dir / "hosts"
+    hosts.mkdir(exist_ok=True)
+    if is_root():
+        os.makedirs("/run/sshd", mode=0o755, exist_ok=True)
+        for d in (lab.dir, hosts):
+            if os.stat(d).st_mode & 0o111 != 0o111:
+                os.chmod(d, os.stat(d).st_mode & 0o7777 | 0o711)
+
+
+def _prepare_host(s: _Start, client_pub: str) -> str:
+    """Create a host's directories, host key and authorized_keys; return its public host key."""
+    (s.hdir / "home").mkdir(parents=True, exist_ok=True)
+    os.chmod(s.hdir, 0o755)
+    write_atomic(s.hdir / "authorized_keys", client_pub + "\n", 0o600)
+    return keygen(s.hdir / "ssh_host_ed25519_key", f"lab-host-{s.name}")
+
+
+def _launch(lab: Lab, s: _Start, version: Tuple[int, int]) -> None:
+    """(Re)start the sshd of one host on a fresh free port."""
+    s.port = lab.free_port()
+    s.attempts += 1
+    conf = s.hdir / "sshd_config"
+    write_atomic(conf, sshd_config(lab, s.name, s.port, version))
+    s.log_offset = file_size(s.log)
+    s.proc = lab.launch([SSHD, "-D", "-e", "-f", str(conf)], s.name, s.log, None, None)
+
+
+def _start_all(lab: Lab, starts: List[_Start], version: Tuple[int, int]) -> None:
+    """Launch every sshd, record the PIDs, and wait until each listens (bounded)."""
+    for s in starts:
+        _launch(lab, s, version)
+    lab.record_pids([{"pid": s.proc.pid, "host": s.name, "service": "sshd"} for s in starts])
+    pending = list(starts)
+    failed: Dict[str, str] = {}
+    deadline = time.monotonic() + START_TIMEOUT_S
+    while pending and time.monotonic() < deadline:
+        relaunched = []
+        for s in list(pending):
+            rc = s.proc.poll()
+            if rc is not None:
+                pending.remove(s)
+                text = tail(s.log, 20, s.log_offset)
+                if "already in use" in text and s.attempts < BIND_ATTEMPTS:
+                    _launch(lab, s, version)
+                    relaunched.append(s)
+                else:
+                    failed[s.name] = f"sshd exited with status {rc}"
+            elif (f"listening on 127.0.0.1 port {s.port}" in tail(s.log, 50, s.log_offset)
+                  and tcp_accepts(s.port)):
+                pending.remove(s)
+        if relaunched:
+            lab.record_pids([{"pid": s.proc.pid, "host": s.name, "service": "sshd"} for s in relaunched])
+            pending += relaunched
+        if pending:
+            time.sleep(0.02)
+    for s in pending:
+        failed[s.name] = f"sshd did not accept connections on port {s.port} within {START_TIMEOUT_S:g} s"
+    if failed:
+        report = []
+        for s in starts:
+            if s.name in failed:
+                report.append(f"lab host '{s.name}': {failed[s.name]}; last lines of {s.log}:\n"
+                              f"{tail(s.log, 15, s.log_offset)}")
+        raise LabError("up failed, stopped the hosts it started:\n" + "\n".join(report))
+
+
+def _abandon(lab: Lab, names: List[str], starts: List[_Start]) -> None:
+    """Stop what a failed `up` started and forget its reserved host names (files stay for inspection)."""
+    with lab.transaction() as state:
+        records = [r for r in state["pids"] if r.get("host") in names]
+        pids = {s.proc.pid for s in starts if s.proc is not None}
+        lab.stop_records(records + [{"pid": p, "start": procs.start_time(p)} for p in pids])
+        state["pids"] = [r for r in state["pids"] if r.get("host") not in names]
+        for n in names:
+            state["hosts"].pop(n, None)

@@ -1,0 +1,172 @@
+"""End-to-end tests of the lab's service add-ons: real PostgreSQL, MariaDB and nginx on lab hosts."""
+
+import os
+import re
+import subprocess
+import tempfile
+import unittest
+from pathlib import Path
+
+from labcase import LabCase, descendants, proc_start, read_env_file
+
+ADDONS = ("postgres", "mariadb", "nginx")
+
+
+def tree(d: str) -> dict:
+    """Return every path below d with its size, to prove a failed command changed nothing."""
+    out = {}
+    for root, dirs, files in os.walk(d):
+        for name in dirs + files:
+            p = os.path.join(root, name)
+            out[os.path.relpath(p, d)] = os.lstat(p).st_size if name in files else -1
+    return out
+
+
+class AddonTest(LabCase):
+    """Each case starts its own lab with one host and one service."""
+
+    def up(self) -> str:
+        """Start a one-host lab ('a') and return its DIR."""
+        d = self.make_lab_dir()
+        self.lab("up", "--dir", d, "a")
+        return d
+
+    def service_pids(self, d: str, service: str) -> dict:
+        """Return pid -> start time of a service's recorded PIDs and all their descendants."""
+        pids = self.state(d)["hosts"]["a"]["services"][service]["pids"]
+        self.assertTrue(pids, f"{service} recorded no PIDs")
+        starts = {p: proc_start(p) for p in pids + descendants(pids)}
+        self.assertNotIn(None, starts.values(), f"{service} PIDs not running: {starts}")
+        return starts
+
+    def test_postgres(self):
+        """postgres answers on its socket and over TCP with password 'lab', refuses a wrong one, and stops."""
+        d = self.up()
+        self.lab("postgres", "--dir", d, "a")
+        env = read_env_file(Path(d, "hosts", "a", "postgres.env"))
+        psql = os.path.join(env["PGBIN"], "psql")
+        base = [psql, "-X", "-At", "-p", env["PGPORT"], "-U", env["PGUSER"], "-d", "postgres"]
+
+        def run(host, password, sql):
+            """Run one SQL statement through psql to host with password."""
+            e = dict(os.environ, PGPASSWORD=password, PGCONNECT_TIMEOUT="5")
+            return subprocess.run(base + ["-h", host, "-c", sql], capture_output=True, text=True,
+                                  env=e, timeout=30, stdin=subprocess.DEVNULL)
+
+        res = run(env["PGHOST"], "", "select 1")
+        self.assertEqual((res.returncode, res.stdout.strip()), (0, "1"), res.stderr)
+        res = run(env["PG_TCP_HOST"], env["PGPASSWORD_LAB"], "select 2")
+        self.assertEqual((res.returncode, res.stdout.strip()), (0, "2"), res.stderr)
+        res = run(env["PG_TCP_HOST"], "wrong", "select 3")
+        self.assertNotEqual(res.returncode, 0, "a wrong password was accepted over TCP")
+        self.assertIn("password authentication failed", res.stderr)
+        # The env file is usable on the lab host itself.
+        on_host = self.ssh(d, "a", f"set -a && . {d}/hosts/a/postgres.env && $PGBIN/psql -X -At -c 'select 40+2'")
+        self.assertEqual(on_host.stdout.strip(), "42")
+        starts = self.service_pids(d, "postgres")
+        self.assertGreater(len(starts), 1, "postgres should have background processes")
+        self.lab("down", "--dir", d)
+        self.assert_gone(starts, "postgres")
+
+    def test_mariadb(self):
+        """mariadb answers `select` on its socket and over TCP as root, and stops."""
+        d = self.up()
+        self.lab("mariadb", "--dir", d, "a")
+        env = read_env_file(Path(d, "hosts", "a", "mariadb.env"))
+        for conn in (["-S", env["MYSQL_UNIX_PORT"]], ["-h", "127.0.0.1", "-P", env["MYSQL_TCP_PORT"]]):
+            res = subprocess.run(["mariadb", "--no-defaults", f"-u{env['MYSQL_USER']}", *conn,
+                                  "-N", "-e", "select 6*7"], capture_output=True, text=True,
+                                 timeout=30, stdin=subprocess.DEVNULL)
+            self.assertEqual((res.returncode, res.stdout.strip()), (0, "42"), res.stderr)
+        starts = self.service_pids(d, "mariadb")
+        self.lab("down", "--dir", d)
+        self.assert_gone(starts, "mariadb")
+        self.assertFalse(Path(env["MYSQL_UNIX_PORT"]).exists(), "mariadbd did not shut down cleanly")
+
+    def test_nginx(self):
+        """nginx serves the host's index page, refuses a second start, and stops with its workers."""
+        d = self.up()
+        self.lab("nginx", "--dir", d, "a")
+        env = read_env_file(Path(d, "hosts", "a", "nginx.env"))
+        self.assertTrue(Path(env["NGINX_CONF"]).is_file())
+        res = subprocess.run(["curl", "-sS", "--noproxy", "*", "--max-time", "10",
+                              f"http://127.0.0.1:{env['NGINX_PORT']}/"],
+                             capture_output=True, text=True, timeout=30)
+        self.assertEqual(res.returncode, 0, res.stderr)
+        self.assertIn("cutpilot lab host a", res.stdout)
+        again = self.lab("nginx", "--dir", d, "a", check=False)
+        self.assertEqual(again.returncode, 1)
+        self.assertIn("already runs on lab host 'a'", again.stderr)
+        starts = self.service_pids(d, "nginx")
+        self.assertGreater(len(starts), 1, "nginx should have a worker process")
+        self.lab("down", "--dir", d)
+        self.assert_gone(starts, "nginx master and workers")
+
+    def test_unknown_host(self):
+        """Every add-on on an unknown host fails naming it and changes nothing."""
+        d = self.up()
+        before_state, before_tree = Path(d, "lab.json").read_bytes(), tree(d)
+        for service in ADDONS:
+            res = self.lab(service, "--dir", d, "nosuch", check=False)
+            self.assertEqual(res.returncode, 1, res.stdout)
+            self.assertIn("unknown lab host 'nosuch'", res.stderr)
+        self.assertEqual(Path(d, "lab.json").read_bytes(), before_state, "lab.json changed")
+        self.assertEqual(tree(d), before_tree, "files changed")
+
+    def test_missing_binary(self):
+        """Every add-on whose binary is missing fails naming host and binary and changes nothing."""
+        d = self.up()
+        before_state, before_tree = Path(d, "lab.json").read_bytes(), tree(d)
+        missing = {"postgres": ("CUTPILOT_LAB_PGBIN", "/nonexistent/pg/bin", "/nonexistent/pg/bin/initdb"),
+                   "mariadb": ("CUTPILOT_LAB_MARIADB_BIN", "/nonexistent/mdb", "/nonexistent/mdb/mariadb-install-db"),
+                   "nginx": ("CUTPILOT_LAB_NGINX", "/nonexistent/nginx", "/nonexistent/nginx")}
+        for service, (var, value, binary) in missing.items():
+            res = self.lab(service, "--dir", d, "a", check=False, env=dict(os.environ, **{var: value}))
+            self.assertEqual(res.returncode, 1, res.stdout)
+            self.assertIn(f"{service} on lab host 'a'", res.stderr)
+            self.assertIn(binary, res.stderr)
+        self.assertEqual(Path(d, "lab.json").read_bytes(), before_state, "lab.json changed")
+        self.assertEqual(tree(d), before_tree, "files changed")
+
+    def test_failure_rolls_back(self):
+        """An add-on whose server dies at startup fails with its log, stops its children, keeps lab.json."""
+        d = self.up()
+        fake = Path(d, "fakepg")
+        fake.mkdir()
+        fake.chmod(0o755)
+        real = Path(os.environ.get("CUTPILOT_LAB_PGBIN", "/usr/lib/postgresql/15/bin"))
+        for name in ("initdb", "pg_isready"):
+            (fake / name).symlink_to(real / name)
+        (fake / "postgres").write_text("#!/bin/sh\nsleep 300 &\necho \"FATAL: lab test failure, child $!\"\nexit 3\n")
+        (fake / "postgres").chmod(0o755)
+        before = self.state(d)
+        res = self.lab("postgres", "--dir", d, "a", check=False,
+                       env=dict(os.environ, CUTPILOT_LAB_PGBIN=str(fake)))
+        self.assertEqual(res.returncode, 1, res.stdout)
+        self.assertIn("exited during startup", res.stderr)
+        m = re.search(r"FATAL: lab test failure, child (\d+)", res.stderr)
+        self.assertIsNotNone(m, "the error should show the server's log")
+        child = int(m.group(1))
+        self.assertIsNone(proc_start(child), "the failed add-on's child process still runs")
+        after = self.state(d)
+        self.assertEqual(after["pids"], before["pids"])
+        self.assertNotIn("postgres", after["hosts"]["a"]["services"])
+
+    @unittest.skipUnless(os.geteuid() == 0, "service users differ from the lab user only as root")
+    def test_unreachable_parent(self):
+        """As root, a lab under a directory service users cannot pass fails naming it."""
+        parent = os.path.realpath(tempfile.mkdtemp(prefix="cp-lab-closed-"))  # mode 0700
+        self.addCleanup(lambda: subprocess.run(["rm", "-rf", parent]))
+        d = os.path.join(parent, "lab")
+        self.addCleanup(self._down, d)
+        self.lab("up", "--dir", d, "a")
+        self.assertEqual(os.stat(d).st_mode & 0o711, 0o711, "lab up should open DIR for service users")
+        before = Path(d, "lab.json").read_bytes()
+        res = self.lab("postgres", "--dir", d, "a", check=False)
+        self.assertEqual(res.returncode, 1)
+        self.assertIn(f"directory {parent} is not traversable", res.stderr)
+        self.assertEqual(Path(d, "lab.json").read_bytes(), before)
+
+
+if __name__ == "__main__":
+    unittest.main()
