@@ -1,5 +1,6 @@
 #include "agents/facts.h"
 
+#include <fcntl.h>
 #include <sys/stat.h>
 #include <sys/statvfs.h>
 #include <sys/utsname.h>
@@ -8,8 +9,7 @@
 #include <cerrno>
 #include <cstdlib>
 #include <cstring>
-#include <fstream>
-#include <sstream>
+#include <string_view>
 
 namespace cutpilot::agent {
 namespace {
@@ -19,12 +19,47 @@ constexpr const char* kTools[] = {"rsync",     "pg_dump",      "psql",   "pg_res
                                   "mysqldump", "mariadb-dump", "mysql",  "nginx",
                                   "systemctl", "docker",       "podman", "sudo"};
 
+// A small file's text ("" when unreadable). No iostreams: they double the agent's size.
+std::string read_text(const char* path) {
+  std::string text;
+  const int fd = open(path, O_RDONLY | O_CLOEXEC);
+  if (fd < 0) return text;
+  char buffer[8192];
+  ssize_t n;
+  while ((n = read(fd, buffer, sizeof buffer)) > 0 && text.size() < (1 << 20))
+    text.append(buffer, static_cast<size_t>(n));
+  close(fd);
+  return text;
+}
+
+// The lines of text, without their newlines.
+std::vector<std::string_view> lines_of(std::string_view text) {
+  std::vector<std::string_view> lines;
+  while (!text.empty()) {
+    const size_t end = text.find('\n');
+    lines.push_back(text.substr(0, end));
+    if (end == std::string_view::npos) break;
+    text.remove_prefix(end + 1);
+  }
+  return lines;
+}
+
+std::vector<std::string_view> split(std::string_view text, char by) {
+  std::vector<std::string_view> parts;
+  size_t at;
+  while ((at = text.find(by)) != std::string_view::npos) {
+    parts.push_back(text.substr(0, at));
+    text.remove_prefix(at + 1);
+  }
+  parts.push_back(text);
+  return parts;
+}
+
 std::string os_name() {
-  std::ifstream in("/etc/os-release");
-  std::string line;
-  while (std::getline(in, line)) {
-    if (line.rfind("PRETTY_NAME=", 0) != 0) continue;
-    std::string value = line.substr(12);
+  const std::string text = read_text("/etc/os-release");
+  for (std::string_view line : lines_of(text)) {
+    if (!line.starts_with("PRETTY_NAME=")) continue;
+    std::string value(line.substr(12));
     if (value.size() >= 2 && value.front() == '"' && value.back() == '"')
       value = value.substr(1, value.size() - 2);
     return value;
@@ -33,25 +68,23 @@ std::string os_name() {
 }
 
 // A /proc/meminfo value in bytes.
-uint64_t meminfo(const std::string& key) {
-  std::ifstream in("/proc/meminfo");
-  std::string name;
-  uint64_t kib = 0;
-  std::string unit;
-  while (in >> name >> kib >> unit)
-    if (name == key + ":") return kib * 1024;
+uint64_t meminfo(std::string_view key) {
+  const std::string text = read_text("/proc/meminfo");
+  for (std::string_view line : lines_of(text)) {
+    if (!line.starts_with(key) || line.size() <= key.size() || line[key.size()] != ':') continue;
+    return std::strtoull(std::string(line.substr(key.size() + 1)).c_str(), nullptr, 10) * 1024;
+  }
   return 0;
 }
 
 bool executable_in_path(const std::string& tool) {
   const char* env = std::getenv("PATH");
   // sbin directories hold nginx and friends but are often not in a user's PATH.
-  std::string path = std::string(env ? env : "/usr/bin:/bin") + ":/usr/sbin:/sbin:/usr/local/sbin";
-  std::stringstream dirs(path);
-  std::string dir;
-  while (std::getline(dirs, dir, ':')) {
+  const std::string path =
+      std::string(env ? env : "/usr/bin:/bin") + ":/usr/sbin:/sbin:/usr/local/sbin";
+  for (std::string_view dir : split(path, ':')) {
     if (dir.empty()) continue;
-    const std::string candidate = dir + "/" + tool;
+    const std::string candidate = std::string(dir) + "/" + tool;
     if (access(candidate.c_str(), X_OK) == 0) return true;
   }
   return false;
@@ -99,9 +132,9 @@ proto::HostFacts collect_facts(const std::vector<std::string>& paths) {
   facts.cores = static_cast<uint32_t>(sysconf(_SC_NPROCESSORS_ONLN));
   facts.mem_total = meminfo("MemTotal");
   facts.mem_available = meminfo("MemAvailable");
-  double load = 0;
-  if (std::ifstream("/proc/loadavg") >> load)
-    facts.load1_milli = static_cast<uint32_t>(load * 1000);
+  const std::string load = read_text("/proc/loadavg");
+  if (!load.empty())
+    facts.load1_milli = static_cast<uint32_t>(std::strtod(load.c_str(), nullptr) * 1000);
   facts.disks.push_back(disk_free("/"));
   for (const auto& path : paths)
     if (path != "/") facts.disks.push_back(disk_free(path));

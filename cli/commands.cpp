@@ -18,9 +18,9 @@ struct Verb {
 };
 
 constexpr Verb kVerbs[] = {
-    {"check", "check PLAN", nullptr},
+    {"check", "check PLAN", check},
     {"plan", "plan PLAN", nullptr},
-    {"hosts", "hosts PLAN [--json]", nullptr},
+    {"hosts", "hosts PLAN [--json]", hosts},
     {"run",
      "run PLAN [--headless] [--json] [--approve STEP]... [--approve-all] [--resume] "
      "[--state-dir DIR]",
@@ -28,7 +28,7 @@ constexpr Verb kVerbs[] = {
     {"approve", "approve STEP", nullptr},
     {"status", "status", nullptr},
     {"abort", "abort", nullptr},
-    {"trust", "trust HOST", nullptr},
+    {"trust", "trust HOST [--plan PLAN] [--yes]", trust},
     {"demo", "demo [--headless]", demo},
 };
 

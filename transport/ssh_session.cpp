@@ -148,27 +148,48 @@ bool SshSession::fetch_host_key() {
   return connect_and_read_key();
 }
 
-bool SshSession::verify_host_key() {
-  const std::string offered = host_key_.type + " " + host_key_.fingerprint;
+KeyVerdict SshSession::check_host_key() {
   switch (ssh_session_is_known_server(session_)) {
     case SSH_KNOWN_HOSTS_OK:
-      return true;
+      return KeyVerdict::kKnown;
     case SSH_KNOWN_HOSTS_CHANGED:
     case SSH_KNOWN_HOSTS_OTHER:
+      return KeyVerdict::kChanged;
+    case SSH_KNOWN_HOSTS_UNKNOWN:
+    case SSH_KNOWN_HOSTS_NOT_FOUND:
+      return KeyVerdict::kUnknown;
+    case SSH_KNOWN_HOSTS_ERROR:
+      break;
+  }
+  return KeyVerdict::kError;
+}
+
+bool SshSession::trust_host_key() {
+  if (ssh_session_update_known_hosts(session_) == SSH_OK) return true;
+  error_ = target_.name + ": cannot add the key to " + host_key_.known_hosts + ": " +
+           ssh_get_error(session_);
+  return false;
+}
+
+bool SshSession::verify_host_key() {
+  const std::string offered = host_key_.type + " " + host_key_.fingerprint;
+  switch (check_host_key()) {
+    case KeyVerdict::kKnown:
+      return true;
+    case KeyVerdict::kChanged:
       return fail(OpenFailure::kHostKeyChanged,
                   "HOST KEY CHANGED for " + host_key_.endpoint + ": the server now offers " +
                       offered + ", which does not match " + host_key_.known_hosts +
                       ". Someone may be intercepting the connection, or the host was "
                       "reinstalled. Refusing to connect; remove the old key only when you know "
                       "why it changed.");
-    case SSH_KNOWN_HOSTS_UNKNOWN:
-    case SSH_KNOWN_HOSTS_NOT_FOUND:
+    case KeyVerdict::kUnknown:
       return fail(OpenFailure::kHostKeyUnknown,
                   "unknown host key for " + host_key_.endpoint + ": " + offered + " is not in " +
                       host_key_.known_hosts +
                       ". Check the fingerprint with the host's owner, then run `cutpilot trust " +
                       target_.name + "` to add it.");
-    case SSH_KNOWN_HOSTS_ERROR:
+    case KeyVerdict::kError:
       break;
   }
   return fail(OpenFailure::kHostKeyUnknown, "cannot check the host key against " +

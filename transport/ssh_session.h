@@ -23,6 +23,9 @@ struct HostKey {
   std::string endpoint;     // "127.0.0.1:2222" as connected
 };
 
+// How the server's key compares with known_hosts.
+enum class KeyVerdict { kKnown, kUnknown, kChanged, kError };
+
 // Why open() failed; decides whether retrying can help.
 enum class OpenFailure { kNone, kConfig, kConnect, kHostKeyUnknown, kHostKeyChanged, kAuth };
 
@@ -48,6 +51,10 @@ class SshSession {
   bool open(const std::function<void()>& on_authenticating = {});
   // Only connects and reads the host key (for `cutpilot trust`); no auth.
   bool fetch_host_key();
+  // After fetch_host_key(): how the key compares with known_hosts.
+  KeyVerdict check_host_key();
+  // After fetch_host_key(): appends the server's key to known_hosts.
+  bool trust_host_key();
   // Runs a command to completion, feeding input on its stdin.
   ExecResult run(const std::string& command, std::string_view input,
                  std::chrono::milliseconds timeout);

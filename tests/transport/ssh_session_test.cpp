@@ -205,10 +205,10 @@ TEST(SshSession, CorruptRemoteCopyIsReplacedAndNeverRun) {
 TEST(SshSession, UploadToAFullDiskFailsClearlyAndLeavesNothing) {
   Lab lab({"h1"});
   ASSERT_TRUE(lab.ok());
-  // A 1 MiB filesystem as the host's cache: the 2 MB agent cannot fit.
+  // A 256 KiB filesystem as the host's cache: the ~900 KB agent cannot fit.
   const std::string cache = lab.host_dir("h1") + "/home/.cache";
   ASSERT_EQ(test::shell("mkdir -p " + cache), 0);
-  if (geteuid() != 0 || test::shell("mount -t tmpfs -o size=1m cutpilot-full " + cache) != 0)
+  if (geteuid() != 0 || test::shell("mount -t tmpfs -o size=256k cutpilot-full " + cache) != 0)
     GTEST_SKIP() << "needs root to mount a tiny tmpfs";
   SshSession session(target_for(lab, "h1"));
   ASSERT_TRUE(session.open()) << session.error();

@@ -1,0 +1,57 @@
+#include "cli/targets.h"
+
+#include <unistd.h>
+
+#include <algorithm>
+#include <cstdlib>
+#include <filesystem>
+
+namespace cutpilot::cli {
+
+std::vector<transport::SshTarget> ssh_targets(const plans::Plan& plan) {
+  std::vector<transport::SshTarget> targets;
+  for (const auto& host : plan.hosts) {
+    transport::SshTarget t;
+    t.name = host.name;
+    t.address = host.address;
+    t.user = host.user;
+    if (host.port) t.port = *host.port;
+    t.jump = host.jump;
+    t.sudo = host.sudo;
+    // A missing ~/.ssh/config is fine, as it is for ssh; a missing file the plan names is not.
+    if (plan.settings.ssh_config_set || std::filesystem::exists(plan.settings.ssh_config))
+      t.ssh_config = plan.settings.ssh_config;
+    // A known_hosts the plan names wins over the ssh config's UserKnownHostsFile.
+    if (host.known_hosts)
+      t.known_hosts = host.known_hosts;
+    else if (plan.settings.known_hosts_set)
+      t.known_hosts = plan.settings.known_hosts;
+    if (host.connect_timeout)
+      t.connect_timeout = std::chrono::ceil<std::chrono::seconds>(*host.connect_timeout);
+    targets.push_back(std::move(t));
+  }
+  return targets;
+}
+
+std::chrono::seconds connect_budget(const plans::Plan& plan) {
+  std::chrono::seconds longest = transport::SshTarget::kDefaultConnectTimeout;
+  for (const auto& host : plan.hosts)
+    if (host.connect_timeout)
+      longest = std::max(longest, std::chrono::ceil<std::chrono::seconds>(*host.connect_timeout));
+  // Connect, then auth and the agent handshake (an upload included) each get as long again.
+  return longest * 3 + std::chrono::seconds(30);
+}
+
+std::optional<transport::AgentBinary> load_agent_binary(std::string& error) {
+  std::string path;
+  if (const char* env = std::getenv("CUTPILOT_AGENT")) {
+    path = env;
+  } else {
+    std::error_code ec;
+    const auto self = std::filesystem::read_symlink("/proc/self/exe", ec);
+    path = (self.parent_path() / "cutpilot-agent").string();
+  }
+  return transport::AgentBinary::load(path, error);
+}
+
+}  // namespace cutpilot::cli

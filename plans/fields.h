@@ -1,0 +1,98 @@
+// Reading TOML tables into typed structs: each section declares its keys in a
+// table of FieldSpec, and read_fields() dispatches on it, reporting unknown
+// keys (with a suggestion) and wrong types at their line and column. The step
+// kinds will declare their fields the same way.
+#pragma once
+
+#include <chrono>
+#include <cstdint>
+#include <optional>
+#include <span>
+#include <string>
+#include <string_view>
+#include <utility>
+#include <vector>
+
+#include <toml.hpp>
+
+#include "plans/diagnostic.h"
+#include "plans/expand.h"
+#include "plans/source_map.h"
+#include "plans/suggest.h"
+
+namespace cutpilot::plans {
+
+// One key = value of a table being read, with the section it is in for messages.
+struct Entry {
+  std::string_view section;  // "[hosts.source]"
+  std::string_view key;
+  const toml::value& value;
+};
+
+// Collects diagnostics and converts values; one per plan load.
+class Reader {
+ public:
+  Reader(std::string path, const SourceMap& source, Expander& expander)
+      : path_(std::move(path)), source_(source), expander_(expander) {}
+
+  // Records an error at pos.
+  void error(SourcePos pos, std::string message);
+  // Records an error about an entry's value: "'port' in [hosts.source] " + what.
+  void value_error(const Entry& entry, std::string_view what);
+  // Everything recorded, in the order it was found.
+  std::vector<Diagnostic>& diagnostics() { return diagnostics_; }
+  // The expander for ${...} in strings.
+  Expander& expander() { return expander_; }
+  // Where values sit in the plan text.
+  const SourceMap& source() const { return source_; }
+
+  // A string value with ${...} expanded; empty strings are refused unless allow_empty.
+  std::optional<std::string> string(const Entry& entry, bool allow_empty = false);
+  // A path: a string with ${...} expanded and a leading "~/" turned into $HOME.
+  std::optional<std::string> path(const Entry& entry);
+  // A boolean value.
+  std::optional<bool> boolean(const Entry& entry);
+  // An integer value from min to max.
+  std::optional<int64_t> integer(const Entry& entry, int64_t min, int64_t max);
+  // A positive duration string (see duration.h), ${...} expanded.
+  std::optional<std::chrono::milliseconds> duration(const Entry& entry);
+
+ private:
+  std::optional<std::string> expanded(const Entry& entry, bool as_path, bool allow_empty);
+
+  std::string path_;
+  const SourceMap& source_;
+  Expander& expander_;
+  std::vector<Diagnostic> diagnostics_;
+};
+
+// One key a section accepts, and how to read it into the section's struct.
+template <typename Target>
+struct FieldSpec {
+  std::string_view key;
+  void (*read)(Reader& reader, const Entry& entry, Target& out);
+};
+
+// Reads every entry of table through specs; unknown keys are errors with a suggestion.
+template <typename Target>
+void read_fields(Reader& reader, const toml::value& table, std::string_view section,
+                 std::span<const FieldSpec<Target>> specs, Target& out) {
+  for (const auto& [key, value] : reader.source().entries_in_order(table)) {
+    const Entry entry{section, *key, *value};
+    const FieldSpec<Target>* spec = nullptr;
+    for (const FieldSpec<Target>& candidate : specs)
+      if (candidate.key == *key) spec = &candidate;
+    if (spec) {
+      spec->read(reader, entry, out);
+      continue;
+    }
+    std::vector<std::string_view> known;
+    for (const FieldSpec<Target>& candidate : specs)
+      known.push_back(candidate.key);
+    reader.error(
+        reader.source().key_pos(*value, *key),
+        "unknown key " + quote(*key) + " in " + std::string(section) + did_you_mean(*key, known));
+  }
+}
+
+}  // namespace cutpilot::plans
