@@ -225,6 +225,48 @@ TEST(SshSession, UploadToAFullDiskFailsClearlyAndLeavesNothing) {
   EXPECT_EQ(left, "") << "the partial upload must be removed";
 }
 
+TEST(SshSession, SudoRunsTheAgentUnderSudo) {
+  Lab lab({"h1"});
+  ASSERT_TRUE(lab.ok());
+  if (geteuid() != 0) GTEST_SKIP() << "passwordless sudo is only certain for root here";
+  SshTarget target = target_for(lab, "h1");
+  target.sudo = true;
+  SshSession session(target);
+  ASSERT_TRUE(session.open()) << session.error();
+  RunningAgent running;
+  std::string error;
+  ASSERT_TRUE(start_agent(session, agent_binary(), running, error, 10s)) << error;
+  // The agent's parent is sudo: read it from the agent's own session on the host.
+  const ExecResult tree = session.run(
+      "for p in $(pgrep -f 'cutpilot/agent-.* serve'); do ps -o comm= -p $(ps -o ppid= -p $p); "
+      "done",
+      "", 5s);
+  EXPECT_NE(tree.out.find("sudo"), std::string::npos) << tree.out << tree.err;
+  ssh_channel_close(running.channel);
+  ssh_channel_free(running.channel);
+}
+
+TEST(SshSession, SudoThatWantsAPasswordIsAClearError) {
+  Lab lab({"h1"});
+  ASSERT_TRUE(lab.ok());
+  // Everything runs as root here, where sudo never asks; a stand-in on the host's PATH
+  // answers exactly as sudo -n does for a user whose sudo needs a password.
+  const std::string bin = lab.host_dir("h1") + "/bin";
+  std::filesystem::create_directories(bin);
+  write_file(bin + "/sudo", "#!/bin/sh\necho 'sudo: a password is required' >&2\nexit 1\n");
+  std::filesystem::permissions(bin + "/sudo", std::filesystem::perms::owner_all);
+  SshTarget target = target_for(lab, "h1");
+  target.sudo = true;
+  SshSession session(target);
+  ASSERT_TRUE(session.open()) << session.error();
+  RunningAgent running;
+  std::string error;
+  EXPECT_FALSE(start_agent(session, agent_binary(), running, error, 10s));
+  EXPECT_EQ(error,
+            "h1: the agent exited before its ready line: sudo: a password is required "
+            "(sudo = true needs passwordless sudo for the agent)");
+}
+
 TEST(SshSession, ProxyJumpThroughAnotherLabHost) {
   Lab lab({"jump", "inner"});
   ASSERT_TRUE(lab.ok());

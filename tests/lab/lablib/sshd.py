@@ -40,8 +40,14 @@ def openssh_version() -> Tuple[int, int]:
 def sshd_config(lab: Lab, name: str, port: int, version: Tuple[int, int]) -> str:
     """Return the sshd_config text of one lab host."""
     hdir = lab.dir / "hosts" / name
+    # The host's own bin/ comes first in PATH: add-ons put wrappers there (podman), and
+    # tests put stand-ins there for what cannot happen here for real (a sudo that wants
+    # a password, when everything runs as root).
+    path = ":".join([str(hdir / "bin"), "/usr/local/sbin", "/usr/local/bin", "/usr/sbin", "/usr/bin",
+                     "/sbin", "/bin"])
     setenv = " ".join(quote(f"{k}={v}") for k, v in (
-        ("HOME", hdir / "home"), ("CUTPILOT_LAB_DIR", lab.dir), ("CUTPILOT_LAB_HOST", name)))
+        ("HOME", hdir / "home"), ("PATH", path), ("CUTPILOT_LAB_DIR", lab.dir),
+        ("CUTPILOT_LAB_HOST", name)))
     lines = [
         f"# sshd of lab host {name} (written by tests/lab/lab)",
         f"Port {port}",
