@@ -132,6 +132,30 @@ TEST(SshSession, WrongClientKeyIsAnAuthErrorNamingTheHost) {
       << session.error();
 }
 
+TEST(SshSession, KeyFromSshAgentIsUsedWhenTheKeyFilesFail) {
+  Lab lab({"h1"});
+  ASSERT_TRUE(lab.ok());
+  // The config names a key the host does not accept; only ssh-agent holds the right one.
+  ASSERT_EQ(test::shell("ssh-keygen -q -t ed25519 -N '' -f " + lab.dir() + "/stranger"), 0);
+  ASSERT_EQ(test::shell("sed 's#" + lab.dir() + "/id_ed25519#" + lab.dir() + "/stranger#' " +
+                        lab.ssh_config() + " > " + lab.dir() + "/stranger_config"),
+            0);
+  const std::string sock = lab.dir() + "/agent.sock";
+  const std::string pid = test::capture_line("ssh-agent -a " + sock +
+                                             " | sed -n 's/^SSH_AGENT_PID=\\([0-9]*\\).*/\\1/p'");
+  ASSERT_FALSE(pid.empty());
+  ASSERT_EQ(test::shell("SSH_AUTH_SOCK=" + sock + " ssh-add -q " + lab.dir() + "/id_ed25519"), 0);
+  setenv("SSH_AUTH_SOCK", sock.c_str(), 1);
+  SshTarget target = target_for(lab, "h1");
+  target.ssh_config = lab.dir() + "/stranger_config";
+  SshSession session(target);
+  const bool opened = session.open();
+  unsetenv("SSH_AUTH_SOCK");
+  test::shell("kill " + pid);
+  ASSERT_TRUE(opened) << session.error();
+  EXPECT_EQ(session.run("echo $CUTPILOT_LAB_HOST", "", 5s).out, "h1\n");
+}
+
 TEST(SshSession, KeyWithAPassphraseIsRefusedWithoutPrompting) {
   Lab lab({"h1"});
   ASSERT_TRUE(lab.ok());
@@ -265,6 +289,24 @@ TEST(SshSession, SudoThatWantsAPasswordIsAClearError) {
   EXPECT_EQ(error,
             "h1: the agent exited before its ready line: sudo: a password is required "
             "(sudo = true needs passwordless sudo for the agent)");
+}
+
+TEST(SshSession, OtherArchitectureIsRefusedAndNothingIsUploaded) {
+  Lab lab({"h1"});
+  ASSERT_TRUE(lab.ok());
+  // A stand-in uname on the host's PATH: this machine is x86_64 only.
+  const std::string bin = lab.host_dir("h1") + "/bin";
+  std::filesystem::create_directories(bin);
+  write_file(bin + "/uname", "#!/bin/sh\necho aarch64\n");
+  std::filesystem::permissions(bin + "/uname", std::filesystem::perms::owner_all);
+  SshSession session(target_for(lab, "h1"));
+  ASSERT_TRUE(session.open()) << session.error();
+  RunningAgent running;
+  std::string error;
+  EXPECT_FALSE(start_agent(session, agent_binary(), running, error, 10s));
+  EXPECT_EQ(error,
+            "h1: unsupported architecture aarch64 (cutpilot-agent is built for x86_64 only)");
+  EXPECT_FALSE(std::filesystem::exists(lab.host_dir("h1") + "/home/.cache/cutpilot"));
 }
 
 TEST(SshSession, ProxyJumpThroughAnotherLabHost) {
