@@ -263,10 +263,9 @@ void Fleet::service(Link& link, std::vector<HostEvent>& events, Clock::time_poin
     }
     if (status == proto::FrameDecoder::Status::kError) {
       // A garbled stream cannot be trusted: drop only this host.
+      std::string why = link.target.name + ": bad frame from the agent: " + link.decoder.error();
       link.close_link();
-      return set_state(link, LinkState::kFailed,
-                       link.target.name + ": bad frame from the agent: " + link.decoder.error(),
-                       events);
+      return set_state(link, LinkState::kFailed, std::move(why), events);
     }
   }
   int e;

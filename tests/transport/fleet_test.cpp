@@ -14,7 +14,10 @@
 #include <set>
 #include <sstream>
 
+#include "cutpilot/version.h"
 #include "tests/support/lab.h"
+#include "transport/codec.h"
+#include "transport/sha256.h"
 
 namespace cutpilot::transport {
 namespace {
@@ -256,6 +259,62 @@ TEST(Fleet, FrozenLinkIsDeclaredDeadByKeepalive) {
       << fleet.info("h1").error;
   // And it comes back once the host answers again.
   EXPECT_EQ(states_until(fleet, "h1", LinkState::kReady, 20s).back(), "ready");
+}
+
+// printf(1) escapes for arbitrary bytes.
+std::string printf_escaped(const std::string& bytes) {
+  std::string out;
+  char octal[8];
+  for (unsigned char c : bytes) {
+    std::snprintf(octal, sizeof octal, "\\%03o", c);
+    out += octal;
+  }
+  return out;
+}
+
+TEST(Fleet, GarbageFromOneAgentDropsOnlyThatHost) {
+  Lab lab({"good", "bad"});
+  ASSERT_TRUE(lab.ok());
+  // The "agent" deployed is a script: on host "bad" it handshakes correctly, then sends
+  // a frame of an unknown type; everywhere else it runs the real agent.
+  const std::string hello = proto::encode_frame(
+      proto::Hello{proto::kProtocolVersion, std::string("cutpilot ") + kVersion});
+  const std::string ready = proto::encode_frame(proto::Ready{proto::kProtocolVersion, "0.1.0", 1});
+  AgentBinary fake;
+  fake.bytes =
+      "#!/bin/sh\n"
+      "[ \"$CUTPILOT_LAB_HOST\" = bad ] || exec " CUTPILOT_AGENT_PATH
+      " serve\n"
+      "printf '" +
+      proto::ready_line(proto::kProtocolVersion, "0.1.0") +
+      "'\n"
+      "head -c " +
+      std::to_string(hello.size()) +
+      " >/dev/null\n"
+      "printf '" +
+      printf_escaped(ready) +
+      "'\n"
+      "sleep 1\n"
+      "printf '\\000\\000\\000\\003\\231zz'\n"
+      "sleep 30\n";
+  fake.sha256 = sha256_hex(fake.bytes);
+  Fleet fleet({target_for(lab, "good"), target_for(lab, "bad")}, fake);
+  fleet.start();
+  ASSERT_EQ(states_until(fleet, "bad", LinkState::kReady, 20s).back(), "ready");
+  const auto seen = states_until(fleet, "bad", LinkState::kFailed, 10s);
+  ASSERT_FALSE(seen.empty());
+  EXPECT_EQ(seen.back(), "failed");
+  EXPECT_EQ(fleet.info("bad").error, "bad: bad frame from the agent: unknown message type 153");
+  EXPECT_EQ(fleet.info("good").state, LinkState::kReady);
+  ASSERT_TRUE(fleet.send("good", proto::Facts{}));
+  EXPECT_TRUE(fleet.run_until(
+      [](const std::vector<HostEvent>& events) {
+        for (const auto& e : events)
+          if (e.host == "good" && e.message && std::holds_alternative<proto::HostFacts>(*e.message))
+            return true;
+        return false;
+      },
+      10s));
 }
 
 }  // namespace
