@@ -16,6 +16,7 @@
 
 #include "cutpilot/version.h"
 #include "tests/support/lab.h"
+#include "tests/support/transport_fixtures.h"
 #include "transport/codec.h"
 #include "transport/sha256.h"
 
@@ -25,21 +26,8 @@ namespace {
 using namespace std::chrono_literals;
 using test::Lab;
 
-SshTarget target_for(const Lab& lab, const std::string& name) {
-  SshTarget t;
-  t.name = name;
-  t.address = name;
-  t.ssh_config = lab.ssh_config();
-  t.connect_timeout = 3s;
-  return t;
-}
-
-AgentBinary agent_binary() {
-  std::string error;
-  auto agent = AgentBinary::load(CUTPILOT_AGENT_PATH, error);
-  if (!agent) throw std::runtime_error(error);
-  return *agent;
-}
+using test::agent_binary;
+using test::target_for;
 
 bool all_settled(const Fleet& fleet) {
   for (const auto& host : fleet.hosts()) {

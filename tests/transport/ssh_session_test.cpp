@@ -8,6 +8,7 @@
 
 #include "tests/support/child.h"
 #include "tests/support/lab.h"
+#include "tests/support/transport_fixtures.h"
 #include "transport/deploy.h"
 #include "transport/sha256.h"
 
@@ -17,21 +18,8 @@ namespace {
 using namespace std::chrono_literals;
 using test::Lab;
 
-SshTarget target_for(const Lab& lab, const std::string& name) {
-  SshTarget t;
-  t.name = name;
-  t.address = name;
-  t.ssh_config = lab.ssh_config();
-  t.connect_timeout = 5s;
-  return t;
-}
-
-AgentBinary agent_binary() {
-  std::string error;
-  auto agent = AgentBinary::load(CUTPILOT_AGENT_PATH, error);
-  if (!agent) throw std::runtime_error(error);
-  return *agent;
-}
+using test::agent_binary;
+using test::target_for;
 
 TEST(SshSession, RunsACommandThroughTheLabConfig) {
   Lab lab({"h1"});
@@ -118,13 +106,10 @@ TEST(SshSession, ChangedHostKeyIsRefused) {
 TEST(SshSession, WrongClientKeyIsAnAuthErrorNamingTheHost) {
   Lab lab({"h1"});
   ASSERT_TRUE(lab.ok());
-  ASSERT_EQ(test::shell("ssh-keygen -q -t ed25519 -N '' -f " + lab.dir() + "/stranger"), 0);
-  ASSERT_EQ(test::shell("sed 's#" + lab.dir() + "/id_ed25519#" + lab.dir() + "/stranger#' " +
-                        lab.ssh_config() + " > " + lab.dir() + "/stranger_config"),
-            0);
+  ASSERT_TRUE(test::make_stranger_key(lab, "stranger"));
   unsetenv("SSH_AUTH_SOCK");
   SshTarget target = target_for(lab, "h1");
-  target.ssh_config = lab.dir() + "/stranger_config";
+  target.ssh_config = test::config_with_key(lab, "stranger");
   SshSession session(target);
   ASSERT_FALSE(session.open());
   EXPECT_EQ(session.failure(), OpenFailure::kAuth);
@@ -136,10 +121,7 @@ TEST(SshSession, KeyFromSshAgentIsUsedWhenTheKeyFilesFail) {
   Lab lab({"h1"});
   ASSERT_TRUE(lab.ok());
   // The config names a key the host does not accept; only ssh-agent holds the right one.
-  ASSERT_EQ(test::shell("ssh-keygen -q -t ed25519 -N '' -f " + lab.dir() + "/stranger"), 0);
-  ASSERT_EQ(test::shell("sed 's#" + lab.dir() + "/id_ed25519#" + lab.dir() + "/stranger#' " +
-                        lab.ssh_config() + " > " + lab.dir() + "/stranger_config"),
-            0);
+  ASSERT_TRUE(test::make_stranger_key(lab, "stranger"));
   const std::string sock = lab.dir() + "/agent.sock";
   const std::string pid = test::capture_line("ssh-agent -a " + sock +
                                              " | sed -n 's/^SSH_AGENT_PID=\\([0-9]*\\).*/\\1/p'");
@@ -147,7 +129,7 @@ TEST(SshSession, KeyFromSshAgentIsUsedWhenTheKeyFilesFail) {
   ASSERT_EQ(test::shell("SSH_AUTH_SOCK=" + sock + " ssh-add -q " + lab.dir() + "/id_ed25519"), 0);
   setenv("SSH_AUTH_SOCK", sock.c_str(), 1);
   SshTarget target = target_for(lab, "h1");
-  target.ssh_config = lab.dir() + "/stranger_config";
+  target.ssh_config = test::config_with_key(lab, "stranger");
   SshSession session(target);
   const bool opened = session.open();
   unsetenv("SSH_AUTH_SOCK");
@@ -163,12 +145,9 @@ TEST(SshSession, KeyWithAPassphraseIsRefusedWithoutPrompting) {
   ASSERT_EQ(test::shell("cp " + lab.dir() + "/id_ed25519 " + lab.dir() + "/locked && " +
                         "ssh-keygen -q -p -N secret -f " + lab.dir() + "/locked"),
             0);
-  ASSERT_EQ(test::shell("sed 's#" + lab.dir() + "/id_ed25519#" + lab.dir() + "/locked#' " +
-                        lab.ssh_config() + " > " + lab.dir() + "/locked_config"),
-            0);
   unsetenv("SSH_AUTH_SOCK");
   SshTarget target = target_for(lab, "h1");
-  target.ssh_config = lab.dir() + "/locked_config";
+  target.ssh_config = test::config_with_key(lab, "locked");
   SshSession session(target);
   ASSERT_FALSE(session.open());
   EXPECT_EQ(session.failure(), OpenFailure::kAuth);
@@ -249,6 +228,15 @@ TEST(SshSession, UploadToAFullDiskFailsClearlyAndLeavesNothing) {
   EXPECT_EQ(left, "") << "the partial upload must be removed";
 }
 
+// Puts a shell script named tool first on a lab host's PATH (the host's own bin/).
+void stand_in(const Lab& lab, const std::string& host, const std::string& tool,
+              const std::string& body) {
+  const std::string bin = lab.host_dir(host) + "/bin";
+  std::filesystem::create_directories(bin);
+  write_file(bin + "/" + tool, "#!/bin/sh\n" + body);
+  std::filesystem::permissions(bin + "/" + tool, std::filesystem::perms::owner_all);
+}
+
 TEST(SshSession, SudoRunsTheAgentUnderSudo) {
   Lab lab({"h1"});
   ASSERT_TRUE(lab.ok());
@@ -275,10 +263,7 @@ TEST(SshSession, SudoThatWantsAPasswordIsAClearError) {
   ASSERT_TRUE(lab.ok());
   // Everything runs as root here, where sudo never asks; a stand-in on the host's PATH
   // answers exactly as sudo -n does for a user whose sudo needs a password.
-  const std::string bin = lab.host_dir("h1") + "/bin";
-  std::filesystem::create_directories(bin);
-  write_file(bin + "/sudo", "#!/bin/sh\necho 'sudo: a password is required' >&2\nexit 1\n");
-  std::filesystem::permissions(bin + "/sudo", std::filesystem::perms::owner_all);
+  stand_in(lab, "h1", "sudo", "echo 'sudo: a password is required' >&2\nexit 1\n");
   SshTarget target = target_for(lab, "h1");
   target.sudo = true;
   SshSession session(target);
@@ -295,10 +280,7 @@ TEST(SshSession, OtherArchitectureIsRefusedAndNothingIsUploaded) {
   Lab lab({"h1"});
   ASSERT_TRUE(lab.ok());
   // A stand-in uname on the host's PATH: this machine is x86_64 only.
-  const std::string bin = lab.host_dir("h1") + "/bin";
-  std::filesystem::create_directories(bin);
-  write_file(bin + "/uname", "#!/bin/sh\necho aarch64\n");
-  std::filesystem::permissions(bin + "/uname", std::filesystem::perms::owner_all);
+  stand_in(lab, "h1", "uname", "echo aarch64\n");
   SshSession session(target_for(lab, "h1"));
   ASSERT_TRUE(session.open()) << session.error();
   RunningAgent running;
