@@ -129,7 +129,9 @@ TEST(SshSession, KeyFromSshAgentIsUsedWhenTheKeyFilesFail) {
   ASSERT_EQ(test::shell("SSH_AUTH_SOCK=" + sock + " ssh-add -q " + lab.dir() + "/id_ed25519"), 0);
   setenv("SSH_AUTH_SOCK", sock.c_str(), 1);
   SshTarget target = target_for(lab, "h1");
+  // Without IdentitiesOnly, as ssh would then also offer the agent's keys.
   target.ssh_config = test::config_with_key(lab, "stranger");
+  ASSERT_EQ(test::shell("sed -i '/IdentitiesOnly/d' " + target.ssh_config), 0);
   SshSession session(target);
   const bool opened = session.open();
   unsetenv("SSH_AUTH_SOCK");
