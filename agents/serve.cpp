@@ -8,7 +8,9 @@
 #include <string>
 #include <vector>
 
+#include "agents/jobs.h"
 #include "agents/session.h"
+#include "agents/spool.h"
 #include "cutpilot/version.h"
 #include "transport/codec.h"
 #include "transport/handshake.h"
@@ -41,16 +43,21 @@ int serve(int in_fd, int out_fd) {
   std::signal(SIGPIPE, SIG_IGN);
   if (!write_all(out_fd, proto::ready_line(proto::kProtocolVersion, kVersion))) return 1;
 
-  Session session;
+  // Runners are this same binary, re-executed with the hidden run-job verb.
+  Jobs jobs(jobs_root(), "/proc/self/exe");
+  Session session(&jobs);
   proto::FrameDecoder decoder;
   std::vector<proto::Message> out;
   char buffer[64 * 1024];
   for (;;) {
+    // Followed jobs are polled on a timer: their logs grow while the cockpit is silent.
     pollfd pfd{in_fd, POLLIN, 0};
-    if (::poll(&pfd, 1, -1) < 0) {
-      if (errno == EINTR) continue;
-      return 1;
-    }
+    const int ready = ::poll(&pfd, 1, jobs.wait_ms());
+    if (ready < 0 && errno != EINTR) return 1;
+    out.clear();
+    jobs.tick(out);
+    if (!send(out_fd, out)) return 1;
+    if (ready <= 0) continue;
     const ssize_t n = ::read(in_fd, buffer, sizeof buffer);
     if (n < 0 && (errno == EINTR || errno == EAGAIN)) continue;
     if (n <= 0) return decoder.buffered() == 0 ? 0 : 1;

@@ -13,6 +13,23 @@ void Session::refuse(proto::ErrorCode code, std::string message, std::vector<pro
   if (close) closing_ = true;
 }
 
+bool Session::handle_job(const proto::Message& request, std::vector<proto::Message>& out) {
+  if (const auto* start = std::get_if<proto::StartJob>(&request)) {
+    jobs_->start(*start, out);
+  } else if (const auto* attach = std::get_if<proto::Attach>(&request)) {
+    jobs_->attach(*attach, out);
+  } else if (const auto* cancel = std::get_if<proto::CancelJob>(&request)) {
+    jobs_->cancel(*cancel, out);
+  } else if (std::holds_alternative<proto::ListJobs>(request)) {
+    jobs_->list(out);
+  } else if (const auto* ack = std::get_if<proto::Ack>(&request)) {
+    jobs_->ack(*ack, out);
+  } else {
+    return false;
+  }
+  return true;
+}
+
 void Session::handle(const proto::Message& request, std::vector<proto::Message>& out) {
   const proto::MessageType type = proto::type_of(request);
   if (static_cast<uint8_t>(type) >= 64)
@@ -42,7 +59,7 @@ void Session::handle(const proto::Message& request, std::vector<proto::Message>&
     out.push_back(collect_facts(facts->paths));
     return;
   }
-  // Jobs arrive with the job engine; until then say so plainly instead of pretending.
+  if (jobs_ && handle_job(request, out)) return;
   refuse(proto::ErrorCode::kUnsupported,
          std::string(proto::type_name(type)) + " is not supported by cutpilot-agent " + kVersion,
          out, false);

@@ -1,0 +1,310 @@
+#include "agents/jobs.h"
+
+#include <dirent.h>
+#include <fcntl.h>
+#include <signal.h>
+#include <sys/file.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <cerrno>
+#include <cstdlib>
+#include <cstring>
+
+#include "agents/runner.h"
+#include "agents/spool.h"
+
+namespace cutpilot::agent {
+namespace {
+
+// How often the serve loop looks at the logs it follows.
+constexpr int kFollowPollMs = 50;
+// Every this many idle polls, a followed job is checked for a runner that died.
+constexpr uint32_t kOrphanCheckEvery = 20;
+// Escaped job ids stay well below NAME_MAX (255).
+constexpr size_t kMaxEscapedId = 200;
+
+proto::Error job_error(proto::ErrorCode code, const std::string& job_id, std::string message) {
+  return proto::Error{code, "job \"" + job_id + "\": " + message, job_id};
+}
+
+bool make_dirs(const std::string& path) {
+  for (size_t at = 1; at <= path.size(); ++at) {
+    if (at != path.size() && path[at] != '/') continue;
+    const std::string prefix = path.substr(0, at);
+    if (mkdir(prefix.c_str(), 0700) != 0 && errno != EEXIST) return false;
+  }
+  return true;
+}
+
+bool exists(const std::string& path) {
+  struct stat st {};
+  return stat(path.c_str(), &st) == 0;
+}
+
+// The runner's pid and process group from the spool's `runner` file (0 when not written yet).
+pid_t runner_group(const std::string& dir) {
+  const auto text = read_file(dir + "/runner");
+  if (!text) return 0;
+  const char* space = std::strchr(text->c_str(), ' ');
+  return space ? static_cast<pid_t>(std::atol(space + 1)) : 0;
+}
+
+}  // namespace
+
+Jobs::Jobs(std::string root, std::string agent_exe)
+    : root_(std::move(root)), agent_exe_(std::move(agent_exe)) {}
+
+std::string Jobs::dir_of(const std::string& job_id) const {
+  return root_ + "/" + escape_job_id(job_id);
+}
+
+bool Jobs::check_id(const std::string& job_id, std::vector<proto::Message>& out) const {
+  if (root_.empty()) {
+    out.push_back(job_error(proto::ErrorCode::kInternal, job_id,
+                            "HOME is not set, so the agent has no spool directory"));
+    return false;
+  }
+  if (job_id.empty() || escape_job_id(job_id).size() > kMaxEscapedId) {
+    out.push_back(job_error(proto::ErrorCode::kBadRequest, job_id,
+                            "a job id must be non-empty and at most 200 bytes once escaped"));
+    return false;
+  }
+  return true;
+}
+
+void Jobs::start(const proto::StartJob& request, std::vector<proto::Message>& out) {
+  const std::string& id = request.job_id;
+  if (!check_id(id, out)) return;
+  const JobKind* kind = find_job_kind(request.kind);
+  if (!kind)
+    return out.push_back(job_error(
+        proto::ErrorCode::kUnsupported, id,
+        "unknown job kind \"" + request.kind + "\" (this agent runs: " + job_kind_names() + ")"));
+  std::string error;
+  if (!kind->validate(request.spec, error))
+    return out.push_back(
+        job_error(proto::ErrorCode::kBadRequest, id, "bad " + request.kind + " spec: " + error));
+
+  const std::string dir = dir_of(id);
+  if (!make_dirs(root_))
+    return out.push_back(job_error(proto::ErrorCode::kInternal, id,
+                                   "cannot create " + root_ + ": " + std::strerror(errno)));
+  // mkdir is the claim: of two agents racing on one id, exactly one creates the directory.
+  if (mkdir(dir.c_str(), 0700) != 0) {
+    if (errno != EEXIST)
+      return out.push_back(job_error(proto::ErrorCode::kInternal, id,
+                                     "cannot create " + dir + ": " + std::strerror(errno)));
+    out.push_back(proto::JobStarted{id, read_status(dir).last_seq, true});
+    return follow(id, 0, out);
+  }
+
+  // Held from the claim until the runner exits (it inherits this open file description).
+  const int lock_fd = open((dir + "/lock").c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0600);
+  const bool locked = lock_fd >= 0 && flock(lock_fd, LOCK_EX) == 0;
+  const int log_fd =
+      open((dir + "/events").c_str(), O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0600);
+  bool ok = locked && log_fd >= 0 && write_file_atomic(dir + "/spec.json", request.spec) &&
+            write_file_atomic(dir + "/kind", request.kind) &&
+            append_event(log_fd, proto::JobStarted{id, 1, false}) && fsync(log_fd) == 0;
+  if (!ok) {
+    error = std::strerror(errno);
+    if (log_fd >= 0) close(log_fd);
+    if (lock_fd >= 0) close(lock_fd);
+    remove_tree(dir);
+    return out.push_back(
+        job_error(proto::ErrorCode::kInternal, id, "cannot write the spool " + dir + ": " + error));
+  }
+  if (!spawn_runner(dir, lock_fd, error)) {
+    append_event(log_fd, proto::JobFinished{id, 2, proto::JobState::kFailed, -1,
+                                            "cannot start the job runner: " + error});
+    fsync(log_fd);
+  }
+  close(log_fd);
+  close(lock_fd);
+  follow(id, 0, out);
+}
+
+bool Jobs::spawn_runner(const std::string& dir, int lock_fd, std::string& error) const {
+  int report[2];
+  if (pipe2(report, O_CLOEXEC) != 0) {
+    error = std::strerror(errno);
+    return false;
+  }
+  const pid_t middle = fork();
+  if (middle == 0) {
+    // Double fork: the runner is not serve's child, and setsid() detaches it from the
+    // SSH session, so neither the serve process nor the session ending takes it down.
+    const pid_t runner = fork();
+    if (runner != 0) _exit(runner < 0 ? 1 : 0);
+    setsid();
+    int null_fd = open("/dev/null", O_RDWR);
+    const int log_fd = open((dir + "/runner.log").c_str(), O_WRONLY | O_CREAT | O_APPEND, 0600);
+    if (null_fd < 0) null_fd = log_fd;
+    dup2(null_fd, 0);
+    dup2(log_fd, 1);
+    dup2(log_fd, 2);
+    if (lock_fd != kRunnerLockFd) dup2(lock_fd, kRunnerLockFd);
+    fcntl(kRunnerLockFd, F_SETFD, 0);
+    sigset_t none;
+    sigemptyset(&none);
+    sigprocmask(SIG_SETMASK, &none, nullptr);
+    signal(SIGPIPE, SIG_DFL);
+    execl(agent_exe_.c_str(), "cutpilot-agent", "run-job", dir.c_str(), nullptr);
+    const int failure = errno;
+    [[maybe_unused]] ssize_t n = write(report[1], &failure, sizeof failure);
+    _exit(127);
+  }
+  close(report[1]);
+  if (middle < 0) {
+    error = std::strerror(errno);
+    close(report[0]);
+    return false;
+  }
+  int status = 0;
+  while (waitpid(middle, &status, 0) < 0 && errno == EINTR) {
+  }
+  int failure = 0;
+  ssize_t n;
+  while ((n = read(report[0], &failure, sizeof failure)) < 0 && errno == EINTR) {
+  }
+  close(report[0]);
+  if (!WIFEXITED(status) || WEXITSTATUS(status) != 0) {
+    error = "fork failed";
+    return false;
+  }
+  if (n == sizeof failure) {
+    error = agent_exe_ + ": " + std::strerror(failure);
+    return false;
+  }
+  return true;
+}
+
+void Jobs::attach(const proto::Attach& request, std::vector<proto::Message>& out) {
+  if (!check_id(request.job_id, out)) return;
+  if (!exists(dir_of(request.job_id)))
+    return out.push_back(
+        job_error(proto::ErrorCode::kUnknownJob, request.job_id, "no such job on this host"));
+  follow(request.job_id, request.after_seq, out);
+}
+
+void Jobs::follow(const std::string& job_id, uint64_t after_seq, std::vector<proto::Message>& out) {
+  std::erase_if(followers_, [&](const Follower& f) { return f.job_id == job_id; });
+  Follower f{job_id, dir_of(job_id), 0, after_seq, 0};
+  if (!pump(f, out)) followers_.push_back(std::move(f));
+}
+
+bool Jobs::pump(Follower& f, std::vector<proto::Message>& out) const {
+  LogChunk chunk = read_events(f.dir + "/events", f.offset);
+  f.offset = chunk.next_offset;
+  for (auto& event : chunk.events) {
+    const uint64_t seq = seq_of(event);
+    if (seq <= f.after_seq) continue;
+    f.after_seq = seq;
+    const bool finished = std::holds_alternative<proto::JobFinished>(event);
+    out.push_back(std::move(event));
+    if (finished) return true;
+  }
+  if (!chunk.error.empty()) {
+    out.push_back(job_error(proto::ErrorCode::kInternal, f.job_id, chunk.error));
+    return true;
+  }
+  if (!chunk.events.empty()) {
+    f.idle_polls = 0;
+    return false;
+  }
+  if (!exists(f.dir)) {
+    out.push_back(job_error(proto::ErrorCode::kUnknownJob, f.job_id,
+                            "the job's spool was removed (acknowledged elsewhere)"));
+    return true;
+  }
+  // A runner killed with SIGKILL (or a reboot) never logs JobFinished; say so instead of waiting.
+  if (++f.idle_polls % kOrphanCheckEvery == 0 && finish_orphan(f.dir, f.job_id))
+    return pump(f, out);
+  return false;
+}
+
+bool Jobs::finish_orphan(const std::string& dir, const std::string& job_id) const {
+  // Without `kind` the claim is still being written by the agent that holds the lock.
+  if (!exists(dir + "/kind")) return false;
+  const int lock_fd = open((dir + "/lock").c_str(), O_RDWR | O_CLOEXEC);
+  if (lock_fd < 0) return false;
+  bool finished = false;
+  if (flock(lock_fd, LOCK_EX | LOCK_NB) == 0) {
+    const JobStatus status = read_status(dir);
+    const int log_fd = open((dir + "/events").c_str(), O_WRONLY | O_APPEND | O_CLOEXEC);
+    if (!status.finished && log_fd >= 0) {
+      finished = append_event(
+          log_fd, proto::JobFinished{job_id, status.last_seq + 1, proto::JobState::kFailed, -1,
+                                     "the job's runner ended without a result (killed, or the "
+                                     "host rebooted); the job may have partly run"});
+      fsync(log_fd);
+    }
+    if (log_fd >= 0) close(log_fd);
+  }
+  close(lock_fd);
+  return finished;
+}
+
+void Jobs::cancel(const proto::CancelJob& request, std::vector<proto::Message>& out) {
+  const std::string& id = request.job_id;
+  if (!check_id(id, out)) return;
+  const std::string dir = dir_of(id);
+  if (!exists(dir))
+    return out.push_back(job_error(proto::ErrorCode::kUnknownJob, id, "no such job on this host"));
+  if (read_status(dir).finished || finish_orphan(dir, id)) return;  // nothing left to stop
+  // The runner reads `cancel` after writing `runner`: whichever comes second sees the other.
+  write_file_atomic(dir + "/cancel", "");
+  // The runner turns SIGTERM into SIGTERM to the command's group and SIGKILL after a grace.
+  if (const pid_t group = runner_group(dir); group > 1) killpg(group, SIGTERM);
+}
+
+void Jobs::list(std::vector<proto::Message>& out) {
+  proto::JobList answer;
+  if (DIR* dir = root_.empty() ? nullptr : opendir(root_.c_str())) {
+    while (dirent* entry = readdir(dir)) {
+      const std::string name = entry->d_name;
+      if (name.empty() || name[0] == '.') continue;
+      const std::string path = root_ + "/" + name;
+      const std::string id = unescape_job_id(name);
+      JobStatus status = read_status(path);
+      if (!status.finished && finish_orphan(path, id)) status = read_status(path);
+      answer.jobs.push_back(proto::JobSummary{
+          id, status.kind, status.finished ? status.finished->state : proto::JobState::kRunning,
+          status.last_seq});
+    }
+    closedir(dir);
+  }
+  std::sort(answer.jobs.begin(), answer.jobs.end(),
+            [](const auto& a, const auto& b) { return a.job_id < b.job_id; });
+  out.push_back(std::move(answer));
+}
+
+void Jobs::ack(const proto::Ack& request, std::vector<proto::Message>& out) {
+  const std::string& id = request.job_id;
+  if (!check_id(id, out)) return;
+  const std::string dir = dir_of(id);
+  if (!exists(dir))
+    return out.push_back(job_error(proto::ErrorCode::kUnknownJob, id, "no such job on this host"));
+  if (!read_status(dir).finished && !finish_orphan(dir, id))
+    return out.push_back(job_error(proto::ErrorCode::kBadRequest, id,
+                                   "still running; only a finished job can be acknowledged"));
+  // Renamed first so no reader ever sees a half-removed spool under the job's name.
+  const std::string trash = root_ + "/.ack-" + escape_job_id(id) + "-" + std::to_string(getpid());
+  if (rename(dir.c_str(), trash.c_str()) != 0 || !remove_tree(trash))
+    return out.push_back(job_error(proto::ErrorCode::kInternal, id,
+                                   "cannot remove the spool " + dir + ": " + std::strerror(errno)));
+  std::erase_if(followers_, [&](const Follower& f) { return f.job_id == id; });
+}
+
+void Jobs::tick(std::vector<proto::Message>& out) {
+  std::erase_if(followers_, [&](Follower& f) { return pump(f, out); });
+}
+
+int Jobs::wait_ms() const {
+  return followers_.empty() ? -1 : kFollowPollMs;
+}
+
+}  // namespace cutpilot::agent

@@ -1,0 +1,56 @@
+// The serve side of the job engine: start, attach, list, cancel and acknowledge jobs.
+#pragma once
+
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include "transport/protocol.h"
+
+namespace cutpilot::agent {
+
+// The jobs one serve session starts and follows; the jobs themselves live in their spools.
+class Jobs {
+ public:
+  // Spools live under root; runners are started by re-executing agent_exe.
+  Jobs(std::string root, std::string agent_exe);
+
+  // Claims and starts a job (or finds the existing one), then follows its events from seq 0.
+  void start(const proto::StartJob& request, std::vector<proto::Message>& out);
+  // Sends a job's logged events after after_seq and follows it until JobFinished.
+  void attach(const proto::Attach& request, std::vector<proto::Message>& out);
+  // Asks a running job to stop; the runner logs JobFinished(kCancelled).
+  void cancel(const proto::CancelJob& request, std::vector<proto::Message>& out);
+  // Answers JobList with every job in the spool.
+  void list(std::vector<proto::Message>& out);
+  // Forgets a finished job: its spool is removed.
+  void ack(const proto::Ack& request, std::vector<proto::Message>& out);
+  // Sends what the followed jobs logged since the last tick.
+  void tick(std::vector<proto::Message>& out);
+  // How long the serve loop may sleep before tick() has work (-1: nothing to follow).
+  int wait_ms() const;
+
+ private:
+  struct Follower {
+    std::string job_id;
+    std::string dir;
+    uint64_t offset = 0;     // bytes of the log already read
+    uint64_t after_seq = 0;  // events up to here are not sent
+    uint32_t idle_polls = 0;
+  };
+
+  std::string dir_of(const std::string& job_id) const;
+  bool check_id(const std::string& job_id, std::vector<proto::Message>& out) const;
+  bool spawn_runner(const std::string& dir, int lock_fd, std::string& error) const;
+  void follow(const std::string& job_id, uint64_t after_seq, std::vector<proto::Message>& out);
+  // Logs JobFinished for a job whose runner died without one; true if it did.
+  bool finish_orphan(const std::string& dir, const std::string& job_id) const;
+  // Reads new events of f; true once JobFinished was sent (or the job vanished).
+  bool pump(Follower& f, std::vector<proto::Message>& out) const;
+
+  std::string root_;
+  std::string agent_exe_;
+  std::vector<Follower> followers_;
+};
+
+}  // namespace cutpilot::agent

@@ -1,0 +1,104 @@
+#include "agents/runner.h"
+
+#include <fcntl.h>
+#include <signal.h>
+#include <sys/file.h>
+#include <unistd.h>
+
+#include <cstdio>
+#include <cstring>
+
+#include "agents/exec_job.h"
+#include "agents/spool.h"
+
+namespace cutpilot::agent {
+namespace {
+
+bool validate_exec(std::string_view spec, std::string& error) {
+  return parse_exec_spec(spec, error).has_value();
+}
+
+// Every job kind the agent runs. file, sync, db and health join this table.
+constexpr JobKind kJobKinds[] = {
+    {"exec", validate_exec, run_exec},
+};
+
+}  // namespace
+
+bool JobContext::emit(proto::Message event) {
+  std::visit(
+      [&](auto& m) {
+        if constexpr (requires { m.job_id; }) m.job_id = job_id_;
+      },
+      event);
+  set_seq(event, next_seq_);
+  if (!append_event(log_fd_, event)) return false;
+  ++next_seq_;
+  return true;
+}
+
+bool JobContext::log(proto::Stream stream, std::string line) {
+  return emit(proto::LogLine{job_id_, 0, stream, std::move(line)});
+}
+
+const JobKind* find_job_kind(std::string_view name) {
+  for (const auto& kind : kJobKinds)
+    if (kind.name == name) return &kind;
+  return nullptr;
+}
+
+std::string job_kind_names() {
+  std::string names;
+  for (const auto& kind : kJobKinds)
+    names += (names.empty() ? "" : ", ") + std::string(kind.name);
+  return names;
+}
+
+int run_job(const std::string& dir) {
+  // Cancellation and child exits are read through a signalfd; block them before anything.
+  sigset_t signals;
+  sigemptyset(&signals);
+  for (int s : {SIGTERM, SIGINT, SIGCHLD, SIGHUP})
+    sigaddset(&signals, s);
+  sigprocmask(SIG_BLOCK, &signals, nullptr);
+  signal(SIGPIPE, SIG_DFL);
+
+  // The lock must not leak into the job's commands: a leftover grandchild would keep it held.
+  if (fcntl(kRunnerLockFd, F_SETFD, FD_CLOEXEC) != 0 ||
+      flock(kRunnerLockFd, LOCK_EX | LOCK_NB) != 0) {
+    std::fprintf(stderr, "cutpilot-agent run-job: %s: the job's lock is not held on fd %d\n",
+                 dir.c_str(), kRunnerLockFd);
+    return 1;
+  }
+  const std::string job_id = unescape_job_id(dir.substr(dir.rfind('/') + 1));
+  const auto kind_name = read_file(dir + "/kind");
+  const auto spec = read_file(dir + "/spec.json");
+  const int log_fd = open((dir + "/events").c_str(), O_WRONLY | O_APPEND | O_CLOEXEC);
+  if (!kind_name || !spec || log_fd < 0) {
+    std::fprintf(stderr, "cutpilot-agent run-job: %s is not a job spool\n", dir.c_str());
+    return 1;
+  }
+  // Resume numbering after whatever is logged (seq 1, JobStarted, comes from serve).
+  const JobStatus status = read_status(dir);
+  if (status.finished) return 0;
+  JobContext job(job_id, log_fd, status.last_seq + 1);
+  write_file_atomic(dir + "/runner",
+                    std::to_string(getpid()) + " " + std::to_string(getpgid(0)) + "\n");
+  // CancelJob writes `cancel` before reading `runner`: one of the two sides sees the other.
+  if (access((dir + "/cancel").c_str(), F_OK) == 0) job.request_cancel();
+
+  proto::JobFinished done;
+  if (const JobKind* kind = find_job_kind(*kind_name)) {
+    done = kind->run(*spec, job);
+  } else {
+    done = {job_id, 0, proto::JobState::kFailed, -1, "unknown job kind \"" + *kind_name + "\""};
+  }
+  const bool logged = job.emit(done);
+  fsync(log_fd);
+  close(log_fd);
+  write_file_atomic(dir + "/state", std::to_string(static_cast<int>(done.state)) + " " +
+                                        std::to_string(done.exit_code) + "\n");
+  return logged ? 0 : 1;
+}
+
+}  // namespace cutpilot::agent

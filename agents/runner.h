@@ -1,0 +1,57 @@
+// `cutpilot-agent run-job DIR`: the detached process that runs one job to its end.
+#pragma once
+
+#include <cstdint>
+#include <string>
+#include <string_view>
+
+#include "transport/protocol.h"
+
+namespace cutpilot::agent {
+
+// The file descriptor on which the serve process hands the runner the job's held lock.
+inline constexpr int kRunnerLockFd = 3;
+
+// What a job kind's run function gets from the runner: its id and its event log.
+class JobContext {
+ public:
+  // Events go to log_fd (O_APPEND) numbered from next_seq on.
+  JobContext(std::string job_id, int log_fd, uint64_t next_seq)
+      : job_id_(std::move(job_id)), log_fd_(log_fd), next_seq_(next_seq) {}
+  // Logs an event with the job's id and the next seq; false if the log cannot be written.
+  bool emit(proto::Message event);
+  // Logs one line of output (or an agent note) about the job.
+  bool log(proto::Stream stream, std::string line);
+  // The job's id, as the cockpit chose it.
+  const std::string& job_id() const { return job_id_; }
+  // The seq the next event gets.
+  uint64_t next_seq() const { return next_seq_; }
+  // True when a cancel arrived before the runner could take signals (the spool's cancel file).
+  bool cancel_requested() const { return cancel_requested_; }
+  // Records an early cancel; run functions then stop before starting anything.
+  void request_cancel() { cancel_requested_ = true; }
+
+ private:
+  std::string job_id_;
+  int log_fd_;
+  uint64_t next_seq_;
+  bool cancel_requested_ = false;
+};
+
+// One job kind: its name, how to check a spec before claiming, how to run it.
+struct JobKind {
+  std::string_view name;
+  bool (*validate)(std::string_view spec, std::string& error);
+  proto::JobFinished (*run)(std::string_view spec, JobContext& job);
+};
+
+// The job kind called name, or nullptr when the agent has none.
+const JobKind* find_job_kind(std::string_view name);
+// The names of every job kind, comma-separated (for error messages).
+std::string job_kind_names();
+
+// Runs the job whose spool is dir to the end and records JobFinished; the process exit status.
+// Expects the job's lock, already held, on kRunnerLockFd; signals SIGTERM/SIGINT cancel the job.
+int run_job(const std::string& dir);
+
+}  // namespace cutpilot::agent

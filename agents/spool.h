@@ -1,0 +1,66 @@
+// A job's spool directory: the files that let a job outlive the session that started it.
+//
+// Layout of $HOME/.cache/cutpilot/jobs/<escaped id>/:
+//   kind        the job kind ("exec"), written once at start
+//   spec.json   the kind's parameters as the cockpit sent them
+//   events      the event log: encode_frame() frames, one per event, seq 1, 2, 3...
+//               seq 1 is always JobStarted{existing=false}; the last is JobFinished
+//   lock        flock()ed (exclusive) by the runner for as long as it lives
+//   runner      "<pid> <pgid>\n" of the runner process (CancelJob signals that group)
+//   state       "<state number> <exit code>\n" once the job has finished
+//   runner.log  the runner's own stderr (diagnostics only)
+// Only the runner appends to `events` once it runs (single O_APPEND writes, so a reader
+// never sees a torn frame); the serve process writes seq 1 before starting it, and
+// finishes a job whose runner died without a result.
+#pragma once
+
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "transport/protocol.h"
+
+namespace cutpilot::agent {
+
+// The directory holding every job's spool ($HOME/.cache/cutpilot/jobs); "" without HOME.
+std::string jobs_root();
+// A job id as a directory name: bytes outside [A-Za-z0-9._-], and a leading '.', become %XX.
+std::string escape_job_id(std::string_view id);
+// The job id a spool directory name stands for.
+std::string unescape_job_id(std::string_view name);
+
+// The sequence number a job event carries (0 for messages that carry none).
+uint64_t seq_of(const proto::Message& event);
+// Sets the sequence number of a job event (no-op for other messages).
+void set_seq(proto::Message& event, uint64_t seq);
+
+// Events decoded from a log, and where reading stopped.
+struct LogChunk {
+  std::vector<proto::Message> events;
+  uint64_t next_offset = 0;  // just after the last complete frame
+  std::string error;         // a corrupt frame: the log cannot be read past it
+};
+// Reads the complete frames of the log at path from offset on (a missing log reads as empty).
+LogChunk read_events(const std::string& path, uint64_t offset);
+// Appends one event as a single O_APPEND write; false on a short or failed write.
+bool append_event(int fd, const proto::Message& event);
+
+// What a job's spool says about it right now.
+struct JobStatus {
+  std::string kind;  // "" while the job is still being claimed
+  uint64_t last_seq = 0;
+  std::optional<proto::JobFinished> finished;
+};
+// Reads kind and event log of the spool in dir.
+JobStatus read_status(const std::string& dir);
+
+// A small file's contents, or nullopt when it cannot be read.
+std::optional<std::string> read_file(const std::string& path);
+// Writes a file atomically (temp file, fsync, rename); false on failure.
+bool write_file_atomic(const std::string& path, std::string_view text);
+// Removes a directory tree; false when something was left.
+bool remove_tree(const std::string& path);
+
+}  // namespace cutpilot::agent

@@ -1,0 +1,447 @@
+// The job engine of the real cutpilot-agent binary, driven over its stdin/stdout:
+// detached runners, spools under $HOME, attach after a disconnect, timeouts and cancel.
+#include <dirent.h>
+#include <gtest/gtest.h>
+#include <signal.h>
+#include <stdlib.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <filesystem>
+#include <fstream>
+#include <memory>
+#include <optional>
+#include <set>
+#include <sstream>
+#include <thread>
+
+#include "tests/support/child.h"
+#include "transport/codec.h"
+#include "transport/handshake.h"
+
+namespace cutpilot {
+namespace {
+
+using namespace std::chrono_literals;
+using namespace cutpilot::proto;
+using test::Child;
+namespace fs = std::filesystem;
+
+const std::string kAgent = CUTPILOT_AGENT_PATH;
+
+// A fresh $HOME per test, so every test has spools of its own.
+class JobEngine : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    char pattern[] = "/tmp/cutpilot-jobs-XXXXXX";
+    ASSERT_NE(mkdtemp(pattern), nullptr);
+    home_ = pattern;
+    setenv("HOME", home_.c_str(), 1);
+  }
+  void TearDown() override {
+    // Jobs outlive their agents on purpose; give the ones a test left behind time to end.
+    for (int i = 0; i < 100 && running_jobs() > 0; ++i)
+      std::this_thread::sleep_for(50ms);
+    fs::remove_all(home_);
+  }
+  std::string jobs_dir() const { return home_ + "/.cache/cutpilot/jobs"; }
+  // Jobs whose runner still holds the spool (no `state` file yet).
+  int running_jobs() const {
+    int n = 0;
+    std::error_code ec;
+    for (const auto& e : fs::directory_iterator(jobs_dir(), ec))
+      if (!fs::exists(e.path() / "state")) ++n;
+    return n;
+  }
+  std::string home_;
+};
+
+// One `cutpilot-agent serve` process, greeted.
+class Agent {
+ public:
+  Agent() : child_(std::make_unique<Child>(std::vector<std::string>{kAgent, "serve"})) {
+    HandshakeScanner scanner(kProtocolVersion, "test");
+    HandshakeScanner::Status status = HandshakeScanner::Status::kNeedMore;
+    for (int i = 0; i < 50 && status == HandshakeScanner::Status::kNeedMore; ++i)
+      status = scanner.feed(child_->read_some(200ms));
+    EXPECT_EQ(status, HandshakeScanner::Status::kReady) << scanner.error();
+    decoder_.feed(scanner.leftover());
+    send(Hello{kProtocolVersion, "test"});
+    const auto ready = next();
+    EXPECT_TRUE(ready && std::holds_alternative<Ready>(*ready));
+  }
+  void send(const Message& m) { EXPECT_TRUE(child_->write(encode_frame(m))); }
+  // The next message within timeout, or nullopt.
+  std::optional<Message> next(std::chrono::milliseconds timeout = 5s) {
+    Message m;
+    const auto deadline = std::chrono::steady_clock::now() + timeout;
+    while (std::chrono::steady_clock::now() < deadline) {
+      const auto status = decoder_.next(m);
+      if (status == FrameDecoder::Status::kMessage) return m;
+      if (status == FrameDecoder::Status::kError) {
+        ADD_FAILURE() << "agent sent a bad frame: " << decoder_.error();
+        return std::nullopt;
+      }
+      decoder_.feed(child_->read_some(50ms));
+    }
+    return std::nullopt;
+  }
+  // Events until JobFinished (included), bounded by timeout; fails the test when it is missing.
+  std::vector<Message> until_finished(std::chrono::milliseconds timeout = 10s) {
+    std::vector<Message> events;
+    const auto deadline = std::chrono::steady_clock::now() + timeout;
+    while (std::chrono::steady_clock::now() < deadline) {
+      auto m = next(std::chrono::duration_cast<std::chrono::milliseconds>(
+          deadline - std::chrono::steady_clock::now()));
+      if (!m) break;
+      events.push_back(*m);
+      if (std::holds_alternative<JobFinished>(*m) || std::holds_alternative<Error>(*m))
+        return events;
+    }
+    ADD_FAILURE() << "no job-finished within " << timeout.count() << " ms";
+    return events;
+  }
+  // Kills the serve process as a dropped SSH session would (SIGKILL).
+  void kill() { child_.reset(); }
+
+ private:
+  std::unique_ptr<Child> child_;
+  FrameDecoder decoder_;
+};
+
+uint64_t seq_of(const Message& m) {
+  if (auto* e = std::get_if<JobStarted>(&m)) return e->seq;
+  if (auto* e = std::get_if<LogLine>(&m)) return e->seq;
+  if (auto* e = std::get_if<JobFinished>(&m)) return e->seq;
+  if (auto* e = std::get_if<Progress>(&m)) return e->seq;
+  return 0;
+}
+
+std::vector<std::string> lines_of(const std::vector<Message>& events, Stream stream) {
+  std::vector<std::string> lines;
+  for (const auto& m : events)
+    if (auto* l = std::get_if<LogLine>(&m); l && l->stream == stream) lines.push_back(l->line);
+  return lines;
+}
+
+const JobFinished* finished_of(const std::vector<Message>& events) {
+  return events.empty() ? nullptr : std::get_if<JobFinished>(&events.back());
+}
+
+void expect_seqs_from_one(const std::vector<Message>& events) {
+  for (size_t i = 0; i < events.size(); ++i)
+    EXPECT_EQ(seq_of(events[i]), i + 1) << "event " << i << ": " << type_name(type_of(events[i]));
+}
+
+// The processes whose command line contains marker (read from /proc, no pgrep needed).
+std::vector<pid_t> processes_with_marker(const std::string& marker) {
+  std::vector<pid_t> pids;
+  std::error_code ec;
+  for (const auto& e : fs::directory_iterator("/proc", ec)) {
+    const pid_t pid = static_cast<pid_t>(std::atol(e.path().filename().c_str()));
+    if (pid <= 0 || pid == getpid()) continue;
+    std::ifstream in(e.path() / "cmdline");
+    std::string cmdline((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+    std::replace(cmdline.begin(), cmdline.end(), '\0', ' ');
+    if (cmdline.find(marker) != std::string::npos) pids.push_back(pid);
+  }
+  return pids;
+}
+
+int processes_with(const std::string& marker) {
+  return static_cast<int>(processes_with_marker(marker).size());
+}
+
+std::string shell_spec(const std::string& script, const std::string& extra = "") {
+  std::string quoted;
+  for (char c : script) {
+    if (c == '"' || c == '\\') quoted += '\\';
+    quoted += c;
+  }
+  return "{\"shell\": \"" + quoted + "\"" + extra + "}";
+}
+
+TEST_F(JobEngine, ExecStreamsLinesInOrderAndSucceeds) {
+  Agent agent;
+  agent.send(
+      StartJob{"run1/echo@source", "exec",
+               shell_spec("for i in 1 2 3 4 5 6; do echo line$i; done; echo oops >&2; "
+                          "echo $CP_VAR; pwd; printf tail")
+                   .replace(0, 1, "{\"env\": {\"CP_VAR\": \"from-env\"}, \"cwd\": \"/tmp\", ")});
+  const auto events = agent.until_finished();
+  ASSERT_FALSE(events.empty());
+  const auto* started = std::get_if<JobStarted>(&events.front());
+  ASSERT_NE(started, nullptr);
+  EXPECT_FALSE(started->existing);
+  EXPECT_EQ(started->job_id, "run1/echo@source");
+  expect_seqs_from_one(events);
+  EXPECT_EQ(lines_of(events, Stream::kStdout),
+            (std::vector<std::string>{"line1", "line2", "line3", "line4", "line5", "line6",
+                                      "from-env", "/tmp", "tail"}));
+  EXPECT_EQ(lines_of(events, Stream::kStderr), std::vector<std::string>{"oops"});
+  const auto* done = finished_of(events);
+  ASSERT_NE(done, nullptr);
+  EXPECT_EQ(done->state, JobState::kSucceeded);
+  EXPECT_EQ(done->exit_code, 0);
+  // The spool is where the issue says, with the id escaped.
+  EXPECT_TRUE(fs::exists(jobs_dir() + "/run1%2Fecho%40source/events"));
+}
+
+TEST_F(JobEngine, FailingCommandReportsItsExitCode) {
+  Agent agent;
+  agent.send(StartJob{"fail", "exec", R"({"argv": ["sh", "-c", "echo bye; exit 3"]})"});
+  const auto events = agent.until_finished();
+  const auto* done = finished_of(events);
+  ASSERT_NE(done, nullptr);
+  EXPECT_EQ(done->state, JobState::kFailed);
+  EXPECT_EQ(done->exit_code, 3);
+  EXPECT_EQ(lines_of(events, Stream::kStdout), std::vector<std::string>{"bye"});
+
+  agent.send(StartJob{"missing", "exec", R"({"argv": ["/no/such/program"]})"});
+  const auto missing = agent.until_finished();
+  done = finished_of(missing);
+  ASSERT_NE(done, nullptr);
+  EXPECT_EQ(done->state, JobState::kFailed);
+  EXPECT_EQ(done->exit_code, 127);
+  EXPECT_NE(done->error.find("cannot run /no/such/program"), std::string::npos) << done->error;
+}
+
+TEST_F(JobEngine, OverlongLinesAreCutWithAMarker) {
+  Agent agent;
+  agent.send(
+      StartJob{"long", "exec", shell_spec("printf '%040000d' 0 | tr 0 a; echo; echo after")});
+  const auto events = agent.until_finished();
+  const auto lines = lines_of(events, Stream::kStdout);
+  ASSERT_EQ(lines.size(), 2u);
+  EXPECT_EQ(lines[0], std::string(16 * 1024, 'a') + " \u2026[cut]");
+  EXPECT_EQ(lines[1], "after");
+}
+
+TEST_F(JobEngine, SameIdStartedTwiceRunsOnce) {
+  const std::string file = home_ + "/ran";
+  const std::string spec = shell_spec("echo ran >> " + file + "; sleep 0.3");
+  {
+    Agent first;
+    first.send(StartJob{"once", "exec", spec});
+    const auto events = first.until_finished();
+    ASSERT_NE(finished_of(events), nullptr);
+    Agent second;
+    second.send(StartJob{"once", "exec", spec});
+    const auto again = second.until_finished();
+    ASSERT_GE(again.size(), 2u);
+    const auto* started = std::get_if<JobStarted>(&again.front());
+    ASSERT_NE(started, nullptr);
+    EXPECT_TRUE(started->existing);
+    EXPECT_EQ(started->seq, seq_of(events.back()));
+    // Then the whole log again, as an attach from 0.
+    EXPECT_EQ(std::vector<Message>(again.begin() + 1, again.end()), events);
+  }
+  {
+    // Two agents racing on a new id: one claims it, the other finds it.
+    Agent a, b;
+    a.send(StartJob{"race", "exec", spec});
+    b.send(StartJob{"race", "exec", spec});
+    const auto ea = a.until_finished(), eb = b.until_finished();
+    ASSERT_FALSE(ea.empty());
+    ASSERT_FALSE(eb.empty());
+    const bool a_existing = std::get<JobStarted>(ea.front()).existing;
+    const bool b_existing = std::get<JobStarted>(eb.front()).existing;
+    EXPECT_NE(a_existing, b_existing);
+  }
+  std::ifstream in(file);
+  std::stringstream text;
+  text << in.rdbuf();
+  EXPECT_EQ(text.str(), "ran\nran\n");  // once for "once", once for "race"
+}
+
+TEST_F(JobEngine, ReattachAfterTheServeProcessDiesMissesNothing) {
+  const std::string file = home_ + "/ticks";
+  auto first = std::make_unique<Agent>();
+  first->send(StartJob{"ticker", "exec",
+                       shell_spec("echo started >> " + file +
+                                  "; for i in $(seq 1 15); do echo tick$i; sleep 0.1; done")});
+  std::vector<Message> seen;
+  while (lines_of(seen, Stream::kStdout).size() < 3) {
+    auto m = first->next();
+    ASSERT_TRUE(m) << "no events before the disconnect";
+    ASSERT_FALSE(std::holds_alternative<JobFinished>(*m)) << "finished before the disconnect";
+    seen.push_back(*m);
+  }
+  // The runner is detached: a session of its own, not a child of the serve process.
+  std::ifstream runner_file(jobs_dir() + "/ticker/runner");
+  pid_t runner = 0;
+  runner_file >> runner;
+  ASSERT_GT(runner, 1);
+  EXPECT_EQ(getsid(runner), runner);
+  first->kill();
+  const uint64_t last = seq_of(seen.back());
+  EXPECT_EQ(::kill(runner, 0), 0) << "the runner died with the serve process";
+
+  Agent second;
+  second.send(Attach{"ticker", last});
+  const auto rest = second.until_finished();
+  ASSERT_FALSE(rest.empty());
+  EXPECT_EQ(seq_of(rest.front()), last + 1);
+  std::vector<Message> all = seen;
+  all.insert(all.end(), rest.begin(), rest.end());
+  expect_seqs_from_one(all);
+  std::vector<std::string> expected;
+  for (int i = 1; i <= 15; ++i)
+    expected.push_back("tick" + std::to_string(i));
+  EXPECT_EQ(lines_of(all, Stream::kStdout), expected);
+  ASSERT_NE(finished_of(all), nullptr);
+  EXPECT_EQ(finished_of(all)->state, JobState::kSucceeded);
+  std::ifstream in(file);
+  std::stringstream text;
+  text << in.rdbuf();
+  EXPECT_EQ(text.str(), "started\n");
+}
+
+TEST_F(JobEngine, TimeoutKillsTheWholeProcessGroup) {
+  Agent agent;
+  const auto begin = std::chrono::steady_clock::now();
+  agent.send(StartJob{"slow", "exec",
+                      shell_spec("sleep 30.123 & sleep 30.123", R"(, "timeout_ms": 500)")});
+  const auto events = agent.until_finished(6s);
+  const auto took = std::chrono::steady_clock::now() - begin;
+  const auto* done = finished_of(events);
+  ASSERT_NE(done, nullptr);
+  EXPECT_EQ(done->state, JobState::kTimedOut);
+  EXPECT_EQ(done->exit_code, 128 + SIGTERM);
+  EXPECT_LT(took, 3s);
+  EXPECT_GE(took, 500ms);
+  EXPECT_EQ(processes_with("sleep 30.123"), 0);
+}
+
+TEST_F(JobEngine, CancelStopsAJob) {
+  Agent agent;
+  agent.send(StartJob{"long", "exec", R"({"argv": ["sleep", "30.456"]})"});
+  auto started = agent.next();
+  ASSERT_TRUE(started && std::holds_alternative<JobStarted>(*started));
+  agent.send(CancelJob{"long"});
+  const auto events = agent.until_finished(5s);
+  const auto* done = finished_of(events);
+  ASSERT_NE(done, nullptr);
+  EXPECT_EQ(done->state, JobState::kCancelled);
+  EXPECT_EQ(processes_with("sleep 30.456"), 0);
+}
+
+TEST_F(JobEngine, CancelEscalatesToSigkillWhenTermIsIgnored) {
+  Agent agent;
+  agent.send(StartJob{"stubborn", "exec", shell_spec("trap '' TERM; sleep 30.457; echo survived")});
+  auto started = agent.next();
+  ASSERT_TRUE(started && std::holds_alternative<JobStarted>(*started));
+  std::this_thread::sleep_for(200ms);  // let the shell install its trap
+  const auto begin = std::chrono::steady_clock::now();
+  agent.send(CancelJob{"stubborn"});
+  const auto events = agent.until_finished(6s);
+  const auto took = std::chrono::steady_clock::now() - begin;
+  const auto* done = finished_of(events);
+  ASSERT_NE(done, nullptr);
+  EXPECT_EQ(done->state, JobState::kCancelled);
+  EXPECT_EQ(done->exit_code, 128 + SIGKILL);
+  EXPECT_GE(took, 1500ms);  // the grace period was given
+  EXPECT_LT(took, 4s);
+  EXPECT_TRUE(lines_of(events, Stream::kStdout).empty());
+  EXPECT_EQ(processes_with("sleep 30.457"), 0);
+}
+
+TEST_F(JobEngine, BadRequestsAreRefusedAndLeaveNoSpool) {
+  Agent agent;
+  const std::vector<std::pair<StartJob, std::string>> cases = {
+      {StartJob{"k1", "teleport", "{}"}, "unknown job kind \"teleport\""},
+      {StartJob{"k2", "exec", "{\"argv\": [\"true\""}, "not valid JSON"},
+      {StartJob{"k3", "exec", R"({"argv": []})"}, "\"argv\" must be a non-empty array"},
+      {StartJob{"k4", "exec", R"({"argv": ["true"], "shell": "true"})"}, "exactly one of"},
+      {StartJob{"k5", "exec", R"({"argv": ["true"], "bogus": 1})"}, "unknown exec field \"bogus\""},
+      {StartJob{"k6", "exec", R"({"shell": "true", "timeout_ms": -5})"}, "timeout_ms"},
+  };
+  for (const auto& [request, expected] : cases) {
+    agent.send(request);
+    const auto m = agent.next();
+    ASSERT_TRUE(m && std::holds_alternative<Error>(*m)) << request.job_id;
+    const auto& error = std::get<Error>(*m);
+    EXPECT_EQ(error.job_id, request.job_id);
+    EXPECT_NE(error.message.find("job \"" + request.job_id + "\""), std::string::npos)
+        << error.message;
+    EXPECT_NE(error.message.find(expected), std::string::npos) << error.message;
+    EXPECT_FALSE(fs::exists(jobs_dir() + "/" + request.job_id));
+  }
+  agent.send(Attach{"nobody", 0});
+  const auto unknown = agent.next();
+  ASSERT_TRUE(unknown && std::holds_alternative<Error>(*unknown));
+  EXPECT_EQ(std::get<Error>(*unknown).code, ErrorCode::kUnknownJob);
+  agent.send(Ack{"nobody", 0});
+  const auto unknown_ack = agent.next();
+  ASSERT_TRUE(unknown_ack && std::holds_alternative<Error>(*unknown_ack));
+  EXPECT_EQ(std::get<Error>(*unknown_ack).code, ErrorCode::kUnknownJob);
+}
+
+TEST_F(JobEngine, ListJobsAndAckRemovesOnlyFinishedSpools) {
+  Agent agent;
+  agent.send(StartJob{"done", "exec", R"({"argv": ["echo", "hi"]})"});
+  const auto events = agent.until_finished();
+  ASSERT_NE(finished_of(events), nullptr);
+  agent.send(StartJob{".", "exec", R"({"argv": ["sleep", "30.789"]})"});
+  auto started = agent.next();
+  ASSERT_TRUE(started && std::holds_alternative<JobStarted>(*started));
+  EXPECT_TRUE(fs::exists(jobs_dir() + "/%2E/kind"));
+
+  agent.send(ListJobs{});
+  std::optional<Message> list;
+  while ((list = agent.next()) && !std::holds_alternative<JobList>(*list)) {
+  }
+  ASSERT_TRUE(list);
+  const auto& jobs = std::get<JobList>(*list).jobs;
+  ASSERT_EQ(jobs.size(), 2u);
+  EXPECT_EQ(jobs[0], (JobSummary{".", "exec", JobState::kRunning, jobs[0].last_seq}));
+  EXPECT_GE(jobs[0].last_seq, 1u);
+  EXPECT_EQ(jobs[1], (JobSummary{"done", "exec", JobState::kSucceeded, seq_of(events.back())}));
+
+  agent.send(Ack{".", 0});
+  std::optional<Message> refused;
+  while ((refused = agent.next()) && !std::holds_alternative<Error>(*refused)) {
+  }
+  ASSERT_TRUE(refused);
+  EXPECT_EQ(std::get<Error>(*refused).code, ErrorCode::kBadRequest);
+  EXPECT_TRUE(fs::exists(jobs_dir() + "/%2E"));
+
+  agent.send(Ack{"done", seq_of(events.back())});
+  agent.send(CancelJob{"."});
+  const auto cancelled = agent.until_finished();
+  ASSERT_NE(finished_of(cancelled), nullptr);
+  EXPECT_EQ(finished_of(cancelled)->state, JobState::kCancelled);
+  EXPECT_FALSE(fs::exists(jobs_dir() + "/done"));
+  agent.send(Ack{".", 0});
+  agent.send(ListJobs{});
+  const auto empty = agent.next();
+  ASSERT_TRUE(empty && std::holds_alternative<JobList>(*empty));
+  EXPECT_TRUE(std::get<JobList>(*empty).jobs.empty());
+  EXPECT_FALSE(fs::exists(jobs_dir() + "/%2E"));
+}
+
+TEST_F(JobEngine, KilledRunnerIsReportedInsteadOfAwaitedForever) {
+  Agent agent;
+  agent.send(StartJob{"victim", "exec", R"({"argv": ["sleep", "30.321"]})"});
+  auto started = agent.next();
+  ASSERT_TRUE(started && std::holds_alternative<JobStarted>(*started));
+  const std::string runner_file = jobs_dir() + "/victim/runner";
+  for (int i = 0; i < 100 && !fs::exists(runner_file); ++i)
+    std::this_thread::sleep_for(20ms);
+  std::ifstream in(runner_file);
+  pid_t runner = 0;
+  in >> runner;
+  ASSERT_GT(runner, 1);
+  ASSERT_EQ(::kill(runner, SIGKILL), 0);
+  const auto events = agent.until_finished(5s);
+  const auto* done = finished_of(events);
+  ASSERT_NE(done, nullptr);
+  EXPECT_EQ(done->state, JobState::kFailed);
+  EXPECT_NE(done->error.find("runner ended without a result"), std::string::npos) << done->error;
+  // The orphaned command keeps running (nothing recorded its group); this test started it.
+  for (pid_t pid : processes_with_marker("sleep 30.321"))
+    ::kill(pid, SIGKILL);
+}
+
+}  // namespace
+}  // namespace cutpilot
