@@ -132,6 +132,14 @@ TEST(AgentProcess, RunsInAnEmptyChroot) {
   namespace fs = std::filesystem;
   const fs::path root = fs::temp_directory_path() / ("cutpilot-chroot-" + std::to_string(getpid()));
   fs::create_directories(root);
+  // Removed however the test ends, an ASSERT included.
+  struct Cleanup {
+    fs::path path;
+    ~Cleanup() {
+      std::error_code ec;
+      fs::remove_all(path, ec);
+    }
+  } cleanup{root};
   fs::copy_file(kAgent, root / "cutpilot-agent", fs::copy_options::overwrite_existing);
   {
     // Nothing but the binary: no libc, no loader, no /dev, no /proc.
@@ -150,7 +158,6 @@ TEST(AgentProcess, RunsInAnEmptyChroot) {
     child.close_stdin();
     EXPECT_EQ(child.wait(5s), 0);
   }
-  fs::remove_all(root);
 }
 
 }  // namespace
