@@ -1,6 +1,4 @@
 // `cutpilot hosts PLAN [--json]`: connect every host, deploy agents, print host facts.
-#include <unistd.h>
-
 #include <cstdio>
 #include <map>
 #include <nlohmann/json.hpp>

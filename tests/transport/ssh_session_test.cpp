@@ -103,14 +103,19 @@ TEST(SshSession, ChangedHostKeyIsRefused) {
   EXPECT_NE(session.error().find(fingerprint_of(lab, "h1")), std::string::npos);
 }
 
+// Host h1 reached with only DIR/key to offer: no ssh-agent.
+SshTarget without_agent(const Lab& lab, const std::string& key) {
+  unsetenv("SSH_AUTH_SOCK");
+  SshTarget target = target_for(lab, "h1");
+  target.ssh_config = test::config_with_key(lab, key);
+  return target;
+}
+
 TEST(SshSession, WrongClientKeyIsAnAuthErrorNamingTheHost) {
   Lab lab({"h1"});
   ASSERT_TRUE(lab.ok());
   ASSERT_TRUE(test::make_stranger_key(lab, "stranger"));
-  unsetenv("SSH_AUTH_SOCK");
-  SshTarget target = target_for(lab, "h1");
-  target.ssh_config = test::config_with_key(lab, "stranger");
-  SshSession session(target);
+  SshSession session(without_agent(lab, "stranger"));
   ASSERT_FALSE(session.open());
   EXPECT_EQ(session.failure(), OpenFailure::kAuth);
   EXPECT_EQ(session.error().rfind("h1: authentication failed: no key was accepted for ", 0), 0u)
@@ -147,10 +152,7 @@ TEST(SshSession, KeyWithAPassphraseIsRefusedWithoutPrompting) {
   ASSERT_EQ(test::shell("cp " + lab.dir() + "/id_ed25519 " + lab.dir() + "/locked && " +
                         "ssh-keygen -q -p -N secret -f " + lab.dir() + "/locked"),
             0);
-  unsetenv("SSH_AUTH_SOCK");
-  SshTarget target = target_for(lab, "h1");
-  target.ssh_config = test::config_with_key(lab, "locked");
-  SshSession session(target);
+  SshSession session(without_agent(lab, "locked"));
   ASSERT_FALSE(session.open());
   EXPECT_EQ(session.failure(), OpenFailure::kAuth);
   EXPECT_NE(session.error().find("a key needs a passphrase: add it to ssh-agent"),
