@@ -118,8 +118,7 @@ void Jobs::start(const proto::StartJob& request, std::vector<proto::Message>& ou
         job_error(proto::ErrorCode::kInternal, id, "cannot write the spool " + dir + ": " + error));
   }
   if (!spawn_runner(dir, lock_fd, error)) {
-    append_event(log_fd, proto::JobFinished{id, 2, proto::JobState::kFailed, -1,
-                                            "cannot start the job runner: " + error});
+    append_event(log_fd, failed_result(id, "cannot start the job runner: " + error, 2));
     fsync(log_fd);
   }
   close(log_fd);
@@ -237,9 +236,10 @@ bool Jobs::finish_orphan(const std::string& dir, const std::string& job_id) cons
     const int log_fd = open((dir + "/events").c_str(), O_WRONLY | O_APPEND | O_CLOEXEC);
     if (!status.finished && log_fd >= 0) {
       finished = append_event(
-          log_fd, proto::JobFinished{job_id, status.last_seq + 1, proto::JobState::kFailed, -1,
-                                     "the job's runner ended without a result (killed, or the "
-                                     "host rebooted); the job may have partly run"});
+          log_fd, failed_result(job_id,
+                                "the job's runner ended without a result (killed, or the "
+                                "host rebooted); the job may have partly run",
+                                status.last_seq + 1));
       fsync(log_fd);
     }
     if (log_fd >= 0) close(log_fd);

@@ -41,6 +41,27 @@ bool JobContext::log(proto::Stream stream, std::string line) {
   return emit(proto::LogLine{job_id_, 0, stream, std::move(line)});
 }
 
+void JobContext::progress(proto::Progress update) {
+  held_ = std::move(update);
+  progress_tick();
+}
+
+void JobContext::progress_tick() {
+  if (held_ && std::chrono::steady_clock::now() - last_progress_ >= kProgressEvery)
+    flush_progress();
+}
+
+void JobContext::flush_progress() {
+  if (!held_) return;
+  last_progress_ = std::chrono::steady_clock::now();
+  emit(std::move(*held_));
+  held_.reset();
+}
+
+proto::JobFinished failed_result(std::string job_id, std::string error, uint64_t seq) {
+  return {std::move(job_id), seq, proto::JobState::kFailed, -1, std::move(error), ""};
+}
+
 const JobKind* find_job_kind(std::string_view name) {
   for (const auto& kind : kJobKinds)
     if (kind.name == name) return &kind;
@@ -91,8 +112,9 @@ int run_job(const std::string& dir) {
   if (const JobKind* kind = find_job_kind(*kind_name)) {
     done = kind->run(*spec, job);
   } else {
-    done = {job_id, 0, proto::JobState::kFailed, -1, "unknown job kind \"" + *kind_name + "\""};
+    done = failed_result(job_id, "unknown job kind \"" + *kind_name + "\"");
   }
+  job.flush_progress();
   const bool logged = job.emit(done);
   fsync(log_fd);
   close(log_fd);

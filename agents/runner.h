@@ -1,13 +1,18 @@
 // `cutpilot-agent run-job DIR`: the detached process that runs one job to its end.
 #pragma once
 
+#include <chrono>
 #include <cstdint>
+#include <optional>
 #include <string>
 #include <string_view>
 
 #include "transport/protocol.h"
 
 namespace cutpilot::agent {
+
+// The shortest time between two logged progress events of one job (at most 10 a second).
+inline constexpr std::chrono::milliseconds kProgressEvery{100};
 
 // The file descriptor on which the serve process hands the runner the job's held lock.
 inline constexpr int kRunnerLockFd = 3;
@@ -22,6 +27,12 @@ class JobContext {
   bool emit(proto::Message event);
   // Logs one line of output (or an agent note) about the job.
   bool log(proto::Stream stream, std::string line);
+  // Records progress; logged at most every kProgressEvery, the latest held back until then.
+  void progress(proto::Progress update);
+  // Logs held-back progress once kProgressEvery has passed (run_commands calls this).
+  void progress_tick();
+  // Logs held-back progress now (the runner does this before JobFinished).
+  void flush_progress();
   // The job's id, as the cockpit chose it.
   const std::string& job_id() const { return job_id_; }
   // The seq the next event gets.
@@ -36,7 +47,12 @@ class JobContext {
   int log_fd_;
   uint64_t next_seq_;
   bool cancel_requested_ = false;
+  std::optional<proto::Progress> held_;  // progress not logged yet
+  std::chrono::steady_clock::time_point last_progress_{};
 };
+
+// A failed job result: no exit code, error says why.
+proto::JobFinished failed_result(std::string job_id, std::string error, uint64_t seq = 0);
 
 // One job kind: its name, how to check a spec before claiming, how to run it.
 struct JobKind {

@@ -14,7 +14,7 @@
 namespace cutpilot::proto {
 
 // The protocol version both ends must speak.
-inline constexpr uint32_t kProtocolVersion = 2;
+inline constexpr uint32_t kProtocolVersion = 3;
 // The largest frame body (type byte + fields) either end accepts or sends.
 inline constexpr uint32_t kMaxFrameBytes = 1u << 20;
 // The 4-byte big-endian length prefix that starts every frame.
@@ -209,6 +209,7 @@ struct JobFinished {
   JobState state = JobState::kSucceeded;
   int32_t exit_code = 0;
   std::string error;
+  std::string result;  // the kind's findings as JSON (estimate sizes, verify differences...)
   template <class F>
   void visit(F&& f) {
     f("job_id", job_id);
@@ -216,6 +217,7 @@ struct JobFinished {
     f("state", state);
     f("exit_code", exit_code);
     f("error", error);
+    f("result", result);
   }
   bool operator==(const JobFinished&) const = default;
 };

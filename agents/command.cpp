@@ -1,0 +1,271 @@
+#include "agents/command.h"
+
+#include <fcntl.h>
+#include <poll.h>
+#include <signal.h>
+#include <sys/signalfd.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <cerrno>
+#include <cstdlib>
+#include <cstring>
+
+namespace cutpilot::agent {
+namespace {
+
+using Clock = std::chrono::steady_clock;
+
+// How long a process group gets between SIGTERM and SIGKILL.
+constexpr auto kKillGrace = std::chrono::seconds(2);
+// How long output is still read after a command exited (a background child may hold the pipes).
+constexpr auto kDrainAfterExit = std::chrono::seconds(2);
+// How often the caller's tick runs while commands run.
+constexpr auto kTickEvery = std::chrono::milliseconds(100);
+
+// Why the command could not be started: written by the child to a close-on-exec pipe.
+struct StartFailure {
+  int stage = 0;  // 1: chdir, 2: exec
+  int error = 0;
+};
+
+[[noreturn]] void exec_child(const Command& command, int out, int err, int report) {
+  sigset_t none;
+  sigemptyset(&none);
+  sigprocmask(SIG_SETMASK, &none, nullptr);
+  signal(SIGPIPE, SIG_DFL);
+  setpgid(0, 0);
+  const int null = open("/dev/null", O_RDONLY);
+  if (null >= 0) dup2(null, 0);
+  dup2(out, 1);
+  dup2(err, 2);
+  StartFailure failure;
+  if (!command.cwd.empty() && chdir(command.cwd.c_str()) != 0) {
+    failure = {1, errno};
+  } else {
+    for (const auto& [name, value] : command.env)
+      setenv(name.c_str(), value.c_str(), 1);
+    std::vector<char*> args;
+    for (const auto& a : command.argv)
+      args.push_back(const_cast<char*>(a.c_str()));
+    args.push_back(nullptr);
+    execvp(args[0], args.data());
+    failure = {2, errno};
+  }
+  [[maybe_unused]] ssize_t n = write(report, &failure, sizeof failure);
+  _exit(127);
+}
+
+int exit_code_of(int status) {
+  return WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
+}
+
+int ms_until(Clock::time_point when) {
+  const auto left = std::chrono::duration_cast<std::chrono::milliseconds>(when - Clock::now());
+  return static_cast<int>(std::max<int64_t>(0, left.count()));
+}
+
+// One started command and what is left to read of it.
+struct Child {
+  pid_t pid = -1;
+  int fds[2] = {-1, -1};  // stdout, stderr
+  LineSplitter splitters[2];
+  bool exited = false;
+  Clock::time_point drain_until;
+};
+
+// Starts command; on failure the result says why and no child is left.
+Child start(const Command& command, CommandResult& result) {
+  Child child;
+  child.splitters[0] = LineSplitter(command.split_cr);
+  child.splitters[1] = LineSplitter(command.split_cr);
+  int out[2], err[2], report[2];
+  if (command.argv.empty()) {
+    result.start_error = "empty command";
+    return child;
+  }
+  if (pipe2(out, O_CLOEXEC) || pipe2(err, O_CLOEXEC) || pipe2(report, O_CLOEXEC)) {
+    result.start_error = std::string("cannot set up the command: ") + std::strerror(errno);
+    return child;
+  }
+  const pid_t pid = fork();
+  if (pid == 0) exec_child(command, out[1], err[1], report[1]);
+  close(out[1]);
+  close(err[1]);
+  close(report[1]);
+  if (pid < 0) {
+    result.start_error = std::string("cannot fork: ") + std::strerror(errno);
+    for (int fd : {out[0], err[0], report[0]})
+      close(fd);
+    return child;
+  }
+  setpgid(pid, pid);  // also in the child: whichever runs first, the group exists before a kill
+  StartFailure failure;
+  if (read(report[0], &failure, sizeof failure) == sizeof failure) {
+    result.start_error =
+        (failure.stage == 1 ? "cannot enter " + command.cwd : "cannot run " + command.argv[0]) +
+        ": " + std::strerror(failure.error);
+  }
+  close(report[0]);
+  child.pid = pid;
+  child.fds[0] = out[0];
+  child.fds[1] = err[0];
+  return child;
+}
+
+}  // namespace
+
+void LineSplitter::feed(std::string_view bytes, std::vector<std::string>& lines) {
+  while (!bytes.empty()) {
+    const size_t end = split_cr_ ? bytes.find_first_of("\r\n") : bytes.find('\n');
+    const std::string_view piece = bytes.substr(0, end);
+    if (!skipping_) {
+      const size_t room = kMaxLineBytes - partial_.size();
+      if (piece.size() > room) {
+        // Cut as soon as the line is too long, so memory stays bounded.
+        partial_.append(piece.substr(0, room));
+        lines.push_back(partial_ + std::string(kCutMarker));
+        partial_.clear();
+        skipping_ = true;
+      } else {
+        partial_.append(piece);
+      }
+    }
+    if (end == std::string_view::npos) break;
+    if (!skipping_) lines.push_back(std::move(partial_));
+    partial_.clear();
+    skipping_ = false;
+    bytes.remove_prefix(end + 1);
+  }
+}
+
+void LineSplitter::finish(std::vector<std::string>& lines) {
+  if (!skipping_ && !partial_.empty()) lines.push_back(std::move(partial_));
+  partial_.clear();
+  skipping_ = false;
+}
+
+RunResult run_commands(const std::vector<Command>& commands, const LineSink& sink,
+                       const RunOptions& options, JobContext& job) {
+  RunResult run;
+  run.commands.resize(commands.size());
+  if (job.cancel_requested()) {
+    run.stop = StopReason::kCancelled;
+    return run;
+  }
+  sigset_t signals;
+  sigemptyset(&signals);
+  for (int s : {SIGTERM, SIGINT, SIGCHLD})
+    sigaddset(&signals, s);
+  const int signal_fd = signalfd(-1, &signals, SFD_CLOEXEC | SFD_NONBLOCK);
+  if (signal_fd < 0) {
+    for (auto& c : run.commands)
+      c.start_error = std::string("cannot watch signals: ") + std::strerror(errno);
+    return run;
+  }
+  std::vector<Child> children;
+  for (size_t i = 0; i < commands.size(); ++i) {
+    children.push_back(start(commands[i], run.commands[i]));
+    if (!run.commands[i].start_error.empty())
+      sink(i, proto::Stream::kAgent, run.commands[i].start_error);
+  }
+
+  std::optional<Clock::time_point> timeout_at, kill_at;
+  if (options.timeout.count() > 0) timeout_at = Clock::now() + options.timeout;
+  auto next_tick = Clock::now() + kTickEvery;
+  auto stop = [&](StopReason why) {
+    if (run.stop != StopReason::kNone) return;
+    run.stop = why;
+    for (const auto& c : children)
+      if (c.pid > 0 && !c.exited) killpg(c.pid, SIGTERM);
+    kill_at = Clock::now() + kKillGrace;
+  };
+  auto busy = [&](const Child& c) {
+    return c.pid > 0 &&
+           (!c.exited || ((c.fds[0] >= 0 || c.fds[1] >= 0) && Clock::now() < c.drain_until));
+  };
+  auto deliver = [&](size_t i, int stream, std::vector<std::string>& lines) {
+    for (auto& line : lines)
+      sink(i, stream == 0 ? proto::Stream::kStdout : proto::Stream::kStderr, std::move(line));
+    lines.clear();
+  };
+
+  std::vector<std::string> lines;
+  std::vector<pollfd> pfds;
+  while (std::any_of(children.begin(), children.end(), busy)) {
+    int wait_ms = ms_until(next_tick);
+    for (const auto& when : {timeout_at, kill_at})
+      if (when) wait_ms = std::min(wait_ms, ms_until(*when));
+    for (const auto& c : children)
+      if (c.exited) wait_ms = std::min(wait_ms, ms_until(c.drain_until));
+    pfds.assign(1, {signal_fd, POLLIN, 0});
+    for (const auto& c : children)
+      for (int fd : c.fds)
+        pfds.push_back({fd, POLLIN, 0});  // poll() ignores negative descriptors
+    if (poll(pfds.data(), pfds.size(), wait_ms) < 0 && errno != EINTR) break;
+    if (pfds[0].revents & POLLIN) {
+      signalfd_siginfo info{};
+      while (read(signal_fd, &info, sizeof info) == sizeof info)
+        if (info.ssi_signo == SIGTERM || info.ssi_signo == SIGINT) stop(StopReason::kCancelled);
+    }
+    for (size_t i = 0; i < children.size(); ++i) {
+      Child& c = children[i];
+      if (c.pid <= 0) continue;
+      int status = 0;
+      if (!c.exited && waitpid(c.pid, &status, WNOHANG) == c.pid) {
+        c.exited = true;
+        run.commands[i].exit_code = exit_code_of(status);
+        c.drain_until = Clock::now() + kDrainAfterExit;
+        // A stopped command leaves nothing behind in its group.
+        if (run.stop != StopReason::kNone) killpg(c.pid, SIGKILL);
+      }
+      for (int s = 0; s < 2; ++s) {
+        const short revents = pfds[1 + 2 * i + s].revents;
+        if (c.fds[s] < 0 || !(revents & (POLLIN | POLLHUP | POLLERR))) continue;
+        char buffer[64 * 1024];
+        const ssize_t n = read(c.fds[s], buffer, sizeof buffer);
+        if (n < 0 && errno == EINTR) continue;
+        if (n > 0) {
+          c.splitters[s].feed(std::string_view(buffer, static_cast<size_t>(n)), lines);
+        } else {
+          c.splitters[s].finish(lines);
+          close(c.fds[s]);
+          c.fds[s] = -1;
+        }
+        deliver(i, s, lines);
+      }
+    }
+    if (timeout_at && Clock::now() >= *timeout_at) {
+      timeout_at.reset();
+      stop(StopReason::kTimedOut);
+    }
+    if (kill_at && Clock::now() >= *kill_at) {
+      for (const auto& c : children)
+        if (c.pid > 0) killpg(c.pid, SIGKILL);
+      kill_at.reset();
+    }
+    if (Clock::now() >= next_tick) {
+      next_tick = Clock::now() + kTickEvery;
+      if (options.tick) options.tick();
+      job.progress_tick();
+    }
+  }
+  for (size_t i = 0; i < children.size(); ++i) {
+    for (int s = 0; s < 2; ++s) {
+      if (children[i].fds[s] < 0) continue;
+      children[i].splitters[s].finish(lines);
+      deliver(i, s, lines);
+      close(children[i].fds[s]);
+    }
+  }
+  close(signal_fd);
+  if (options.tick) options.tick();
+  return run;
+}
+
+std::string describe_exit(int exit_code) {
+  return "exit code " + std::to_string(exit_code);
+}
+
+}  // namespace cutpilot::agent

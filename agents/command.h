@@ -1,0 +1,80 @@
+// Running a job's commands: each in its own process group, output read as lines,
+// stopped as a whole on cancel (SIGTERM/SIGINT to the runner) or on a timeout.
+#pragma once
+
+#include <chrono>
+#include <cstdint>
+#include <functional>
+#include <map>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "agents/runner.h"
+
+namespace cutpilot::agent {
+
+// One command to start: an argument vector (never a shell string unless argv says sh -c).
+struct Command {
+  std::vector<std::string> argv;
+  std::map<std::string, std::string> env;  // added to the runner's environment
+  std::string cwd;                         // "" : the runner's directory
+  bool split_cr = false;                   // '\r' also ends a line (rsync's progress)
+};
+
+// The longest line kept; longer lines are cut and end with kCutMarker.
+inline constexpr size_t kMaxLineBytes = 16 * 1024;
+// What a cut line ends with.
+inline constexpr std::string_view kCutMarker = " \u2026[cut]";
+
+// Splits a stream into lines, cutting overlong ones.
+class LineSplitter {
+ public:
+  // split_cr: a carriage return ends a line too.
+  explicit LineSplitter(bool split_cr = false) : split_cr_(split_cr) {}
+  // Appends bytes; each complete line (without its terminator) goes to lines.
+  void feed(std::string_view bytes, std::vector<std::string>& lines);
+  // At EOF: the final partial line, if any.
+  void finish(std::vector<std::string>& lines);
+
+ private:
+  std::string partial_;
+  bool split_cr_;
+  bool skipping_ = false;  // the rest of a line already cut
+};
+
+// Why a run of commands ended before they all exited by themselves.
+enum class StopReason : uint8_t { kNone, kCancelled, kTimedOut };
+
+// How one command ended.
+struct CommandResult {
+  std::optional<int> exit_code;  // 128 + signal when killed; unset when it never ran
+  std::string start_error;       // why it could not start ("cannot run rsync: ...")
+};
+
+// How a run of commands ended.
+struct RunResult {
+  std::vector<CommandResult> commands;  // in the order given
+  StopReason stop = StopReason::kNone;
+};
+
+// Gets each output line: which command (index), which stream, the line.
+using LineSink = std::function<void(size_t index, proto::Stream stream, std::string line)>;
+
+// How run_commands waits.
+struct RunOptions {
+  std::chrono::milliseconds timeout{0};  // 0: none; on expiry every command is stopped
+  std::function<void()> tick;            // called at least every 100 ms while commands run
+};
+
+// Runs commands concurrently until all have exited and their output is read.
+// A cancel or the timeout sends SIGTERM to every group, SIGKILL after a grace period.
+// Expects SIGTERM, SIGINT and SIGCHLD blocked (the runner does this).
+RunResult run_commands(const std::vector<Command>& commands, const LineSink& sink,
+                       const RunOptions& options, JobContext& job);
+
+// A command's exit as the operator reads it: "exit code 3".
+std::string describe_exit(int exit_code);
+
+}  // namespace cutpilot::agent
