@@ -30,15 +30,6 @@ proto::Error job_error(proto::ErrorCode code, const std::string& job_id, std::st
   return proto::Error{code, "job \"" + job_id + "\": " + message, job_id};
 }
 
-bool make_dirs(const std::string& path) {
-  for (size_t at = 1; at <= path.size(); ++at) {
-    if (at != path.size() && path[at] != '/') continue;
-    const std::string prefix = path.substr(0, at);
-    if (mkdir(prefix.c_str(), 0700) != 0 && errno != EEXIST) return false;
-  }
-  return true;
-}
-
 bool exists(const std::string& path) {
   struct stat st {};
   return stat(path.c_str(), &st) == 0;

@@ -9,7 +9,10 @@
 #include <cstring>
 
 #include "agents/exec_job.h"
+#include "agents/file_job.h"
+#include "agents/peer_job.h"
 #include "agents/spool.h"
+#include "agents/sync_job.h"
 
 namespace cutpilot::agent {
 namespace {
@@ -21,6 +24,9 @@ bool validate_exec(std::string_view spec, std::string& error) {
 // Every job kind the agent runs. file, sync, db and health join this table.
 constexpr JobKind kJobKinds[] = {
     {"exec", validate_exec, run_exec},
+    {"file", validate_file_spec, run_file},
+    {"sync", validate_sync_spec, run_sync},
+    {"peer", validate_peer_spec, run_peer},
 };
 
 }  // namespace
@@ -102,7 +108,7 @@ int run_job(const std::string& dir) {
   // Resume numbering after whatever is logged (seq 1, JobStarted, comes from serve).
   const JobStatus status = read_status(dir);
   if (status.finished) return 0;
-  JobContext job(job_id, log_fd, status.last_seq + 1);
+  JobContext job(job_id, dir, log_fd, status.last_seq + 1);
   write_file_atomic(dir + "/runner",
                     std::to_string(getpid()) + " " + std::to_string(getpgid(0)) + "\n");
   // CancelJob writes `cancel` before reading `runner`: one of the two sides sees the other.

@@ -20,9 +20,9 @@ inline constexpr int kRunnerLockFd = 3;
 // What a job kind's run function gets from the runner: its id and its event log.
 class JobContext {
  public:
-  // Events go to log_fd (O_APPEND) numbered from next_seq on.
-  JobContext(std::string job_id, int log_fd, uint64_t next_seq)
-      : job_id_(std::move(job_id)), log_fd_(log_fd), next_seq_(next_seq) {}
+  // Events go to log_fd (O_APPEND) numbered from next_seq on; dir is the job's spool.
+  JobContext(std::string job_id, std::string dir, int log_fd, uint64_t next_seq)
+      : job_id_(std::move(job_id)), dir_(std::move(dir)), log_fd_(log_fd), next_seq_(next_seq) {}
   // Logs an event with the job's id and the next seq; false if the log cannot be written.
   bool emit(proto::Message event);
   // Logs one line of output (or an agent note) about the job.
@@ -35,6 +35,8 @@ class JobContext {
   void flush_progress();
   // The job's id, as the cockpit chose it.
   const std::string& job_id() const { return job_id_; }
+  // The job's spool directory (a kind may keep its working files there).
+  const std::string& dir() const { return dir_; }
   // The seq the next event gets.
   uint64_t next_seq() const { return next_seq_; }
   // True when a cancel arrived before the runner could take signals (the spool's cancel file).
@@ -44,6 +46,7 @@ class JobContext {
 
  private:
   std::string job_id_;
+  std::string dir_;
   int log_fd_;
   uint64_t next_seq_;
   bool cancel_requested_ = false;

@@ -47,9 +47,13 @@ bool is_job_event(const proto::Message& m) {
 }  // namespace
 
 std::string jobs_root() {
+  return cache_dir("jobs");
+}
+
+std::string cache_dir(std::string_view name) {
   const char* home = std::getenv("HOME");
   if (!home || !*home) return "";
-  return std::string(home) + "/.cache/cutpilot/jobs";
+  return std::string(home) + "/.cache/cutpilot/" + std::string(name);
 }
 
 std::string escape_job_id(std::string_view id) {
@@ -175,6 +179,15 @@ bool write_file_atomic(const std::string& path, std::string_view text) {
   ok = ok && rename(temp.c_str(), path.c_str()) == 0;
   if (!ok) unlink(temp.c_str());
   return ok;
+}
+
+bool make_dirs(const std::string& path) {
+  for (size_t at = 1; at <= path.size(); ++at) {
+    if (at != path.size() && path[at] != '/') continue;
+    const std::string prefix = path.substr(0, at);
+    if (mkdir(prefix.c_str(), 0700) != 0 && errno != EEXIST) return false;
+  }
+  return true;
 }
 
 bool remove_tree(const std::string& path) {

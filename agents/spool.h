@@ -26,6 +26,8 @@ namespace cutpilot::agent {
 
 // The directory holding every job's spool ($HOME/.cache/cutpilot/jobs); "" without HOME.
 std::string jobs_root();
+// A directory of the agent's own under $HOME/.cache/cutpilot ("keys", "backups"); "" without HOME.
+std::string cache_dir(std::string_view name);
 // A job id as a directory name: bytes outside [A-Za-z0-9._-], and a leading '.', become %XX.
 std::string escape_job_id(std::string_view id);
 // The job id a spool directory name stands for.
@@ -60,6 +62,8 @@ JobStatus read_status(const std::string& dir);
 std::optional<std::string> read_file(const std::string& path);
 // Writes a file atomically (temp file, fsync, rename); false on failure.
 bool write_file_atomic(const std::string& path, std::string_view text);
+// Creates a directory and its missing parents (mode 0700); false on failure (errno says why).
+bool make_dirs(const std::string& path);
 // Removes a directory tree; false when something was left.
 bool remove_tree(const std::string& path);
 

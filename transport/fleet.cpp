@@ -201,6 +201,7 @@ void Fleet::take_reports(std::vector<HostEvent>& events, Clock::time_point now) 
       link.session = std::move(report.session);
       link.channel = report.agent.channel;
       link.info.endpoint = link.session->host_key().endpoint;
+      link.info.host_key = link.session->host_key().public_key;
       link.info.agent_version = report.agent.identity.agent_version;
       link.info.uploaded = report.agent.uploaded;
       link.info.preamble = report.agent.preamble;

@@ -50,6 +50,7 @@ struct LinkInfo {
   LinkState state = LinkState::kConnecting;
   std::string error;
   std::string endpoint;               // address:port as connected
+  std::string host_key;               // the verified key, "TYPE BASE64" (for host-to-host ssh)
   std::string agent_version;          // from the ready line
   bool uploaded = false;              // the last connect had to upload the agent
   std::vector<std::string> preamble;  // what the login shell printed (shown as warnings)

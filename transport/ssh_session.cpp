@@ -143,6 +143,10 @@ bool SshSession::connect_and_read_key() {
     ssh_clean_pubkey_hash(&hash);
   }
   host_key_.type = ssh_key_type_to_char(ssh_key_type(key));
+  char* blob = nullptr;
+  if (ssh_pki_export_pubkey_base64(key, &blob) == SSH_OK && blob)
+    host_key_.public_key = host_key_.type + " " + blob;
+  ssh_string_free_char(blob);
   ssh_key_free(key);
   return true;
 }

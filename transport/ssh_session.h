@@ -21,6 +21,7 @@ struct HostKey {
   std::string fingerprint;  // "SHA256:..."
   std::string known_hosts;  // the file it was checked against
   std::string endpoint;     // "127.0.0.1:2222" as connected
+  std::string public_key;   // "ssh-ed25519 AAAA..." (what another host's known_hosts needs)
 };
 
 // How the server's key compares with known_hosts.

@@ -15,118 +15,29 @@
 #include <sstream>
 #include <thread>
 
-#include "tests/support/child.h"
-#include "transport/codec.h"
-#include "transport/handshake.h"
+#include "tests/support/agent_pipe.h"
 
 namespace cutpilot {
 namespace {
 
 using namespace std::chrono_literals;
 using namespace cutpilot::proto;
-using test::Child;
 namespace fs = std::filesystem;
 
 const std::string kAgent = CUTPILOT_AGENT_PATH;
 
 // A fresh $HOME per test, so every test has spools of its own.
-class JobEngine : public ::testing::Test {
- protected:
-  void SetUp() override {
-    char pattern[] = "/tmp/cutpilot-jobs-XXXXXX";
-    ASSERT_NE(mkdtemp(pattern), nullptr);
-    home_ = pattern;
-    setenv("HOME", home_.c_str(), 1);
-  }
-  void TearDown() override {
-    // Jobs outlive their agents on purpose; give the ones a test left behind time to end.
-    for (int i = 0; i < 100 && running_jobs() > 0; ++i)
-      std::this_thread::sleep_for(50ms);
-    fs::remove_all(home_);
-  }
-  std::string jobs_dir() const { return home_ + "/.cache/cutpilot/jobs"; }
-  // Jobs whose runner still holds the spool (no `state` file yet).
-  int running_jobs() const {
-    int n = 0;
-    std::error_code ec;
-    for (const auto& e : fs::directory_iterator(jobs_dir(), ec))
-      if (!fs::exists(e.path() / "state")) ++n;
-    return n;
-  }
-  std::string home_;
-};
+class JobEngine : public test::AgentHomeTest {};
 
-// One `cutpilot-agent serve` process, greeted.
-class Agent {
+// One greeted `cutpilot-agent serve` process of the binary under test.
+class Agent : public test::Agent {
  public:
-  Agent() : child_(std::make_unique<Child>(std::vector<std::string>{kAgent, "serve"})) {
-    HandshakeScanner scanner(kProtocolVersion, "test");
-    HandshakeScanner::Status status = HandshakeScanner::Status::kNeedMore;
-    for (int i = 0; i < 50 && status == HandshakeScanner::Status::kNeedMore; ++i)
-      status = scanner.feed(child_->read_some(200ms));
-    EXPECT_EQ(status, HandshakeScanner::Status::kReady) << scanner.error();
-    decoder_.feed(scanner.leftover());
-    send(Hello{kProtocolVersion, "test"});
-    const auto ready = next();
-    EXPECT_TRUE(ready && std::holds_alternative<Ready>(*ready));
-  }
-  void send(const Message& m) { EXPECT_TRUE(child_->write(encode_frame(m))); }
-  // The next message within timeout, or nullopt.
-  std::optional<Message> next(std::chrono::milliseconds timeout = 5s) {
-    Message m;
-    const auto deadline = std::chrono::steady_clock::now() + timeout;
-    while (std::chrono::steady_clock::now() < deadline) {
-      const auto status = decoder_.next(m);
-      if (status == FrameDecoder::Status::kMessage) return m;
-      if (status == FrameDecoder::Status::kError) {
-        ADD_FAILURE() << "agent sent a bad frame: " << decoder_.error();
-        return std::nullopt;
-      }
-      decoder_.feed(child_->read_some(50ms));
-    }
-    return std::nullopt;
-  }
-  // Events until JobFinished (included), bounded by timeout; fails the test when it is missing.
-  std::vector<Message> until_finished(std::chrono::milliseconds timeout = 10s) {
-    std::vector<Message> events;
-    const auto deadline = std::chrono::steady_clock::now() + timeout;
-    while (std::chrono::steady_clock::now() < deadline) {
-      auto m = next(std::chrono::duration_cast<std::chrono::milliseconds>(
-          deadline - std::chrono::steady_clock::now()));
-      if (!m) break;
-      events.push_back(*m);
-      if (std::holds_alternative<JobFinished>(*m) || std::holds_alternative<Error>(*m))
-        return events;
-    }
-    ADD_FAILURE() << "no job-finished within " << timeout.count() << " ms";
-    return events;
-  }
-  // Kills the serve process as a dropped SSH session would (SIGKILL).
-  void kill() { child_.reset(); }
-
- private:
-  std::unique_ptr<Child> child_;
-  FrameDecoder decoder_;
+  Agent() : test::Agent(kAgent) {}
 };
 
-uint64_t seq_of(const Message& m) {
-  if (auto* e = std::get_if<JobStarted>(&m)) return e->seq;
-  if (auto* e = std::get_if<LogLine>(&m)) return e->seq;
-  if (auto* e = std::get_if<JobFinished>(&m)) return e->seq;
-  if (auto* e = std::get_if<Progress>(&m)) return e->seq;
-  return 0;
-}
-
-std::vector<std::string> lines_of(const std::vector<Message>& events, Stream stream) {
-  std::vector<std::string> lines;
-  for (const auto& m : events)
-    if (auto* l = std::get_if<LogLine>(&m); l && l->stream == stream) lines.push_back(l->line);
-  return lines;
-}
-
-const JobFinished* finished_of(const std::vector<Message>& events) {
-  return events.empty() ? nullptr : std::get_if<JobFinished>(&events.back());
-}
+using test::finished_of;
+using test::lines_of;
+using test::seq_of;
 
 void expect_seqs_from_one(const std::vector<Message>& events) {
   for (size_t i = 0; i < events.size(); ++i)
@@ -355,6 +266,18 @@ TEST_F(JobEngine, BadRequestsAreRefusedAndLeaveNoSpool) {
       {StartJob{"k4", "exec", R"({"argv": ["true"], "shell": "true"})"}, "exactly one of"},
       {StartJob{"k5", "exec", R"({"argv": ["true"], "bogus": 1})"}, "unknown exec field \"bogus\""},
       {StartJob{"k6", "exec", R"({"shell": "true", "timeout_ms": -5})"}, "timeout_ms"},
+      {StartJob{"k7", "sync", R"({"local": "rel/dir", "remote": "/src/"})"}, "must be absolute"},
+      {StartJob{"k8", "sync", R"({"local": "/d/", "remote": "/s/", "parallel": 0})"}, "parallel"},
+      {StartJob{"k9", "sync", R"({"local": "/d/", "remote": "/s/", "mode": "guess"})"},
+       "copy, estimate or verify"},
+      {StartJob{"k10", "sync", R"({"local": "/d/", "remote": "s/", "peer": {"address": "a"}})"},
+       "needs address, port (1-65535), host_key and key"},
+      {StartJob{"k11", "sync", R"({"local": "/d/", "remote": "/s/", "rate": 5})"},
+       "unknown sync field \"rate\""},
+      {StartJob{"k12", "peer", R"({"action": "keygen", "name": "../x"})"}, "[A-Za-z0-9._-]"},
+      {StartJob{"k13", "peer", R"({"action": "authorize", "name": "r", "public_key": "x"})"},
+       "not an ssh public key"},
+      {StartJob{"k14", "peer", R"({"action": "explode", "name": "r"})"}, "keygen, authorize"},
   };
   for (const auto& [request, expected] : cases) {
     agent.send(request);

@@ -16,6 +16,7 @@
 
 #include "cutpilot/version.h"
 #include "tests/support/lab.h"
+#include "tests/support/procs.h"
 #include "tests/support/transport_fixtures.h"
 #include "transport/codec.h"
 #include "transport/sha256.h"
@@ -27,6 +28,8 @@ using namespace std::chrono_literals;
 using test::Lab;
 
 using test::agent_binary;
+using test::descendants;
+using test::sshd_pid;
 using test::target_for;
 
 bool all_settled(const Fleet& fleet) {
@@ -136,41 +139,6 @@ TEST(Fleet, ClosedPortFailsWithinTheTimeoutWhileOthersComeUp) {
   EXPECT_LT(ready_after["slow"], 3s) << "the slow host must fail within its 2 s connect timeout";
   EXPECT_LT(total, 6s);
   close(mute);
-}
-
-// Every process below pid (children, grandchildren, ...), read from /proc.
-std::vector<pid_t> descendants(pid_t root) {
-  std::map<pid_t, std::vector<pid_t>> children;
-  for (const auto& entry : std::filesystem::directory_iterator("/proc")) {
-    const std::string name = entry.path().filename();
-    if (name.find_first_not_of("0123456789") != std::string::npos) continue;
-    std::ifstream stat(entry.path() / "stat");
-    std::string line;
-    if (!std::getline(stat, line)) continue;
-    // pid (comm) state ppid ...: comm may hold spaces, so parse after the last ')'.
-    std::istringstream rest(line.substr(line.rfind(')') + 2));
-    char state;
-    pid_t ppid;
-    rest >> state >> ppid;
-    children[ppid].push_back(std::stoi(name));
-  }
-  std::vector<pid_t> out, todo = {root};
-  while (!todo.empty()) {
-    const pid_t p = todo.back();
-    todo.pop_back();
-    for (pid_t c : children[p]) {
-      out.push_back(c);
-      todo.push_back(c);
-    }
-  }
-  return out;
-}
-
-pid_t sshd_pid(const Lab& lab, const std::string& host) {
-  std::ifstream in(lab.host_dir(host) + "/sshd.pid");
-  pid_t pid = 0;
-  in >> pid;
-  return pid;
 }
 
 // Runs the fleet until host reaches state; the states seen on the way.

@@ -55,7 +55,10 @@ def sshd_config(lab: Lab, name: str, port: int, version: Tuple[int, int]) -> str
         "AddressFamily inet",
         f"HostKey {quote(str(hdir / 'ssh_host_ed25519_key'))}",
         f"PidFile {quote(str(hdir / 'sshd.pid'))}",
-        f"AuthorizedKeysFile {quote(str(hdir / 'authorized_keys'))}",
+        # The lab's client key, then what the host's user (HOME) authorises, as sshd would read
+        # ~/.ssh/authorized_keys: cutpilot's migration keys land there.
+        f"AuthorizedKeysFile {quote(str(hdir / 'authorized_keys'))} "
+        f"{quote(str(hdir / 'home' / '.ssh' / 'authorized_keys'))}",
         f"AllowUsers {current_user()}",
         "UsePAM no",
         "StrictModes no",

@@ -1,0 +1,344 @@
+#include "agents/rsync_output.h"
+
+#include <algorithm>
+#include <array>
+#include <functional>
+#include <limits>
+#include <queue>
+#include <tuple>
+#include <utility>
+
+namespace cutpilot::agent {
+namespace {
+
+constexpr uint64_t kMax = std::numeric_limits<uint64_t>::max();
+
+bool is_digit(char c) {
+  return c >= '0' && c <= '9';
+}
+
+bool consume(std::string_view& s, std::string_view prefix) {
+  if (!s.starts_with(prefix)) return false;
+  s.remove_prefix(prefix.size());
+  return true;
+}
+
+void skip_spaces(std::string_view& s) {
+  while (!s.empty() && s.front() == ' ')
+    s.remove_prefix(1);
+}
+
+// The next run of non-space characters, after any spaces.
+std::string_view next_token(std::string_view& s) {
+  skip_spaces(s);
+  size_t end = s.find(' ');
+  if (end == std::string_view::npos) end = s.size();
+  std::string_view token = s.substr(0, end);
+  s.remove_prefix(end);
+  return token;
+}
+
+// A decimal count as rsync prints it: digits, with commas between groups when -h is on.
+std::optional<uint64_t> parse_count(std::string_view s) {
+  if (s.empty() || !is_digit(s.front()) || !is_digit(s.back())) return std::nullopt;
+  uint64_t value = 0;
+  for (char c : s) {
+    if (c == ',') continue;
+    if (!is_digit(c)) return std::nullopt;
+    const uint64_t digit = static_cast<uint64_t>(c - '0');
+    if (value > (kMax - digit) / 10) return std::nullopt;
+    value = value * 10 + digit;
+  }
+  return value;
+}
+
+// Leading count of s up to the first space ("302 (reg: 300, dir: 2)" -> 302).
+std::optional<uint64_t> leading_count(std::string_view s) {
+  return parse_count(s.substr(0, std::min(s.find(' '), s.size())));
+}
+
+// "64.12MB/s" in bytes per second, rounded; 1024-based like rsync's own units.
+std::optional<uint64_t> parse_rate(std::string_view s) {
+  static constexpr std::array<std::pair<std::string_view, uint64_t>, 6> kUnits = {{
+      {"kB/s", uint64_t{1} << 10},
+      {"KB/s", uint64_t{1} << 10},
+      {"MB/s", uint64_t{1} << 20},
+      {"GB/s", uint64_t{1} << 30},
+      {"TB/s", uint64_t{1} << 40},
+      {"B/s", 1},
+  }};
+  uint64_t multiplier = 0;
+  for (const auto& [suffix, factor] : kUnits) {
+    if (s.ends_with(suffix)) {
+      s.remove_suffix(suffix.size());
+      multiplier = factor;
+      break;
+    }
+  }
+  if (multiplier == 0) return std::nullopt;
+  // A decimal comma, in case a locale's LC_NUMERIC ever reaches rsync's printf.
+  size_t point = s.find_first_of(".,");
+  std::string_view whole = s.substr(0, point);
+  std::string_view fraction = point == std::string_view::npos ? "" : s.substr(point + 1);
+  if (whole.empty() || fraction.size() > 6) return std::nullopt;
+  if (point != std::string_view::npos && fraction.empty()) return std::nullopt;
+  auto whole_value = parse_count(whole);  // holds no comma: the first one was taken as the point
+  if (!whole_value) return std::nullopt;
+  uint64_t fraction_value = 0, scale = 1;
+  for (char c : fraction) {
+    if (!is_digit(c)) return std::nullopt;
+    fraction_value = fraction_value * 10 + static_cast<uint64_t>(c - '0');
+    scale *= 10;
+  }
+  if (*whole_value > kMax / multiplier) return std::nullopt;
+  // fraction_value < scale <= 10^6 and multiplier <= 2^40: the product fits in 64 bits.
+  const uint64_t fraction_bytes = (fraction_value * multiplier + scale / 2) / scale;
+  const uint64_t whole_bytes = *whole_value * multiplier;
+  if (whole_bytes > kMax - fraction_bytes) return std::nullopt;
+  return whole_bytes + fraction_bytes;
+}
+
+// "0:00:00", "1234:05:59" or, when rsync cannot tell, "??:??:??".
+bool is_time_left(std::string_view s) {
+  if (s == "??:??:??") return true;
+  if (s.size() < 7 || s[s.size() - 3] != ':' || s[s.size() - 6] != ':') return false;
+  for (size_t i = 0; i < s.size(); ++i) {
+    if (i != s.size() - 3 && i != s.size() - 6 && !is_digit(s[i])) return false;
+  }
+  return true;
+}
+
+// "(xfr#1, to-chk=299/302)" and the older "(xfer#1, to-check=299/302)".
+bool parse_file_counts(std::string_view s, RsyncProgress& progress) {
+  if (!consume(s, "(xfr#") && !consume(s, "(xfer#")) return false;
+  size_t comma = s.find(", ");
+  if (comma == std::string_view::npos || !parse_count(s.substr(0, comma))) return false;
+  s.remove_prefix(comma + 2);
+  if (!consume(s, "to-chk=") && !consume(s, "ir-chk=") && !consume(s, "to-check=")) return false;
+  size_t slash = s.find('/'), close = s.find(')');
+  if (slash == std::string_view::npos || close == std::string_view::npos || close < slash) {
+    return false;
+  }
+  auto to_check = parse_count(s.substr(0, slash));
+  auto total = parse_count(s.substr(slash + 1, close - slash - 1));
+  if (!to_check || !total) return false;
+  s.remove_prefix(close + 1);
+  skip_spaces(s);  // progress2 pads a line that got shorter than the one before
+  if (!s.empty()) return false;
+  progress.files_total = *total;
+  progress.files_done = *to_check <= *total ? *total - *to_check : 0;
+  progress.has_files = true;
+  return true;
+}
+
+int octal_digit(char c) {
+  return c >= '0' && c <= '7' ? c - '0' : -1;
+}
+
+// A temporary file rsync writes before renaming, ".NAME.XXXXXX", mapped back to NAME.
+std::string untemp(std::string path) {
+  const size_t slash = path.rfind('/');
+  const size_t base = slash == std::string::npos ? 0 : slash + 1;
+  std::string_view name = std::string_view(path).substr(base);
+  if (name.size() < 9 || name.front() != '.' || name[name.size() - 7] != '.') return path;
+  for (char c : name.substr(name.size() - 6)) {
+    const bool alnum = is_digit(c) || (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z');
+    if (!alnum) return path;
+  }
+  return path.substr(0, base) + std::string(name.substr(1, name.size() - 8));
+}
+
+// The first quoted path of an error message. Names may contain '"' (rsync does not escape it)
+// and the text after the path never does, so the path ends at the last quote, or where a
+// second quoted name starts ("X" -> "T", "X" => T, lsetxattr("X","name")).
+std::optional<std::string> quoted_path(std::string_view message) {
+  const size_t open = message.find('"');
+  if (open == std::string_view::npos) return std::nullopt;
+  std::string_view body = message.substr(open + 1);
+  size_t end = std::string_view::npos;
+  for (std::string_view separator : {"\" -> ", "\" => ", "\",\""}) {
+    end = std::min(end, body.find(separator));
+  }
+  if (end == std::string_view::npos) end = body.rfind('"');
+  if (end == std::string_view::npos || end == 0) return std::nullopt;
+  return unescape_rsync_name(body.substr(0, end));
+}
+
+}  // namespace
+
+std::optional<RsyncProgress> parse_progress2(std::string_view line) {
+  RsyncProgress progress;
+  auto bytes = parse_count(next_token(line));
+  if (!bytes) return std::nullopt;
+  progress.bytes = *bytes;
+
+  std::string_view percent = next_token(line);
+  if (percent.size() < 2 || percent.size() > 10 || !percent.ends_with('%')) return std::nullopt;
+  percent.remove_suffix(1);
+  auto percent_value = parse_count(percent);
+  if (!percent_value || percent.find(',') != std::string_view::npos ||
+      *percent_value > static_cast<uint64_t>(std::numeric_limits<int>::max())) {
+    return std::nullopt;
+  }
+  progress.percent = static_cast<int>(*percent_value);
+
+  auto rate = parse_rate(next_token(line));
+  if (!rate || !is_time_left(next_token(line))) return std::nullopt;
+  progress.rate = *rate;
+
+  skip_spaces(line);
+  if (line.empty()) return progress;
+  if (!parse_file_counts(line, progress)) return std::nullopt;
+  return progress;
+}
+
+void RsyncStatsParser::feed_line(std::string_view line) {
+  static constexpr std::array<std::pair<std::string_view, uint64_t RsyncStats::*>, 5> kFields = {{
+      {"Number of files: ", &RsyncStats::files},
+      {"Number of regular files transferred: ", &RsyncStats::regular_files_transferred},
+      {"Number of deleted files: ", &RsyncStats::deleted},
+      {"Total file size: ", &RsyncStats::total_size},
+      {"Total transferred file size: ", &RsyncStats::transferred_size},
+  }};
+  for (const auto& [key, member] : kFields) {
+    if (!consume(line, key)) continue;
+    if (auto value = leading_count(line)) stats_.*member = *value;
+    if (member == &RsyncStats::transferred_size) stats_.complete = true;
+    return;
+  }
+}
+
+std::string unescape_rsync_name(std::string_view name) {
+  std::string out;
+  out.reserve(name.size());
+  for (size_t i = 0; i < name.size(); ++i) {
+    if (name[i] == '\\' && i + 4 < name.size() && name[i + 1] == '#') {
+      const int a = octal_digit(name[i + 2]), b = octal_digit(name[i + 3]),
+                c = octal_digit(name[i + 4]);
+      if (a >= 0 && a <= 3 && b >= 0 && c >= 0) {
+        out.push_back(static_cast<char>(a * 64 + b * 8 + c));
+        i += 4;
+        continue;
+      }
+    }
+    out.push_back(name[i]);
+  }
+  return out;
+}
+
+std::optional<ListedEntry> parse_list_line(std::string_view line) {
+  // "-rw-r--r--         100000 2026/11/21 19:00:00 a/f1": the name follows the time after
+  // exactly one space and runs to the end, so leading and trailing spaces are part of it.
+  if (line.size() < 11 || line[10] != ' ' || line[0] == ' ') return std::nullopt;
+  for (char c : line.substr(1, 9)) {
+    if (std::string_view("rwxsStT-").find(c) == std::string_view::npos) return std::nullopt;
+  }
+  ListedEntry entry;
+  entry.type = line[0];
+  line.remove_prefix(10);
+  auto size = parse_count(next_token(line));
+  std::string_view date = next_token(line);
+  if (!size || date.find('/') == std::string_view::npos || !consume(line, " ")) {
+    return std::nullopt;
+  }
+  const size_t time_end = line.find(' ');
+  std::string_view time = line.substr(0, time_end);
+  if (time_end == std::string_view::npos || time.find(':') == std::string_view::npos) {
+    return std::nullopt;
+  }
+  for (char c : date) {
+    if (!is_digit(c) && c != '/') return std::nullopt;
+  }
+  for (char c : time) {
+    if (!is_digit(c) && c != ':') return std::nullopt;
+  }
+  std::string_view name = line.substr(time_end + 1);
+  if (name.empty()) return std::nullopt;
+  entry.size = *size;
+
+  if (entry.type == 'l') {
+    // With -l the target follows " -> "; its length is the listed size, which tells the
+    // real arrow from one inside the name. Without -l there is no target to cut.
+    for (size_t arrow = name.find(" -> "); arrow != std::string_view::npos;
+         arrow = name.find(" -> ", arrow + 1)) {
+      if (arrow > 0 && unescape_rsync_name(name.substr(arrow + 4)).size() == entry.size) {
+        name = name.substr(0, arrow);
+        break;
+      }
+    }
+  }
+  entry.path = unescape_rsync_name(name);
+  return entry;
+}
+
+std::optional<std::string> failed_file_of(std::string_view stderr_line) {
+  std::string_view message = stderr_line;
+  // Errors carry "rsync: " and, since 3.2, the role of the process: "rsync: [sender] ".
+  // "rsync error: ..." (the summary) and "rsync warning: ..." name no file.
+  const bool is_error = consume(message, "rsync: ");
+  if (is_error && message.starts_with('[')) {
+    const size_t close = message.find("] ");
+    if (close != std::string_view::npos) message.remove_prefix(close + 2);
+  }
+
+  if (consume(message, "file has vanished: ")) return quoted_path(message);
+
+  // The final verdict after a retry; the first "WARNING: ... (will try again)" is not one.
+  if (!is_error && consume(message, "ERROR: ")) {
+    const size_t verdict = message.rfind(" failed verification -- update ");
+    if (verdict == std::string_view::npos || verdict == 0) return std::nullopt;
+    return unescape_rsync_name(message.substr(0, verdict));
+  }
+
+  // "could not make way for new directory: ro/x" (unquoted; the description has no ": ").
+  if (!is_error && consume(message, "could not make way for ")) {
+    const size_t colon = message.find(": ");
+    if (colon == std::string_view::npos || colon + 2 == message.size()) return std::nullopt;
+    return unescape_rsync_name(message.substr(colon + 2));
+  }
+  if (!is_error) return std::nullopt;
+
+  // "delete_file: unlink(ro/x) failed: Permission denied (13)" (unquoted).
+  if (consume(message, "delete_file: ")) {
+    const size_t open = message.find('(');
+    const size_t close = message.rfind(") failed");
+    if (open == std::string_view::npos || close == std::string_view::npos || close <= open + 1) {
+      return std::nullopt;
+    }
+    return unescape_rsync_name(message.substr(open + 1, close - open - 1));
+  }
+
+  auto path = quoted_path(message);
+  if (path && (message.starts_with("mkstemp ") || message.starts_with("rename "))) {
+    return untemp(std::move(*path));
+  }
+  return path;
+}
+
+std::vector<std::vector<std::string>> split_buckets(std::vector<SizedPath> files, size_t n) {
+  // Largest first (then by path, so the input order does not matter): each file goes to the
+  // bucket that is cheapest so far, which keeps any two buckets within one file's cost.
+  std::sort(files.begin(), files.end(), [](const SizedPath& a, const SizedPath& b) {
+    return std::tie(b.size, a.path) < std::tie(a.size, b.path);
+  });
+  const size_t count = std::max<size_t>(1, std::min(std::max<size_t>(n, 1), files.size()));
+  std::vector<std::vector<std::string>> buckets(count);
+
+  using Load = std::pair<uint64_t, size_t>;  // (cost so far, bucket index)
+  std::priority_queue<Load, std::vector<Load>, std::greater<Load>> cheapest;
+  for (size_t i = 0; i < count; ++i)
+    cheapest.emplace(0, i);
+  for (SizedPath& file : files) {
+    auto [cost, index] = cheapest.top();
+    cheapest.pop();
+    const uint64_t file_cost = file.size > kMax - kPerFileCost ? kMax : file.size + kPerFileCost;
+    cost = cost > kMax - file_cost ? kMax : cost + file_cost;
+    buckets[index].push_back(std::move(file.path));
+    cheapest.emplace(cost, index);
+  }
+  for (auto& bucket : buckets)
+    std::sort(bucket.begin(), bucket.end());
+  return buckets;
+}
+
+}  // namespace cutpilot::agent

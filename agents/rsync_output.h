@@ -1,0 +1,93 @@
+// Pure parsers for what rsync prints, and the bucket split for parallel rsyncs.
+//
+// The formats were checked against rsync 3.5.0 (protocol 32) and its progress.c/log.c:
+// - Progress lines (--info=progress2) start with '\r'; all but the last end in two spaces or
+//   in space padding, the last ends in '\n'. Callers split on both '\r' and '\n'.
+// - Rates are 1024-based ("kB/s" is 1024 bytes/s); rsync itself prints only kB/MB/GB.
+// - Names in listings and in error lines escape unprintable bytes (and invalid UTF-8, and
+//   every non-ASCII byte under LC_ALL=C) as "\#ooo"; a backslash is escaped ("\#134") only
+//   when a '#' follows it. Tabs and '"' are printed as they are.
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <vector>
+
+namespace cutpilot::agent {
+
+// One progress line of `rsync --info=progress2`: totals for the whole transfer so far.
+struct RsyncProgress {
+  uint64_t bytes = 0;        // bytes transferred so far
+  int percent = 0;           // as printed; stays at 99 when symlinks make up part of the total
+  uint64_t rate = 0;         // bytes per second (rsync's 1024-based units, rounded)
+  uint64_t files_done = 0;   // files checked so far: files_total minus to-chk (or ir-chk)
+  uint64_t files_total = 0;  // files in the list; grows while "ir-chk" (incremental recursion)
+  bool has_files = false;    // false on lines without the "(xfr#N, to-chk=A/B)" part
+};
+// Parses one progress line (terminator removed); nullopt for anything else (names, errors, "").
+std::optional<RsyncProgress> parse_progress2(std::string_view line);
+
+// The figures of the `--stats` block that a sync step reports.
+struct RsyncStats {
+  uint64_t files = 0;  // "Number of files": every entry, directories and links included
+  uint64_t regular_files_transferred = 0;
+  uint64_t total_size = 0;
+  uint64_t transferred_size = 0;
+  uint64_t deleted = 0;   // "Number of deleted files", directories included
+  bool complete = false;  // "Total transferred file size" was seen: the block has been read
+};
+
+// Collects RsyncStats from rsync's stdout, one line at a time; other lines are ignored.
+class RsyncStatsParser {
+ public:
+  // Reads one line (terminator removed); a later value for the same figure replaces the earlier.
+  void feed_line(std::string_view line);
+  // The figures read so far.
+  const RsyncStats& stats() const { return stats_; }
+
+ private:
+  RsyncStats stats_;
+};
+
+// One entry of `rsync --list-only -r --no-h` output.
+struct ListedEntry {
+  char type = '-';    // '-' file, 'd' directory, 'l' symlink, or 'c' 'b' 'p' 's' as printed
+  uint64_t size = 0;  // for a symlink, the length of its target
+  std::string path;   // relative to the listed directory, unescaped, without " -> target"
+};
+// Parses one listing line. The listed directory itself comes back as path "." (callers that
+// want only its contents skip it). The " -> target" of a symlink (shown with -l) is cut where
+// the target's length matches the size, so names that contain " -> " survive.
+std::optional<ListedEntry> parse_list_line(std::string_view line);
+
+// Replaces rsync's "\#ooo" escapes with the bytes they stand for; other text stays as it is.
+std::string unescape_rsync_name(std::string_view name);
+
+// The file an rsync stderr line reports as failed or vanished (exit codes 23 and 24), as
+// rsync printed it (absolute for the source side, often relative for deletions) and
+// unescaped; nullopt for other lines. Recognised: "file has vanished: \"P\"", any
+// "rsync: [role] ..." error naming a quoted path (the first one of "\"P\" -> \"T\""),
+// "delete_file: unlink(P) failed", "could not make way for new ...: P" and the final
+// "ERROR: P failed verification". The temporary ".NAME.XXXXXX" of a failed mkstemp or rename
+// is mapped back to NAME (in the same directory).
+std::optional<std::string> failed_file_of(std::string_view stderr_line);
+
+// A file to copy and its size, input to split_buckets.
+struct SizedPath {
+  std::string path;
+  uint64_t size = 0;
+};
+// What one file costs a bucket on top of its bytes: rsync's per-file work (stat, open, list
+// entry, checksum round trip) is worth about this many bytes of data on a local-network link,
+// so a bucket of a million empty files does not count as free.
+inline constexpr uint64_t kPerFileCost = 64 * 1024;
+// Splits files into at most n (0 means 1) buckets of similar bytes + count * kPerFileCost,
+// largest files first, each to the cheapest bucket (the lowest index on ties). Deterministic
+// for any input order; each bucket's paths are sorted. Fewer files than n give one bucket per
+// file; no files give one empty bucket.
+std::vector<std::vector<std::string>> split_buckets(std::vector<SizedPath> files, size_t n);
+
+}  // namespace cutpilot::agent

@@ -1,0 +1,570 @@
+#include "agents/sync_job.h"
+
+#include <algorithm>
+#include <chrono>
+#include <deque>
+#include <nlohmann/json.hpp>
+#include <optional>
+#include <vector>
+
+#include "agents/command.h"
+#include "agents/peer_job.h"
+#include "agents/rsync_output.h"
+#include "agents/spool.h"
+
+namespace cutpilot::agent {
+namespace {
+
+using Clock = std::chrono::steady_clock;
+using Json = nlohmann::json;
+
+// At most this many difference or failed-file lines are logged and kept in a result.
+constexpr size_t kMaxListed = 200;
+// The most rsyncs one parallel sync runs at once.
+constexpr uint64_t kMaxParallel = 64;
+
+// The other host, as this one reaches it.
+struct Peer {
+  std::string address;
+  uint64_t port = 22;
+  std::string user;
+  std::string host_key;  // "TYPE BASE64", as the cockpit verified it
+  std::string key;       // the run whose migration key to use
+  std::string cipher = std::string(kDefaultCiphers);
+};
+
+// A parsed sync spec.
+struct SyncSpec {
+  std::string mode = "copy";
+  bool push = false;
+  std::string local, remote;
+  std::optional<Peer> peer;
+  bool del = false, checksum = false, one_file_system = false, numeric_ids = false;
+  std::vector<std::string> exclude;
+  uint64_t bwlimit_kbps = 0, parallel = 1, timeout_ms = 0;
+};
+
+// Reads each known field of object j through its handler; any other field is an error.
+template <class Handlers>
+bool read_fields(const Json& j, std::string_view what, const Handlers& handlers,
+                 std::string& error) {
+  if (!j.is_object()) {
+    error = std::string(what) + " must be a JSON object";
+    return false;
+  }
+  for (const auto& [key, value] : j.items()) {
+    const auto it = handlers.find(key);
+    if (it == handlers.end()) {
+      std::string names;
+      for (const auto& [name, handler] : handlers)
+        names += (names.empty() ? "" : ", ") + name;
+      error = "unknown " + std::string(what) + " field \"" + key + "\" (expected " + names + ")";
+      return false;
+    }
+    if (!it->second(value)) {
+      if (error.empty()) error = "bad " + std::string(what) + " field \"" + key + "\"";
+      return false;
+    }
+  }
+  return true;
+}
+
+using Handlers = std::map<std::string, std::function<bool(const Json&)>>;
+
+auto text(std::string& out, std::string& error, std::string message) {
+  return [&out, &error, message](const Json& v) {
+    if (v.is_string()) out = v.get<std::string>();
+    if (!v.is_string()) error = message;
+    return v.is_string();
+  };
+}
+auto flag(bool& out) {
+  return [&out](const Json& v) {
+    if (v.is_boolean()) out = v.get<bool>();
+    return v.is_boolean();
+  };
+}
+auto count(uint64_t& out) {
+  return [&out](const Json& v) {
+    if (v.is_number_unsigned()) out = v.get<uint64_t>();
+    return v.is_number_unsigned();
+  };
+}
+
+std::optional<SyncSpec> parse(std::string_view json, std::string& error) {
+  const Json j = Json::parse(json.begin(), json.end(), nullptr, false);
+  SyncSpec spec;
+  std::string direction = "pull";
+  Peer peer;
+  const Handlers peer_fields = {
+      {"address", text(peer.address, error, "\"peer.address\" must be a string")},
+      {"port", count(peer.port)},
+      {"user", text(peer.user, error, "\"peer.user\" must be a string")},
+      {"host_key", text(peer.host_key, error, "\"peer.host_key\" must be a string")},
+      {"key", text(peer.key, error, "\"peer.key\" must be a string")},
+      {"cipher", text(peer.cipher, error, "\"peer.cipher\" must be a string")},
+  };
+  const Handlers fields = {
+      {"mode", text(spec.mode, error, "\"mode\" must be a string")},
+      {"direction", text(direction, error, "\"direction\" must be a string")},
+      {"local", text(spec.local, error, "\"local\" must be a string")},
+      {"remote", text(spec.remote, error, "\"remote\" must be a string")},
+      {"peer",
+       [&](const Json& v) {
+         spec.peer = peer;
+         return read_fields(v, "peer", peer_fields, error);
+       }},
+      {"delete", flag(spec.del)},
+      {"checksum", flag(spec.checksum)},
+      {"one_file_system", flag(spec.one_file_system)},
+      {"numeric_ids", flag(spec.numeric_ids)},
+      {"exclude",
+       [&](const Json& v) {
+         if (!v.is_array()) return false;
+         for (const auto& p : v) {
+           if (!p.is_string() || p.get<std::string>().empty()) return false;
+           spec.exclude.push_back(p.get<std::string>());
+         }
+         return true;
+       }},
+      {"bwlimit_kbps", count(spec.bwlimit_kbps)},
+      {"parallel", count(spec.parallel)},
+      {"timeout_ms", count(spec.timeout_ms)},
+  };
+  if (j.is_discarded()) {
+    error = "the sync spec is not valid JSON";
+    return std::nullopt;
+  }
+  if (!read_fields(j, "sync", fields, error)) return std::nullopt;
+  if (spec.peer) spec.peer = peer;
+  spec.push = direction == "push";
+  if (spec.mode != "copy" && spec.mode != "estimate" && spec.mode != "verify") {
+    error = "sync \"mode\" must be copy, estimate or verify";
+  } else if (direction != "pull" && direction != "push") {
+    error = "sync \"direction\" must be pull or push";
+  } else if (spec.local.empty() || spec.remote.empty()) {
+    error = "sync needs \"local\" and \"remote\" paths";
+  } else if (spec.local[0] != '/' || (!spec.peer && spec.remote[0] != '/')) {
+    error = "sync paths must be absolute";
+  } else if (spec.parallel == 0 || spec.parallel > kMaxParallel) {
+    error = "sync \"parallel\" must be between 1 and " + std::to_string(kMaxParallel);
+  } else if (spec.peer &&
+             (spec.peer->address.empty() || spec.peer->host_key.empty() || spec.peer->key.empty() ||
+              spec.peer->port == 0 || spec.peer->port > 65535)) {
+    error = "sync \"peer\" needs address, port (1-65535), host_key and key";
+  } else if (spec.peer && spec.peer->host_key.find_first_of("\n\r") != std::string::npos) {
+    error = "sync \"peer.host_key\" must be one line";
+  }
+  if (!error.empty()) return std::nullopt;
+  return spec;
+}
+
+// Quotes one word for rsync's -e parser (single quotes; a doubled quote stands for one).
+std::string quote_word(const std::string& word) {
+  std::string out = "'";
+  for (char c : word)
+    out += c == '\'' ? std::string("''") : std::string(1, c);  // rsync: '' inside '...' is '
+
+  return out + "'";
+}
+
+// A path for an ssh option that expands %-tokens (job directories hold %2F).
+std::string ssh_path(const std::string& path) {
+  std::string out;
+  for (char c : path)
+    out += c == '%' ? std::string("%%") : std::string(1, c);
+  return out;
+}
+
+// The ssh command rsync runs to reach the peer; writes the peer's known_hosts into dir.
+std::optional<std::string> ssh_command(const Peer& peer, const std::string& dir,
+                                       std::string& error) {
+  const std::string known_hosts = dir + "/known_hosts";
+  const std::string name =
+      peer.port == 22 ? peer.address : "[" + peer.address + "]:" + std::to_string(peer.port);
+  if (!write_file_atomic(known_hosts, name + " " + peer.host_key + "\n")) {
+    error = "cannot write " + known_hosts;
+    return std::nullopt;
+  }
+  std::vector<std::string> words = {"ssh",
+                                    "-F",
+                                    "/dev/null",
+                                    "-o",
+                                    "BatchMode=yes",
+                                    "-o",
+                                    "IdentitiesOnly=yes",
+                                    "-o",
+                                    "StrictHostKeyChecking=yes",
+                                    "-o",
+                                    "UserKnownHostsFile=" + ssh_path(known_hosts),
+                                    "-o",
+                                    "GlobalKnownHostsFile=/dev/null",
+                                    "-o",
+                                    "ServerAliveInterval=15",
+                                    "-o",
+                                    "ServerAliveCountMax=4",
+                                    "-o",
+                                    "Compression=no",
+                                    "-i",
+                                    ssh_path(migration_key_path(peer.key)),
+                                    "-p",
+                                    std::to_string(peer.port),
+                                    "-c",
+                                    peer.cipher};
+  if (!peer.user.empty()) words.insert(words.end(), {"-l", peer.user});
+  std::string command;
+  for (const auto& w : words)
+    command += (command.empty() ? "" : " ") + quote_word(w);
+  return command;
+}
+
+// The rsync arguments every mode shares: archive, ssh, the plan's options.
+std::vector<std::string> common_args(const SyncSpec& spec, const std::string& ssh,
+                                     bool with_delete) {
+  std::vector<std::string> args = {"rsync", "-a", "--no-h"};
+  if (!ssh.empty()) args.insert(args.end(), {"-e", ssh});
+  if (with_delete && spec.del) args.push_back("--delete");
+  if (spec.checksum) args.push_back("--checksum");
+  if (spec.one_file_system) args.push_back("--one-file-system");
+  if (spec.numeric_ids) args.push_back("--numeric-ids");
+  if (spec.bwlimit_kbps) args.push_back("--bwlimit=" + std::to_string(spec.bwlimit_kbps));
+  for (const auto& pattern : spec.exclude)
+    args.push_back("--exclude=" + pattern);
+  return args;
+}
+
+// The remote path as rsync names it: ADDRESS:PATH ([ADDRESS]:PATH for IPv6).
+std::string remote_arg(const SyncSpec& spec, const std::string& path) {
+  if (!spec.peer) return path;
+  const std::string& a = spec.peer->address;
+  return (a.find(':') != std::string::npos ? "[" + a + "]" : a) + ":" + path;
+}
+
+// The source and destination arguments for paths under the synced roots.
+std::pair<std::string, std::string> ends(const SyncSpec& spec, const std::string& remote,
+                                         const std::string& local) {
+  return spec.push ? std::pair{local, remote_arg(spec, remote)}
+                   : std::pair{remote_arg(spec, remote), local};
+}
+
+// Bytes per second over the last few seconds.
+class RateMeter {
+ public:
+  uint64_t update(uint64_t bytes) {
+    const auto now = Clock::now();
+    samples_.push_back({now, bytes});
+    while (samples_.size() > 2 && now - samples_[1].first > std::chrono::seconds(3))
+      samples_.pop_front();
+    const auto span = std::chrono::duration<double>(now - samples_.front().first).count();
+    return span > 0.2 ? static_cast<uint64_t>((bytes - samples_.front().second) / span) : 0;
+  }
+
+ private:
+  std::deque<std::pair<Clock::time_point, uint64_t>> samples_;
+};
+
+// What the rsyncs of one job said: progress per rsync, failed and vanished files, errors.
+struct Tally {
+  std::vector<RsyncProgress> latest;  // per running rsync
+  std::vector<uint64_t> file_caps;    // per rsync: its files_done counts at most this many
+  uint64_t bytes_before = 0, files_before = 0, files_total = 0;
+  uint64_t reported_bytes = 0, reported_files = 0;  // never goes backwards
+  std::vector<std::string> vanished, failed;
+  std::string cause, last_error;  // the first line that says why (ssh's own), and the last
+  RateMeter rate;
+
+  // Remembers a stderr line for the job's error message.
+  void note(const std::string& line) {
+    if (line.empty()) return;
+    const bool generic = line.starts_with("rsync error:") || line.starts_with("rsync: connection");
+    if (cause.empty() && !generic) cause = line;
+    last_error = line;
+  }
+  // Why the rsyncs failed, in the words of whoever said it first.
+  std::string why() const {
+    if (cause.empty() || cause == last_error) return last_error;
+    return cause + " (" + last_error + ")";
+  }
+  void reset(size_t rsyncs, uint64_t cap) {
+    for (const auto& p : latest) {
+      bytes_before += p.bytes;
+    }
+    files_before = reported_files;
+    latest.assign(rsyncs, {});
+    file_caps.assign(rsyncs, cap);
+  }
+  proto::Progress progress(std::string detail) {
+    uint64_t bytes = bytes_before, files = files_before, total = files_total;
+    for (size_t i = 0; i < latest.size(); ++i) {
+      bytes += latest[i].bytes;
+      files += std::min(latest[i].files_done, file_caps[i]);
+      if (files_total == 0) total = std::max(total, latest[i].files_total);
+    }
+    reported_bytes = std::max(reported_bytes, bytes);
+    reported_files = std::min(std::max(reported_files, files), std::max(total, reported_files));
+    return proto::Progress{"",
+                           0,
+                           reported_bytes,
+                           std::nullopt,
+                           rate.update(reported_bytes),
+                           reported_files,
+                           total ? std::optional<uint64_t>(total) : std::nullopt,
+                           std::move(detail)};
+  }
+};
+
+// Runs rsyncs to the end, feeding progress and stderr into tally and the job's log.
+RunResult run_rsyncs(const std::vector<Command>& commands, Tally& tally, const std::string& detail,
+                     RsyncStatsParser* stats, bool log_stdout, uint64_t timeout_ms,
+                     JobContext& job) {
+  auto sink = [&](size_t i, proto::Stream stream, std::string line) {
+    if (stream == proto::Stream::kStdout) {
+      if (auto p = parse_progress2(line)) {
+        tally.latest[i] = *p;
+        job.progress(tally.progress(detail));
+        return;
+      }
+      if (stats) stats->feed_line(line);
+      if (!log_stdout || line.empty()) return;
+    } else if (stream == proto::Stream::kStderr) {
+      if (auto file = failed_file_of(line)) {
+        auto& list = line.find("vanished") != std::string::npos ? tally.vanished : tally.failed;
+        if (list.size() < kMaxListed) list.push_back(*file);
+      }
+      tally.note(line);
+    }
+    job.log(stream, std::move(line));
+  };
+  return run_commands(commands, sink, {std::chrono::milliseconds(timeout_ms), {}}, job);
+}
+
+// Turns the rsyncs' exits into the job's result (exit 24 is a warning, 23 a listed error).
+proto::JobFinished conclude(const RunResult& run, const Tally& tally, uint64_t timeout_ms,
+                            JobContext& job) {
+  proto::JobFinished done = failed_result(job.job_id(), "");
+  if (run.stop == StopReason::kCancelled) {
+    done.state = proto::JobState::kCancelled;
+    done.error = "cancelled";
+    return done;
+  }
+  if (run.stop == StopReason::kTimedOut) {
+    done.state = proto::JobState::kTimedOut;
+    done.error = "timed out after " + std::to_string(timeout_ms) + " ms";
+    return done;
+  }
+  int worst = 0;
+  for (const auto& c : run.commands) {
+    if (!c.start_error.empty()) {
+      done.error = c.start_error;
+      return done;
+    }
+    const int code = c.exit_code.value_or(-1);
+    if (code != 0 && code != 24) worst = worst ? worst : code;
+    if (code == 24 && worst == 0) worst = 24;
+  }
+  done.exit_code = worst;
+  auto listed = [](const std::vector<std::string>& files) {
+    std::string out;
+    for (size_t i = 0; i < files.size() && i < 10; ++i)
+      out += (i ? ", " : "") + files[i];
+    return out + (files.size() > 10 ? ", ..." : "");
+  };
+  if (worst == 0 || worst == 24) {
+    done.state = proto::JobState::kSucceeded;
+    if (worst == 24)
+      job.log(proto::Stream::kAgent,
+              "warning: " + std::to_string(tally.vanished.size()) +
+                  " files vanished during the sync: " + listed(tally.vanished));
+  } else if (worst == 23) {
+    done.error = "some files could not be transferred (rsync exit 23): " + listed(tally.failed);
+  } else {
+    done.error = "rsync failed with exit code " + std::to_string(worst) +
+                 (tally.why().empty() ? "" : ": " + tally.why());
+  }
+  return done;
+}
+
+// Milliseconds left of the job's timeout (0: none; 1 when spent, so the next phase stops).
+uint64_t left_ms(uint64_t timeout_ms, Clock::time_point started) {
+  if (timeout_ms == 0) return 0;
+  const auto used = std::chrono::duration_cast<std::chrono::milliseconds>(Clock::now() - started);
+  return timeout_ms > static_cast<uint64_t>(used.count()) ? timeout_ms - used.count() : 1;
+}
+
+// Splits path into the directory rsync is given and the prefix listed names carry.
+std::string parent_with_slash(const std::string& path) {
+  if (path.back() == '/') return path;
+  const size_t slash = path.rfind('/');
+  return slash == std::string::npos ? "./" : path.substr(0, slash + 1);
+}
+
+proto::JobFinished copy(const SyncSpec& spec, const std::string& ssh, JobContext& job) {
+  const auto started = Clock::now();
+  const auto [from, to] = ends(spec, spec.remote, spec.local);
+  const std::string where =
+      spec.peer ? (spec.push ? "push to " : "pull from ") + spec.peer->address + ":" + spec.remote
+                : "copy from " + spec.remote;
+  Tally tally;
+  auto progress_args = [&](bool with_delete) {
+    std::vector<std::string> args = common_args(spec, ssh, with_delete);
+    args.insert(args.end(), {"--info=progress2", "--no-inc-recursive", "--outbuf=L"});
+    return args;
+  };
+  if (spec.parallel > 1) {
+    // List the source, deal its files into buckets, one rsync per bucket.
+    std::vector<std::string> list = common_args(spec, ssh, false);
+    list.insert(list.end(), {"--list-only", "-r", from});
+    std::vector<SizedPath> files;
+    tally.reset(1, 0);
+    RunResult listed = run_commands(
+        {Command{list, {}, "", false}},
+        [&](size_t, proto::Stream stream, std::string line) {
+          if (stream == proto::Stream::kStdout) {
+            if (auto e = parse_list_line(line); e && e->path != "." && e->type != 'd')
+              files.push_back({e->path, e->size});
+            return;
+          }
+          tally.note(line);
+          job.log(stream, std::move(line));
+        },
+        {std::chrono::milliseconds(spec.timeout_ms), {}}, job);
+    proto::JobFinished done = conclude(listed, tally, spec.timeout_ms, job);
+    if (done.state != proto::JobState::kSucceeded) {
+      if (done.state == proto::JobState::kFailed) done.error = "listing the source: " + done.error;
+      return done;
+    }
+    const auto [base_from, base_to] =
+        ends(spec, parent_with_slash(spec.remote), parent_with_slash(spec.local));
+    const auto buckets = split_buckets(std::move(files), spec.parallel);
+    std::vector<Command> rsyncs;
+    size_t total = 0;
+    for (size_t b = 0; b < buckets.size(); ++b) {
+      std::string names;
+      for (const auto& name : buckets[b])
+        names += name + '\0';
+      const std::string list_path = job.dir() + "/bucket-" + std::to_string(b);
+      if (!write_file_atomic(list_path, names))
+        return failed_result(job.job_id(), "cannot write " + list_path);
+      std::vector<std::string> args = progress_args(false);
+      args.insert(args.end(), {"--from0", "--files-from=" + list_path, base_from, base_to});
+      rsyncs.push_back({args, {}, "", true});
+      total += buckets[b].size();
+    }
+    job.log(proto::Stream::kAgent, std::to_string(total) + " files in " +
+                                       std::to_string(rsyncs.size()) + " buckets, one rsync each");
+    tally.files_total = total;
+    tally.reset(rsyncs.size(), 0);
+    for (size_t b = 0; b < buckets.size(); ++b)
+      tally.file_caps[b] = buckets[b].size();
+    const RunResult run =
+        run_rsyncs(rsyncs, tally, where + " (" + std::to_string(rsyncs.size()) + " rsyncs)",
+                   nullptr, false, left_ms(spec.timeout_ms, started), job);
+    done = conclude(run, tally, spec.timeout_ms, job);
+    if (done.state != proto::JobState::kSucceeded) return done;
+    tally.reset(1, 0);  // the final pass moves bytes, but its files were counted already
+  }
+  std::vector<std::string> args = progress_args(true);
+  args.insert(args.end(), {from, to});
+  if (spec.parallel == 1) tally.reset(1, UINT64_MAX);
+  const RunResult run = run_rsyncs({Command{args, {}, "", true}}, tally,
+                                   spec.parallel > 1 ? where + " (final pass)" : where, nullptr,
+                                   false, left_ms(spec.timeout_ms, started), job);
+  proto::JobFinished done = conclude(run, tally, spec.timeout_ms, job);
+  if (done.state == proto::JobState::kSucceeded) {
+    // The last word: everything checked, every byte that had to move has moved.
+    proto::Progress last = tally.progress(where);
+    if (last.files_total) last.files = *last.files_total;
+    last.total = last.bytes;
+    job.progress(last);
+    const double seconds = std::chrono::duration<double>(Clock::now() - started).count();
+    done.result = Json{{"bytes", last.bytes},
+                       {"files", last.files},
+                       {"seconds", seconds},
+                       {"parallel", spec.parallel},
+                       {"vanished", tally.vanished}}
+                      .dump();
+  }
+  return done;
+}
+
+proto::JobFinished estimate(const SyncSpec& spec, const std::string& ssh, JobContext& job) {
+  std::vector<std::string> args = common_args(spec, ssh, true);
+  const auto [from, to] = ends(spec, spec.remote, spec.local);
+  args.insert(args.end(), {"--dry-run", "--stats", from, to});
+  Tally tally;
+  tally.reset(1, 0);
+  RsyncStatsParser stats;
+  const RunResult run = run_rsyncs({Command{args, {}, "", false}}, tally, "estimate", &stats, false,
+                                   spec.timeout_ms, job);
+  proto::JobFinished done = conclude(run, tally, spec.timeout_ms, job);
+  if (done.state != proto::JobState::kSucceeded) return done;
+  const RsyncStats& s = stats.stats();
+  if (!s.complete) return failed_result(job.job_id(), "rsync printed no --stats summary");
+  job.log(proto::Stream::kAgent, std::to_string(s.regular_files_transferred) + " files, " +
+                                     std::to_string(s.transferred_size) +
+                                     " bytes would move now (of " + std::to_string(s.files) +
+                                     " entries, " + std::to_string(s.total_size) + " bytes)");
+  done.result = Json{{"files", s.regular_files_transferred},
+                     {"bytes", s.transferred_size},
+                     {"deleted", s.deleted},
+                     {"total_files", s.files},
+                     {"total_bytes", s.total_size}}
+                    .dump();
+  return done;
+}
+
+proto::JobFinished verify(const SyncSpec& spec, const std::string& ssh, JobContext& job) {
+  std::vector<std::string> args = common_args(spec, ssh, false);
+  const auto [from, to] = ends(spec, spec.remote, spec.local);
+  args.insert(args.end(), {"--dry-run", "--delete", "--itemize-changes", from, to});
+  std::vector<std::string> differences;
+  size_t count = 0;
+  Tally tally;
+  tally.reset(1, 0);
+  const RunResult run = run_commands(
+      {Command{args, {}, "", false}},
+      [&](size_t, proto::Stream stream, std::string line) {
+        if (line.empty()) return;
+        if (stream == proto::Stream::kStdout) {
+          if (++count > kMaxListed) return;
+          differences.push_back(line);
+        } else {
+          tally.note(line);
+        }
+        job.log(stream, std::move(line));
+      },
+      {std::chrono::milliseconds(spec.timeout_ms), {}}, job);
+  proto::JobFinished done = conclude(run, tally, spec.timeout_ms, job);
+  if (done.state != proto::JobState::kSucceeded) return done;
+  done.result = Json{{"differences", count}, {"listed", differences}}.dump();
+  if (count > 0) {
+    done.state = proto::JobState::kFailed;
+    done.error = std::to_string(count) + " differences between source and target";
+  } else {
+    job.log(proto::Stream::kAgent, "source and target are identical");
+  }
+  return done;
+}
+
+}  // namespace
+
+bool validate_sync_spec(std::string_view spec, std::string& error) {
+  return parse(spec, error).has_value();
+}
+
+proto::JobFinished run_sync(std::string_view text, JobContext& job) {
+  std::string error;
+  const std::optional<SyncSpec> spec = parse(text, error);
+  if (!spec) return failed_result(job.job_id(), error);
+  std::string ssh;
+  if (spec->peer) {
+    auto command = ssh_command(*spec->peer, job.dir(), error);
+    if (!command) return failed_result(job.job_id(), error);
+    ssh = *command;
+  }
+  if (spec->mode == "estimate") return estimate(*spec, ssh, job);
+  if (spec->mode == "verify") return verify(*spec, ssh, job);
+  return copy(*spec, ssh, job);
+}
+
+}  // namespace cutpilot::agent

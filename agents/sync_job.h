@@ -1,0 +1,36 @@
+// The `sync` job kind: rsync from one host to another over SSH, with live progress.
+//
+// The job runs on the host that pulls (or pushes); it reaches the other host with
+// ssh using the run's migration key (see peer_job.h) and a known_hosts file holding
+// exactly the key the cockpit verified for that host. Spec (JSON):
+//   {"mode": "copy" | "estimate" | "verify",       default copy
+//    "direction": "pull" | "push",                 default pull
+//    "local": "/path/here/", "remote": "/path/there/",
+//    "peer": {"address", "port", "user", "host_key": "TYPE BASE64", "key": RUN, "cipher"},
+//    "delete", "checksum", "one_file_system", "numeric_ids": bool,
+//    "exclude": [patterns], "bwlimit_kbps": N, "parallel": N, "timeout_ms": N}
+// Without "peer" both paths are on this host (a local move; also what tests use).
+// copy: rsync -a with --info=progress2; parallel > 1 lists the source first, splits the
+//   files into buckets balanced by size and count, runs one rsync per bucket, then one
+//   final full pass (deletions, directories, anything changed meanwhile).
+// estimate: rsync --dry-run --stats; the result says how many files and bytes would move.
+// verify: rsync --dry-run --itemize-changes --delete; any difference fails the job.
+#pragma once
+
+#include <string>
+#include <string_view>
+
+#include "agents/runner.h"
+
+namespace cutpilot::agent {
+
+// The ciphers offered host to host, fastest first (AES-GCM wins where the CPU has AES-NI).
+inline constexpr std::string_view kDefaultCiphers =
+    "aes128-gcm@openssh.com,aes256-gcm@openssh.com,chacha20-poly1305@openssh.com,aes128-ctr";
+
+// Checks a sync spec before the job is claimed.
+bool validate_sync_spec(std::string_view spec, std::string& error);
+// Runs a sync job to the end.
+proto::JobFinished run_sync(std::string_view spec, JobContext& job);
+
+}  // namespace cutpilot::agent

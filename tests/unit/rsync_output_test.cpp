@@ -1,0 +1,603 @@
+// Parsers for rsync's output, fed with lines captured from rsync 3.5.0 on this machine.
+#include "agents/rsync_output.h"
+
+#include <gtest/gtest.h>
+
+#include <algorithm>
+#include <cstdint>
+#include <map>
+#include <random>
+#include <string>
+#include <vector>
+
+namespace cutpilot::agent {
+namespace {
+
+constexpr uint64_t kMiB = uint64_t{1} << 20;
+
+// ---- parse_progress2 ----------------------------------------------------------------------
+
+TEST(RsyncProgressTest, FirstLineHasNoFileCounts) {
+  auto p = parse_progress2("          32768   0%    0.00kB/s    0:00:00  ");
+  ASSERT_TRUE(p);
+  EXPECT_EQ(p->bytes, 32768u);
+  EXPECT_EQ(p->percent, 0);
+  EXPECT_EQ(p->rate, 0u);
+  EXPECT_FALSE(p->has_files);
+  EXPECT_EQ(p->files_total, 0u);
+}
+
+TEST(RsyncProgressTest, LineWithFileCounts) {
+  auto p = parse_progress2("         100000   0%   64.12MB/s    0:00:00 (xfr#1, to-chk=300/304)");
+  ASSERT_TRUE(p);
+  EXPECT_EQ(p->bytes, 100000u);
+  EXPECT_EQ(p->percent, 0);
+  EXPECT_EQ(p->rate, 64 * kMiB + (12 * kMiB + 50) / 100);  // 64.12 MiB/s, rounded
+  EXPECT_TRUE(p->has_files);
+  EXPECT_EQ(p->files_total, 304u);
+  EXPECT_EQ(p->files_done, 4u);
+}
+
+TEST(RsyncProgressTest, PaddedLineAfterALongerOne) {
+  // progress2 pads with spaces when "to-chk=100/304" turns into "to-chk=99/304".
+  auto p = parse_progress2("       20200000  67%  601.03MB/s    0:00:00 (xfr#202, to-chk=99/304) ");
+  ASSERT_TRUE(p);
+  EXPECT_EQ(p->bytes, 20200000u);
+  EXPECT_EQ(p->percent, 67);
+  EXPECT_EQ(p->files_done, 205u);
+}
+
+TEST(RsyncProgressTest, FinalLineOfATreeWithASymlinkStaysAt99Percent) {
+  auto p = parse_progress2("       30000000  99%  571.58MB/s    0:00:00 (xfr#300, to-chk=0/304)");
+  ASSERT_TRUE(p);
+  EXPECT_EQ(p->percent, 99);
+  EXPECT_EQ(p->files_done, 304u);
+  EXPECT_EQ(p->files_total, 304u);
+  EXPECT_EQ(p->rate, 571 * kMiB + (58 * kMiB + 50) / 100);
+}
+
+TEST(RsyncProgressTest, EmptyTransferUnknownTimeLeftAndTooManyToCheck) {
+  auto p = parse_progress2("              0 100%    0.00kB/s    0:00:00 (xfr#0, to-chk=0/1)");
+  ASSERT_TRUE(p);
+  EXPECT_EQ(p->bytes, 0u);
+  EXPECT_EQ(p->percent, 100);
+  EXPECT_EQ(p->files_done, 1u);
+  auto unknown = parse_progress2("   1000000  50%    1.00kB/s  ??:??:??  ");
+  ASSERT_TRUE(unknown);
+  EXPECT_EQ(unknown->bytes, 1000000u);
+  EXPECT_TRUE(parse_progress2("1 1% 1.00kB/s 9999:59:59"));
+  auto odd = parse_progress2("1 0% 1.00kB/s 0:00:00 (xfr#1, to-chk=9/3)");
+  ASSERT_TRUE(odd);
+  EXPECT_EQ(odd->files_done, 0u);
+  EXPECT_EQ(odd->files_total, 3u);
+}
+
+TEST(RsyncProgressTest, CommasOfHumanReadableLevelOne) {
+  auto p = parse_progress2("     30,000,000  99%  250.69MB/s    0:00:00 (xfr#300, to-chk=0/304)");
+  ASSERT_TRUE(p);
+  EXPECT_EQ(p->bytes, 30000000u);
+  auto q = parse_progress2(
+      "  1,234,567,890  10%    1.00GB/s    0:00:09 (xfr#1,234, to-chk=1,000/2,345)");
+  ASSERT_TRUE(q);
+  EXPECT_EQ(q->bytes, 1234567890u);
+  EXPECT_EQ(q->files_total, 2345u);
+  EXPECT_EQ(q->files_done, 1345u);
+}
+
+TEST(RsyncProgressTest, IncrementalRecursionAndOldFormat) {
+  auto ir =
+      parse_progress2("        5000000   3%    4.00MB/s    0:01:10 (xfr#5, ir-chk=1000/1205)");
+  ASSERT_TRUE(ir);
+  EXPECT_EQ(ir->files_total, 1205u);
+  EXPECT_EQ(ir->files_done, 205u);
+  // rsync 3.0 wrote "xfer#" and "to-check=".
+  auto old = parse_progress2("      200000 100%  159.48MB/s    0:00:00 (xfer#2, to-check=0/2)");
+  ASSERT_TRUE(old);
+  EXPECT_EQ(old->files_done, 2u);
+}
+
+TEST(RsyncProgressTest, RateUnitsAre1024Based) {
+  auto rate = [](const char* text) {
+    auto p = parse_progress2(std::string("1 0% ") + text + " 0:00:00");
+    return p ? p->rate : UINT64_MAX;
+  };
+  EXPECT_EQ(rate("12.00B/s"), 12u);
+  EXPECT_EQ(rate("1.50kB/s"), 1536u);
+  EXPECT_EQ(rate("1.50KB/s"), 1536u);
+  EXPECT_EQ(rate("2.00MB/s"), 2 * kMiB);
+  EXPECT_EQ(rate("1.23GB/s"), 1320702444u);  // 1.23 * 2^30 = 1320702443.52
+  EXPECT_EQ(rate("2048.00GB/s"), uint64_t{2} << 40);
+  EXPECT_EQ(rate("3.00TB/s"), uint64_t{3} << 40);
+  EXPECT_EQ(rate("64,12MB/s"), 64 * kMiB + (12 * kMiB + 50) / 100);  // a decimal comma
+  EXPECT_EQ(rate("7kB/s"), 7168u);
+  EXPECT_EQ(rate("1.5PB/s"), UINT64_MAX);
+  EXPECT_EQ(rate("1.5"), UINT64_MAX);
+  EXPECT_EQ(rate("MB/s"), UINT64_MAX);
+  EXPECT_EQ(rate(".5MB/s"), UINT64_MAX);
+  EXPECT_EQ(rate("5.MB/s"), UINT64_MAX);
+  EXPECT_EQ(rate("1.2.3MB/s"), UINT64_MAX);
+  EXPECT_EQ(rate("99999999.00TB/s"), UINT64_MAX);  // does not fit in 64 bits
+}
+
+TEST(RsyncProgressTest, HugeNumbers) {
+  auto p =
+      parse_progress2("18446744073709551615 100% 1.00kB/s 0:00:00 (xfr#1, to-chk=0/4294967296)");
+  ASSERT_TRUE(p);
+  EXPECT_EQ(p->bytes, UINT64_MAX);
+  EXPECT_EQ(p->files_total, 4294967296u);
+  EXPECT_FALSE(parse_progress2("18446744073709551616 100% 1.00kB/s 0:00:00"));
+  EXPECT_FALSE(parse_progress2("1 99999999999% 1.00kB/s 0:00:00"));
+}
+
+TEST(RsyncProgressTest, RejectsEverythingElse) {
+  for (const char* line : {
+           "",
+           "sending incremental file list",
+           "a/f1",
+           "Number of files: 304 (reg: 300, dir: 3, link: 1)",
+           "sent 30024960 bytes  received 5732 bytes  60061384.00 bytes/sec",
+           "rsync error: some files/attrs were not transferred (code 23) at main.c(1394)",
+           "100000 0%",                                        // fields missing
+           "100000 0% 64.12MB/s",                              // no time left
+           "100000 0% 64.12MB/s 0:00",                         // short time left
+           "100000 abc% 64.12MB/s 0:00:00",                    // percent
+           "100000 1,0% 64.12MB/s 0:00:00",                    // percent
+           "-100000 0% 64.12MB/s 0:00:00",                     // sign
+           ",100 0% 64.12MB/s 0:00:00",                        // comma first
+           "100, 0% 64.12MB/s 0:00:00",                        // comma last
+           "100000 0% 64.12XB/s 0:00:00",                      // unit
+           "100000 0% 64.12MB/s 0:00:00 junk",                 // trailing text
+           "100000 0% 64.12MB/s 0:00:00 (xfr#1, to-chk=1)",    // no total
+           "100000 0% 64.12MB/s 0:00:00 (xfr#1, to-chk=1/2",   // unclosed
+           "100000 0% 64.12MB/s 0:00:00 (xfr#1, done=1/2)",    // other counter
+           "100000 0% 64.12MB/s 0:00:00 (xfr#, to-chk=1/2)",   // empty xfr
+           "100000 0% 64.12MB/s 0:00:00 (xfr#1,to-chk=1/2)",   // no space
+           "100000 0% 64.12MB/s 0:00:00 (xfr#1, to-chk=a/2)",  // not a number
+       }) {
+    EXPECT_FALSE(parse_progress2(line)) << line;
+  }
+}
+
+TEST(RsyncProgressTest, CapturedStreamSplitOnCarriageReturnsAndNewline) {
+  // The start and end of a real stdout, as the caller reads it: every line starts with '\r'.
+  const std::string out =
+      "\r          32768   0%    0.00kB/s    0:00:00  "
+      "\r         100000   0%   64.12MB/s    0:00:00 (xfr#1, to-chk=300/304)"
+      "\r       30000000  99%  571.58MB/s    0:00:00 (xfr#300, to-chk=0/304)\n"
+      "\nNumber of files: 304 (reg: 300, dir: 3, link: 1)\n";
+  std::vector<RsyncProgress> seen;
+  for (size_t start = 0, end = 0; end != std::string::npos; start = end + 1) {
+    end = out.find_first_of("\r\n", start);
+    auto p = parse_progress2(std::string_view(out).substr(start, end - start));
+    if (p) seen.push_back(*p);
+  }
+  ASSERT_EQ(seen.size(), 3u);
+  EXPECT_FALSE(seen[0].has_files);
+  EXPECT_EQ(seen[2].bytes, 30000000u);
+}
+
+// ---- RsyncStatsParser ---------------------------------------------------------------------
+
+RsyncStats feed(const std::vector<std::string>& lines) {
+  RsyncStatsParser parser;
+  for (const auto& line : lines)
+    parser.feed_line(line);
+  return parser.stats();
+}
+
+TEST(RsyncStatsTest, RealBlockWithoutHumanReadable) {
+  auto stats = feed({
+      "",
+      "Number of files: 304 (reg: 300, dir: 3, link: 1)",
+      "Number of created files: 303 (reg: 300, dir: 2, link: 1)",
+      "Number of deleted files: 0",
+      "Number of regular files transferred: 300",
+      "Total file size: 30000006 bytes",
+      "Total transferred file size: 30000000 bytes",
+      "Literal data: 30000000 bytes",
+      "File list generation time: 0.001 seconds",
+      "Total bytes sent: 30024960",
+      "Total bytes received: 5732",
+      "",
+      "sent 30024960 bytes  received 5732 bytes  60061384.00 bytes/sec",
+      "total size is 30000006  speedup is 1.00",
+  });
+  EXPECT_EQ(stats.files, 304u);
+  EXPECT_EQ(stats.regular_files_transferred, 300u);
+  EXPECT_EQ(stats.total_size, 30000006u);
+  EXPECT_EQ(stats.transferred_size, 30000000u);
+  EXPECT_EQ(stats.deleted, 0u);
+  EXPECT_TRUE(stats.complete);
+}
+
+TEST(RsyncStatsTest, RealBlockWithCommasAndDeletions) {
+  auto stats = feed({
+      "Number of files: 304 (reg: 300, dir: 3, link: 1)",
+      "Number of created files: 303 (reg: 300, dir: 2, link: 1)",
+      "Number of deleted files: 3 (reg: 2, dir: 1)",
+      "Number of regular files transferred: 300",
+      "Total file size: 30,000,006 bytes",
+      "Total transferred file size: 30,000,000 bytes",
+      "Total bytes sent: 30,024,982",
+  });
+  EXPECT_EQ(stats.files, 304u);
+  EXPECT_EQ(stats.deleted, 3u);
+  EXPECT_EQ(stats.total_size, 30000006u);
+  EXPECT_EQ(stats.transferred_size, 30000000u);
+  EXPECT_TRUE(stats.complete);
+}
+
+TEST(RsyncStatsTest, CompleteOnlyOnceTransferredSizeWasSeen) {
+  RsyncStatsParser parser;
+  parser.feed_line("Number of files: 1 (dir: 1)");
+  parser.feed_line("Total file size: 0 bytes");
+  EXPECT_FALSE(parser.stats().complete);
+  EXPECT_EQ(parser.stats().files, 1u);
+  parser.feed_line("Total transferred file size: 0 bytes");
+  EXPECT_TRUE(parser.stats().complete);
+}
+
+TEST(RsyncStatsTest, IgnoresOtherLinesAndBadValues) {
+  RsyncStatsParser parser;
+  parser.feed_line("Number of files: 7");
+  for (const char* line : {"Number of files: lots", "Number of files:", "number of files: 9",
+                           " Number of files: 9", "Number of created files: 9",
+                           "Total bytes sent: 9", "a/Number of files: 9", "Total file size: x"}) {
+    parser.feed_line(line);
+  }
+  EXPECT_EQ(parser.stats().files, 7u);
+  EXPECT_EQ(parser.stats().total_size, 0u);
+  EXPECT_FALSE(parser.stats().complete);
+}
+
+TEST(RsyncStatsTest, LaterValueReplacesEarlierAndHugeValues) {
+  auto stats =
+      feed({"Total file size: 5 bytes", "Total file size: 18,446,744,073,709,551,615 bytes",
+            "Total transferred file size: 18446744073709551616 bytes"});
+  EXPECT_EQ(stats.total_size, UINT64_MAX);
+  EXPECT_EQ(stats.transferred_size, 0u);  // too big: left as it was
+  EXPECT_TRUE(stats.complete);
+}
+
+// ---- parse_list_line ----------------------------------------------------------------------
+
+ListedEntry listed(std::string_view line) {
+  return parse_list_line(line).value_or(ListedEntry{'?', 0, "<nullopt>"});
+}
+
+TEST(RsyncListTest, FileDirectoryAndTheListedDirectoryItself) {
+  auto dot = parse_list_line("drwxr-xr-x        4096 2026/11/21 19:00:13 .");
+  ASSERT_TRUE(dot);
+  EXPECT_EQ(dot->type, 'd');
+  EXPECT_EQ(dot->path, ".");
+  auto file = parse_list_line("-rw-r--r--         100000 2026/11/21 19:00:00 a/f1");
+  ASSERT_TRUE(file);
+  EXPECT_EQ(file->type, '-');
+  EXPECT_EQ(file->size, 100000u);
+  EXPECT_EQ(file->path, "a/f1");
+  auto big = parse_list_line("-rw-r--r--  5000000000 2026/11/21 19:00:13 sub/big");
+  ASSERT_TRUE(big);
+  EXPECT_EQ(big->size, 5000000000u);
+  auto commas = parse_list_line("drwxr-xr-x          4,096 2026/11/21 19:00:13 .");
+  ASSERT_TRUE(commas);
+  EXPECT_EQ(commas->size, 4096u);
+  // Special files keep their type letter.
+  EXPECT_EQ(listed("crw-r--r--           0 2026/11/21 19:00:18 cdev").type, 'c');
+  EXPECT_EQ(listed("prw-r--r--           0 2026/11/21 19:00:13 fifo").type, 'p');
+  EXPECT_EQ(listed("srwxr-xr-x           0 2026/11/21 19:00:18 sock").type, 's');
+  EXPECT_EQ(listed("-rwsr-sr-t           1 2026/11/21 19:00:18 x").path, "x");
+}
+
+TEST(RsyncListTest, OddNamesAreUnescaped) {
+  auto path = [](const char* line) {
+    auto entry = parse_list_line(line);
+    return entry ? entry->path : std::string("<nullopt>");
+  };
+  EXPECT_EQ(path("-rw-r--r--           2 2026/11/21 19:00:13 new\\#012line"), "new\nline");
+  EXPECT_EQ(path("-rw-r--r--           2 2026/11/21 19:00:13 bad\\#377byte"),
+            std::string("bad\xff") + "byte");
+  // A literal "\#" in a name is escaped as "\#134#"; a lone backslash is not escaped.
+  EXPECT_EQ(path("-rw-r--r--           2 2026/11/21 19:00:13 \\#134#041lit"), "\\#041lit");
+  EXPECT_EQ(path("-rw-r--r--           2 2026/11/21 19:00:13 back\\slash"), "back\\slash");
+  // Tabs are printed as they are; leading and trailing spaces belong to the name.
+  EXPECT_EQ(path("-rw-r--r--           1 2026/11/21 19:00:13 tab\there"), "tab\there");
+  EXPECT_EQ(path("-rw-r--r--           2 2026/11/21 19:00:18  lead and trail "),
+            " lead and trail ");
+  EXPECT_EQ(path("-rw-r--r--           3 2026/11/21 19:00:13 with space"), "with space");
+  // UTF-8 as it is in a UTF-8 locale, escaped byte by byte under LC_ALL=C.
+  EXPECT_EQ(path("-rw-r--r--           2 2026/11/21 19:00:13 ünï€"), "ünï€");
+  EXPECT_EQ(path("-rw-r--r--           2 2026/11/21 19:00:13 "
+                 "\\#303\\#274n\\#303\\#257\\#342\\#202\\#254"),
+            "ünï€");
+  // An arrow in a regular file's name is just part of the name.
+  EXPECT_EQ(path("-rw-r--r--           2 2026/11/21 19:00:13 sub/-> arrow"), "sub/-> arrow");
+}
+
+TEST(RsyncListTest, SymlinkTargetIsCutWhereItsLengthMatches) {
+  auto lnk = parse_list_line("lrwxrwxrwx          10 2026/11/21 19:00:13 lnk -> with space");
+  ASSERT_TRUE(lnk);
+  EXPECT_EQ(lnk->type, 'l');
+  EXPECT_EQ(lnk->size, 10u);
+  EXPECT_EQ(lnk->path, "lnk");
+  // The name "weird -> name" points at "tgt\nnl" (6 bytes).
+  auto weird =
+      parse_list_line("lrwxrwxrwx           6 2026/11/21 19:00:13 weird -> name -> tgt\\#012nl");
+  ASSERT_TRUE(weird);
+  EXPECT_EQ(weird->path, "weird -> name");
+  // `--list-only -r` without -l prints no " -> target"; the name is kept whole.
+  EXPECT_EQ(listed("lrwxrwxrwx          10 2026/11/21 19:00:13 lnk").path, "lnk");
+  EXPECT_EQ(listed("lrwxrwxrwx           6 2026/11/21 19:00:13 weird -> name").path,
+            "weird -> name");
+}
+
+TEST(RsyncListTest, RejectsEverythingElse) {
+  for (const char* line : {
+           "",
+           "sending incremental file list",
+           "drwxr-xr-x",
+           "-rw-r--r--           2 2026/11/21 19:00:13 ",                // no name
+           "-rw-r--r--           2 2026/11/21",                          // no time
+           "-rw-r--r--           2 19:00:13 name",                       // no date
+           "-rw-r--r--             2026/11/21 19:00:13 name",            // no size
+           "-rw-r--r--           x 2026/11/21 19:00:13 name",            // size
+           "-rw-r--r-Z           2 2026/11/21 19:00:13 name",            // permissions
+           "-rw-r--r--+          2 2026/11/21 19:00:13 name",            // permissions
+           " rw-r--r--           2 2026/11/21 19:00:13 name",            // type
+           "-rw-r--r--           2 2026-11-21 19:00:13 name",            // date
+           "-rw-r--r--           2 2026/11/21 19h00 name",               // time
+           "-rw-r--r--  99999999999999999999 2026/11/21 19:00:13 name",  // size overflows
+           "total size is 30000006  speedup is 1.00",
+           "rsync: [sender] link_stat \"/x\" failed: No such file or directory (2)",
+       }) {
+    EXPECT_FALSE(parse_list_line(line)) << line;
+  }
+}
+
+TEST(RsyncListTest, UnescapeLeavesIncompleteEscapesAlone) {
+  EXPECT_EQ(unescape_rsync_name("a\\#0"), "a\\#0");
+  EXPECT_EQ(unescape_rsync_name("a\\#01"), "a\\#01");
+  EXPECT_EQ(unescape_rsync_name("a\\#012"), "a\n");
+  EXPECT_EQ(unescape_rsync_name("\\#400"), "\\#400");  // above 0377
+  EXPECT_EQ(unescape_rsync_name("\\#08a"), "\\#08a");
+  EXPECT_EQ(unescape_rsync_name("\\\\#012"), "\\\n");
+  EXPECT_EQ(unescape_rsync_name("\\#000"), std::string(1, '\0'));
+  EXPECT_EQ(unescape_rsync_name(""), "");
+}
+
+// ---- failed_file_of -----------------------------------------------------------------------
+
+std::string failed(std::string_view line) {
+  auto file = failed_file_of(line);
+  return file ? *file : "<nullopt>";
+}
+
+TEST(RsyncFailedFileTest, RealExit24And23Lines) {
+  EXPECT_EQ(failed("file has vanished: \"/tmp/rs/van/src/f6\""), "/tmp/rs/van/src/f6");
+  EXPECT_EQ(failed("file has vanished: \"/data/x\" (in backup)"), "/data/x");
+  EXPECT_EQ(failed("rsync: [sender] file has vanished: \"/a b\""), "/a b");
+  EXPECT_EQ(failed("rsync: [sender] send_files failed to open \"/tmp/rs/err/src/secret\": "
+                   "Permission denied (13)"),
+            "/tmp/rs/err/src/secret");
+  EXPECT_EQ(failed("rsync: [sender] opendir \"/tmp/rs/err/src/locked\" failed: "
+                   "Permission denied (13)"),
+            "/tmp/rs/err/src/locked");
+  EXPECT_EQ(failed("rsync: [generator] recv_generator: mkdir \"/tmp/rs/err/rodst/a\" failed: "
+                   "Permission denied (13)"),
+            "/tmp/rs/err/rodst/a");
+  EXPECT_EQ(failed("rsync: [generator] failed to set times on \"/tmp/rs/err/rodst/.\": "
+                   "Operation not permitted (1)"),
+            "/tmp/rs/err/rodst/.");
+  EXPECT_EQ(failed("rsync: [sender] link_stat \"/tmp/rs/nonexist\" failed: "
+                   "No such file or directory (2)"),
+            "/tmp/rs/nonexist");
+  EXPECT_EQ(failed("rsync: [generator] symlink \"/tmp/rs/err/rodst/link\" -> \"target\" failed: "
+                   "Permission denied (13)"),
+            "/tmp/rs/err/rodst/link");
+  // Before 3.2 there was no "[role]".
+  EXPECT_EQ(failed("rsync: send_files failed to open \"/x\": Permission denied (13)"), "/x");
+}
+
+TEST(RsyncFailedFileTest, TemporaryNameMapsBackToTheFile) {
+  EXPECT_EQ(failed("rsync: [receiver] mkstemp \"/tmp/rs/err/rodst/.f1.odZBbQ\" failed: "
+                   "Permission denied (13)"),
+            "/tmp/rs/err/rodst/f1");
+  EXPECT_EQ(failed("rsync: [receiver] mkstemp \"/d/.a.b.c.XXXXXX\" failed: x (1)"), "/d/a.b.c");
+  EXPECT_EQ(failed("rsync: [receiver] rename \"/d/.f.Ab12Cd\" -> \"f\": x (1)"), "/d/f");
+  // Not a temporary name: kept as it is.
+  EXPECT_EQ(failed("rsync: [receiver] mkstemp \"/d/.hidden\" failed: x (1)"), "/d/.hidden");
+  EXPECT_EQ(failed("rsync: [receiver] mkstemp \"/d/.f.ab-def\" failed: x (1)"), "/d/.f.ab-def");
+  // Elsewhere a dot name is just a dot name.
+  EXPECT_EQ(failed("rsync: [sender] send_files failed to open \"/d/.f.odZBbQ\": x (1)"),
+            "/d/.f.odZBbQ");
+}
+
+TEST(RsyncFailedFileTest, QuotesEscapesAndModules) {
+  EXPECT_EQ(failed("rsync: [sender] send_files failed to open \"/tmp/rs/esc/src/q\"uote\": "
+                   "Permission denied (13)"),
+            "/tmp/rs/esc/src/q\"uote");
+  EXPECT_EQ(failed("rsync: [sender] send_files failed to open \"/tmp/rs/esc/src/end\" failed\": "
+                   "Permission denied (13)"),
+            "/tmp/rs/esc/src/end\" failed");
+  EXPECT_EQ(failed("rsync: [sender] send_files failed to open \"/tmp/rs/esc/src/nl\\#012x\": "
+                   "Permission denied (13)"),
+            "/tmp/rs/esc/src/nl\nx");
+  EXPECT_EQ(failed("rsync: [sender] send_files failed to open \"/tmp/rs/esc/src/bad\\#377\": "
+                   "Permission denied (13)"),
+            "/tmp/rs/esc/src/bad\xff");
+  EXPECT_EQ(failed("rsync: [sender] send_files failed to open \"/data/x\" (in mod): "
+                   "Permission denied (13)"),
+            "/data/x");
+  EXPECT_EQ(failed("rsync: [receiver] rsync_xal_set: lsetxattr(\"/d/f\",\"user.a\") failed: "
+                   "Operation not supported (95)"),
+            "/d/f");
+  EXPECT_EQ(failed("rsync: [receiver] failed to open \"/d/f\", continuing: "
+                   "Permission denied (13)"),
+            "/d/f");
+}
+
+TEST(RsyncFailedFileTest, UnquotedDeletionAndVerificationLines) {
+  EXPECT_EQ(failed("rsync: [generator] delete_file: unlink(ro/x) failed: "
+                   "Permission denied (13)"),
+            "ro/x");
+  EXPECT_EQ(failed("rsync: [generator] delete_file: rmdir(a (b)) failed: "
+                   "Directory not empty (39)"),
+            "a (b)");
+  EXPECT_EQ(failed("could not make way for new directory: ro/x"), "ro/x");
+  EXPECT_EQ(failed("could not make way for backup regular file: a: b"), "a: b");
+  EXPECT_EQ(failed("ERROR: usr/lib/libperl.so.5.38.2 failed verification -- update discarded."),
+            "usr/lib/libperl.so.5.38.2");
+  // Retried: not a failure yet.
+  EXPECT_EQ(failed("WARNING: a failed verification -- update discarded (will try again)."),
+            "<nullopt>");
+}
+
+TEST(RsyncFailedFileTest, OtherLinesNameNoFile) {
+  for (const char* line : {
+           "",
+           "rsync error: some files/attrs were not transferred (see previous errors) (code 23) "
+           "at main.c(1394) [sender=3.5.0]",
+           "rsync warning: some files vanished before they could be transferred (code 24) at "
+           "main.c(1390) [sender=3.5.0]",
+           "*** Skipping any contents from this failed directory ***",
+           "rsync: connection unexpectedly closed (0 bytes received so far) [sender]",
+           "cannot delete non-empty directory: d",
+           "sent 30024960 bytes  received 5732 bytes  60061384.00 bytes/sec",
+           "a/\"quoted\" failed",  // a file name on stdout, not an error
+           "file has vanished: /no/quotes",
+           "file has vanished: \"",
+           "rsync: [sender] x \"\" failed",
+           "rsync: [generator] delete_file: unlink() failed: x (1)",
+           "rsync: [generator] delete_file: unlink(x)",
+           "could not make way for new directory: ",
+           "ERROR: failed verification -- update discarded.",
+       }) {
+    EXPECT_EQ(failed(line), "<nullopt>") << line;
+  }
+}
+
+// ---- split_buckets ------------------------------------------------------------------------
+
+std::vector<SizedPath> seeded_files(size_t count, uint64_t seed) {
+  std::mt19937_64 random(seed);  // the engine's sequence is fixed by the standard
+  std::vector<SizedPath> files;
+  for (size_t i = 0; i < count; ++i) {
+    // Mostly small files, some large ones, a few huge: sizes spread over six decades.
+    const uint64_t decade = random() % 7;
+    uint64_t size = random() % 10;
+    for (uint64_t d = 0; d < decade; ++d)
+      size = size * 10 + random() % 10;
+    files.push_back({"f" + std::to_string(i), size});
+  }
+  return files;
+}
+
+uint64_t cost_of(const std::vector<std::string>& bucket,
+                 const std::map<std::string, uint64_t>& sizes) {
+  uint64_t cost = 0;
+  for (const auto& path : bucket)
+    cost += sizes.at(path) + kPerFileCost;
+  return cost;
+}
+
+TEST(SplitBucketsTest, EveryFileExactlyOnceAndBalanced) {
+  const auto files = seeded_files(1000, 42);
+  std::map<std::string, uint64_t> sizes;
+  uint64_t largest = 0;
+  for (const auto& f : files) {
+    sizes[f.path] = f.size;
+    largest = std::max(largest, f.size + kPerFileCost);
+  }
+  const auto buckets = split_buckets(files, 7);
+  ASSERT_EQ(buckets.size(), 7u);
+  std::vector<std::string> all;
+  uint64_t low = UINT64_MAX, high = 0;
+  for (const auto& bucket : buckets) {
+    EXPECT_FALSE(bucket.empty());
+    EXPECT_TRUE(std::is_sorted(bucket.begin(), bucket.end()));
+    all.insert(all.end(), bucket.begin(), bucket.end());
+    low = std::min(low, cost_of(bucket, sizes));
+    high = std::max(high, cost_of(bucket, sizes));
+  }
+  std::sort(all.begin(), all.end());
+  std::vector<std::string> expected;
+  for (const auto& f : files)
+    expected.push_back(f.path);
+  std::sort(expected.begin(), expected.end());
+  EXPECT_EQ(all, expected);
+  // Greedy placement keeps any two buckets within one file's cost of each other...
+  EXPECT_LE(high - low, largest);
+  // ...and since the smallest files (0-9 bytes here) come last, within about one of those.
+  EXPECT_LE(high - low, kPerFileCost + 9) << "high " << high << " low " << low;
+}
+
+TEST(SplitBucketsTest, ManySmallFilesAreSplitByCount) {
+  std::vector<SizedPath> files;
+  for (int i = 0; i < 100; ++i)
+    files.push_back({"e" + std::to_string(100 + i), 0});
+  files.push_back({"big", 10 * kPerFileCost});
+  const auto buckets = split_buckets(files, 4);
+  ASSERT_EQ(buckets.size(), 4u);
+  // "big" costs 11 files; 111 file-costs in 4 buckets: 27, 28, 28, 28.
+  size_t with_big = 0;
+  for (const auto& bucket : buckets) {
+    const bool has_big = std::find(bucket.begin(), bucket.end(), "big") != bucket.end();
+    with_big += has_big;
+    const size_t units = bucket.size() + (has_big ? 10 : 0);
+    EXPECT_GE(units, 27u);
+    EXPECT_LE(units, 28u);
+  }
+  EXPECT_EQ(with_big, 1u);
+}
+
+TEST(SplitBucketsTest, OneHugeFileGetsABucketOfItsOwn) {
+  std::vector<SizedPath> files = {{"huge", 1000 * kMiB}};
+  for (int i = 0; i < 30; ++i)
+    files.push_back({"s" + std::to_string(i), kMiB});
+  const auto buckets = split_buckets(files, 3);
+  ASSERT_EQ(buckets.size(), 3u);
+  EXPECT_EQ(buckets[0], std::vector<std::string>{"huge"});
+  EXPECT_EQ(buckets[1].size(), 15u);
+  EXPECT_EQ(buckets[2].size(), 15u);
+}
+
+TEST(SplitBucketsTest, FewerFilesThanBucketsNoFilesAndZeroBuckets) {
+  const auto buckets = split_buckets({{"b", 1}, {"a", 2}, {"c", 3}}, 10);
+  ASSERT_EQ(buckets.size(), 3u);
+  EXPECT_EQ(buckets[0], std::vector<std::string>{"c"});
+  EXPECT_EQ(buckets[1], std::vector<std::string>{"a"});
+  EXPECT_EQ(buckets[2], std::vector<std::string>{"b"});
+  // No files: one empty bucket; n == 0 counts as 1.
+  const auto none = split_buckets({}, 4);
+  ASSERT_EQ(none.size(), 1u);
+  EXPECT_TRUE(none[0].empty());
+  const auto zero = split_buckets({{"a", 1}, {"b", 2}}, 0);
+  ASSERT_EQ(zero.size(), 1u);
+  EXPECT_EQ(zero[0], (std::vector<std::string>{"a", "b"}));
+}
+
+TEST(SplitBucketsTest, TiesGoToTheLowestBucketAndOrderDoesNotMatter) {
+  std::vector<SizedPath> files = {{"d", 5}, {"b", 5}, {"a", 5}, {"c", 5}};
+  const auto buckets = split_buckets(files, 2);
+  ASSERT_EQ(buckets.size(), 2u);
+  EXPECT_EQ(buckets[0], (std::vector<std::string>{"a", "c"}));
+  EXPECT_EQ(buckets[1], (std::vector<std::string>{"b", "d"}));
+
+  auto shuffled = seeded_files(300, 7);
+  const auto expected = split_buckets(shuffled, 5);
+  std::mt19937_64 random(99);
+  for (size_t i = shuffled.size() - 1; i > 0; --i)
+    std::swap(shuffled[i], shuffled[random() % (i + 1)]);
+  EXPECT_EQ(split_buckets(shuffled, 5), expected);
+}
+
+TEST(SplitBucketsTest, HugeSizesDoNotOverflow) {
+  const auto buckets =
+      split_buckets({{"a", UINT64_MAX}, {"b", UINT64_MAX - 1}, {"c", UINT64_MAX}, {"d", 1}}, 2);
+  ASSERT_EQ(buckets.size(), 2u);
+  // Both buckets saturate at UINT64_MAX after one file each; ties then go to bucket 0.
+  EXPECT_EQ(buckets[0], (std::vector<std::string>{"a", "b", "d"}));
+  EXPECT_EQ(buckets[1], (std::vector<std::string>{"c"}));
+}
+
+}  // namespace
+}  // namespace cutpilot::agent

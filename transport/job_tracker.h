@@ -1,0 +1,67 @@
+// The cockpit's side of agent jobs: every job's events delivered exactly once, in
+// order, across lost links and reconnects.
+//
+// A job is started by id (StartJob is idempotent on the agent: an existing id is
+// followed, never run again). The tracker remembers the newest seq delivered per
+// job; when a host comes back it asks for what came after (Attach{after_seq}), or
+// repeats StartJob if nothing was heard yet (the claim may or may not have happened).
+// Anything at or below the newest seq is dropped, so a replay never doubles an event.
+#pragma once
+
+#include <cstdint>
+#include <map>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "transport/fleet.h"
+#include "transport/protocol.h"
+
+namespace cutpilot::transport {
+
+// One event of a tracked job, as the caller gets it.
+struct JobEvent {
+  std::string host;
+  std::string job_id;
+  proto::Message message;  // JobStarted, Progress, LogLine, Health, JobFinished or Error
+};
+
+// What the tracker knows about one job.
+struct TrackedJob {
+  std::string host;
+  proto::StartJob request;
+  uint64_t last_seq = 0;  // the newest event delivered
+  bool asked = false;     // StartJob/Attach went out on the current link
+  std::optional<proto::JobFinished> finished;
+  std::string error;  // the agent refused or lost the job (an Error naming it)
+  int requests = 0;   // StartJob/Attach messages sent (after reconnects > 1)
+};
+
+// Starts and follows jobs on a fleet's hosts.
+class JobTracker {
+ public:
+  explicit JobTracker(Fleet& fleet) : fleet_(fleet) {}
+
+  // Starts a job on host (now if the host is ready, else as soon as it is).
+  void start(const std::string& host, proto::StartJob request);
+  // Follows a job started earlier (e.g. by a cockpit that died) from after_seq on.
+  void follow(const std::string& host, const std::string& job_id, uint64_t after_seq);
+  // Takes one fleet event: re-asks after a reconnect, appends new job events to out.
+  void handle(const HostEvent& event, std::vector<JobEvent>& out);
+  // Asks the agent to cancel a job; false when its host is not ready.
+  bool cancel(const std::string& job_id);
+  // Tells the agent a finished job's result is safe (its spool goes) and forgets it.
+  void acknowledge(const std::string& job_id);
+  // A job by id, or nullptr.
+  const TrackedJob* find(const std::string& job_id) const;
+  // True when the job finished or failed to start.
+  bool done(const std::string& job_id) const;
+
+ private:
+  void ask(const std::string& job_id, TrackedJob& job);
+
+  Fleet& fleet_;
+  std::map<std::string, TrackedJob> jobs_;
+};
+
+}  // namespace cutpilot::transport
