@@ -196,14 +196,6 @@ bool write_all(int fd, std::string_view bytes) {
   return true;
 }
 
-bool fsync_dir(const std::string& dir) {
-  const int fd = open(dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-  if (fd < 0) return false;
-  const bool ok = fsync(fd) == 0;
-  close(fd);
-  return ok;
-}
-
 // Writes content to a hidden temp file beside path (owner, mode, fsync): its name, or "".
 std::string write_temp_beside(const std::string& path, std::string_view content,
                               const Ownership& owner, std::string& error) {
@@ -248,7 +240,7 @@ bool replace_file(const std::string& path, std::string_view content, const Owner
     unlink(temp.c_str());
     return false;
   }
-  if (!fsync_dir(parent_of(path)))
+  if (!sync_dir(parent_of(path)))
     return fail(error, "cannot fsync " + parent_of(path) + ": " + errno_text());
   return true;
 }
@@ -257,7 +249,7 @@ bool replace_file(const std::string& path, std::string_view content, const Owner
 bool remove_file(const std::string& path, std::string& error) {
   if (unlink(path.c_str()) != 0 && errno != ENOENT)
     return fail(error, "cannot remove " + path + ": " + errno_text());
-  if (!fsync_dir(parent_of(path)))
+  if (!sync_dir(parent_of(path)))
     return fail(error, "cannot fsync " + parent_of(path) + ": " + errno_text());
   return true;
 }
@@ -349,7 +341,7 @@ std::string meta_json(const BackupMeta& meta) {
 bool save_backup(const std::string& dir, const BackupMeta& meta, std::string_view content,
                  std::string& error) {
   const bool ok = (!meta.existed || write_file_atomic(dir + "/content", content)) &&
-                  write_file_atomic(dir + "/meta", meta_json(meta)) && fsync_dir(dir);
+                  write_file_atomic(dir + "/meta", meta_json(meta)) && sync_dir(dir);
   return ok || fail(error, "cannot write the backup in " + dir + ": " + errno_text());
 }
 
@@ -452,7 +444,7 @@ proto::JobFinished write_locked(const FileSpec& spec, const BackupLock& lock, Jo
     drop_new_backup();
     return failed_result(job.job_id(), error + "; " + path + " is untouched");
   }
-  if (!fsync_dir(parent_of(path)))
+  if (!sync_dir(parent_of(path)))
     job.log(proto::Stream::kAgent,
             "warning: cannot fsync " + parent_of(path) + ": " + errno_text());
   struct stat now {};

@@ -4,6 +4,7 @@
 #include <fcntl.h>
 #include <signal.h>
 #include <sys/file.h>
+#include <sys/inotify.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -19,10 +20,12 @@
 namespace cutpilot::agent {
 namespace {
 
-// How often the serve loop looks at the logs it follows.
-constexpr int kFollowPollMs = 50;
+// How often the serve loop looks at the logs it follows: their growth wakes it through
+// inotify at once; the timer finds runners that died (and is all there is without inotify).
+constexpr int kFollowPollMs = 250;
+constexpr int kFollowPollNoInotifyMs = 50;
 // Every this many idle polls, a followed job is checked for a runner that died.
-constexpr uint32_t kOrphanCheckEvery = 20;
+constexpr uint32_t kOrphanCheckEvery = 4;
 // Escaped job ids stay well below NAME_MAX (255).
 constexpr size_t kMaxEscapedId = 200;
 
@@ -46,7 +49,24 @@ pid_t runner_group(const std::string& dir) {
 }  // namespace
 
 Jobs::Jobs(std::string root, std::string agent_exe)
-    : root_(std::move(root)), agent_exe_(std::move(agent_exe)) {}
+    : root_(std::move(root)),
+      agent_exe_(std::move(agent_exe)),
+      notify_fd_(inotify_init1(IN_NONBLOCK | IN_CLOEXEC)) {}
+
+Jobs::~Jobs() {
+  if (notify_fd_ >= 0) close(notify_fd_);
+}
+
+bool Jobs::unwatch(const Follower& f) const {
+  if (notify_fd_ >= 0 && f.watch >= 0) inotify_rm_watch(notify_fd_, f.watch);
+  return true;
+}
+
+void Jobs::drain_notifications() {
+  alignas(inotify_event) char buffer[4096];
+  while (notify_fd_ >= 0 && read(notify_fd_, buffer, sizeof buffer) > 0) {
+  }
+}
 
 std::string Jobs::dir_of(const std::string& job_id) const {
   return root_ + "/" + escape_job_id(job_id);
@@ -97,9 +117,13 @@ void Jobs::start(const proto::StartJob& request, std::vector<proto::Message>& ou
   const bool locked = lock_fd >= 0 && flock(lock_fd, LOCK_EX) == 0;
   const int log_fd =
       open((dir + "/events").c_str(), O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0600);
-  bool ok = locked && log_fd >= 0 && write_file_atomic(dir + "/spec.json", request.spec) &&
-            write_file_atomic(dir + "/kind", request.kind) &&
-            append_event(log_fd, proto::JobStarted{id, 1, false}) && fsync(log_fd) == 0;
+  // One fsync makes the claim durable: the log with JobStarted (the truth about the job) and
+  // the directory entries; spec and kind only need to be whole when they are read.
+  constexpr auto kAtomic = Durability::kAtomicOnly;
+  bool ok = locked && log_fd >= 0 && write_file_atomic(dir + "/spec.json", request.spec, kAtomic) &&
+            write_file_atomic(dir + "/kind", request.kind, kAtomic) &&
+            append_event(log_fd, proto::JobStarted{id, 1, false}) && fsync(log_fd) == 0 &&
+            sync_dir(dir) && sync_dir(root_);
   if (!ok) {
     error = std::strerror(errno);
     if (log_fd >= 0) close(log_fd);
@@ -181,9 +205,16 @@ void Jobs::attach(const proto::Attach& request, std::vector<proto::Message>& out
 }
 
 void Jobs::follow(const std::string& job_id, uint64_t after_seq, std::vector<proto::Message>& out) {
-  std::erase_if(followers_, [&](const Follower& f) { return f.job_id == job_id; });
+  std::erase_if(followers_, [&](const Follower& f) { return f.job_id == job_id && unwatch(f); });
   Follower f{job_id, dir_of(job_id), 0, after_seq, 0};
-  if (!pump(f, out)) followers_.push_back(std::move(f));
+  // Watched before the first read: an event logged in between still wakes the loop.
+  if (notify_fd_ >= 0)
+    f.watch = inotify_add_watch(notify_fd_, (f.dir + "/events").c_str(), IN_MODIFY);
+  if (!pump(f, out)) {
+    followers_.push_back(std::move(f));
+  } else {
+    unwatch(f);
+  }
 }
 
 bool Jobs::pump(Follower& f, std::vector<proto::Message>& out) const {
@@ -287,15 +318,16 @@ void Jobs::ack(const proto::Ack& request, std::vector<proto::Message>& out) {
   if (rename(dir.c_str(), trash.c_str()) != 0 || !remove_tree(trash))
     return out.push_back(job_error(proto::ErrorCode::kInternal, id,
                                    "cannot remove the spool " + dir + ": " + std::strerror(errno)));
-  std::erase_if(followers_, [&](const Follower& f) { return f.job_id == id; });
+  std::erase_if(followers_, [&](const Follower& f) { return f.job_id == id && unwatch(f); });
 }
 
 void Jobs::tick(std::vector<proto::Message>& out) {
-  std::erase_if(followers_, [&](Follower& f) { return pump(f, out); });
+  std::erase_if(followers_, [&](Follower& f) { return pump(f, out) && unwatch(f); });
 }
 
 int Jobs::wait_ms() const {
-  return followers_.empty() ? -1 : kFollowPollMs;
+  if (followers_.empty()) return -1;
+  return notify_fd_ >= 0 ? kFollowPollMs : kFollowPollNoInotifyMs;
 }
 
 }  // namespace cutpilot::agent

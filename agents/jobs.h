@@ -14,6 +14,9 @@ class Jobs {
  public:
   // Spools live under root; runners are started by re-executing agent_exe.
   Jobs(std::string root, std::string agent_exe);
+  ~Jobs();
+  Jobs(const Jobs&) = delete;
+  Jobs& operator=(const Jobs&) = delete;
 
   // Claims and starts a job (or finds the existing one), then follows its events from seq 0.
   void start(const proto::StartJob& request, std::vector<proto::Message>& out);
@@ -29,6 +32,10 @@ class Jobs {
   void tick(std::vector<proto::Message>& out);
   // How long the serve loop may sleep before tick() has work (-1: nothing to follow).
   int wait_ms() const;
+  // Readable when a followed job logged something (-1 without inotify); see drain_notifications.
+  int notify_fd() const { return notify_fd_; }
+  // Reads pending notifications, before tick() looks at the logs.
+  void drain_notifications();
 
  private:
   struct Follower {
@@ -37,9 +44,12 @@ class Jobs {
     uint64_t offset = 0;     // bytes of the log already read
     uint64_t after_seq = 0;  // events up to here are not sent
     uint32_t idle_polls = 0;
+    int watch = -1;  // inotify watch of the log
   };
 
   std::string dir_of(const std::string& job_id) const;
+  // Stops watching f's log; always true (so it can end an erase_if predicate).
+  bool unwatch(const Follower& f) const;
   bool check_id(const std::string& job_id, std::vector<proto::Message>& out) const;
   bool spawn_runner(const std::string& dir, int lock_fd, std::string& error) const;
   void follow(const std::string& job_id, uint64_t after_seq, std::vector<proto::Message>& out);
@@ -51,6 +61,7 @@ class Jobs {
   std::string root_;
   std::string agent_exe_;
   std::vector<Follower> followers_;
+  int notify_fd_ = -1;  // inotify: followed logs that grew
 };
 
 }  // namespace cutpilot::agent

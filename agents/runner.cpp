@@ -109,8 +109,10 @@ int run_job(const std::string& dir) {
   const JobStatus status = read_status(dir);
   if (status.finished) return 0;
   JobContext job(job_id, dir, log_fd, status.last_seq + 1);
+  // Not synced: after a reboot the pids mean nothing anyway.
   write_file_atomic(dir + "/runner",
-                    std::to_string(getpid()) + " " + std::to_string(getpgid(0)) + "\n");
+                    std::to_string(getpid()) + " " + std::to_string(getpgid(0)) + "\n",
+                    Durability::kAtomicOnly);
   // CancelJob writes `cancel` before reading `runner`: one of the two sides sees the other.
   if (access((dir + "/cancel").c_str(), F_OK) == 0) job.request_cancel();
 
@@ -124,8 +126,11 @@ int run_job(const std::string& dir) {
   const bool logged = job.emit(done);
   fsync(log_fd);
   close(log_fd);
-  write_file_atomic(dir + "/state", std::to_string(static_cast<int>(done.state)) + " " +
-                                        std::to_string(done.exit_code) + "\n");
+  // A cache of the log's synced JobFinished: atomic is enough.
+  write_file_atomic(
+      dir + "/state",
+      std::to_string(static_cast<int>(done.state)) + " " + std::to_string(done.exit_code) + "\n",
+      Durability::kAtomicOnly);
   return logged ? 0 : 1;
 }
 

@@ -50,14 +50,15 @@ int serve(int in_fd, int out_fd) {
   std::vector<proto::Message> out;
   char buffer[64 * 1024];
   for (;;) {
-    // Followed jobs are polled on a timer: their logs grow while the cockpit is silent.
-    pollfd pfd{in_fd, POLLIN, 0};
-    const int ready = ::poll(&pfd, 1, jobs.wait_ms());
+    // Followed jobs' logs grow while the cockpit is silent: inotify says when, a timer backs it.
+    pollfd pfds[2] = {{in_fd, POLLIN, 0}, {jobs.notify_fd(), POLLIN, 0}};
+    const int ready = ::poll(pfds, 2, jobs.wait_ms());
     if (ready < 0 && errno != EINTR) return 1;
+    if (pfds[1].revents & POLLIN) jobs.drain_notifications();
     out.clear();
     jobs.tick(out);
     if (!send(out_fd, out)) return 1;
-    if (ready <= 0) continue;
+    if (!(pfds[0].revents & (POLLIN | POLLHUP | POLLERR))) continue;
     const ssize_t n = ::read(in_fd, buffer, sizeof buffer);
     if (n < 0 && (errno == EINTR || errno == EAGAIN)) continue;
     if (n <= 0) return decoder.buffered() == 0 ? 0 : 1;

@@ -169,15 +169,23 @@ std::optional<std::string> read_file(const std::string& path) {
   return text;
 }
 
-bool write_file_atomic(const std::string& path, std::string_view text) {
+bool write_file_atomic(const std::string& path, std::string_view text, Durability durability) {
   const std::string temp = path + ".tmp";
   const int fd = open(temp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
   if (fd < 0) return false;
   bool ok = ::write(fd, text.data(), text.size()) == static_cast<ssize_t>(text.size());
-  ok = fsync(fd) == 0 && ok;
+  if (durability == Durability::kSynced) ok = fsync(fd) == 0 && ok;
   ok = close(fd) == 0 && ok;
   ok = ok && rename(temp.c_str(), path.c_str()) == 0;
   if (!ok) unlink(temp.c_str());
+  return ok;
+}
+
+bool sync_dir(const std::string& dir) {
+  const int fd = open(dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+  if (fd < 0) return false;
+  const bool ok = fsync(fd) == 0;
+  close(fd);
   return ok;
 }
 

@@ -60,8 +60,13 @@ JobStatus read_status(const std::string& dir);
 
 // A small file's contents, or nullopt when it cannot be read.
 std::optional<std::string> read_file(const std::string& path);
-// Writes a file atomically (temp file, fsync, rename); false on failure.
-bool write_file_atomic(const std::string& path, std::string_view text);
+// Whether a write must reach the disk before it counts (fsync), or only be atomic.
+enum class Durability : uint8_t { kSynced, kAtomicOnly };
+// Writes a file atomically (temp file, [fsync,] rename); false on failure.
+bool write_file_atomic(const std::string& path, std::string_view text,
+                       Durability durability = Durability::kSynced);
+// Makes a directory's entries durable (fsync of the directory); false on failure.
+bool sync_dir(const std::string& dir);
 // Creates a directory and its missing parents (mode 0700); false on failure (errno says why).
 bool make_dirs(const std::string& path);
 // Removes a directory tree; false when something was left.

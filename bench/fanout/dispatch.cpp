@@ -1,14 +1,18 @@
-// Dispatch latency on ready hosts: one message to every host's agent and back.
-// Until jobs exist (exec of `true`), the round trip is a facts request: the agent
-// does real work (reads /proc, statvfs, searches PATH) before it answers.
+// Dispatch latency on ready hosts: one step on every host and back.
+// Two round trips are measured: a facts request (the agent reads /proc, statvfs and
+// PATH, then answers) and a real step, an exec job running `true` (claim a spool,
+// start a detached runner, fork/exec, log, report JobFinished).
 //
 // Usage: fanout_dispatch LAB_DIR N [ROUNDS]  (hosts f0..f{N-1} must be in the lab)
 #include <algorithm>
 #include <chrono>
 #include <cstdio>
+#include <functional>
 #include <set>
 #include <string>
 #include <vector>
+
+#include <unistd.h>
 
 #include "transport/fleet.h"
 
@@ -52,25 +56,50 @@ int main(int argc, char** argv) {
       },
       std::chrono::seconds(120));
   if (ready != n) return 1;
-  std::vector<double> ms;
-  for (int r = 0; r < rounds; ++r) {
+  // Sends one request per host and runs the fleet until every host answered; the time.
+  auto round = [&](const std::function<void(const std::string&)>& send,
+                   const std::function<bool(const transport::HostEvent&)>& answer) {
     const auto start = Clock::now();
     for (const auto& host : fleet.hosts())
-      fleet.send(host, proto::Facts{});
+      send(host);
     std::set<std::string> answered;
     fleet.run_until(
         [&](const std::vector<transport::HostEvent>& events) {
           for (const auto& e : events)
-            if (e.message && std::holds_alternative<proto::HostFacts>(*e.message))
-              answered.insert(e.host);
+            if (answer(e)) answered.insert(e.host);
           return static_cast<int>(answered.size()) == n;
         },
         std::chrono::seconds(30));
-    ms.push_back(std::chrono::duration<double, std::milli>(Clock::now() - start).count());
+    if (static_cast<int>(answered.size()) != n) std::exit(1);
+    return std::chrono::duration<double, std::milli>(Clock::now() - start).count();
+  };
+  auto report = [&](const char* what, std::vector<double> ms) {
+    std::sort(ms.begin(), ms.end());
+    std::printf("%d hosts: %s, median %.1f ms, min %.1f ms, max %.1f ms (%d rounds)\n", n, what,
+                ms[ms.size() / 2], ms.front(), ms.back(), rounds);
+  };
+  std::vector<double> facts, steps;
+  for (int r = 0; r < rounds; ++r)
+    facts.push_back(round([&](const std::string& h) { fleet.send(h, proto::Facts{}); },
+                          [](const transport::HostEvent& e) {
+                            return e.message &&
+                                   std::holds_alternative<proto::HostFacts>(*e.message);
+                          }));
+  const std::string run = "dispatch-" + std::to_string(getpid());
+  for (int r = 0; r < rounds; ++r) {
+    const std::string id = run + "/true-" + std::to_string(r) + "/";
+    steps.push_back(round(
+        [&](const std::string& h) {
+          fleet.send(h, proto::StartJob{id + h, "exec", R"({"argv": ["true"]})"});
+        },
+        [&](const transport::HostEvent& e) {
+          const auto* done = e.message ? std::get_if<proto::JobFinished>(&*e.message) : nullptr;
+          return done && done->job_id == id + e.host && done->state == proto::JobState::kSucceeded;
+        }));
+    for (const auto& h : fleet.hosts())
+      fleet.send(h, proto::Ack{id + h, 0});
   }
-  std::sort(ms.begin(), ms.end());
-  std::printf(
-      "%d hosts: dispatch to last answer, median %.1f ms, min %.1f ms, max %.1f ms (%d rounds)\n",
-      n, ms[ms.size() / 2], ms.front(), ms.back(), rounds);
+  report("facts request to last answer", facts);
+  report("exec step (`true`) to last job-finished", steps);
   return 0;
 }
