@@ -26,6 +26,8 @@ constexpr int kFollowPollMs = 250;
 constexpr int kFollowPollNoInotifyMs = 50;
 // Every this many idle polls, a followed job is checked for a runner that died.
 constexpr uint32_t kOrphanCheckEvery = 4;
+// A claim without `kind` this old (seconds) was left by an agent that died while claiming.
+constexpr time_t kDeadClaimAfterS = 10;
 // Escaped job ids stay well below NAME_MAX (255).
 constexpr size_t kMaxEscapedId = 200;
 
@@ -248,19 +250,26 @@ bool Jobs::pump(Follower& f, std::vector<proto::Message>& out) const {
 }
 
 bool Jobs::finish_orphan(const std::string& dir, const std::string& job_id) const {
-  // Without `kind` the claim is still being written by the agent that holds the lock.
-  if (!exists(dir + "/kind")) return false;
-  const int lock_fd = open((dir + "/lock").c_str(), O_RDWR | O_CLOEXEC);
+  // Without `kind` the claim may still be being written (the lock is taken just after the
+  // mkdir); one that old was left by an agent that died while claiming.
+  const bool claimed = exists(dir + "/kind");
+  struct stat st {};
+  if (!claimed && (stat(dir.c_str(), &st) != 0 || time(nullptr) - st.st_mtime < kDeadClaimAfterS))
+    return false;
+  const int lock_fd = open((dir + "/lock").c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0600);
   if (lock_fd < 0) return false;
   bool finished = false;
   if (flock(lock_fd, LOCK_EX | LOCK_NB) == 0) {
     const JobStatus status = read_status(dir);
-    const int log_fd = open((dir + "/events").c_str(), O_WRONLY | O_APPEND | O_CLOEXEC);
+    const int log_fd =
+        open((dir + "/events").c_str(), O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0600);
     if (!status.finished && log_fd >= 0) {
       finished = append_event(
           log_fd, failed_result(job_id,
-                                "the job's runner ended without a result (killed, or the "
-                                "host rebooted); the job may have partly run",
+                                claimed ? "the job's runner ended without a result (killed, or "
+                                          "the host rebooted); the job may have partly run"
+                                        : "the job was claimed but never started (the agent "
+                                          "claiming it died first); nothing of it ran",
                                 status.last_seq + 1));
       fsync(log_fd);
     }

@@ -1,6 +1,7 @@
 // The job engine of the real cutpilot-agent binary, driven over its stdin/stdout:
 // detached runners, spools under $HOME, attach after a disconnect, timeouts and cancel.
 #include <dirent.h>
+#include <fcntl.h>
 #include <gtest/gtest.h>
 #include <signal.h>
 #include <stdlib.h>
@@ -364,6 +365,26 @@ TEST_F(JobEngine, KilledRunnerIsReportedInsteadOfAwaitedForever) {
   // The orphaned command keeps running (nothing recorded its group); this test started it.
   for (pid_t pid : processes_with_marker("sleep 30.321"))
     ::kill(pid, SIGKILL);
+}
+
+TEST_F(JobEngine, ClaimLeftHalfWayIsReportedAsNeverStarted) {
+  // An agent that died between the claim (mkdir) and writing the job's kind: nothing ran.
+  const std::string dir = jobs_dir() + "/half";
+  fs::create_directories(dir);
+  const timespec old[2] = {{time(nullptr) - 60, 0}, {time(nullptr) - 60, 0}};
+  ASSERT_EQ(utimensat(AT_FDCWD, dir.c_str(), old, 0), 0);
+  Agent agent;
+  agent.send(Attach{"half", 0});
+  const auto events = agent.until_finished(5s);
+  const auto* done = finished_of(events);
+  ASSERT_NE(done, nullptr);
+  EXPECT_EQ(done->state, JobState::kFailed);
+  EXPECT_NE(done->error.find("claimed but never started"), std::string::npos) << done->error;
+  // A fresh claim is left alone: its agent may still be writing it.
+  fs::create_directories(jobs_dir() + "/fresh");
+  agent.send(Attach{"fresh", 0});
+  EXPECT_FALSE(agent.next(1500ms).has_value());
+  fs::remove_all(jobs_dir());  // no runner will ever write their `state`
 }
 
 }  // namespace
