@@ -30,14 +30,14 @@ struct StartFailure {
   int error = 0;
 };
 
-[[noreturn]] void exec_child(const Command& command, int out, int err, int report) {
+[[noreturn]] void exec_child(const Command& command, int in, int out, int err, int report) {
   sigset_t none;
   sigemptyset(&none);
   sigprocmask(SIG_SETMASK, &none, nullptr);
   signal(SIGPIPE, SIG_DFL);
   setpgid(0, 0);
-  const int null = open("/dev/null", O_RDONLY);
-  if (null >= 0) dup2(null, 0);
+  if (in < 0) in = open("/dev/null", O_RDONLY);
+  if (in >= 0) dup2(in, 0);
   dup2(out, 1);
   dup2(err, 2);
   StartFailure failure;
@@ -66,39 +66,60 @@ int ms_until(Clock::time_point when) {
   return static_cast<int>(std::max<int64_t>(0, left.count()));
 }
 
-// One started command and what is left to read of it.
+// The most piped bytes held for a consumer; the producer is not read while it is full.
+constexpr size_t kPipeBuffer = 1 << 20;
+
+// One started command and what is left to read of it (and to write to it).
 struct Child {
   pid_t pid = -1;
   int fds[2] = {-1, -1};  // stdout, stderr
   LineSplitter splitters[2];
   bool exited = false;
   Clock::time_point drain_until;
+  int in = -1;                  // our end of its stdin, when it reads one
+  std::string inbox;            // bytes waiting to be written to in
+  bool inbox_closed = false;    // nothing more will come: close in once inbox is empty
+  std::optional<size_t> feeds;  // the consumer its stdout is pumped to
 };
+
+bool set_nonblocking(int fd) {
+  const int flags = fcntl(fd, F_GETFL);
+  return flags >= 0 && fcntl(fd, F_SETFL, flags | O_NONBLOCK) == 0;
+}
 
 // Starts command; on failure the result says why and no child is left.
 Child start(const Command& command, CommandResult& result) {
   Child child;
   child.splitters[0] = LineSplitter(command.split_cr);
   child.splitters[1] = LineSplitter(command.split_cr);
-  int out[2], err[2], report[2];
+  int out[2], err[2], report[2], in[2] = {-1, -1};
   if (command.argv.empty()) {
     result.start_error = "empty command";
     return child;
   }
-  if (pipe2(out, O_CLOEXEC) || pipe2(err, O_CLOEXEC) || pipe2(report, O_CLOEXEC)) {
+  const bool reads = command.stdin_from || !command.stdin_text.empty();
+  if (pipe2(out, O_CLOEXEC) || pipe2(err, O_CLOEXEC) || pipe2(report, O_CLOEXEC) ||
+      (reads && pipe2(in, O_CLOEXEC))) {
     result.start_error = std::string("cannot set up the command: ") + std::strerror(errno);
     return child;
   }
   const pid_t pid = fork();
-  if (pid == 0) exec_child(command, out[1], err[1], report[1]);
+  if (pid == 0) exec_child(command, in[0], out[1], err[1], report[1]);
   close(out[1]);
   close(err[1]);
   close(report[1]);
+  if (in[0] >= 0) close(in[0]);
   if (pid < 0) {
     result.start_error = std::string("cannot fork: ") + std::strerror(errno);
-    for (int fd : {out[0], err[0], report[0]})
-      close(fd);
+    for (int fd : {out[0], err[0], report[0], in[1]})
+      if (fd >= 0) close(fd);
     return child;
+  }
+  if (in[1] >= 0) {
+    set_nonblocking(in[1]);
+    child.in = in[1];
+    child.inbox = command.stdin_text;
+    child.inbox_closed = !command.stdin_from;
   }
   setpgid(pid, pid);  // also in the child: whichever runs first, the group exists before a kill
   StartFailure failure;
@@ -170,6 +191,13 @@ RunResult run_commands(const std::vector<Command>& commands, const LineSink& sin
     if (!run.commands[i].start_error.empty())
       sink(i, proto::Stream::kAgent, run.commands[i].start_error);
   }
+  for (size_t i = 0; i < commands.size(); ++i) {
+    const auto from = commands[i].stdin_from;
+    if (from && *from < children.size() && *from != i && children[i].in >= 0)
+      children[*from].feeds = i;
+    else if (children[i].in >= 0)
+      children[i].inbox_closed = true;  // nothing will be piped in
+  }
 
   std::optional<Clock::time_point> timeout_at, kill_at;
   if (options.timeout.count() > 0) timeout_at = Clock::now() + options.timeout;
@@ -182,13 +210,25 @@ RunResult run_commands(const std::vector<Command>& commands, const LineSink& sin
     kill_at = Clock::now() + kKillGrace;
   };
   auto busy = [&](const Child& c) {
-    return c.pid > 0 &&
-           (!c.exited || ((c.fds[0] >= 0 || c.fds[1] >= 0) && Clock::now() < c.drain_until));
+    if (c.pid <= 0) return false;
+    if (!c.exited) return true;
+    // What a producer wrote is pumped for as long as its consumer runs.
+    if (c.feeds && c.fds[0] >= 0 && !children[*c.feeds].exited) return true;
+    return (c.fds[0] >= 0 || c.fds[1] >= 0) && Clock::now() < c.drain_until;
   };
   auto deliver = [&](size_t i, int stream, std::vector<std::string>& lines) {
     for (auto& line : lines)
       sink(i, stream == 0 ? proto::Stream::kStdout : proto::Stream::kStderr, std::move(line));
     lines.clear();
+  };
+  auto close_fd = [](int& fd) {
+    if (fd >= 0) close(fd);
+    fd = -1;
+  };
+  // A consumer that stopped reading (exited, closed stdin) takes no more input.
+  auto drop_consumer = [&](Child& c) {
+    close_fd(c.in);
+    c.inbox.clear();
   };
 
   std::vector<std::string> lines;
@@ -200,9 +240,13 @@ RunResult run_commands(const std::vector<Command>& commands, const LineSink& sin
     for (const auto& c : children)
       if (c.exited) wait_ms = std::min(wait_ms, ms_until(c.drain_until));
     pfds.assign(1, {signal_fd, POLLIN, 0});
-    for (const auto& c : children)
-      for (int fd : c.fds)
-        pfds.push_back({fd, POLLIN, 0});  // poll() ignores negative descriptors
+    for (const auto& c : children) {
+      // A producer is read only while its consumer has room (backpressure).
+      const bool room = !c.feeds || children[*c.feeds].inbox.size() < kPipeBuffer;
+      pfds.push_back({room ? c.fds[0] : -1, POLLIN, 0});  // poll() ignores negative fds
+      pfds.push_back({c.fds[1], POLLIN, 0});
+      pfds.push_back({c.inbox.empty() ? -1 : c.in, POLLOUT, 0});
+    }
     if (poll(pfds.data(), pfds.size(), wait_ms) < 0 && errno != EINTR) break;
     if (pfds[0].revents & POLLIN) {
       signalfd_siginfo info{};
@@ -217,25 +261,48 @@ RunResult run_commands(const std::vector<Command>& commands, const LineSink& sin
         c.exited = true;
         run.commands[i].exit_code = exit_code_of(status);
         c.drain_until = Clock::now() + kDrainAfterExit;
+        drop_consumer(c);
         // A stopped command leaves nothing behind in its group.
         if (run.stop != StopReason::kNone) killpg(c.pid, SIGKILL);
       }
+      const pollfd* p = &pfds[1 + 3 * i];
+      if (c.in >= 0 && (p[2].revents & (POLLOUT | POLLERR | POLLHUP))) {
+        const ssize_t n = write(c.in, c.inbox.data(), c.inbox.size());
+        if (n > 0) {
+          c.inbox.erase(0, static_cast<size_t>(n));
+        } else if (n < 0 && errno != EAGAIN && errno != EINTR) {
+          drop_consumer(c);  // EPIPE: it closed its stdin
+        }
+      }
       for (int s = 0; s < 2; ++s) {
-        const short revents = pfds[1 + 2 * i + s].revents;
-        if (c.fds[s] < 0 || !(revents & (POLLIN | POLLHUP | POLLERR))) continue;
+        if (c.fds[s] < 0 || !(p[s].revents & (POLLIN | POLLHUP | POLLERR))) continue;
         char buffer[64 * 1024];
         const ssize_t n = read(c.fds[s], buffer, sizeof buffer);
-        if (n < 0 && errno == EINTR) continue;
+        if (n < 0 && (errno == EINTR || errno == EAGAIN)) continue;
+        if (s == 0 && c.feeds) {
+          Child& consumer = children[*c.feeds];
+          if (n > 0) {
+            if (consumer.in >= 0) consumer.inbox.append(buffer, static_cast<size_t>(n));
+            if (options.piped) options.piped(i, static_cast<uint64_t>(n));
+          } else {
+            consumer.inbox_closed = true;
+            close_fd(c.fds[0]);
+          }
+          // A consumer gone for good: stop reading, so the producer sees EPIPE and ends.
+          if (consumer.in < 0 && consumer.exited) close_fd(c.fds[0]);
+          continue;
+        }
         if (n > 0) {
           c.splitters[s].feed(std::string_view(buffer, static_cast<size_t>(n)), lines);
         } else {
           c.splitters[s].finish(lines);
-          close(c.fds[s]);
-          c.fds[s] = -1;
+          close_fd(c.fds[s]);
         }
         deliver(i, s, lines);
       }
     }
+    for (auto& c : children)
+      if (c.in >= 0 && c.inbox_closed && c.inbox.empty()) close_fd(c.in);
     if (timeout_at && Clock::now() >= *timeout_at) {
       timeout_at.reset();
       stop(StopReason::kTimedOut);
@@ -254,10 +321,13 @@ RunResult run_commands(const std::vector<Command>& commands, const LineSink& sin
   for (size_t i = 0; i < children.size(); ++i) {
     for (int s = 0; s < 2; ++s) {
       if (children[i].fds[s] < 0) continue;
-      children[i].splitters[s].finish(lines);
-      deliver(i, s, lines);
-      close(children[i].fds[s]);
+      if (!(s == 0 && children[i].feeds)) {
+        children[i].splitters[s].finish(lines);
+        deliver(i, s, lines);
+      }
+      close_fd(children[i].fds[s]);
     }
+    close_fd(children[i].in);
   }
   close(signal_fd);
   if (options.tick) options.tick();

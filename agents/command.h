@@ -21,6 +21,10 @@ struct Command {
   std::map<std::string, std::string> env;  // added to the runner's environment
   std::string cwd;                         // "" : the runner's directory
   bool split_cr = false;                   // '\r' also ends a line (rsync's progress)
+  // stdin: the stdout of commands[stdin_from] (pumped and counted by the runner, never
+  // read as lines), after stdin_text; without either, /dev/null.
+  std::optional<size_t> stdin_from;
+  std::string stdin_text;  // e.g. a password line for `read` on the far side: never argv
 };
 
 // The longest line kept; longer lines are cut and end with kCutMarker.
@@ -66,6 +70,8 @@ using LineSink = std::function<void(size_t index, proto::Stream stream, std::str
 struct RunOptions {
   std::chrono::milliseconds timeout{0};  // 0: none; on expiry every command is stopped
   std::function<void()> tick;            // called at least every 100 ms while commands run
+  // Told how many bytes went from commands[producer] into its consumer's stdin.
+  std::function<void(size_t producer, uint64_t bytes)> piped;
 };
 
 // Runs commands concurrently until all have exited and their output is read.

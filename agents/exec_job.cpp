@@ -82,7 +82,7 @@ proto::JobFinished run_logged(const Command& command, uint64_t timeout_ms, JobCo
   const RunResult run = run_commands(
       {command},
       [&](size_t, proto::Stream stream, std::string line) { job.log(stream, std::move(line)); },
-      {std::chrono::milliseconds(timeout_ms), {}}, job);
+      {.timeout = std::chrono::milliseconds(timeout_ms)}, job);
   const CommandResult& result = run.commands.front();
   done.exit_code = result.exit_code.value_or(-1);
   if (run.stop == StopReason::kCancelled) {

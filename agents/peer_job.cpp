@@ -111,11 +111,8 @@ proto::JobFinished keygen(const PeerSpec& spec, JobContext& job) {
     unlink((path + ".pub").c_str());
     if (!make_dirs(dir))
       return failed_result(job.job_id(), "cannot create " + dir + ": " + std::strerror(errno));
-    Command command{{"ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-C",
-                     migration_key_comment(spec.name), "-f", path},
-                    {},
-                    "",
-                    false};
+    Command command{.argv = {"ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-C",
+                             migration_key_comment(spec.name), "-f", path}};
     proto::JobFinished made = run_logged(command, 60000, job);
     if (made.state != proto::JobState::kSucceeded) {
       made.error = "ssh-keygen failed: " + made.error;

@@ -88,7 +88,8 @@ int run_job(const std::string& dir) {
   for (int s : {SIGTERM, SIGINT, SIGCHLD, SIGHUP})
     sigaddset(&signals, s);
   sigprocmask(SIG_BLOCK, &signals, nullptr);
-  signal(SIGPIPE, SIG_DFL);
+  // A command that stops reading its piped stdin must not take the runner with it.
+  signal(SIGPIPE, SIG_IGN);
 
   // The lock must not leak into the job's commands: a leftover grandchild would keep it held.
   if (fcntl(kRunnerLockFd, F_SETFD, FD_CLOEXEC) != 0 ||

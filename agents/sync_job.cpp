@@ -335,7 +335,7 @@ RunResult run_rsyncs(const std::vector<Command>& commands, Tally& tally, const s
     }
     job.log(stream, std::move(line));
   };
-  return run_commands(commands, sink, {std::chrono::milliseconds(timeout_ms), {}}, job);
+  return run_commands(commands, sink, {.timeout = std::chrono::milliseconds(timeout_ms)}, job);
 }
 
 // Turns the rsyncs' exits into the job's result (exit 24 is a warning, 23 a listed error).
@@ -417,7 +417,7 @@ proto::JobFinished copy(const SyncSpec& spec, const std::string& ssh, JobContext
     std::vector<SizedPath> files;
     tally.reset(1, 0);
     RunResult listed = run_commands(
-        {Command{list, {}, "", false}},
+        {Command{.argv = list}},
         [&](size_t, proto::Stream stream, std::string line) {
           if (stream == proto::Stream::kStdout) {
             if (auto e = parse_list_line(line); e && e->path != "." && e->type != 'd')
@@ -427,7 +427,7 @@ proto::JobFinished copy(const SyncSpec& spec, const std::string& ssh, JobContext
           tally.note(line);
           job.log(stream, std::move(line));
         },
-        {std::chrono::milliseconds(spec.timeout_ms), {}}, job);
+        {.timeout = std::chrono::milliseconds(spec.timeout_ms)}, job);
     proto::JobFinished done = conclude(listed, tally, spec.timeout_ms, job);
     if (done.state != proto::JobState::kSucceeded) {
       if (done.state == proto::JobState::kFailed) done.error = "listing the source: " + done.error;
@@ -447,7 +447,7 @@ proto::JobFinished copy(const SyncSpec& spec, const std::string& ssh, JobContext
         return failed_result(job.job_id(), "cannot write " + list_path);
       std::vector<std::string> args = progress_args(false);
       args.insert(args.end(), {"--from0", "--files-from=" + list_path, base_from, base_to});
-      rsyncs.push_back({args, {}, "", true});
+      rsyncs.push_back({.argv = args, .split_cr = true});
       total += buckets[b].size();
     }
     job.log(proto::Stream::kAgent, std::to_string(total) + " files in " +
@@ -466,7 +466,7 @@ proto::JobFinished copy(const SyncSpec& spec, const std::string& ssh, JobContext
   std::vector<std::string> args = progress_args(true);
   args.insert(args.end(), {from, to});
   if (spec.parallel == 1) tally.reset(1, UINT64_MAX);
-  const RunResult run = run_rsyncs({Command{args, {}, "", true}}, tally,
+  const RunResult run = run_rsyncs({Command{.argv = args, .split_cr = true}}, tally,
                                    spec.parallel > 1 ? where + " (final pass)" : where, nullptr,
                                    false, left_ms(spec.timeout_ms, started), job);
   proto::JobFinished done = conclude(run, tally, spec.timeout_ms, job);
@@ -494,8 +494,8 @@ proto::JobFinished estimate(const SyncSpec& spec, const std::string& ssh, JobCon
   Tally tally;
   tally.reset(1, 0);
   RsyncStatsParser stats;
-  const RunResult run = run_rsyncs({Command{args, {}, "", false}}, tally, "estimate", &stats, false,
-                                   spec.timeout_ms, job);
+  const RunResult run =
+      run_rsyncs({Command{.argv = args}}, tally, "estimate", &stats, false, spec.timeout_ms, job);
   proto::JobFinished done = conclude(run, tally, spec.timeout_ms, job);
   if (done.state != proto::JobState::kSucceeded) return done;
   const RsyncStats& s = stats.stats();
@@ -522,7 +522,7 @@ proto::JobFinished verify(const SyncSpec& spec, const std::string& ssh, JobConte
   Tally tally;
   tally.reset(1, 0);
   const RunResult run = run_commands(
-      {Command{args, {}, "", false}},
+      {Command{.argv = args}},
       [&](size_t, proto::Stream stream, std::string line) {
         if (line.empty()) return;
         if (stream == proto::Stream::kStdout) {
@@ -533,7 +533,7 @@ proto::JobFinished verify(const SyncSpec& spec, const std::string& ssh, JobConte
         }
         job.log(stream, std::move(line));
       },
-      {std::chrono::milliseconds(spec.timeout_ms), {}}, job);
+      {.timeout = std::chrono::milliseconds(spec.timeout_ms)}, job);
   proto::JobFinished done = conclude(run, tally, spec.timeout_ms, job);
   if (done.state != proto::JobState::kSucceeded) return done;
   done.result = Json{{"differences", count}, {"listed", differences}}.dump();

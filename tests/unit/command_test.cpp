@@ -1,0 +1,94 @@
+// The job runner's command runner: lines, piping one command into another (counted,
+// with backpressure), stdin text, and a consumer that stops reading early.
+#include "agents/command.h"
+
+#include <fcntl.h>
+#include <gtest/gtest.h>
+#include <signal.h>
+#include <unistd.h>
+
+#include <cstdlib>
+
+namespace cutpilot::agent {
+namespace {
+
+// A job context logging into a temp file, with the signals the runner blocks blocked.
+class Commands : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    sigset_t signals;
+    sigemptyset(&signals);
+    for (int s : {SIGTERM, SIGINT, SIGCHLD})
+      sigaddset(&signals, s);
+    sigprocmask(SIG_BLOCK, &signals, &saved_);
+    signal(SIGPIPE, SIG_IGN);
+    char path[] = "/tmp/cutpilot-command-XXXXXX";
+    log_fd_ = mkstemp(path);
+    ASSERT_GE(log_fd_, 0);
+    unlink(path);
+  }
+  void TearDown() override {
+    close(log_fd_);
+    sigprocmask(SIG_SETMASK, &saved_, nullptr);
+  }
+  // Runs commands; stdout lines per command index, and bytes piped per producer.
+  RunResult run(const std::vector<Command>& commands) {
+    JobContext job("test", "/tmp", log_fd_, 1);
+    lines_.assign(commands.size(), {});
+    piped_.assign(commands.size(), 0);
+    return run_commands(
+        commands,
+        [&](size_t i, proto::Stream stream, std::string line) {
+          if (stream == proto::Stream::kStdout) lines_[i].push_back(line);
+        },
+        {.timeout = std::chrono::seconds(20),
+         .piped = [&](size_t i, uint64_t n) { piped_[i] += n; }},
+        job);
+  }
+  sigset_t saved_{};
+  int log_fd_ = -1;
+  std::vector<std::vector<std::string>> lines_;
+  std::vector<uint64_t> piped_;
+};
+
+TEST_F(Commands, PipesOneCommandIntoAnotherAndCountsTheBytes) {
+  // 20 MB through a 1 MiB buffer: the producer is held back while the consumer catches up.
+  const auto run = this->run(
+      {{.argv = {"head", "-c", "20000000", "/dev/zero"}}, {.argv = {"wc", "-c"}, .stdin_from = 0}});
+  ASSERT_EQ(run.commands.size(), 2u);
+  EXPECT_EQ(run.commands[0].exit_code, 0);
+  EXPECT_EQ(run.commands[1].exit_code, 0);
+  EXPECT_TRUE(lines_[0].empty()) << "a producer's stdout is piped, never read as lines";
+  ASSERT_EQ(lines_[1].size(), 1u);
+  EXPECT_EQ(std::atoll(lines_[1][0].c_str()), 20000000);
+  EXPECT_EQ(piped_[0], 20000000u);
+}
+
+TEST_F(Commands, StdinTextComesFirstThenThePipe) {
+  const auto run = this->run({{.argv = {"printf", "a\\nb\\n"}},
+                              {.argv = {"sh", "-c", "read -r secret; echo first:$secret; cat"},
+                               .stdin_from = 0,
+                               .stdin_text = "s3cret\n"}});
+  EXPECT_EQ(run.commands[1].exit_code, 0);
+  EXPECT_EQ(lines_[1], (std::vector<std::string>{"first:s3cret", "a", "b"}));
+}
+
+TEST_F(Commands, ConsumerThatStopsReadingEndsTheProducer) {
+  const auto started = std::chrono::steady_clock::now();
+  const auto run = this->run({{.argv = {"yes"}}, {.argv = {"head", "-c", "10"}, .stdin_from = 0}});
+  EXPECT_LT(std::chrono::steady_clock::now() - started, std::chrono::seconds(5));
+  EXPECT_EQ(run.commands[1].exit_code, 0);
+  EXPECT_EQ(run.commands[0].exit_code, 128 + SIGPIPE) << "yes should die of a broken pipe";
+  EXPECT_EQ(run.stop, StopReason::kNone);
+}
+
+TEST_F(Commands, ProducerFailureIsSeenWhileTheConsumerSucceeds) {
+  const auto run = this->run(
+      {{.argv = {"sh", "-c", "echo partial; exit 3"}}, {.argv = {"cat"}, .stdin_from = 0}});
+  EXPECT_EQ(run.commands[0].exit_code, 3);
+  EXPECT_EQ(run.commands[1].exit_code, 0);
+  EXPECT_EQ(lines_[1], (std::vector<std::string>{"partial"}));
+}
+
+}  // namespace
+}  // namespace cutpilot::agent
