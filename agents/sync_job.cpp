@@ -8,8 +8,9 @@
 #include <vector>
 
 #include "agents/command.h"
-#include "agents/peer_job.h"
+#include "agents/peer_ssh.h"
 #include "agents/rsync_output.h"
+#include "agents/spec_fields.h"
 #include "agents/spool.h"
 
 namespace cutpilot::agent {
@@ -23,16 +24,6 @@ constexpr size_t kMaxListed = 200;
 // The most rsyncs one parallel sync runs at once.
 constexpr uint64_t kMaxParallel = 64;
 
-// The other host, as this one reaches it.
-struct Peer {
-  std::string address;
-  uint64_t port = 22;
-  std::string user;
-  std::string host_key;  // "TYPE BASE64", as the cockpit verified it
-  std::string key;       // the run whose migration key to use
-  std::string cipher = std::string(kDefaultCiphers);
-};
-
 // A parsed sync spec.
 struct SyncSpec {
   std::string mode = "copy";
@@ -44,99 +35,31 @@ struct SyncSpec {
   uint64_t bwlimit_kbps = 0, parallel = 1, timeout_ms = 0;
 };
 
-// Reads each known field of object j through its handler; any other field is an error.
-template <class Handlers>
-bool read_fields(const Json& j, std::string_view what, const Handlers& handlers,
-                 std::string& error) {
-  if (!j.is_object()) {
-    error = std::string(what) + " must be a JSON object";
-    return false;
-  }
-  for (const auto& [key, value] : j.items()) {
-    const auto it = handlers.find(key);
-    if (it == handlers.end()) {
-      std::string names;
-      for (const auto& [name, handler] : handlers)
-        names += (names.empty() ? "" : ", ") + name;
-      error = "unknown " + std::string(what) + " field \"" + key + "\" (expected " + names + ")";
-      return false;
-    }
-    if (!it->second(value)) {
-      if (error.empty()) error = "bad " + std::string(what) + " field \"" + key + "\"";
-      return false;
-    }
-  }
-  return true;
-}
-
-using Handlers = std::map<std::string, std::function<bool(const Json&)>>;
-
-auto text(std::string& out, std::string& error, std::string message) {
-  return [&out, &error, message](const Json& v) {
-    if (v.is_string()) out = v.get<std::string>();
-    if (!v.is_string()) error = message;
-    return v.is_string();
-  };
-}
-auto flag(bool& out) {
-  return [&out](const Json& v) {
-    if (v.is_boolean()) out = v.get<bool>();
-    return v.is_boolean();
-  };
-}
-auto count(uint64_t& out) {
-  return [&out](const Json& v) {
-    if (v.is_number_unsigned()) out = v.get<uint64_t>();
-    return v.is_number_unsigned();
-  };
-}
-
 std::optional<SyncSpec> parse(std::string_view json, std::string& error) {
   const Json j = Json::parse(json.begin(), json.end(), nullptr, false);
   SyncSpec spec;
   std::string direction = "pull";
-  Peer peer;
-  const Handlers peer_fields = {
-      {"address", text(peer.address, error, "\"peer.address\" must be a string")},
-      {"port", count(peer.port)},
-      {"user", text(peer.user, error, "\"peer.user\" must be a string")},
-      {"host_key", text(peer.host_key, error, "\"peer.host_key\" must be a string")},
-      {"key", text(peer.key, error, "\"peer.key\" must be a string")},
-      {"cipher", text(peer.cipher, error, "\"peer.cipher\" must be a string")},
-  };
-  const Handlers fields = {
-      {"mode", text(spec.mode, error, "\"mode\" must be a string")},
-      {"direction", text(direction, error, "\"direction\" must be a string")},
-      {"local", text(spec.local, error, "\"local\" must be a string")},
-      {"remote", text(spec.remote, error, "\"remote\" must be a string")},
+  const FieldHandlers fields = {
+      {"mode", text_field(spec.mode, error, "mode")},
+      {"direction", text_field(direction, error, "direction")},
+      {"local", text_field(spec.local, error, "local")},
+      {"remote", text_field(spec.remote, error, "remote")},
       {"peer",
-       [&](const Json& v) {
-         spec.peer = peer;
-         return read_fields(v, "peer", peer_fields, error);
-       }},
-      {"delete", flag(spec.del)},
-      {"checksum", flag(spec.checksum)},
-      {"one_file_system", flag(spec.one_file_system)},
-      {"numeric_ids", flag(spec.numeric_ids)},
-      {"exclude",
-       [&](const Json& v) {
-         if (!v.is_array()) return false;
-         for (const auto& p : v) {
-           if (!p.is_string() || p.get<std::string>().empty()) return false;
-           spec.exclude.push_back(p.get<std::string>());
-         }
-         return true;
-       }},
-      {"bwlimit_kbps", count(spec.bwlimit_kbps)},
-      {"parallel", count(spec.parallel)},
-      {"timeout_ms", count(spec.timeout_ms)},
+       [&](const Json& v) { return (spec.peer = parse_peer(v, "peer", error)).has_value(); }},
+      {"delete", flag_field(spec.del)},
+      {"checksum", flag_field(spec.checksum)},
+      {"one_file_system", flag_field(spec.one_file_system)},
+      {"numeric_ids", flag_field(spec.numeric_ids)},
+      {"exclude", list_field(spec.exclude)},
+      {"bwlimit_kbps", count_field(spec.bwlimit_kbps)},
+      {"parallel", count_field(spec.parallel)},
+      {"timeout_ms", count_field(spec.timeout_ms)},
   };
   if (j.is_discarded()) {
     error = "the sync spec is not valid JSON";
     return std::nullopt;
   }
   if (!read_fields(j, "sync", fields, error)) return std::nullopt;
-  if (spec.peer) spec.peer = peer;
   spec.push = direction == "push";
   if (spec.mode != "copy" && spec.mode != "estimate" && spec.mode != "verify") {
     error = "sync \"mode\" must be copy, estimate or verify";
@@ -148,74 +71,9 @@ std::optional<SyncSpec> parse(std::string_view json, std::string& error) {
     error = "sync paths must be absolute";
   } else if (spec.parallel == 0 || spec.parallel > kMaxParallel) {
     error = "sync \"parallel\" must be between 1 and " + std::to_string(kMaxParallel);
-  } else if (spec.peer &&
-             (spec.peer->address.empty() || spec.peer->host_key.empty() || spec.peer->key.empty() ||
-              spec.peer->port == 0 || spec.peer->port > 65535)) {
-    error = "sync \"peer\" needs address, port (1-65535), host_key and key";
-  } else if (spec.peer && spec.peer->host_key.find_first_of("\n\r") != std::string::npos) {
-    error = "sync \"peer.host_key\" must be one line";
   }
   if (!error.empty()) return std::nullopt;
   return spec;
-}
-
-// Quotes one word for rsync's -e parser (single quotes; a doubled quote stands for one).
-std::string quote_word(const std::string& word) {
-  std::string out = "'";
-  for (char c : word)
-    out += c == '\'' ? std::string("''") : std::string(1, c);  // rsync: '' inside '...' is '
-
-  return out + "'";
-}
-
-// A path for an ssh option that expands %-tokens (job directories hold %2F).
-std::string ssh_path(const std::string& path) {
-  std::string out;
-  for (char c : path)
-    out += c == '%' ? std::string("%%") : std::string(1, c);
-  return out;
-}
-
-// The ssh command rsync runs to reach the peer; writes the peer's known_hosts into dir.
-std::optional<std::string> ssh_command(const Peer& peer, const std::string& dir,
-                                       std::string& error) {
-  const std::string known_hosts = dir + "/known_hosts";
-  const std::string name =
-      peer.port == 22 ? peer.address : "[" + peer.address + "]:" + std::to_string(peer.port);
-  if (!write_file_atomic(known_hosts, name + " " + peer.host_key + "\n")) {
-    error = "cannot write " + known_hosts;
-    return std::nullopt;
-  }
-  std::vector<std::string> words = {"ssh",
-                                    "-F",
-                                    "/dev/null",
-                                    "-o",
-                                    "BatchMode=yes",
-                                    "-o",
-                                    "IdentitiesOnly=yes",
-                                    "-o",
-                                    "StrictHostKeyChecking=yes",
-                                    "-o",
-                                    "UserKnownHostsFile=" + ssh_path(known_hosts),
-                                    "-o",
-                                    "GlobalKnownHostsFile=/dev/null",
-                                    "-o",
-                                    "ServerAliveInterval=15",
-                                    "-o",
-                                    "ServerAliveCountMax=4",
-                                    "-o",
-                                    "Compression=no",
-                                    "-i",
-                                    ssh_path(migration_key_path(peer.key)),
-                                    "-p",
-                                    std::to_string(peer.port),
-                                    "-c",
-                                    peer.cipher};
-  if (!peer.user.empty()) words.insert(words.end(), {"-l", peer.user});
-  std::string command;
-  for (const auto& w : words)
-    command += (command.empty() ? "" : " ") + quote_word(w);
-  return command;
 }
 
 // The rsync arguments every mode shares: archive, ssh, the plan's options.
@@ -558,9 +416,9 @@ proto::JobFinished run_sync(std::string_view text, JobContext& job) {
   if (!spec) return failed_result(job.job_id(), error);
   std::string ssh;
   if (spec->peer) {
-    auto command = ssh_command(*spec->peer, job.dir(), error);
-    if (!command) return failed_result(job.job_id(), error);
-    ssh = *command;
+    auto argv = ssh_argv(*spec->peer, job.dir(), error);
+    if (!argv) return failed_result(job.job_id(), error);
+    ssh = rsync_shell(*argv);
   }
   if (spec->mode == "estimate") return estimate(*spec, ssh, job);
   if (spec->mode == "verify") return verify(*spec, ssh, job);

@@ -24,10 +24,6 @@
 
 namespace cutpilot::agent {
 
-// The ciphers offered host to host, fastest first (AES-GCM wins where the CPU has AES-NI).
-inline constexpr std::string_view kDefaultCiphers =
-    "aes128-gcm@openssh.com,aes256-gcm@openssh.com,chacha20-poly1305@openssh.com,aes128-ctr";
-
 // Checks a sync spec before the job is claimed.
 bool validate_sync_spec(std::string_view spec, std::string& error);
 // Runs a sync job to the end.
