@@ -4,6 +4,7 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <charconv>
 #include <mutex>
 #include <thread>
 
@@ -74,6 +75,8 @@ struct Fleet::Link {
   bool ever_ready = false;
   Clock::time_point last_rx{}, last_ping{}, retry_at{};
   std::chrono::milliseconds backoff{0};
+  ssh_counter_struct counter{};  // bytes libssh read and wrote on the socket
+  uint64_t rx_seen = 0;          // counter.in_bytes when prepare() started
 
   void close_link() {
     if (channel) {
@@ -98,7 +101,7 @@ Fleet::Fleet(std::vector<SshTarget> targets, AgentBinary agent, FleetOptions opt
 Fleet::~Fleet() {
   for (auto& link : links_) {
     if (link->worker.joinable()) link->worker.join();
-    link->close_link();
+    shut(*link, "the cockpit closed the link");
   }
   // Sessions that finished connecting after the last tick were never taken over.
   std::lock_guard lock(inbox_->mutex);
@@ -210,6 +213,8 @@ void Fleet::take_reports(std::vector<HostEvent>& events, Clock::time_point now) 
       link.backoff = std::chrono::milliseconds(0);
       link.last_rx = link.last_ping = now;
       link.stderr_tail.clear();
+      link.counter = {};
+      ssh_set_counters(link.session->handle(), &link.counter, nullptr);
       ssh_set_blocking(link.session->handle(), 0);
       set_state(link, LinkState::kReady, "", events);
       continue;
@@ -228,9 +233,16 @@ void Fleet::take_reports(std::vector<HostEvent>& events, Clock::time_point now) 
   }
 }
 
+void Fleet::shut(Link& link, const std::string& why) {
+  // Relays hold the session's channels: they go first.
+  relays_.drop_host(link.target.name,
+                    "the link to " + link.target.name + " went down (" + why + ")");
+  link.close_link();
+}
+
 void Fleet::lose(Link& link, std::string why, std::vector<HostEvent>& events,
                  Clock::time_point now) {
-  link.close_link();
+  shut(link, why);
   if (!options_.reconnect) {
     set_state(link, LinkState::kFailed, std::move(why), events);
     return;
@@ -242,6 +254,9 @@ void Fleet::lose(Link& link, std::string why, std::vector<HostEvent>& events,
 }
 
 void Fleet::service(Link& link, std::vector<HostEvent>& events, Clock::time_point now) {
+  // What libssh could not write at once goes out now that poll() may have said POLLOUT.
+  if (ssh_get_status(link.session->handle()) & SSH_WRITE_PENDING)
+    ssh_blocking_flush(link.session->handle(), 0);
   char buffer[64 * 1024];
   for (;;) {
     const int n = ssh_channel_read_nonblocking(link.channel, buffer, sizeof buffer, 0);
@@ -265,7 +280,7 @@ void Fleet::service(Link& link, std::vector<HostEvent>& events, Clock::time_poin
     if (status == proto::FrameDecoder::Status::kError) {
       // A garbled stream cannot be trusted: drop only this host.
       std::string why = link.target.name + ": bad frame from the agent: " + link.decoder.error();
-      link.close_link();
+      shut(link, why);
       return set_state(link, LinkState::kFailed, std::move(why), events);
     }
   }
@@ -302,10 +317,10 @@ void Fleet::service(Link& link, std::vector<HostEvent>& events, Clock::time_poin
 int Fleet::prepare(std::vector<pollfd>& fds, Clock::time_point now) {
   fds.push_back({inbox_->wake_fd, POLLIN, 0});
   auto next = now + std::chrono::hours(1);
+  auto live = [](const Link& link) { return link.info.state == LinkState::kReady && link.channel; };
   for (auto& link : links_) {
-    if (link->info.state == LinkState::kReady && link->channel) {
-      fds.push_back({ssh_get_fd(link->session->handle()),
-                     static_cast<short>(POLLIN | (link->outgoing.empty() ? 0 : POLLOUT)), 0});
+    if (live(*link)) {
+      link->rx_seen = link->counter.in_bytes;
       // libssh may already hold decrypted data that poll() will not report.
       if (ssh_channel_poll(link->channel, 0) > 0 || ssh_channel_poll(link->channel, 1) > 0)
         next = now;
@@ -314,6 +329,17 @@ int Fleet::prepare(std::vector<pollfd>& fds, Clock::time_point now) {
     } else if (link->info.state == LinkState::kLost && !link->connecting) {
       next = std::min(next, link->retry_at);
     }
+  }
+  if (relays_.ready()) next = now;
+  for (auto& link : links_) {
+    if (!live(*link)) continue;
+    ssh_session session = link->session->handle();
+    // Polling a channel reads the socket, and what it read may be for another channel
+    // (a relay's above all): then there is work that poll() will not announce.
+    if (link->counter.in_bytes != link->rx_seen) next = now;
+    const bool writing =
+        !link->outgoing.empty() || (ssh_get_status(session) & SSH_WRITE_PENDING) != 0;
+    fds.push_back({ssh_get_fd(session), static_cast<short>(POLLIN | (writing ? POLLOUT : 0)), 0});
   }
   const auto wait = std::chrono::duration_cast<std::chrono::milliseconds>(next - now).count();
   return static_cast<int>(std::clamp<int64_t>(wait, 0, 60'000));
@@ -331,6 +357,51 @@ void Fleet::tick(std::vector<HostEvent>& events, Clock::time_point now) {
       launch(static_cast<size_t>(&link - &links_[0]), true);
     }
   }
+  relays_.tick();
+}
+
+std::optional<uint16_t> Fleet::open_relay(std::string_view from_host, std::string_view to_host,
+                                          std::string& error) {
+  Link* from = find(from_host);
+  Link* to = find(to_host);
+  if (!from || !to || from == to) {
+    error = "a relay needs two different hosts of the plan";
+    return std::nullopt;
+  }
+  for (const Link* link : {from, to})
+    if (link->info.state != LinkState::kReady || !link->session) {
+      error = link->target.name + " is " + std::string(link_state_name(link->info.state)) +
+              ", not ready: no relay through it";
+      return std::nullopt;
+    }
+  // The port the cockpit reached to_host's sshd on; the relay connects to it from to_host.
+  const std::string& endpoint = to->info.endpoint;
+  const size_t colon = endpoint.rfind(':');
+  unsigned port = 0;
+  if (colon == std::string::npos ||
+      std::from_chars(endpoint.data() + colon + 1, endpoint.data() + endpoint.size(), port).ec !=
+          std::errc() ||
+      port == 0 || port > 65535) {
+    error = to->target.name + ": no sshd port in the endpoint '" + endpoint + "'";
+    return std::nullopt;
+  }
+  RelayAnswer answer = relays_.open(from->target.name, from->session->handle(), to->target.name,
+                                    to->session->handle(), static_cast<uint16_t>(port));
+  if (answer.stuck) lose(*from, answer.error, pending_, Clock::now());
+  if (!answer.port) error = answer.error;
+  return answer.port;
+}
+
+bool Fleet::close_relay(std::string_view from_host, uint16_t port, std::string& error) {
+  RelayAnswer answer = relays_.close(from_host, port);
+  if (answer.stuck)
+    if (Link* from = find(from_host)) lose(*from, answer.error, pending_, Clock::now());
+  error = answer.error;
+  return error.empty();
+}
+
+std::vector<RelayInfo> Fleet::relays() const {
+  return relays_.list();
 }
 
 bool Fleet::send(std::string_view host, const proto::Message& message) {

@@ -4,7 +4,8 @@
 // by a timeout: they run on a short-lived worker thread per host, so a slow or
 // dead host never delays the others. Once a host is ready its session is handed
 // to the caller's poll loop (prepare()/tick()), which owns it from then on:
-// messages, keepalive, loss and reconnection all happen there.
+// messages, keepalive, loss and reconnection all happen there, and so does the copying
+// of relays (relay.h) for hosts that cannot reach each other.
 #pragma once
 
 #include <poll.h>
@@ -19,6 +20,7 @@
 
 #include "transport/deploy.h"
 #include "transport/protocol.h"
+#include "transport/relay.h"
 #include "transport/ssh_target.h"
 
 namespace cutpilot::transport {
@@ -90,6 +92,17 @@ class Fleet {
   std::vector<std::string> hosts() const;
   // One host's link (the host must exist).
   const LinkInfo& info(std::string_view host) const;
+
+  // For hosts that cannot reach each other: from_host's sshd listens on 127.0.0.1 and the
+  // cockpit carries each connection to to_host's sshd (the port the cockpit itself uses),
+  // so from_host reaches to_host as 127.0.0.1:PORT. Returns PORT; blocks for one round
+  // trip to from_host. A lost link cuts the relay's connections and marks it broken.
+  std::optional<uint16_t> open_relay(std::string_view from_host, std::string_view to_host,
+                                     std::string& error);
+  // Ends a relay: cuts its connections and stops its listener. false: error says why.
+  bool close_relay(std::string_view from_host, uint16_t port, std::string& error);
+  // Every relay opened and not closed, with what went through it (for the UI).
+  std::vector<RelayInfo> relays() const;
   // A minimal loop for callers that have nothing else to wait on: runs until
   // done() says so or limit passes; false on timeout.
   bool run_until(const std::function<bool(const std::vector<HostEvent>&)>& done,
@@ -102,6 +115,7 @@ class Fleet {
   void take_reports(std::vector<HostEvent>& events, Clock::time_point now);
   void service(Link& link, std::vector<HostEvent>& events, Clock::time_point now);
   void lose(Link& link, std::string why, std::vector<HostEvent>& events, Clock::time_point now);
+  void shut(Link& link, const std::string& why);
   void set_state(Link& link, LinkState state, std::string error, std::vector<HostEvent>& events);
   Link* find(std::string_view host) const;
 
@@ -110,6 +124,7 @@ class Fleet {
   std::vector<std::unique_ptr<Link>> links_;
   std::shared_ptr<Inbox> inbox_;
   std::vector<HostEvent> pending_;  // state changes made outside tick()
+  Relays relays_;
   uint64_t next_token_ = 1;
 };
 

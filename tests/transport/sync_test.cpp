@@ -1,10 +1,11 @@
 // Sync jobs through real SSH and real rsync on lab hosts: the target pulls from the
 // source with a migration key, progress, estimate, delete, parallel buckets, verify,
-// and a connection killed in the middle of a sync.
+// a connection killed in the middle of a sync, and a pull relayed through the cockpit.
 #include <gtest/gtest.h>
 #include <signal.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <filesystem>
 #include <fstream>
 #include <map>
@@ -46,6 +47,17 @@ uint64_t make_tree(const fs::path& root, int dirs, int subdirs, int files, uint3
       }
     }
   return total;
+}
+
+// Writes n bytes that do not compress (as real data mostly does not); returns n.
+uint64_t write_noise(const fs::path& file, size_t n, uint32_t seed) {
+  std::mt19937 random(seed);
+  std::string data(n, '\0');
+  for (auto& c : data)
+    c = static_cast<char>(random());
+  fs::create_directories(file.parent_path());
+  std::ofstream(file, std::ios::binary) << data;
+  return n;
 }
 
 // Every entry below root: relative path -> content ("<dir>" for directories).
@@ -96,6 +108,28 @@ class SyncLab : public ::testing::Test {
     return !events.empty() && std::holds_alternative<proto::JobFinished>(events.back())
                ? std::get<proto::JobFinished>(events.back())
                : none;
+  }
+  // The sshd processes of the cockpit's own connection to host (the one running the
+  // agent), not those of host-to-host sessions.
+  std::vector<pid_t> cockpit_connection(const std::string& host) const {
+    for (pid_t monitor : test::descendants(test::sshd_pid(lab_, host))) {
+      const auto below = test::descendants(monitor);
+      const bool agent = std::any_of(below.begin(), below.end(), [](pid_t pid) {
+        return test::comm_of(pid).rfind("agent-", 0) == 0;
+      });
+      if (!agent || test::comm_of(monitor).rfind("sshd", 0) != 0) continue;
+      std::vector<pid_t> out = {monitor};
+      for (pid_t pid : below)
+        if (test::comm_of(pid).rfind("sshd", 0) == 0) out.push_back(pid);
+      return out;
+    }
+    return {};
+  }
+  // The relay from_host listens for on port (an empty one when there is none).
+  RelayInfo relay(const std::string& from_host, uint16_t port) const {
+    for (const auto& r : fleet_.relays())
+      if (r.from_host == from_host && r.port == port) return r;
+    return {};
   }
   static std::string lines(const std::vector<proto::Message>& events) {
     std::string out;
@@ -272,6 +306,130 @@ TEST_F(SyncLab, KilledConnectionMidSyncLosesNoEventAndRunsOnce) {
     if (const auto* s = std::get_if<proto::JobStarted>(&m)) starts += s->existing ? 0 : 1;
   EXPECT_EQ(starts, 1) << "the job started once";
   EXPECT_EQ(snapshot(src_), snapshot(dst));
+}
+
+TEST_F(SyncLab, RelayThroughTheCockpitCopiesAndStaysStrict) {
+  uint64_t data = 0;
+  for (int i = 0; i < 4; ++i)
+    data += write_noise(fs::path(src_) / "big" / ("part" + std::to_string(i)), (1 << 20) + i * 4099,
+                        10 + i);
+  data += make_tree(src_, 2, 2, 20, 3);
+  link_hosts();
+
+  // The target pulls through a port on its own loopback, carried by the cockpit.
+  std::string error;
+  const auto port = fleet_.open_relay("target", "source", error);
+  ASSERT_TRUE(port) << error;
+  EXPECT_NE(*port, lab_.port("source"));
+  EXPECT_NE(*port, lab_.port("target"));
+  const std::string dst = lab_.host_dir("target") + "/srv/";
+  Json spec = pull(dst);
+  spec["peer"]["port"] = *port;
+  auto events = run("target", "pull-relayed", spec);
+  ASSERT_EQ(finished(events).state, proto::JobState::kSucceeded) << finished(events).error << "\n"
+                                                                 << lines(events);
+  EXPECT_EQ(snapshot(src_), snapshot(dst));
+  RelayInfo info = relay("target", *port);
+  EXPECT_EQ(info.to_host, "source");
+  EXPECT_EQ(info.to_port, lab_.port("source"));
+  EXPECT_FALSE(info.broken) << info.error;
+  EXPECT_EQ(info.connections, 1u);
+  EXPECT_GE(info.bytes_back, data) << "the files came through the relay";
+  EXPECT_GT(info.bytes_forward, 0u);
+  // The connection ends with rsync's ssh.
+  EXPECT_TRUE(
+      fleet_.run_until([&](const auto&) { return relay("target", *port).active == 0; }, 10s))
+      << relay("target", *port).active << " connections still open";
+
+  // Still strict end to end: another key for the source fails through the relay too.
+  const std::string dst2 = lab_.host_dir("target") + "/srv2/";
+  Json wrong = pull(dst2);
+  wrong["peer"]["port"] = *port;
+  wrong["peer"]["host_key"] = fleet_.info("target").host_key;
+  events = run("target", "pull-relayed-wrong-key", wrong);
+  EXPECT_EQ(finished(events).state, proto::JobState::kFailed);
+  EXPECT_NE(lines(events).find("Host key verification failed"), std::string::npos) << lines(events);
+  EXPECT_FALSE(fs::exists(fs::path(dst2) / "big")) << "nothing was copied";
+  EXPECT_EQ(relay("target", *port).connections, 2u) << "the refused connection went through it";
+
+  // Closed, the relay is gone and its port no longer leads to the source.
+  ASSERT_TRUE(fleet_.close_relay("target", *port, error)) << error;
+  EXPECT_TRUE(fleet_.relays().empty());
+  events = run("target", "pull-after-close", spec);
+  EXPECT_EQ(finished(events).state, proto::JobState::kFailed) << lines(events);
+  EXPECT_FALSE(fleet_.close_relay("target", *port, error)) << "closed twice";
+}
+
+TEST_F(SyncLab, LostLinkBreaksTheRelayAndANewOneWorksAfterReconnect) {
+  // 8 MiB at 2 MiB/s: about four seconds of relayed sync to cut into.
+  for (int i = 0; i < 8; ++i)
+    write_noise(fs::path(src_) / "big" / ("part" + std::to_string(i)), 1 << 20, 20 + i);
+  link_hosts();
+  std::string error;
+  const auto port = fleet_.open_relay("target", "source", error);
+  ASSERT_TRUE(port) << error;
+  const std::string dst = lab_.host_dir("target") + "/srv/";
+  Json spec = pull(dst, {{"bwlimit_kbps", 2048}});
+  spec["peer"]["port"] = *port;
+  bool cut = false;
+  auto events = run("target", "slow-relayed", spec, [&](const proto::Message& m) {
+    const auto* p = std::get_if<proto::Progress>(&m);
+    if (cut || !p || p->bytes < (2u << 20)) return;
+    // Kill only the cockpit's own connection to the source; the relayed rsync session's
+    // sshd is left alone.
+    cut = true;
+    for (pid_t pid : cockpit_connection("source"))
+      kill(pid, SIGKILL);
+  });
+  ASSERT_TRUE(cut) << "the sync ended before the connection could be cut";
+  // The sync fails with rsync's own error; the relay says why it broke.
+  EXPECT_EQ(finished(events).state, proto::JobState::kFailed) << lines(events);
+  RelayInfo info = relay("target", *port);
+  EXPECT_TRUE(info.broken);
+  EXPECT_NE(info.error.find("source"), std::string::npos) << info.error;
+  EXPECT_EQ(info.active, 0u);
+  EXPECT_GE(info.bytes_back, 2u << 20);
+  // A broken relay refuses what still arrives at its port until it is closed.
+  events = run("target", "pull-through-broken",
+               pull(lab_.host_dir("target") + "/srv2/", {{"peer", spec["peer"]}}));
+  EXPECT_EQ(finished(events).state, proto::JobState::kFailed);
+  ASSERT_TRUE(fleet_.close_relay("target", *port, error)) << error;
+
+  // Once the source is back, a new relay finishes the copy.
+  ASSERT_TRUE(fleet_.run_until(
+      [&](const auto&) { return fleet_.info("source").state == LinkState::kReady; }, 30s));
+  const auto again = fleet_.open_relay("target", "source", error);
+  ASSERT_TRUE(again) << error;
+  spec = pull(dst);
+  spec["peer"]["port"] = *again;
+  events = run("target", "pull-relayed-again", spec);
+  ASSERT_EQ(finished(events).state, proto::JobState::kSucceeded) << finished(events).error << "\n"
+                                                                 << lines(events);
+  EXPECT_EQ(snapshot(src_), snapshot(dst));
+}
+
+TEST_F(SyncLab, UnansweredRelayRequestTimesOutAndRecyclesTheLink) {
+  // The target's sshd for the cockpit's connection stops answering (but keeps the socket).
+  const auto frozen = cockpit_connection("target");
+  ASSERT_FALSE(frozen.empty());
+  for (pid_t pid : frozen)
+    kill(pid, SIGSTOP);
+  std::string error;
+  const auto began = std::chrono::steady_clock::now();
+  const auto port = fleet_.open_relay("target", "source", error);
+  const auto waited = std::chrono::steady_clock::now() - began;
+  for (pid_t pid : frozen)
+    kill(pid, SIGCONT);
+  EXPECT_FALSE(port);
+  EXPECT_NE(error.find("no answer"), std::string::npos) << error;
+  EXPECT_LT(waited, 15s) << "bounded by the connect timeout (5 s here)";
+  // Its late reply could be taken for the next request's: the link is dropped and made anew.
+  EXPECT_EQ(fleet_.info("target").state, LinkState::kLost);
+  EXPECT_TRUE(fleet_.relays().empty());
+  ASSERT_TRUE(fleet_.run_until(
+      [&](const auto&) { return fleet_.info("target").state == LinkState::kReady; }, 30s));
+  const auto again = fleet_.open_relay("target", "source", error);
+  EXPECT_TRUE(again) << error;
 }
 
 }  // namespace
