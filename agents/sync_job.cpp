@@ -9,6 +9,7 @@
 
 #include "agents/command.h"
 #include "agents/peer_ssh.h"
+#include "agents/rate_meter.h"
 #include "agents/rsync_output.h"
 #include "agents/spec_fields.h"
 #include "agents/spool.h"
@@ -105,21 +106,6 @@ std::pair<std::string, std::string> ends(const SyncSpec& spec, const std::string
                    : std::pair{remote_arg(spec, remote), local};
 }
 
-// Bytes per second over the last few seconds.
-class RateMeter {
- public:
-  uint64_t update(uint64_t bytes) {
-    const auto now = Clock::now();
-    samples_.push_back({now, bytes});
-    while (samples_.size() > 2 && now - samples_[1].first > std::chrono::seconds(3))
-      samples_.pop_front();
-    const auto span = std::chrono::duration<double>(now - samples_.front().first).count();
-    return span > 0.2 ? static_cast<uint64_t>((bytes - samples_.front().second) / span) : 0;
-  }
-
- private:
-  std::deque<std::pair<Clock::time_point, uint64_t>> samples_;
-};
 
 // What the rsyncs of one job said: progress per rsync, failed and vanished files, errors.
 struct Tally {
