@@ -8,6 +8,7 @@
 #include <cstdio>
 #include <cstring>
 
+#include "agents/db_job.h"
 #include "agents/exec_job.h"
 #include "agents/file_job.h"
 #include "agents/peer_job.h"
@@ -27,6 +28,7 @@ constexpr JobKind kJobKinds[] = {
     {"file", validate_file_spec, run_file},
     {"sync", validate_sync_spec, run_sync},
     {"peer", validate_peer_spec, run_peer},
+    {"db", validate_db_spec, run_db},
 };
 
 }  // namespace

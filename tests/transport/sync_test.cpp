@@ -13,6 +13,7 @@
 #include <random>
 
 #include "tests/support/lab.h"
+#include "tests/support/peer_lab.h"
 #include "tests/support/procs.h"
 #include "tests/support/transport_fixtures.h"
 #include "transport/fleet.h"
@@ -26,8 +27,6 @@ using namespace std::chrono_literals;
 using Json = nlohmann::json;
 using test::Lab;
 namespace fs = std::filesystem;
-
-constexpr char kRun[] = "run-test";
 
 // Writes a tree of files: dirs × subdirs × files, sizes 200..2200 bytes; returns total bytes.
 uint64_t make_tree(const fs::path& root, int dirs, int subdirs, int files, uint32_t seed) {
@@ -75,39 +74,19 @@ std::map<std::string, std::string> snapshot(const fs::path& root) {
   return out;
 }
 
-// Two lab hosts, their fleet and a tracker; runs jobs to the end.
-class SyncLab : public ::testing::Test {
+// Two lab hosts with a migration key between them; the source tree under srv/.
+class SyncLab : public test::PeerLab {
  protected:
   void SetUp() override {
-    ASSERT_TRUE(lab_.ok());
-    fleet_.start();
-    ASSERT_TRUE(fleet_.run_until(
-        [&](const std::vector<HostEvent>&) {
-          return fleet_.info("source").state == LinkState::kReady &&
-                 fleet_.info("target").state == LinkState::kReady;
-        },
-        30s));
+    test::PeerLab::SetUp();
     src_ = lab_.host_dir("source") + "/srv/";
     fs::create_directories(src_);
   }
-
-  // Starts a job and runs the fleet until it finished; its events in order.
+  // Starts a sync job and runs the fleet until it finished; its events in order.
+  using test::PeerLab::run;
   std::vector<proto::Message> run(const std::string& host, const std::string& id, const Json& spec,
                                   const std::function<void(const proto::Message&)>& seen = {}) {
     return run(host, proto::StartJob{id, "sync", spec.dump()}, seen);
-  }
-  std::vector<proto::Message> run(const std::string& host, proto::StartJob request,
-                                  const std::function<void(const proto::Message&)>& seen = {}) {
-    const std::string id = request.job_id;
-    auto events = run_job(fleet_, tracker_, host, std::move(request), 60s, seen);
-    EXPECT_TRUE(tracker_.done(id)) << id << " did not finish within 60 s";
-    return events;
-  }
-  static const proto::JobFinished& finished(const std::vector<proto::Message>& events) {
-    static const proto::JobFinished none{"", 0, proto::JobState::kFailed, -1, "no result", ""};
-    return !events.empty() && std::holds_alternative<proto::JobFinished>(events.back())
-               ? std::get<proto::JobFinished>(events.back())
-               : none;
   }
   // The sshd processes of the cockpit's own connection to host (the one running the
   // agent), not those of host-to-host sessions.
@@ -131,38 +110,12 @@ class SyncLab : public ::testing::Test {
       if (r.from_host == from_host && r.port == port) return r;
     return {};
   }
-  static std::string lines(const std::vector<proto::Message>& events) {
-    std::string out;
-    for (const auto& m : events)
-      if (const auto* l = std::get_if<proto::LogLine>(&m)) out += l->line + "\n";
-    return out;
-  }
-  // Makes the migration key on the target and authorises it on the source.
-  void link_hosts() {
-    auto made = run("target", keygen_job(kRun, "target"));
-    ASSERT_EQ(finished(made).state, proto::JobState::kSucceeded) << finished(made).error;
-    auto authorized = run("source", authorize_job(kRun, "source", public_key_of(finished(made))));
-    ASSERT_EQ(finished(authorized).state, proto::JobState::kSucceeded)
-        << finished(authorized).error;
-  }
   // A pull of the source tree into dst on the target.
   Json pull(const std::string& dst, Json extra = Json::object()) {
-    Json spec = {{"local", dst},
-                 {"remote", src_},
-                 {"peer",
-                  {{"address", "127.0.0.1"},
-                   {"port", lab_.port("source")},
-                   {"user", getenv("USER") ? getenv("USER") : "root"},
-                   {"host_key", fleet_.info("source").host_key},
-                   {"key", kRun}}}};
+    Json spec = {{"local", dst}, {"remote", src_}, {"peer", peer()}};
     spec.update(extra);
     return spec;
   }
-
-  Lab lab_{{"source", "target"}};
-  Fleet fleet_{{test::target_for(lab_, "source"), test::target_for(lab_, "target")},
-               test::agent_binary()};
-  JobTracker tracker_{fleet_};
   std::string src_;
 };
 

@@ -1,0 +1,199 @@
+#include "agents/db_engines.h"
+
+namespace cutpilot::agent {
+namespace {
+
+std::string tool(const DbEndpoint& e, const char* name) {
+  return e.bin_dir.empty() ? name : e.bin_dir + "/" + name;
+}
+
+// "schema.table" -> {"schema", "table"}; a name without a dot is in `fallback`.
+std::pair<std::string, std::string> split_table(const std::string& table,
+                                                const std::string& fallback) {
+  const size_t dot = table.find('.');
+  if (dot == std::string::npos) return {fallback, table};
+  return {table.substr(0, dot), table.substr(dot + 1)};
+}
+
+std::string quoted(const std::string& s, char quote) {
+  std::string out(1, quote);
+  for (char c : s)
+    out += c == quote ? std::string(2, quote) : std::string(1, c);
+  return out + quote;
+}
+
+// --- PostgreSQL -------------------------------------------------------------------------------
+
+std::vector<std::string> pg_connection(const DbEndpoint& e, std::string_view database) {
+  std::vector<std::string> args = {"-w"};  // never prompt for a password
+  const std::string host = e.socket.empty() ? e.host : e.socket;
+  if (!host.empty()) args.insert(args.end(), {"-h", host});
+  if (e.port) args.insert(args.end(), {"-p", std::to_string(e.port)});
+  if (!e.user.empty()) args.insert(args.end(), {"-U", e.user});
+  args.insert(args.end(), {"-d", std::string(database)});
+  return args;
+}
+
+std::vector<std::string> pg_dump(const DbEndpoint& e, const DbCopyOptions& o) {
+  std::vector<std::string> args = {tool(e, "pg_dump"), "-v", o.format == "custom" ? "-Fc" : "-Fp"};
+  for (auto& a : pg_connection(e, e.database))
+    args.push_back(a);
+  if (o.schema_only) args.push_back("--schema-only");
+  if (o.no_owner) args.push_back("--no-owner");
+  if (o.no_privileges) args.push_back("--no-privileges");
+  for (const auto& table : o.exclude_tables)
+    args.push_back("--exclude-table=" + table);
+  return args;
+}
+
+std::vector<std::string> pg_restore(const DbEndpoint& e, const DbCopyOptions& o) {
+  std::vector<std::string> args;
+  if (o.format == "custom") {
+    args = {tool(e, "pg_restore"), "--exit-on-error", "--single-transaction"};
+    if (o.no_owner) args.push_back("--no-owner");
+    if (o.no_privileges) args.push_back("--no-privileges");
+  } else {
+    // One transaction: a restore that fails half-way leaves nothing behind.
+    args = {tool(e, "psql"),       "-X", "-q", "-o", "/dev/null", "-v", "ON_ERROR_STOP=1",
+            "--single-transaction"};
+  }
+  for (auto& a : pg_connection(e, e.database))
+    args.push_back(a);
+  return args;
+}
+
+std::vector<std::string> pg_client(const DbEndpoint& e, std::string_view database) {
+  std::vector<std::string> args = {tool(e, "psql"),  "-X", "-A", "-t", "-q", "-v",
+                                   "ON_ERROR_STOP=1"};
+  for (auto& a : pg_connection(e, database))
+    args.push_back(a);
+  return args;
+}
+
+std::optional<std::string> pg_table_of(std::string_view line) {
+  constexpr std::string_view kMarker = "dumping contents of table \"";
+  const size_t at = line.find(kMarker);
+  if (at == std::string_view::npos) return std::nullopt;
+  std::string_view rest = line.substr(at + kMarker.size());
+  return std::string(rest.substr(0, rest.rfind('"')));
+}
+
+std::string pg_count(const std::string& table) {
+  const auto [schema, name] = split_table(table, "public");
+  return "SELECT " + quoted(table, '\'') + " || '|' || count(*) FROM " + quoted(schema, '"') + "." +
+         quoted(name, '"') + ";\n";
+}
+
+std::string pg_connections(const std::string& database) {
+  return "SELECT coalesce(usename, '') || '|' || coalesce(client_addr::text, 'local socket') || "
+         "'|' || coalesce(application_name, '') FROM pg_stat_activity WHERE datname = " +
+         quoted(database, '\'') +
+         " AND pid <> pg_backend_pid() AND backend_type = 'client backend';\n";
+}
+
+std::string pg_create(const std::string& database) {
+  return "SELECT 'CREATE DATABASE ' || quote_ident(" + quoted(database, '\'') +
+         ") WHERE NOT EXISTS (SELECT FROM pg_database WHERE datname = " + quoted(database, '\'') +
+         ")\\gexec\n";
+}
+
+std::string pg_drop(const std::string& database) {
+  return "DROP DATABASE IF EXISTS " + quoted(database, '"') + ";\n";
+}
+
+// --- MariaDB / MySQL --------------------------------------------------------------------------
+
+std::vector<std::string> my_connection(const DbEndpoint& e) {
+  std::vector<std::string> args;
+  if (!e.socket.empty()) args.push_back("--socket=" + e.socket);
+  if (!e.host.empty()) args.insert(args.end(), {"--protocol=TCP", "-h", e.host});
+  if (e.port) args.push_back("-P" + std::to_string(e.port));
+  if (!e.user.empty()) args.push_back("-u" + e.user);
+  return args;
+}
+
+std::vector<std::string> my_dump(const DbEndpoint& e, const DbCopyOptions& o) {
+  std::vector<std::string> args = {tool(e, "mysqldump"), "--single-transaction", "--routines",
+                                   "--triggers", "--verbose"};
+  for (auto& a : my_connection(e))
+    args.push_back(a);
+  if (o.schema_only) args.push_back("--no-data");
+  for (const auto& table : o.exclude_tables)
+    args.push_back("--ignore-table=" +
+                   (table.find('.') == std::string::npos ? e.database + "." + table : table));
+  args.push_back(e.database);
+  return args;
+}
+
+std::vector<std::string> my_restore(const DbEndpoint& e, const DbCopyOptions&) {
+  std::vector<std::string> args = {tool(e, "mysql"), "--batch"};  // stops at the first error
+  for (auto& a : my_connection(e))
+    args.push_back(a);
+  args.push_back(e.database);
+  return args;
+}
+
+std::vector<std::string> my_client(const DbEndpoint& e, std::string_view database) {
+  std::vector<std::string> args = {tool(e, "mysql"), "--batch", "--skip-column-names", "--raw"};
+  for (auto& a : my_connection(e))
+    args.push_back(a);
+  if (!database.empty()) args.push_back(std::string(database));
+  return args;
+}
+
+std::optional<std::string> my_table_of(std::string_view line) {
+  constexpr std::string_view kMarker = "-- Retrieving table structure for table ";
+  if (!line.starts_with(kMarker)) return std::nullopt;
+  std::string_view rest = line.substr(kMarker.size());
+  if (rest.ends_with("...")) rest.remove_suffix(3);
+  return std::string(rest);
+}
+
+std::string my_count(const std::string& table) {
+  const auto [schema, name] = split_table(table, "");
+  const std::string from =
+      schema.empty() ? quoted(name, '`') : quoted(schema, '`') + "." + quoted(name, '`');
+  return "SELECT CONCAT(" + quoted(table, '\'') + ", '|', COUNT(*)) FROM " + from + ";\n";
+}
+
+std::string my_connections(const std::string& database) {
+  return "SELECT CONCAT(user, '|', host, '|', COALESCE(command, '')) FROM "
+         "information_schema.processlist WHERE db = " +
+         quoted(database, '\'') + " AND id <> CONNECTION_ID();\n";
+}
+
+std::string my_create(const std::string& database) {
+  return "CREATE DATABASE IF NOT EXISTS " + quoted(database, '`') + ";\n";
+}
+
+std::string my_drop(const std::string& database) {
+  return "DROP DATABASE IF EXISTS " + quoted(database, '`') + ";\n";
+}
+
+constexpr DbEngine kEngines[] = {
+    {"postgres", "PGPASSWORD", "postgres", pg_dump, pg_restore, pg_client, pg_table_of,
+     "SELECT coalesce(sum(pg_total_relation_size(c.oid)), 0) FROM pg_class c JOIN pg_namespace n "
+     "ON n.oid = c.relnamespace WHERE c.relkind IN ('r', 'm', 'p') AND n.nspname NOT IN "
+     "('pg_catalog', 'information_schema') AND n.nspname NOT LIKE 'pg_toast%';\n",
+     "SELECT n.nspname || '.' || c.relname FROM pg_class c JOIN pg_namespace n ON n.oid = "
+     "c.relnamespace WHERE c.relkind IN ('r', 'p') AND n.nspname NOT IN ('pg_catalog', "
+     "'information_schema') AND n.nspname NOT LIKE 'pg_toast%' ORDER BY 1;\n",
+     pg_count, pg_connections, pg_create, pg_drop},
+    {"mariadb", "MYSQL_PWD", "", my_dump, my_restore, my_client, my_table_of,
+     "SELECT COALESCE(SUM(data_length + index_length), 0) FROM information_schema.tables WHERE "
+     "table_schema = DATABASE();\n",
+     "SELECT CONCAT(table_schema, '.', table_name) FROM information_schema.tables WHERE "
+     "table_schema = DATABASE() AND table_type = 'BASE TABLE' ORDER BY 1;\n",
+     my_count, my_connections, my_create, my_drop},
+};
+
+}  // namespace
+
+const DbEngine* find_db_engine(std::string_view name) {
+  if (name == "mysql") name = "mariadb";
+  for (const auto& engine : kEngines)
+    if (engine.name == name) return &engine;
+  return nullptr;
+}
+
+}  // namespace cutpilot::agent

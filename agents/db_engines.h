@@ -1,0 +1,56 @@
+// What the db job kind needs to know about each database engine: the tools' argument
+// vectors, the password variable, and the SQL that measures, lists and counts.
+#pragma once
+
+#include <optional>
+#include <string>
+#include <string_view>
+#include <vector>
+
+namespace cutpilot::agent {
+
+// One side of a copy: where the database is, as seen from the host that runs the tools.
+struct DbEndpoint {
+  std::string host;      // "" : the engine's default (local socket)
+  uint64_t port = 0;     // 0 : the engine's default
+  std::string socket;    // a socket directory (postgres) or file (mariadb)
+  std::string database;  // required
+  std::string user;
+  std::string password;  // reaches the tools only through their environment
+  std::string bin_dir;   // where the tools are ("" : PATH)
+};
+
+// Copy options that change the tools' arguments.
+struct DbCopyOptions {
+  std::string format = "plain";  // postgres: plain (psql) or custom (pg_restore)
+  bool schema_only = false;
+  bool no_owner = false;
+  bool no_privileges = false;
+  std::vector<std::string> exclude_tables;  // "schema.table" or "table"
+};
+
+// One engine: its tools and SQL.
+struct DbEngine {
+  std::string_view name;
+  std::string_view password_env;    // the variable the tools read the password from
+  std::string_view maintenance_db;  // connected to for create/drop
+  // The dump that writes the database to stdout (verbose output on stderr).
+  std::vector<std::string> (*dump)(const DbEndpoint&, const DbCopyOptions&);
+  // The restore that reads a dump on stdin and stops at the first error.
+  std::vector<std::string> (*restore)(const DbEndpoint&, const DbCopyOptions&);
+  // A client that runs SQL from stdin and prints rows as "a|b" lines, nothing else.
+  std::vector<std::string> (*client)(const DbEndpoint&, std::string_view database);
+  // The table a line of the dump's verbose output starts on, if it says so.
+  std::optional<std::string> (*table_of)(std::string_view line);
+  std::string_view size_sql;                           // one row: the database's data size in bytes
+  std::string_view tables_sql;                         // rows: every table as "schema.table"
+  std::string (*count_sql)(const std::string& table);  // one row: "schema.table|N"
+  std::string (*connections_sql)(const std::string& database);  // rows: "user|client|app"
+  std::string (*create_sql)(const std::string& database);
+  std::string (*drop_sql)(const std::string& database);
+};
+
+// The engine called name ("postgres", "mariadb"), or nullptr.
+const DbEngine* find_db_engine(std::string_view name);
+
+}  // namespace cutpilot::agent

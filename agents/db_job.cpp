@@ -1,0 +1,415 @@
+#include "agents/db_job.h"
+
+#include <algorithm>
+#include <chrono>
+#include <map>
+#include <nlohmann/json.hpp>
+#include <optional>
+#include <vector>
+
+#include "agents/command.h"
+#include "agents/db_engines.h"
+#include "agents/peer_ssh.h"
+#include "agents/rate_meter.h"
+#include "agents/spec_fields.h"
+#include "agents/spool.h"
+
+namespace cutpilot::agent {
+namespace {
+
+using Clock = std::chrono::steady_clock;
+using Json = nlohmann::json;
+
+// At most this many mismatching tables or clients are listed in a message.
+constexpr size_t kMaxListed = 10;
+// Measuring, listing and counting queries get this long each (unless the job has less).
+constexpr uint64_t kQueryTimeoutMs = 10 * 60 * 1000;
+
+// A parsed db spec.
+struct DbSpec {
+  std::string action = "copy";
+  const DbEngine* engine = nullptr;
+  std::optional<Peer> peer;
+  DbEndpoint from, to, db;
+  DbCopyOptions options;
+  bool create = false, drop = false, verify = true;
+  std::optional<uint64_t> max;
+  uint64_t timeout_ms = 0;
+};
+
+std::optional<DbEndpoint> parse_endpoint(const Json& j, const std::string& what,
+                                         std::string& error) {
+  DbEndpoint e;
+  const FieldHandlers fields = {
+      {"host", text_field(e.host, error, what + ".host")},
+      {"port", count_field(e.port)},
+      {"socket", text_field(e.socket, error, what + ".socket")},
+      {"database", text_field(e.database, error, what + ".database")},
+      {"user", text_field(e.user, error, what + ".user")},
+      {"password", text_field(e.password, error, what + ".password")},
+      {"bin_dir", text_field(e.bin_dir, error, what + ".bin_dir")},
+  };
+  if (!read_fields(j, what, fields, error)) return std::nullopt;
+  if (e.database.empty()) error = "\"" + what + ".database\" is required";
+  if (e.port > 65535) error = "\"" + what + ".port\" must be at most 65535";
+  if (e.password.find_first_of("\n\r") != std::string::npos)
+    error = "\"" + what + ".password\" must be one line";
+  if (!error.empty()) return std::nullopt;
+  return e;
+}
+
+std::optional<DbSpec> parse(std::string_view text, std::string& error) {
+  const Json j = Json::parse(text.begin(), text.end(), nullptr, false);
+  if (j.is_discarded()) {
+    error = "the db spec is not valid JSON";
+    return std::nullopt;
+  }
+  DbSpec spec;
+  std::string engine;
+  uint64_t max = 0;
+  auto endpoint = [&](DbEndpoint& out, const std::string& what) {
+    return [&out, &error, what](const Json& v) {
+      auto e = parse_endpoint(v, what, error);
+      if (e) out = *e;
+      return e.has_value();
+    };
+  };
+  const FieldHandlers fields = {
+      {"action", text_field(spec.action, error, "action")},
+      {"engine", text_field(engine, error, "engine")},
+      {"peer",
+       [&](const Json& v) { return (spec.peer = parse_peer(v, "peer", error)).has_value(); }},
+      {"from", endpoint(spec.from, "from")},
+      {"to", endpoint(spec.to, "to")},
+      {"db", endpoint(spec.db, "db")},
+      {"max",
+       [&](const Json& v) {
+         const bool ok = count_field(max)(v);
+         if (ok) spec.max = max;
+         return ok;
+       }},
+      {"format", text_field(spec.options.format, error, "format")},
+      {"create", flag_field(spec.create)},
+      {"drop", flag_field(spec.drop)},
+      {"schema_only", flag_field(spec.options.schema_only)},
+      {"no_owner", flag_field(spec.options.no_owner)},
+      {"no_privileges", flag_field(spec.options.no_privileges)},
+      {"verify", flag_field(spec.verify)},
+      {"exclude_tables", list_field(spec.options.exclude_tables)},
+      {"timeout_ms", count_field(spec.timeout_ms)},
+  };
+  if (!read_fields(j, "db", fields, error)) return std::nullopt;
+  spec.engine = find_db_engine(engine);
+  if (!spec.engine) {
+    error = "db \"engine\" must be postgres or mariadb";
+  } else if (spec.action == "copy") {
+    if (!j.contains("from") || !j.contains("to")) error = "a db copy needs \"from\" and \"to\"";
+    if (spec.options.format != "plain" && spec.options.format != "custom")
+      error = "db \"format\" must be plain or custom";
+    if (spec.options.format == "custom" && spec.engine->name != "postgres")
+      error = "db \"format\" custom is for postgres only";
+  } else if (spec.action == "connections") {
+    if (!j.contains("db")) error = "db connections needs \"db\"";
+  } else {
+    error = "db \"action\" must be copy or connections";
+  }
+  if (!error.empty()) return std::nullopt;
+  return spec;
+}
+
+// The spec as kept in the spool: every password replaced, before anything runs.
+std::string scrubbed(std::string_view text) {
+  Json j = Json::parse(text.begin(), text.end(), nullptr, false);
+  for (const char* side : {"from", "to", "db"})
+    if (j.is_object() && j.contains(side) && j[side].is_object() && j[side].contains("password"))
+      j[side]["password"] = "(removed)";
+  return j.dump();
+}
+
+// Where a command runs: on this host, or on the peer through ssh.
+struct Side {
+  std::string name;              // "source" or "target", for messages
+  std::vector<std::string> ssh;  // empty: here
+};
+
+// command (argv) on side, with the endpoint's password in the engine's variable.
+Command on(const Side& side, const DbEngine& engine, const DbEndpoint& e,
+           std::vector<std::string> argv, std::string input = "") {
+  const std::string var(engine.password_env);
+  if (side.ssh.empty()) {
+    Command c{.argv = std::move(argv), .stdin_text = std::move(input)};
+    if (!e.password.empty()) c.env[var] = e.password;
+    return c;
+  }
+  // The password is the first line of ssh's stdin, read by the far shell into the variable.
+  const std::string script = "IFS= read -r p || :; if [ -n \"$p\" ]; then " + var + "=$p; export " +
+                             var + "; fi; unset p; exec \"$@\"";
+  std::vector<std::string> remote = {"sh", "-c", script, "sh"};
+  remote.insert(remote.end(), argv.begin(), argv.end());
+  Command c{.argv = side.ssh};
+  c.argv.push_back(shell_line(remote));
+  c.stdin_text = e.password + "\n" + input;
+  return c;
+}
+
+// The last few stderr lines of one command, to say why it failed.
+struct Complaints {
+  std::vector<std::string> lines;
+  void add(const std::string& line) {
+    if (line.empty()) return;
+    lines.push_back(line);
+    if (lines.size() > 3) lines.erase(lines.begin());
+  }
+  std::string text() const {
+    std::string out;
+    for (const auto& l : lines)
+      out += (out.empty() ? "" : " | ") + l;
+    return out;
+  }
+};
+
+// Runs SQL through the engine's client on side; the output lines, or nullopt with error set.
+std::optional<std::vector<std::string>> query(const Side& side, const DbEngine& engine,
+                                              const DbEndpoint& e, std::string_view database,
+                                              const std::string& sql, uint64_t timeout_ms,
+                                              JobContext& job, std::string& error) {
+  std::vector<std::string> rows;
+  Complaints complaints;
+  const RunResult run = run_commands(
+      {on(side, engine, e, engine.client(e, database), sql)},
+      [&](size_t, proto::Stream stream, std::string line) {
+        if (stream == proto::Stream::kStdout) {
+          if (!line.empty()) rows.push_back(std::move(line));
+          return;
+        }
+        complaints.add(line);
+        job.log(stream, "[" + side.name + "] " + line);
+      },
+      {.timeout = std::chrono::milliseconds(timeout_ms)}, job);
+  const CommandResult& r = run.commands.front();
+  if (run.stop != StopReason::kNone) {
+    error = run.stop == StopReason::kCancelled ? "cancelled" : "timed out";
+  } else if (!r.start_error.empty()) {
+    error = r.start_error;
+  } else if (r.exit_code != 0) {
+    error = describe_exit(r.exit_code.value_or(-1)) +
+            (complaints.lines.empty() ? "" : ": " + complaints.text());
+  }
+  if (!error.empty()) {
+    error = "on the " + side.name + ": " + error;
+    return std::nullopt;
+  }
+  return rows;
+}
+
+// Row counts per table ("schema.table" -> count) on side.
+std::optional<std::map<std::string, uint64_t>> row_counts(const Side& side, const DbSpec& spec,
+                                                          const DbEndpoint& e,
+                                                          const std::vector<std::string>& tables,
+                                                          JobContext& job, std::string& error) {
+  std::string sql;
+  for (const auto& t : tables)
+    sql += spec.engine->count_sql(t);
+  std::map<std::string, uint64_t> counts;
+  if (sql.empty()) return counts;
+  const auto rows = query(side, *spec.engine, e, e.database, sql, kQueryTimeoutMs, job, error);
+  if (!rows) return std::nullopt;
+  for (const auto& row : *rows) {
+    const size_t bar = row.rfind('|');
+    if (bar != std::string::npos) counts[row.substr(0, bar)] = std::stoull(row.substr(bar + 1));
+  }
+  return counts;
+}
+
+bool excluded(const DbSpec& spec, const std::string& table) {
+  const std::string bare = table.substr(table.find('.') + 1);
+  for (const auto& x : spec.options.exclude_tables)
+    if (x == table || x == bare) return true;
+  return false;
+}
+
+proto::JobFinished fail(JobContext& job, std::string error) {
+  return failed_result(job.job_id(), std::move(error));
+}
+
+proto::JobFinished copy(const DbSpec& spec, const Side& source, JobContext& job) {
+  const DbEngine& engine = *spec.engine;
+  const Side target{"target", {}};
+  const auto started = Clock::now();
+  std::string error;
+  // Measure first: what will move, and which tables to count afterwards.
+  auto listed = query(source, engine, spec.from, spec.from.database, std::string(engine.tables_sql),
+                      kQueryTimeoutMs, job, error);
+  if (!listed) return fail(job, "listing the tables " + error);
+  std::vector<std::string> tables;
+  for (const auto& t : *listed)
+    if (!excluded(spec, t)) tables.push_back(t);
+  auto size = query(source, engine, spec.from, spec.from.database, std::string(engine.size_sql),
+                    kQueryTimeoutMs, job, error);
+  if (!size) return fail(job, "measuring the database " + error);
+  const uint64_t total = size->empty() ? 0 : std::stoull(size->front());
+  job.log(proto::Stream::kAgent, std::to_string(tables.size()) + " tables, " +
+                                     std::to_string(total) + " bytes on the source");
+
+  if (spec.drop || spec.create) {
+    std::string sql = spec.drop ? engine.drop_sql(spec.to.database) : "";
+    sql += engine.create_sql(spec.to.database);
+    if (!query(target, engine, spec.to, engine.maintenance_db, sql, kQueryTimeoutMs, job, error))
+      return fail(job, "preparing the target database " + error);
+  }
+
+  // The copy: dump there, piped through this runner (counted) into the restore here.
+  uint64_t bytes = 0, tables_done = 0;
+  std::string current;
+  RateMeter rate;
+  Complaints said[2];
+  auto report = [&] {
+    job.progress(proto::Progress{"", 0, bytes, std::max(total, bytes), rate.update(bytes),
+                                 tables_done, tables.size(),
+                                 current.empty() ? "" : "table " + current});
+  };
+  const std::vector<Command> pipeline = {
+      on(source, engine, spec.from, engine.dump(spec.from, spec.options)), [&] {
+        Command restore = on(target, engine, spec.to, engine.restore(spec.to, spec.options));
+        restore.stdin_from = 0;
+        return restore;
+      }()};
+  const RunResult run = run_commands(
+      pipeline,
+      [&](size_t i, proto::Stream stream, std::string line) {
+        if (line.empty()) return;
+        if (i == 0 && stream == proto::Stream::kStderr) {
+          if (auto table = engine.table_of(line)) {
+            if (!current.empty()) tables_done = std::min<uint64_t>(tables_done + 1, tables.size());
+            current = *table;
+            report();
+          }
+        }
+        said[i].add(line);
+        job.log(stream, (i == 0 ? "[source] " : "[target] ") + line);
+      },
+      {.timeout = std::chrono::milliseconds(spec.timeout_ms),
+       .piped =
+           [&](size_t, uint64_t n) {
+             bytes += n;
+             report();
+           }},
+      job);
+  proto::JobFinished done = fail(job, "");
+  if (run.stop != StopReason::kNone) {
+    done.state = run.stop == StopReason::kCancelled ? proto::JobState::kCancelled
+                                                    : proto::JobState::kTimedOut;
+    done.error = run.stop == StopReason::kCancelled
+                     ? "cancelled"
+                     : "timed out after " + std::to_string(spec.timeout_ms) + " ms";
+    done.error += "; the target database may hold a partial copy";
+    return done;
+  }
+  std::string why;
+  const char* what[2] = {"the dump on the source", "the restore on the target"};
+  for (int i = 0; i < 2; ++i) {
+    const CommandResult& r = run.commands[i];
+    if (!r.start_error.empty()) {
+      why += (why.empty() ? "" : "; ") + std::string(what[i]) + ": " + r.start_error;
+    } else if (r.exit_code != 0) {
+      why += (why.empty() ? "" : "; ") + std::string(what[i]) + " failed (" +
+             describe_exit(r.exit_code.value_or(-1)) + ")" +
+             (said[i].lines.empty() ? "" : ": " + said[i].text());
+    }
+  }
+  if (!why.empty()) {
+    done.exit_code = run.commands[1].exit_code.value_or(-1);
+    done.error = why;
+    return done;
+  }
+  tables_done = tables.size();
+  current.clear();
+  report();
+
+  Json result = {{"bytes", bytes},
+                 {"size", total},
+                 {"tables", tables.size()},
+                 {"seconds", std::chrono::duration<double>(Clock::now() - started).count()}};
+  if (spec.verify && !spec.options.schema_only) {
+    auto there = row_counts(source, spec, spec.from, tables, job, error);
+    if (!there) return fail(job, "counting rows " + error);
+    auto here = row_counts(target, spec, spec.to, tables, job, error);
+    if (!here) return fail(job, "counting rows " + error);
+    std::vector<std::string> differ;
+    for (const auto& t : tables) {
+      const auto a = there->find(t), b = here->find(t);
+      const std::string left = a == there->end() ? "missing" : std::to_string(a->second);
+      const std::string right = b == here->end() ? "missing" : std::to_string(b->second);
+      if (left != right) differ.push_back(t + " " + left + " vs " + right);
+    }
+    result["rows"] = *there;
+    result["mismatches"] = differ;
+    if (!differ.empty()) {
+      std::string list;
+      for (size_t i = 0; i < differ.size() && i < kMaxListed; ++i)
+        list += (i ? ", " : "") + differ[i];
+      done.error = "row counts differ (source vs target) in " + std::to_string(differ.size()) +
+                   " tables: " + list;
+      done.result = result.dump();
+      return done;
+    }
+    job.log(proto::Stream::kAgent,
+            "row counts equal in all " + std::to_string(tables.size()) + " tables");
+  }
+  done.state = proto::JobState::kSucceeded;
+  done.exit_code = 0;
+  done.result = result.dump();
+  return done;
+}
+
+proto::JobFinished connections(const DbSpec& spec, const Side& side, JobContext& job) {
+  std::string error;
+  const auto rows =
+      query(side, *spec.engine, spec.db, spec.db.database,
+            spec.engine->connections_sql(spec.db.database), kQueryTimeoutMs, job, error);
+  if (!rows) return fail(job, "counting connections " + error);
+  Json clients = Json::array();
+  std::string list;
+  for (const auto& row : *rows) {
+    clients.push_back(row);
+    if (clients.size() <= kMaxListed) list += (list.empty() ? "" : ", ") + row;
+    job.log(proto::Stream::kAgent, "connected: " + row);
+  }
+  proto::JobFinished done = fail(job, "");
+  done.result = Json{{"count", rows->size()}, {"clients", clients}}.dump();
+  if (spec.max && rows->size() > *spec.max) {
+    done.error = std::to_string(rows->size()) + " clients still connected to " + spec.db.database +
+                 " (at most " + std::to_string(*spec.max) + " allowed): " + list;
+    return done;
+  }
+  job.log(proto::Stream::kAgent,
+          std::to_string(rows->size()) + " clients connected to " + spec.db.database);
+  done.state = proto::JobState::kSucceeded;
+  done.exit_code = 0;
+  return done;
+}
+
+}  // namespace
+
+bool validate_db_spec(std::string_view spec, std::string& error) {
+  return parse(spec, error).has_value();
+}
+
+proto::JobFinished run_db(std::string_view text, JobContext& job) {
+  // First of all: the passwords leave the spool.
+  write_file_atomic(job.dir() + "/spec.json", scrubbed(text));
+  std::string error;
+  const std::optional<DbSpec> spec = parse(text, error);
+  if (!spec) return fail(job, error);
+  Side source{spec->action == "copy" ? "source" : "database host", {}};
+  if (spec->peer) {
+    auto argv = ssh_argv(*spec->peer, job.dir(), error);
+    if (!argv) return fail(job, error);
+    argv->push_back(spec->peer->address);
+    source.ssh = *argv;
+  }
+  if (spec->action == "connections") return connections(*spec, source, job);
+  return copy(*spec, source, job);
+}
+
+}  // namespace cutpilot::agent

@@ -1,0 +1,32 @@
+// The `db` job kind: copy a database from the source host into this one, streamed
+// (dump on the source piped into the restore here, no temp file), with progress and a
+// row-count verification; and `connections`, who still talks to a database.
+//
+// Spec (JSON):
+//   {"action": "copy" | "connections",              default copy
+//    "engine": "postgres" | "mariadb",
+//    "peer": {...}  (peer_ssh.h; the source host; without it the source is reached from here)
+//    "from": ENDPOINT, "to": ENDPOINT              (copy)
+//    "db": ENDPOINT, "max": N                       (connections: fail when more than N clients)
+//    "format": "plain" | "custom", "create", "drop", "schema_only", "no_owner",
+//    "no_privileges", "verify" (default true): bool, "exclude_tables": [...],
+//    "timeout_ms": N}
+//   ENDPOINT = {"host", "port", "socket", "database", "user", "password", "bin_dir"}
+// Passwords reach the tools only through their environment (on the source through ssh's
+// stdin into `read`, never argv); the runner overwrites them in the spool's spec.json
+// before it starts anything, and no log line or result carries them.
+#pragma once
+
+#include <string>
+#include <string_view>
+
+#include "agents/runner.h"
+
+namespace cutpilot::agent {
+
+// Checks a db spec before the job is claimed.
+bool validate_db_spec(std::string_view spec, std::string& error);
+// Runs a db job to the end.
+proto::JobFinished run_db(std::string_view spec, JobContext& job);
+
+}  // namespace cutpilot::agent

@@ -1,0 +1,263 @@
+// Database copies through real SSH between lab hosts with real PostgreSQL and MariaDB:
+// pg_dump on the source streamed into psql on the target, progress, row counts,
+// a killed restore, a wrong password (that never shows), connections.
+#include <gtest/gtest.h>
+#include <signal.h>
+
+#include <filesystem>
+#include <fstream>
+#include <map>
+#include <nlohmann/json.hpp>
+#include <sstream>
+#include <thread>
+
+#include "tests/support/lab.h"
+#include "tests/support/peer_lab.h"
+
+namespace cutpilot::transport {
+namespace {
+
+using namespace std::chrono_literals;
+using Json = nlohmann::json;
+namespace fs = std::filesystem;
+
+// A password distinctive enough to grep every output for.
+constexpr char kSecret[] = "Sup3r-S3cret-pw-7781";
+
+// KEY=VALUE lines of a lab env file (values may be single-quoted).
+std::map<std::string, std::string> env_file(const std::string& path) {
+  std::map<std::string, std::string> out;
+  std::ifstream in(path);
+  std::string line;
+  while (std::getline(in, line)) {
+    const size_t eq = line.find('=');
+    if (line.empty() || line[0] == '#' || eq == std::string::npos) continue;
+    std::string value = line.substr(eq + 1);
+    if (value.size() >= 2 && value.front() == '\'') value = value.substr(1, value.size() - 2);
+    out[line.substr(0, eq)] = value;
+  }
+  return out;
+}
+
+// Runs a shell command; its stdout (stderr goes to the test's output).
+std::string sh(const std::string& command) {
+  std::string out;
+  FILE* p = popen(command.c_str(), "r");
+  if (!p) return out;
+  char buffer[4096];
+  size_t n;
+  while ((n = fread(buffer, 1, sizeof buffer, p)) > 0)
+    out.append(buffer, n);
+  pclose(p);
+  return out;
+}
+
+// Every file below dir, concatenated (to grep a spool for a secret).
+std::string all_files(const std::string& dir) {
+  std::string out;
+  std::error_code ec;
+  for (const auto& e : fs::recursive_directory_iterator(dir, ec))
+    if (e.is_regular_file()) {
+      std::ifstream in(e.path(), std::ios::binary);
+      out += std::string(std::istreambuf_iterator<char>(in), {});
+    }
+  return out;
+}
+
+// Two lab hosts with PostgreSQL each, linked by a migration key.
+class PgCopy : public test::PeerLab {
+ protected:
+  PgCopy() : test::PeerLab({"postgres"}) {}
+  void SetUp() override {
+    test::PeerLab::SetUp();
+    if (HasFatalFailure()) return;
+    for (const char* host : {"source", "target"}) {
+      pg_[host] = env_file(lab_.host_dir(host) + "/postgres.env");
+      // A password-only role over TCP: what a real copy between hosts looks like.
+      psql(host, "postgres",
+           std::string("CREATE ROLE mover LOGIN SUPERUSER PASSWORD '") + kSecret + "'");
+    }
+    link_hosts();
+  }
+  // Runs SQL on a host's cluster through its socket (trusted); stdout.
+  std::string psql(const std::string& host, const std::string& db, const std::string& sql) {
+    auto& e = pg_[host];
+    return sh(e["PGBIN"] + "/psql -X -At -h " + e["PGHOST"] + " -p " + e["PGPORT"] +
+              " -U postgres -d " + db + " -c \"" + sql + "\"");
+  }
+  // An endpoint over TCP with a password.
+  Json endpoint(const std::string& host, const std::string& db, const std::string& password) {
+    return {{"host", "127.0.0.1"},  {"port", std::stoi(pg_[host]["PGPORT"])},
+            {"database", db},       {"user", "mover"},
+            {"password", password}, {"bin_dir", pg_[host]["PGBIN"]}};
+  }
+  Json copy(const std::string& to_password = kSecret) {
+    return {{"engine", "postgres"},
+            {"peer", peer()},
+            {"from", endpoint("source", "shop", kSecret)},
+            {"to", endpoint("target", "shop", to_password)},
+            {"create", true}};
+  }
+  std::map<std::string, std::map<std::string, std::string>> pg_;
+};
+
+TEST_F(PgCopy, PgbenchDatabaseCopiedWithEqualRowCountsAndNoPasswordAnywhere) {
+  psql("source", "postgres", "CREATE DATABASE shop");
+  auto& e = pg_["source"];
+  ASSERT_EQ(std::system((e["PGBIN"] + "/pgbench -q -i -s 10 -h " + e["PGHOST"] + " -p " +
+                         e["PGPORT"] + " -U postgres shop >/dev/null 2>&1")
+                            .c_str()),
+            0);
+  auto events = run("target", {"copy-1", "db", copy().dump()});
+  const proto::JobFinished& done = finished(events);
+  ASSERT_EQ(done.state, proto::JobState::kSucceeded) << done.error << "\n" << lines(events);
+  EXPECT_EQ(psql("target", "shop", "SELECT count(*) FROM pgbench_accounts"), "1000000\n");
+  const Json result = Json::parse(done.result);
+  EXPECT_EQ(result["rows"]["public.pgbench_accounts"], 1000000);
+  EXPECT_TRUE(result["mismatches"].empty());
+  EXPECT_NE(lines(events).find("row counts equal in all 4 tables"), std::string::npos);
+
+  // Progress: bytes and tables never go backwards; the end says everything.
+  uint64_t bytes = 0, tables = 0;
+  int seen = 0;
+  for (const auto& m : events)
+    if (const auto* p = std::get_if<proto::Progress>(&m)) {
+      ++seen;
+      EXPECT_GE(p->bytes, bytes);
+      EXPECT_GE(p->files, tables);
+      bytes = p->bytes;
+      tables = p->files;
+      ASSERT_TRUE(p->total.has_value());
+      EXPECT_GE(*p->total, p->bytes);
+    }
+  EXPECT_GE(seen, 2);
+  EXPECT_EQ(tables, 4u);
+  EXPECT_GT(bytes, 50u << 20) << "a scale-10 dump streams tens of MB";
+
+  // The password is in no event, no spool file, no log on either host.
+  std::string everything;
+  for (const auto& m : events)
+    everything += std::visit(
+        [](const auto& x) {
+          std::string s;
+          auto fields = x;
+          fields.visit([&](const char*, auto& field) {
+            if constexpr (std::is_same_v<std::decay_t<decltype(field)>, std::string>) s += field;
+          });
+          return s;
+        },
+        m);
+  everything += all_files(lab_.host_dir("target") + "/home/.cache/cutpilot/jobs");
+  everything += all_files(lab_.host_dir("source") + "/home/.cache/cutpilot/jobs");
+  EXPECT_EQ(everything.find(kSecret), std::string::npos) << "the password leaked";
+  EXPECT_NE(all_files(lab_.host_dir("target") + "/home/.cache/cutpilot/jobs").find("(removed)"),
+            std::string::npos)
+      << "the spool's spec should hold the placeholder";
+}
+
+TEST_F(PgCopy, WrongTargetPasswordFailsClearly) {
+  psql("source", "postgres", "CREATE DATABASE shop");
+  psql("source", "shop", "CREATE TABLE t AS SELECT generate_series(1, 1000) AS n");
+  auto events = run("target", {"copy-bad-pw", "db", copy("not-the-password").dump()});
+  const proto::JobFinished& done = finished(events);
+  EXPECT_EQ(done.state, proto::JobState::kFailed);
+  EXPECT_NE(done.error.find("password authentication failed for user \"mover\""), std::string::npos)
+      << done.error;
+  EXPECT_NE(done.error.find("target"), std::string::npos) << done.error;
+  EXPECT_EQ(lines(events).find("not-the-password"), std::string::npos);
+}
+
+TEST_F(PgCopy, KilledRestoreFailsAndLeavesNoHalfCopy) {
+  psql("source", "postgres", "CREATE DATABASE shop");
+  psql("source", "shop",
+       "CREATE TABLE big AS SELECT n, repeat('x', 200) AS pad FROM generate_series(1, 600000) n");
+  bool killed = false;
+  const std::string port = pg_["target"]["PGPORT"];
+  auto events = run("target", {"copy-killed", "db", copy().dump()}, [&](const proto::Message& m) {
+    const auto* p = std::get_if<proto::Progress>(&m);
+    if (killed || !p || p->bytes < (8u << 20)) return;
+    killed = true;
+    sh("pkill -KILL -f -- '-o /dev/null -v ON_ERROR_STOP=1 --single-transaction -w -h 127.0.0.1 "
+       "-p " +
+       port + "'");
+  });
+  ASSERT_TRUE(killed) << "the copy ended before the restore could be killed";
+  const proto::JobFinished& done = finished(events);
+  EXPECT_EQ(done.state, proto::JobState::kFailed);
+  EXPECT_NE(done.error.find("the restore on the target failed"), std::string::npos) << done.error;
+  EXPECT_NE(done.error.find("exit code 137"), std::string::npos) << done.error;
+  // One transaction: nothing of the half-done restore stays.
+  EXPECT_EQ(psql("target", "shop", "SELECT count(*) FROM pg_tables WHERE tablename = 'big'"),
+            "0\n");
+}
+
+TEST_F(PgCopy, ConnectionsCountsOtherClients) {
+  psql("source", "postgres", "CREATE DATABASE shop");
+  const auto& e = pg_["source"];
+  // A client that stays connected for a while.
+  std::thread client([&] {
+    sh(e.at("PGBIN") + "/psql -X -h " + e.at("PGHOST") + " -p " + e.at("PGPORT") +
+       " -U postgres -d shop -c 'SELECT pg_sleep(4)' >/dev/null 2>&1");
+  });
+  std::this_thread::sleep_for(1s);
+  Json spec = {{"action", "connections"},
+               {"engine", "postgres"},
+               {"db", endpoint("source", "shop", kSecret)},
+               {"max", 0}};
+  auto events = run("source", {"conn-1", "db", spec.dump()});
+  client.join();
+  const proto::JobFinished& done = finished(events);
+  EXPECT_EQ(done.state, proto::JobState::kFailed);
+  EXPECT_NE(done.error.find("1 clients still connected to shop"), std::string::npos) << done.error;
+  EXPECT_EQ(Json::parse(done.result)["count"], 1);
+  // Nobody left: the check passes.
+  events = run("source", {"conn-2", "db", spec.dump()});
+  EXPECT_EQ(finished(events).state, proto::JobState::kSucceeded) << finished(events).error;
+}
+
+// Two lab hosts with MariaDB each, linked by a migration key.
+class MariaCopy : public test::PeerLab {
+ protected:
+  MariaCopy() : test::PeerLab({"mariadb"}) {}
+  void SetUp() override {
+    test::PeerLab::SetUp();
+    if (HasFatalFailure()) return;
+    for (const char* host : {"source", "target"})
+      my_[host] = env_file(lab_.host_dir(host) + "/mariadb.env");
+    link_hosts();
+  }
+  std::string mysql(const std::string& host, const std::string& sql) {
+    return sh("mysql --batch --skip-column-names -uroot --socket=" + my_[host]["MYSQL_UNIX_PORT"] +
+              " -e \"" + sql + "\"");
+  }
+  std::map<std::string, std::map<std::string, std::string>> my_;
+};
+
+TEST_F(MariaCopy, SchemaWithDataCopiedWithEqualRowCounts) {
+  mysql("source",
+        "CREATE DATABASE shop; CREATE TABLE shop.orders (id INT PRIMARY KEY AUTO_INCREMENT, "
+        "item VARCHAR(40)); CREATE TABLE shop.items (sku VARCHAR(20) PRIMARY KEY, price INT);"
+        "INSERT INTO shop.items VALUES ('a', 1), ('b', 2), ('c', 3);"
+        "SET SESSION max_recursive_iterations = 10000;"
+        "INSERT INTO shop.orders (item) WITH RECURSIVE s(n) AS (SELECT 1 UNION ALL SELECT n + 1 "
+        "FROM s WHERE n < 5000) SELECT CONCAT('item-', n) FROM s;");
+  auto endpoint = [&](const std::string& host) {
+    return Json{{"socket", my_[host]["MYSQL_UNIX_PORT"]}, {"database", "shop"}, {"user", "root"}};
+  };
+  Json spec = {{"engine", "mariadb"},
+               {"peer", peer()},
+               {"from", endpoint("source")},
+               {"to", endpoint("target")},
+               {"create", true}};
+  auto events = run("target", {"my-copy", "db", spec.dump()});
+  const proto::JobFinished& done = finished(events);
+  ASSERT_EQ(done.state, proto::JobState::kSucceeded) << done.error << "\n" << lines(events);
+  EXPECT_EQ(mysql("target", "SELECT COUNT(*) FROM shop.orders"), "5000\n");
+  const Json result = Json::parse(done.result);
+  EXPECT_EQ(result["rows"]["shop.items"], 3);
+  EXPECT_EQ(result["rows"]["shop.orders"], 5000);
+  EXPECT_NE(lines(events).find("row counts equal in all 2 tables"), std::string::npos);
+}
+
+}  // namespace
+}  // namespace cutpilot::transport
