@@ -334,6 +334,47 @@ RunResult run_commands(const std::vector<Command>& commands, const LineSink& sin
   return run;
 }
 
+Background::Background(const Command& command, const std::string& log_path, std::string& error) {
+  const int log = open(log_path.c_str(), O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0600);
+  int report[2];
+  if (log < 0 || pipe2(report, O_CLOEXEC) != 0) {
+    error = "cannot start " + command.argv.front() + ": " + std::strerror(errno);
+    if (log >= 0) close(log);
+    return;
+  }
+  const pid_t pid = fork();
+  if (pid == 0) exec_child(command, -1, log, log, report[1]);
+  close(log);
+  close(report[1]);
+  StartFailure failure;
+  if (pid < 0) {
+    error = std::string("cannot fork: ") + std::strerror(errno);
+  } else if (read(report[0], &failure, sizeof failure) == sizeof failure) {
+    error = "cannot run " + command.argv.front() + ": " + std::strerror(failure.error);
+    waitpid(pid, nullptr, 0);
+  } else {
+    setpgid(pid, pid);
+    pid_ = pid;
+  }
+  close(report[0]);
+}
+
+Background::~Background() {
+  if (pid_ <= 0 || !running()) return;
+  killpg(pid_, SIGTERM);
+  for (int i = 0; i < 40 && running(); ++i)
+    usleep(50 * 1000);
+  if (running()) killpg(pid_, SIGKILL);
+  if (!exited_) waitpid(pid_, nullptr, 0);
+}
+
+bool Background::running() {
+  if (pid_ <= 0 || exited_) return false;
+  int status = 0;
+  if (waitpid(pid_, &status, WNOHANG) == pid_) exited_ = true;
+  return !exited_;
+}
+
 std::string describe_exit(int exit_code) {
   return "exit code " + std::to_string(exit_code);
 }

@@ -5,6 +5,7 @@
 #include <chrono>
 #include <cstdint>
 #include <functional>
+#include <sys/types.h>
 #include <map>
 #include <optional>
 #include <string>
@@ -79,6 +80,23 @@ struct RunOptions {
 // Expects SIGTERM, SIGINT and SIGCHLD blocked (the runner does this).
 RunResult run_commands(const std::vector<Command>& commands, const LineSink& sink,
                        const RunOptions& options, JobContext& job);
+
+// A command left running beside the job's work (an ssh tunnel): its own process group,
+// its output into a log file; stopped (TERM, then KILL) and reaped when destroyed.
+class Background {
+ public:
+  // Starts command with stdout and stderr appended to log_path; error says why it could not.
+  Background(const Command& command, const std::string& log_path, std::string& error);
+  ~Background();
+  Background(const Background&) = delete;
+  Background& operator=(const Background&) = delete;
+  // True while it runs (reaps it once it exited).
+  bool running();
+
+ private:
+  pid_t pid_ = -1;
+  bool exited_ = false;
+};
 
 // A command's exit as the operator reads it: "exit code 3".
 std::string describe_exit(int exit_code);

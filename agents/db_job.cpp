@@ -1,7 +1,13 @@
 #include "agents/db_job.h"
 
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
 #include <algorithm>
 #include <chrono>
+#include <filesystem>
 #include <map>
 #include <nlohmann/json.hpp>
 #include <optional>
@@ -35,6 +41,7 @@ struct DbSpec {
   bool create = false, drop = false, verify = true;
   std::optional<uint64_t> max;
   uint64_t timeout_ms = 0;
+  uint64_t jobs = 1;  // > 1: postgres directory format, dumped and restored in parallel
 };
 
 std::optional<DbEndpoint> parse_endpoint(const Json& j, const std::string& what,
@@ -97,6 +104,7 @@ std::optional<DbSpec> parse(std::string_view text, std::string& error) {
       {"verify", flag_field(spec.verify)},
       {"exclude_tables", list_field(spec.options.exclude_tables)},
       {"timeout_ms", count_field(spec.timeout_ms)},
+      {"jobs", count_field(spec.jobs)},
   };
   if (!read_fields(j, "db", fields, error)) return std::nullopt;
   spec.engine = find_db_engine(engine);
@@ -108,6 +116,9 @@ std::optional<DbSpec> parse(std::string_view text, std::string& error) {
       error = "db \"format\" must be plain or custom";
     if (spec.options.format == "custom" && spec.engine->name != "postgres")
       error = "db \"format\" custom is for postgres only";
+    if (spec.jobs == 0 || spec.jobs > 32) error = "db \"jobs\" must be between 1 and 32";
+    if (spec.jobs > 1 && spec.engine->name != "postgres")
+      error = "db \"jobs\" above 1 is for postgres only";
   } else if (spec.action == "connections") {
     if (!j.contains("db")) error = "db connections needs \"db\"";
   } else {
@@ -232,6 +243,216 @@ proto::JobFinished fail(JobContext& job, std::string error) {
   return failed_result(job.job_id(), std::move(error));
 }
 
+// The moving part of a copy: what it reports as progress, never going backwards.
+struct Transfer {
+  const DbSpec& spec;
+  JobContext& job;
+  uint64_t total = 0;  // the source's size, measured before
+  uint64_t bytes = 0, tables_done = 0, tables_total = 0;
+  std::string current;  // what is being done ("table public.x")
+  RateMeter rate;
+  void report() {
+    job.progress(proto::Progress{"", 0, bytes, std::max(total, bytes), rate.update(bytes),
+                                 tables_done, tables_total, current});
+  }
+};
+
+// Why a run of the copy's commands failed (each named by what), or nullopt when it did not.
+std::optional<proto::JobFinished> outcome(const RunResult& run, const DbSpec& spec,
+                                          const std::vector<std::string>& what,
+                                          const std::vector<Complaints>& said, JobContext& job) {
+  proto::JobFinished done = fail(job, "");
+  if (run.stop != StopReason::kNone) {
+    done.state = run.stop == StopReason::kCancelled ? proto::JobState::kCancelled
+                                                    : proto::JobState::kTimedOut;
+    done.error = run.stop == StopReason::kCancelled
+                     ? "cancelled"
+                     : "timed out after " + std::to_string(spec.timeout_ms) + " ms";
+    done.error += "; the target database may hold a partial copy";
+    return done;
+  }
+  std::string why;
+  for (size_t i = 0; i < run.commands.size(); ++i) {
+    const CommandResult& r = run.commands[i];
+    if (!r.start_error.empty()) {
+      why += (why.empty() ? "" : "; ") + what[i] + ": " + r.start_error;
+    } else if (r.exit_code != 0) {
+      why += (why.empty() ? "" : "; ") + what[i] + " failed (" +
+             describe_exit(r.exit_code.value_or(-1)) + ")" +
+             (said[i].lines.empty() ? "" : ": " + said[i].text());
+      done.exit_code = r.exit_code.value_or(-1);
+    }
+  }
+  if (why.empty()) return std::nullopt;
+  done.error = why;
+  return done;
+}
+
+// Dump there, piped through this runner (counted) into the restore here.
+std::optional<proto::JobFinished> stream_copy(Transfer& t, const Side& source) {
+  const DbSpec& spec = t.spec;
+  const DbEngine& engine = *spec.engine;
+  std::vector<Complaints> said(2);
+  const std::vector<Command> pipeline = {
+      on(source, engine, spec.from, engine.dump(spec.from, spec.options)), [&] {
+        Command restore =
+            on(Side{"target", {}}, engine, spec.to, engine.restore(spec.to, spec.options));
+        restore.stdin_from = 0;
+        return restore;
+      }()};
+  const RunResult run = run_commands(
+      pipeline,
+      [&](size_t i, proto::Stream stream, std::string line) {
+        if (line.empty()) return;
+        if (i == 0 && stream == proto::Stream::kStderr) {
+          if (auto table = engine.table_of(line)) {
+            if (!t.current.empty()) t.tables_done = std::min(t.tables_done + 1, t.tables_total);
+            t.current = "table " + *table;
+            t.report();
+          }
+        }
+        said[i].add(line);
+        t.job.log(stream, (i == 0 ? "[source] " : "[target] ") + line);
+      },
+      {.timeout = std::chrono::milliseconds(spec.timeout_ms),
+       .piped =
+           [&](size_t, uint64_t n) {
+             t.bytes += n;
+             t.report();
+           }},
+      t.job);
+  return outcome(run, spec, {"the dump on the source", "the restore on the target"}, said, t.job);
+}
+
+// Bytes below dir (a dump being written).
+uint64_t tree_bytes(const std::string& dir) {
+  uint64_t bytes = 0;
+  std::error_code ec;
+  for (const auto& e : std::filesystem::recursive_directory_iterator(dir, ec))
+    if (e.is_regular_file(ec)) bytes += e.file_size(ec);
+  return bytes;
+}
+
+// A free TCP port on 127.0.0.1 (0 when none could be had).
+uint16_t free_port() {
+  const int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  sockaddr_in addr{};
+  addr.sin_family = AF_INET;
+  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  socklen_t len = sizeof addr;
+  uint16_t port = 0;
+  if (fd >= 0 && bind(fd, reinterpret_cast<sockaddr*>(&addr), sizeof addr) == 0 &&
+      getsockname(fd, reinterpret_cast<sockaddr*>(&addr), &len) == 0)
+    port = ntohs(addr.sin_port);
+  if (fd >= 0) close(fd);
+  return port;
+}
+
+// True once 127.0.0.1:port accepts a connection.
+bool accepts(uint16_t port) {
+  const int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  sockaddr_in addr{};
+  addr.sin_family = AF_INET;
+  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  addr.sin_port = htons(port);
+  const bool ok = fd >= 0 && connect(fd, reinterpret_cast<sockaddr*>(&addr), sizeof addr) == 0;
+  if (fd >= 0) close(fd);
+  return ok;
+}
+
+// pg_dump -Fd -j N here (through an ssh tunnel to the source's server when there is a
+// peer) into the job's spool, then pg_restore -j N; the staging is removed either way.
+std::optional<proto::JobFinished> parallel_copy(Transfer& t, const Side& source) {
+  const DbSpec& spec = t.spec;
+  JobContext& job = t.job;
+  DbEndpoint from = spec.from;
+  std::optional<Background> tunnel;
+  if (!source.ssh.empty()) {
+    const uint16_t port = free_port();
+    const std::string host = from.host.empty() ? "127.0.0.1" : from.host;
+    const std::string forward = "127.0.0.1:" + std::to_string(port) + ":" + host + ":" +
+                                std::to_string(from.port ? from.port : 5432);
+    Command ssh{.argv = source.ssh};
+    ssh.argv.insert(ssh.argv.end() - 1, {"-N", "-o", "ExitOnForwardFailure=yes", "-L", forward});
+    std::string error;
+    tunnel.emplace(ssh, job.dir() + "/tunnel.log", error);
+    if (!error.empty()) return fail(job, "the tunnel to the source: " + error);
+    const auto deadline = Clock::now() + std::chrono::seconds(20);
+    while (tunnel->running() && !accepts(port) && Clock::now() < deadline)
+      usleep(50 * 1000);
+    if (!accepts(port)) {
+      const std::string log = read_file(job.dir() + "/tunnel.log").value_or("");
+      return fail(job, "the tunnel to the source's database did not come up: " + log);
+    }
+    from.host = "127.0.0.1";
+    from.port = port;
+    from.socket.clear();
+    job.log(proto::Stream::kAgent,
+            "tunnel to the source's database on 127.0.0.1:" + std::to_string(port));
+  }
+  const std::string stage = job.dir() + "/dump";
+  remove_tree(stage);
+  const std::string jobs = std::to_string(spec.jobs);
+  const Side here{"target", {}};
+  std::vector<Complaints> said(1);
+  auto logged = [&](size_t, proto::Stream stream, std::string line) {
+    if (line.empty()) return;
+    if (auto table = spec.engine->table_of(line)) {
+      t.tables_done = std::min(t.tables_done + 1, t.tables_total);
+      t.current = "dumped " + *table;
+    } else if (line.find("processing data for table") != std::string::npos) {
+      t.tables_done = std::min(t.tables_done + 1, t.tables_total);
+      t.current = line.substr(line.find("table"));
+    }
+    said[0].add(line);
+    job.log(stream, line);
+  };
+  // Dump and restore each count their tables: the total is both.
+  t.tables_total *= 2;
+  Command dump = on(here, *spec.engine, from, spec.engine->dump(from, spec.options));
+  std::erase_if(dump.argv, [](const std::string& a) { return a == "-Fp" || a == "-Fc"; });
+  dump.argv.insert(dump.argv.end(), {"-Fd", "-j", jobs, "-f", stage});
+  RunResult run = run_commands({dump}, logged,
+                               {.timeout = std::chrono::milliseconds(spec.timeout_ms),
+                                .tick =
+                                    [&] {
+                                      t.bytes = std::max(t.bytes, tree_bytes(stage));
+                                      t.report();
+                                    }},
+                               job);
+  tunnel.reset();
+  auto failed = outcome(run, spec, {"the dump (pg_dump -j " + jobs + ")"}, said, job);
+  if (failed && !source.ssh.empty()) {
+    // A refused forward shows only in ssh's own words.
+    Complaints tunnel_said;
+    const std::string log = read_file(job.dir() + "/tunnel.log").value_or("");
+    for (size_t at = 0, end; at < log.size(); at = end + 1) {
+      end = log.find('\n', at);
+      if (end == std::string::npos) end = log.size();
+      tunnel_said.add(log.substr(at, end - at));
+    }
+    if (!tunnel_said.lines.empty()) failed->error += " (ssh tunnel: " + tunnel_said.text() + ")";
+  }
+  if (!failed) {
+    said[0] = {};
+    Command restore{
+        .argv = {spec.to.bin_dir.empty() ? "pg_restore" : spec.to.bin_dir + "/pg_restore", "-v",
+                 "--exit-on-error", "-j", jobs}};
+    if (!spec.to.password.empty()) restore.env["PGPASSWORD"] = spec.to.password;
+    if (spec.options.no_owner) restore.argv.push_back("--no-owner");
+    if (spec.options.no_privileges) restore.argv.push_back("--no-privileges");
+    const auto client = spec.engine->client(spec.to, spec.to.database);
+    restore.argv.insert(restore.argv.end(), std::find(client.begin(), client.end(), "-w"),
+                        client.end());
+    restore.argv.push_back(stage);
+    run = run_commands({restore}, logged, {.timeout = std::chrono::milliseconds(spec.timeout_ms)},
+                       job);
+    failed = outcome(run, spec, {"the restore (pg_restore -j " + jobs + ")"}, said, job);
+  }
+  remove_tree(stage);
+  return failed;
+}
+
 proto::JobFinished copy(const DbSpec& spec, const Side& source, JobContext& job) {
   const DbEngine& engine = *spec.engine;
   const Side target{"target", {}};
@@ -258,74 +479,17 @@ proto::JobFinished copy(const DbSpec& spec, const Side& source, JobContext& job)
       return fail(job, "preparing the target database " + error);
   }
 
-  // The copy: dump there, piped through this runner (counted) into the restore here.
-  uint64_t bytes = 0, tables_done = 0;
-  std::string current;
-  RateMeter rate;
-  Complaints said[2];
-  auto report = [&] {
-    job.progress(proto::Progress{"", 0, bytes, std::max(total, bytes), rate.update(bytes),
-                                 tables_done, tables.size(),
-                                 current.empty() ? "" : "table " + current});
-  };
-  const std::vector<Command> pipeline = {
-      on(source, engine, spec.from, engine.dump(spec.from, spec.options)), [&] {
-        Command restore = on(target, engine, spec.to, engine.restore(spec.to, spec.options));
-        restore.stdin_from = 0;
-        return restore;
-      }()};
-  const RunResult run = run_commands(
-      pipeline,
-      [&](size_t i, proto::Stream stream, std::string line) {
-        if (line.empty()) return;
-        if (i == 0 && stream == proto::Stream::kStderr) {
-          if (auto table = engine.table_of(line)) {
-            if (!current.empty()) tables_done = std::min<uint64_t>(tables_done + 1, tables.size());
-            current = *table;
-            report();
-          }
-        }
-        said[i].add(line);
-        job.log(stream, (i == 0 ? "[source] " : "[target] ") + line);
-      },
-      {.timeout = std::chrono::milliseconds(spec.timeout_ms),
-       .piped =
-           [&](size_t, uint64_t n) {
-             bytes += n;
-             report();
-           }},
-      job);
-  proto::JobFinished done = fail(job, "");
-  if (run.stop != StopReason::kNone) {
-    done.state = run.stop == StopReason::kCancelled ? proto::JobState::kCancelled
-                                                    : proto::JobState::kTimedOut;
-    done.error = run.stop == StopReason::kCancelled
-                     ? "cancelled"
-                     : "timed out after " + std::to_string(spec.timeout_ms) + " ms";
-    done.error += "; the target database may hold a partial copy";
-    return done;
-  }
-  std::string why;
-  const char* what[2] = {"the dump on the source", "the restore on the target"};
-  for (int i = 0; i < 2; ++i) {
-    const CommandResult& r = run.commands[i];
-    if (!r.start_error.empty()) {
-      why += (why.empty() ? "" : "; ") + std::string(what[i]) + ": " + r.start_error;
-    } else if (r.exit_code != 0) {
-      why += (why.empty() ? "" : "; ") + std::string(what[i]) + " failed (" +
-             describe_exit(r.exit_code.value_or(-1)) + ")" +
-             (said[i].lines.empty() ? "" : ": " + said[i].text());
-    }
-  }
-  if (!why.empty()) {
-    done.exit_code = run.commands[1].exit_code.value_or(-1);
-    done.error = why;
-    return done;
-  }
-  tables_done = tables.size();
-  current.clear();
-  report();
+  Transfer transfer{spec, job, total};
+  transfer.tables_total = tables.size();
+  const auto failed =
+      spec.jobs > 1 ? parallel_copy(transfer, source) : stream_copy(transfer, source);
+  if (failed) return *failed;
+  transfer.tables_done = transfer.tables_total;
+  transfer.current.clear();
+  transfer.report();
+  const uint64_t bytes = transfer.bytes;
 
+  proto::JobFinished done = fail(job, "");
   Json result = {{"bytes", bytes},
                  {"size", total},
                  {"tables", tables.size()},

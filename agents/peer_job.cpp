@@ -9,6 +9,7 @@
 #include <vector>
 
 #include "agents/exec_job.h"
+#include "agents/spec_fields.h"
 #include "agents/spool.h"
 
 namespace cutpilot::agent {
@@ -24,6 +25,7 @@ struct PeerSpec {
   std::string action;
   std::string name;
   std::string public_key;  // "TYPE BASE64", authorize only
+  std::vector<std::string> permit_open;  // HOST:PORT the key may forward to (db tunnels)
 };
 
 bool valid_name(std::string_view name) {
@@ -50,6 +52,17 @@ std::string key_part(std::string_view line) {
   return std::string(type) + " " + std::string(blob);
 }
 
+// HOST:PORT for a permitopen option: a plain host name or IPv4 address and a port.
+bool valid_target(std::string_view target) {
+  const size_t colon = target.rfind(':');
+  if (colon == std::string_view::npos || colon == 0 || colon + 1 == target.size()) return false;
+  for (char c : target.substr(0, colon))
+    if (!std::isalnum(static_cast<unsigned char>(c)) && c != '.' && c != '-') return false;
+  for (char c : target.substr(colon + 1))
+    if (!std::isdigit(static_cast<unsigned char>(c))) return false;
+  return target.size() - colon - 1 <= 5;
+}
+
 std::optional<PeerSpec> parse(std::string_view text, std::string& error) {
   const Json j = Json::parse(text.begin(), text.end(), nullptr, false);
   if (!j.is_object()) {
@@ -57,22 +70,18 @@ std::optional<PeerSpec> parse(std::string_view text, std::string& error) {
     return std::nullopt;
   }
   PeerSpec spec;
-  for (const auto& [key, value] : j.items()) {
-    if (!value.is_string()) {
-      error = "\"" + key + "\" must be a string";
+  const FieldHandlers fields = {
+      {"action", text_field(spec.action, error, "action")},
+      {"name", text_field(spec.name, error, "name")},
+      {"public_key", text_field(spec.public_key, error, "public_key")},
+      {"permit_open", list_field(spec.permit_open)},
+  };
+  if (!read_fields(j, "peer", fields, error)) return std::nullopt;
+  for (const auto& target : spec.permit_open)
+    if (!valid_target(target)) {
+      error = "peer \"permit_open\" entries must be HOST:PORT (bad \"" + target + "\")";
       return std::nullopt;
     }
-    if (key == "action") {
-      spec.action = value.get<std::string>();
-    } else if (key == "name") {
-      spec.name = value.get<std::string>();
-    } else if (key == "public_key") {
-      spec.public_key = value.get<std::string>();
-    } else {
-      error = "unknown peer field \"" + key + "\" (expected action, name, public_key)";
-      return std::nullopt;
-    }
-  }
   if (spec.action != "keygen" && spec.action != "authorize" && spec.action != "revoke" &&
       spec.action != "forget") {
     error = "peer \"action\" must be keygen, authorize, revoke or forget";
@@ -188,9 +197,14 @@ proto::JobFinished run_peer(std::string_view text, JobContext& job) {
   if (!spec) return failed_result(job.job_id(), error);
   if (spec->action == "keygen") return keygen(*spec, job);
   if (spec->action == "authorize") {
-    // restrict: no pty, no forwarding, no agent; the key may only run commands (rsync).
+    // restrict: no pty, no forwarding, no agent; the key may only run commands (rsync),
+    // and forward to exactly the database ports a copy asked for.
+    std::string options = "restrict";
+    if (!spec->permit_open.empty()) options += ",port-forwarding";
+    for (const auto& target : spec->permit_open)
+      options += ",permitopen=\"" + target + "\"";
     const std::string entry =
-        "restrict " + key_part(spec->public_key) + " " + migration_key_comment(spec->name);
+        options + " " + key_part(spec->public_key) + " " + migration_key_comment(spec->name);
     return rewrite_authorized(*spec, entry, job);
   }
   if (spec->action == "revoke") return rewrite_authorized(*spec, "", job);

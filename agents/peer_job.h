@@ -6,7 +6,8 @@
 // idempotent, so a retried or re-attached step does the same thing once.
 //
 // Spec: {"action": "keygen"|"authorize"|"revoke"|"forget", "name": RUN,
-//        "public_key": "ssh-ed25519 AAAA..." (authorize only)}
+//        "public_key": "ssh-ed25519 AAAA..." (authorize only),
+//        "permit_open": ["127.0.0.1:5432"] (authorize: the only forwards the key may open)}
 // Keys live in ~/.cache/cutpilot/keys/<escaped RUN>/id_ed25519; entries in
 // ~/.ssh/authorized_keys end with the comment "cutpilot-migration:RUN".
 #pragma once

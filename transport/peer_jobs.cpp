@@ -20,8 +20,11 @@ proto::StartJob keygen_job(const std::string& run, const std::string& host) {
 }
 
 proto::StartJob authorize_job(const std::string& run, const std::string& host,
-                              const std::string& public_key) {
-  return peer_job(run, host, {{"action", "authorize"}, {"public_key", public_key}});
+                              const std::string& public_key,
+                              const std::vector<std::string>& permit_open) {
+  Json spec = {{"action", "authorize"}, {"public_key", public_key}};
+  if (!permit_open.empty()) spec["permit_open"] = permit_open;
+  return peer_job(run, host, spec);
 }
 
 proto::StartJob revoke_job(const std::string& run, const std::string& host) {

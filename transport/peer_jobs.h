@@ -15,9 +15,11 @@ namespace cutpilot::transport {
 
 // The job that makes (or finds) the run's key pair on the pulling host.
 proto::StartJob keygen_job(const std::string& run, const std::string& host);
-// The job that authorises public_key (restricted) on the host the puller reaches.
+// The job that authorises public_key (restricted) on the host the puller reaches;
+// permit_open lists the HOST:PORTs it may forward to (a parallel database copy's tunnel).
 proto::StartJob authorize_job(const std::string& run, const std::string& host,
-                              const std::string& public_key);
+                              const std::string& public_key,
+                              const std::vector<std::string>& permit_open = {});
 // The job that removes the run's authorised key from host.
 proto::StartJob revoke_job(const std::string& run, const std::string& host);
 // The job that deletes the run's key pair from the pulling host.

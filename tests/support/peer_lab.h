@@ -64,12 +64,14 @@ class PeerLab : public ::testing::Test {
       if (const auto* l = std::get_if<proto::LogLine>(&m)) out += l->line + "\n";
     return out;
   }
-  // Makes the migration key on the target and authorises it on the source.
-  void link_hosts() {
+  // Makes the migration key on the target and authorises it on the source (allowed to
+  // forward to permit_open, HOST:PORT each).
+  void link_hosts(const std::vector<std::string>& permit_open = {}) {
     auto made = run("target", transport::keygen_job(kRun, "target"));
     ASSERT_EQ(finished(made).state, proto::JobState::kSucceeded) << finished(made).error;
-    auto authorized = run("source", transport::authorize_job(
-                                        kRun, "source", transport::public_key_of(finished(made))));
+    auto authorized =
+        run("source", transport::authorize_job(
+                          kRun, "source", transport::public_key_of(finished(made)), permit_open));
     ASSERT_EQ(finished(authorized).state, proto::JobState::kSucceeded)
         << finished(authorized).error;
   }

@@ -77,7 +77,8 @@ class PgCopy : public test::PeerLab {
       psql(host, "postgres",
            std::string("CREATE ROLE mover LOGIN SUPERUSER PASSWORD '") + kSecret + "'");
     }
-    link_hosts();
+    // The key may open a tunnel to the source's server (a parallel copy), and nothing else.
+    link_hosts({"127.0.0.1:" + pg_["source"]["PGPORT"]});
   }
   // Runs SQL on a host's cluster through its socket (trusted); stdout.
   std::string psql(const std::string& host, const std::string& db, const std::string& sql) {
@@ -153,6 +154,48 @@ TEST_F(PgCopy, PgbenchDatabaseCopiedWithEqualRowCountsAndNoPasswordAnywhere) {
   EXPECT_NE(all_files(lab_.host_dir("target") + "/home/.cache/cutpilot/jobs").find("(removed)"),
             std::string::npos)
       << "the spool's spec should hold the placeholder";
+}
+
+TEST_F(PgCopy, ParallelCopyThroughATunnelEndsWithNothingLeftBehind) {
+  psql("source", "postgres", "CREATE DATABASE shop");
+  auto& e = pg_["source"];
+  ASSERT_EQ(std::system((e["PGBIN"] + "/pgbench -q -i -s 2 -h " + e["PGHOST"] + " -p " +
+                         e["PGPORT"] + " -U postgres shop >/dev/null 2>&1")
+                            .c_str()),
+            0);
+  Json spec = copy();
+  spec["jobs"] = 2;
+  auto events = run("target", {"copy-j2", "db", spec.dump()});
+  const proto::JobFinished& done = finished(events);
+  ASSERT_EQ(done.state, proto::JobState::kSucceeded) << done.error << "\n" << lines(events);
+  EXPECT_EQ(psql("target", "shop", "SELECT count(*) FROM pgbench_accounts"), "200000\n");
+  EXPECT_NE(lines(events).find("tunnel to the source's database"), std::string::npos);
+  uint64_t tables = 0;
+  for (const auto& m : events)
+    if (const auto* p = std::get_if<proto::Progress>(&m)) {
+      EXPECT_GE(p->files, tables);
+      tables = p->files;
+    }
+  EXPECT_EQ(tables, 8u) << "4 tables dumped and 4 restored";
+  // The staging dump is gone, and so is the tunnel.
+  EXPECT_EQ(sh("find " + lab_.host_dir("target") + "/home/.cache/cutpilot/jobs -name dump"), "");
+  EXPECT_EQ(sh("pgrep -f -- '-N -o ExitOnForwardFailur[e]=yes'"), "");
+}
+
+TEST_F(PgCopy, ParallelCopyWithoutAPermittedTunnelFailsSayingWhy) {
+  // A key authorised without permit_open may not forward: ssh's refusal is the error.
+  auto made = run("target", transport::keygen_job("run-2", "target"));
+  auto authorized = run("source", transport::authorize_job(
+                                      "run-2", "source", transport::public_key_of(finished(made))));
+  ASSERT_EQ(finished(authorized).state, proto::JobState::kSucceeded);
+  psql("source", "postgres", "CREATE DATABASE shop");
+  Json spec = copy();
+  spec["jobs"] = 2;
+  spec["peer"]["key"] = "run-2";
+  auto events = run("target", {"copy-j2-refused", "db", spec.dump()});
+  const proto::JobFinished& done = finished(events);
+  EXPECT_EQ(done.state, proto::JobState::kFailed);
+  EXPECT_NE(done.error.find("prohibited"), std::string::npos) << done.error;
 }
 
 TEST_F(PgCopy, WrongTargetPasswordFailsClearly) {
