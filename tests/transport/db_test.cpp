@@ -121,9 +121,11 @@ TEST_F(PgCopy, PgbenchDatabaseCopiedWithEqualRowCountsAndNoPasswordAnywhere) {
   // Progress: bytes and tables never go backwards; the end says everything.
   uint64_t bytes = 0, tables = 0;
   int seen = 0;
+  bool named = false;
   for (const auto& m : events)
     if (const auto* p = std::get_if<proto::Progress>(&m)) {
       ++seen;
+      named = named || p->detail == "table public.pgbench_accounts";
       EXPECT_GE(p->bytes, bytes);
       EXPECT_GE(p->files, tables);
       bytes = p->bytes;
@@ -132,6 +134,7 @@ TEST_F(PgCopy, PgbenchDatabaseCopiedWithEqualRowCountsAndNoPasswordAnywhere) {
       EXPECT_GE(*p->total, p->bytes);
     }
   EXPECT_GE(seen, 2);
+  EXPECT_TRUE(named) << "the table being copied shows in the progress";
   EXPECT_EQ(tables, 4u);
   EXPECT_GT(bytes, 50u << 20) << "a scale-10 dump streams tens of MB";
 
@@ -196,6 +199,28 @@ TEST_F(PgCopy, ParallelCopyWithoutAPermittedTunnelFailsSayingWhy) {
   const proto::JobFinished& done = finished(events);
   EXPECT_EQ(done.state, proto::JobState::kFailed);
   EXPECT_NE(done.error.find("prohibited"), std::string::npos) << done.error;
+}
+
+TEST_F(PgCopy, SchemaOnlyAndExcludedTables) {
+  psql("source", "postgres", "CREATE DATABASE shop");
+  psql("source", "shop",
+       "CREATE TABLE keep AS SELECT generate_series(1, 100) AS n; "
+       "CREATE TABLE sessions AS SELECT generate_series(1, 100) AS n");
+  Json spec = copy();
+  spec["exclude_tables"] = {"sessions"};
+  auto events = run("target", {"copy-exclude", "db", spec.dump()});
+  ASSERT_EQ(finished(events).state, proto::JobState::kSucceeded) << finished(events).error;
+  EXPECT_EQ(psql("target", "shop", "SELECT count(*) FROM keep"), "100\n");
+  EXPECT_EQ(psql("target", "shop", "SELECT count(*) FROM pg_tables WHERE tablename = 'sessions'"),
+            "0\n");
+  EXPECT_EQ(Json::parse(finished(events).result)["tables"], 1);
+  // Schema only: the tables come, their rows do not.
+  spec = copy();
+  spec["schema_only"] = true;
+  spec["drop"] = true;
+  events = run("target", {"copy-schema", "db", spec.dump()});
+  ASSERT_EQ(finished(events).state, proto::JobState::kSucceeded) << finished(events).error;
+  EXPECT_EQ(psql("target", "shop", "SELECT count(*) FROM sessions"), "0\n");
 }
 
 TEST_F(PgCopy, WrongTargetPasswordFailsClearly) {
