@@ -1,8 +1,8 @@
 // A small blocking HTTP/1.1 client for the agent: one request per connection, over TCP
 // (IPv4/IPv6, optionally to another address than the URL names, like curl --resolve) or a
-// unix socket (the Docker Engine API), optionally TLS with verification on by default.
-// Every wait is bounded by the request's deadline and can be cut short by a cancel fd;
-// no threads, no iostreams. Expects SIGPIPE to be ignored (the runner does this).
+// unix socket (the Docker Engine API), optionally TLS with verification on by default
+// (net_stream.h). The whole exchange is bounded by the request's timeout and can be cut short
+// by a cancel fd; no threads, no iostreams. Expects SIGPIPE to be ignored (the runner does).
 #pragma once
 
 #include <chrono>
@@ -23,7 +23,7 @@ inline constexpr size_t kMaxHttpBody = 4 * 1024 * 1024;
 struct HttpRequest {
   std::string method = "GET";
   // "http://HOST[:PORT]/PATH?QUERY" or "https://..."; HOST may be "[V6]". With unix_socket
-  // set, HOST only names the Host header (e.g. "http://docker/v1.41/containers/json").
+  // set, HOST only names the Host header (e.g. "http://docker/containers/json").
   std::string url;
   std::string unix_socket;  // connect to this socket instead of the URL's host
   // "ADDRESS[:PORT]" or "[V6]:PORT": connect here instead of the URL's host (the Host header,
@@ -34,7 +34,7 @@ struct HttpRequest {
   std::string body;  // sent with Content-Length (and Content-Type when given in headers)
   std::chrono::milliseconds timeout{5000};  // the whole exchange, connect to last byte
   bool tls_verify = true;                   // https: check the chain and the URL's host name
-  std::string ca_file;  // https: trusted in addition to the host's CA bundle
+  std::string ca_file;                      // https: trusted in addition to the host's CA bundle
   size_t max_body = kMaxHttpBody;
   int cancel_fd = -1;  // when it becomes readable the request stops ("cancelled"); not read
 };
@@ -72,12 +72,5 @@ std::optional<std::pair<std::string, uint16_t>> split_host_port(std::string_view
 
 // Percent-encodes text for a URL's query or path segment (unreserved characters stay).
 std::string url_encode(std::string_view text);
-
-// Opens a TCP connection to host:port (a name or an address; each resolved address in turn)
-// before deadline; the connected, non-blocking, close-on-exec socket, or -1 with error set
-// ("cannot connect to 127.0.0.1:8080: Connection refused"). cancel_fd as in HttpRequest.
-int connect_tcp(const std::string& host, uint16_t port,
-                std::chrono::steady_clock::time_point deadline, int cancel_fd,
-                std::string& error);
 
 }  // namespace cutpilot::agent

@@ -11,6 +11,7 @@
 #include "agents/db_job.h"
 #include "agents/exec_job.h"
 #include "agents/file_job.h"
+#include "agents/health_job.h"
 #include "agents/peer_job.h"
 #include "agents/spool.h"
 #include "agents/sync_job.h"
@@ -28,6 +29,7 @@ constexpr JobKind kJobKinds[] = {
     {"file", validate_file_spec, run_file},
     {"sync", validate_sync_spec, run_sync},
     {"peer", validate_peer_spec, run_peer},
+    {"health", validate_health_spec, run_health},
     {"db", validate_db_spec, run_db},
 };
 
