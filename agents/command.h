@@ -2,10 +2,10 @@
 // stopped as a whole on cancel (SIGTERM/SIGINT to the runner) or on a timeout.
 #pragma once
 
+#include <sys/types.h>
 #include <chrono>
 #include <cstdint>
 #include <functional>
-#include <sys/types.h>
 #include <map>
 #include <optional>
 #include <string>

@@ -24,7 +24,7 @@ constexpr std::string_view kKeyTypes[] = {"ssh-ed25519", "ecdsa-sha2-nistp256", 
 struct PeerSpec {
   std::string action;
   std::string name;
-  std::string public_key;  // "TYPE BASE64", authorize only
+  std::string public_key;                // "TYPE BASE64", authorize only
   std::vector<std::string> permit_open;  // HOST:PORT the key may forward to (db tunnels)
 };
 

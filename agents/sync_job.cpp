@@ -106,7 +106,6 @@ std::pair<std::string, std::string> ends(const SyncSpec& spec, const std::string
                    : std::pair{remote_arg(spec, remote), local};
 }
 
-
 // What the rsyncs of one job said: progress per rsync, failed and vanished files, errors.
 struct Tally {
   std::vector<RsyncProgress> latest;  // per running rsync
