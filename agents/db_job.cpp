@@ -39,6 +39,7 @@ struct DbSpec {
   DbEndpoint from, to, db;
   DbCopyOptions options;
   bool create = false, drop = false, verify = true;
+  bool direct = false;  // the tools here reach the source's server themselves (no ssh)
   std::optional<uint64_t> max;
   uint64_t timeout_ms = 0;
   uint64_t jobs = 1;  // > 1: postgres directory format, dumped and restored in parallel
@@ -102,6 +103,7 @@ std::optional<DbSpec> parse(std::string_view text, std::string& error) {
       {"no_owner", flag_field(spec.options.no_owner)},
       {"no_privileges", flag_field(spec.options.no_privileges)},
       {"verify", flag_field(spec.verify)},
+      {"direct", flag_field(spec.direct)},
       {"exclude_tables", list_field(spec.options.exclude_tables)},
       {"timeout_ms", count_field(spec.timeout_ms)},
       {"jobs", count_field(spec.jobs)},
@@ -179,53 +181,70 @@ struct Complaints {
   }
 };
 
-// Runs SQL through the engine's client on side; the output lines, or nullopt with error set.
-std::optional<std::vector<std::string>> query(const Side& side, const DbEngine& engine,
-                                              const DbEndpoint& e, std::string_view database,
-                                              const std::string& sql, uint64_t timeout_ms,
-                                              JobContext& job, std::string& error) {
-  std::vector<std::string> rows;
-  Complaints complaints;
+// One query: SQL through the engine's client on a side.
+struct Query {
+  const Side& side;
+  const DbEndpoint& endpoint;
+  std::string database;
+  std::string sql;
+};
+
+// Runs queries at once (each side pays its round trips in parallel); each one's output
+// lines, or nullopt with error set to the first failure.
+std::vector<std::optional<std::vector<std::string>>> run_queries(const std::vector<Query>& queries,
+                                                                 const DbEngine& engine,
+                                                                 JobContext& job,
+                                                                 std::string& error) {
+  std::vector<Command> commands;
+  for (const auto& q : queries)
+    commands.push_back(
+        on(q.side, engine, q.endpoint, engine.client(q.endpoint, q.database), q.sql));
+  std::vector<std::vector<std::string>> rows(queries.size());
+  std::vector<Complaints> complaints(queries.size());
   const RunResult run = run_commands(
-      {on(side, engine, e, engine.client(e, database), sql)},
-      [&](size_t, proto::Stream stream, std::string line) {
+      commands,
+      [&](size_t i, proto::Stream stream, std::string line) {
         if (stream == proto::Stream::kStdout) {
-          if (!line.empty()) rows.push_back(std::move(line));
+          if (!line.empty()) rows[i].push_back(std::move(line));
           return;
         }
-        complaints.add(line);
-        job.log(stream, "[" + side.name + "] " + line);
+        complaints[i].add(line);
+        job.log(stream, "[" + queries[i].side.name + "] " + line);
       },
-      {.timeout = std::chrono::milliseconds(timeout_ms)}, job);
-  const CommandResult& r = run.commands.front();
-  if (run.stop != StopReason::kNone) {
-    error = run.stop == StopReason::kCancelled ? "cancelled" : "timed out";
-  } else if (!r.start_error.empty()) {
-    error = r.start_error;
-  } else if (r.exit_code != 0) {
-    error = describe_exit(r.exit_code.value_or(-1)) +
-            (complaints.lines.empty() ? "" : ": " + complaints.text());
+      {.timeout = std::chrono::milliseconds(kQueryTimeoutMs)}, job);
+  std::vector<std::optional<std::vector<std::string>>> out(queries.size());
+  for (size_t i = 0; i < queries.size(); ++i) {
+    const CommandResult& r = run.commands[i];
+    std::string why;
+    if (run.stop != StopReason::kNone) {
+      why = run.stop == StopReason::kCancelled ? "cancelled" : "timed out";
+    } else if (!r.start_error.empty()) {
+      why = r.start_error;
+    } else if (r.exit_code != 0) {
+      why = describe_exit(r.exit_code.value_or(-1)) +
+            (complaints[i].lines.empty() ? "" : ": " + complaints[i].text());
+    }
+    if (why.empty()) {
+      out[i] = std::move(rows[i]);
+    } else if (error.empty()) {
+      error = "on the " + queries[i].side.name + ": " + why;
+    }
   }
-  if (!error.empty()) {
-    error = "on the " + side.name + ": " + error;
-    return std::nullopt;
-  }
-  return rows;
+  return out;
 }
 
-// Row counts per table ("schema.table" -> count) on side.
-std::optional<std::map<std::string, uint64_t>> row_counts(const Side& side, const DbSpec& spec,
-                                                          const DbEndpoint& e,
-                                                          const std::vector<std::string>& tables,
-                                                          JobContext& job, std::string& error) {
-  std::string sql;
-  for (const auto& t : tables)
-    sql += spec.engine->count_sql(t);
+// Runs one query; its output lines, or nullopt with error set.
+std::optional<std::vector<std::string>> query(const Side& side, const DbEngine& engine,
+                                              const DbEndpoint& e, std::string_view database,
+                                              const std::string& sql, JobContext& job,
+                                              std::string& error) {
+  return run_queries({{side, e, std::string(database), sql}}, engine, job, error).front();
+}
+
+// Row counts per table ("schema.table" -> count) from a count query's rows.
+std::map<std::string, uint64_t> counts_of(const std::vector<std::string>& rows) {
   std::map<std::string, uint64_t> counts;
-  if (sql.empty()) return counts;
-  const auto rows = query(side, *spec.engine, e, e.database, sql, kQueryTimeoutMs, job, error);
-  if (!rows) return std::nullopt;
-  for (const auto& row : *rows) {
+  for (const auto& row : rows) {
     const size_t bar = row.rfind('|');
     if (bar != std::string::npos) counts[row.substr(0, bar)] = std::stoull(row.substr(bar + 1));
   }
@@ -458,26 +477,24 @@ proto::JobFinished copy(const DbSpec& spec, const Side& source, JobContext& job)
   const Side target{"target", {}};
   const auto started = Clock::now();
   std::string error;
-  // Measure first: what will move, and which tables to count afterwards.
-  auto listed = query(source, engine, spec.from, spec.from.database, std::string(engine.tables_sql),
-                      kQueryTimeoutMs, job, error);
-  if (!listed) return fail(job, "listing the tables " + error);
+  // Measure the source (its size, then its tables, one round trip) while the target is made
+  // ready: what will move, and which tables to count afterwards.
+  std::vector<Query> first = {{source, spec.from, spec.from.database,
+                               std::string(engine.size_sql) + std::string(engine.tables_sql)}};
+  if (spec.drop || spec.create)
+    first.push_back({target, spec.to, std::string(engine.maintenance_db),
+                     (spec.drop ? engine.drop_sql(spec.to.database) : "") +
+                         engine.create_sql(spec.to.database)});
+  const auto answers = run_queries(first, engine, job, error);
+  if (!answers[0]) return fail(job, "measuring the source database " + error);
+  if (answers.size() > 1 && !answers[1]) return fail(job, "preparing the target database " + error);
+  const std::vector<std::string>& measured = *answers[0];
+  const uint64_t total = measured.empty() ? 0 : std::stoull(measured.front());
   std::vector<std::string> tables;
-  for (const auto& t : *listed)
-    if (!excluded(spec, t)) tables.push_back(t);
-  auto size = query(source, engine, spec.from, spec.from.database, std::string(engine.size_sql),
-                    kQueryTimeoutMs, job, error);
-  if (!size) return fail(job, "measuring the database " + error);
-  const uint64_t total = size->empty() ? 0 : std::stoull(size->front());
+  for (size_t i = 1; i < measured.size(); ++i)
+    if (!excluded(spec, measured[i])) tables.push_back(measured[i]);
   job.log(proto::Stream::kAgent, std::to_string(tables.size()) + " tables, " +
                                      std::to_string(total) + " bytes on the source");
-
-  if (spec.drop || spec.create) {
-    std::string sql = spec.drop ? engine.drop_sql(spec.to.database) : "";
-    sql += engine.create_sql(spec.to.database);
-    if (!query(target, engine, spec.to, engine.maintenance_db, sql, kQueryTimeoutMs, job, error))
-      return fail(job, "preparing the target database " + error);
-  }
 
   Transfer transfer{spec, job, total};
   transfer.tables_total = tables.size();
@@ -495,18 +512,23 @@ proto::JobFinished copy(const DbSpec& spec, const Side& source, JobContext& job)
                  {"tables", tables.size()},
                  {"seconds", std::chrono::duration<double>(Clock::now() - started).count()}};
   if (spec.verify && !spec.options.schema_only) {
-    auto there = row_counts(source, spec, spec.from, tables, job, error);
-    if (!there) return fail(job, "counting rows " + error);
-    auto here = row_counts(target, spec, spec.to, tables, job, error);
-    if (!here) return fail(job, "counting rows " + error);
+    std::string sql;
+    for (const auto& t : tables)
+      sql += engine.count_sql(t);
+    const auto counted = run_queries(
+        {{source, spec.from, spec.from.database, sql}, {target, spec.to, spec.to.database, sql}},
+        engine, job, error);
+    if (!counted[0] || !counted[1]) return fail(job, "counting rows " + error);
+    const auto there = counts_of(*counted[0]);
+    const auto here = counts_of(*counted[1]);
     std::vector<std::string> differ;
     for (const auto& t : tables) {
-      const auto a = there->find(t), b = here->find(t);
-      const std::string left = a == there->end() ? "missing" : std::to_string(a->second);
-      const std::string right = b == here->end() ? "missing" : std::to_string(b->second);
+      const auto a = there.find(t), b = here.find(t);
+      const std::string left = a == there.end() ? "missing" : std::to_string(a->second);
+      const std::string right = b == here.end() ? "missing" : std::to_string(b->second);
       if (left != right) differ.push_back(t + " " + left + " vs " + right);
     }
-    result["rows"] = *there;
+    result["rows"] = there;
     result["mismatches"] = differ;
     if (!differ.empty()) {
       std::string list;
@@ -528,9 +550,8 @@ proto::JobFinished copy(const DbSpec& spec, const Side& source, JobContext& job)
 
 proto::JobFinished connections(const DbSpec& spec, const Side& side, JobContext& job) {
   std::string error;
-  const auto rows =
-      query(side, *spec.engine, spec.db, spec.db.database,
-            spec.engine->connections_sql(spec.db.database), kQueryTimeoutMs, job, error);
+  const auto rows = query(side, *spec.engine, spec.db, spec.db.database,
+                          spec.engine->connections_sql(spec.db.database), job, error);
   if (!rows) return fail(job, "counting connections " + error);
   Json clients = Json::array();
   std::string list;
@@ -566,7 +587,7 @@ proto::JobFinished run_db(std::string_view text, JobContext& job) {
   const std::optional<DbSpec> spec = parse(text, error);
   if (!spec) return fail(job, error);
   Side source{spec->action == "copy" ? "source" : "database host", {}};
-  if (spec->peer) {
+  if (spec->peer && !spec->direct) {
     auto argv = ssh_argv(*spec->peer, job.dir(), error);
     if (!argv) return fail(job, error);
     argv->push_back(spec->peer->address);

@@ -10,7 +10,10 @@
 //    "db": ENDPOINT, "max": N                       (connections: fail when more than N clients)
 //    "format": "plain" | "custom", "create", "drop", "schema_only", "no_owner",
 //    "no_privileges", "verify" (default true): bool, "exclude_tables": [...],
-//    "timeout_ms": N}
+//    "jobs": N (postgres: -Fd -j N through an ssh tunnel, then pg_restore -j N),
+//    "direct": bool (the tools here connect to the source's server themselves, as an
+//              operator's `pg_dump -h old | psql` does: no ssh, no encryption unless the
+//              server's own TLS), "timeout_ms": N}
 //   ENDPOINT = {"host", "port", "socket", "database", "user", "password", "bin_dir"}
 // Passwords reach the tools only through their environment (on the source through ssh's
 // stdin into `read`, never argv); the runner overwrites them in the spool's spec.json

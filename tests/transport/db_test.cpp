@@ -223,6 +223,24 @@ TEST_F(PgCopy, SchemaOnlyAndExcludedTables) {
   EXPECT_EQ(psql("target", "shop", "SELECT count(*) FROM sessions"), "0\n");
 }
 
+TEST_F(PgCopy, DirectCopyReachesTheSourceServerWithoutSsh) {
+  psql("source", "postgres", "CREATE DATABASE shop");
+  psql("source", "shop", "CREATE TABLE t AS SELECT generate_series(1, 500) AS n");
+  // Without the key ssh could not reach the source: only a direct copy can work.
+  auto revoked = run("source", transport::revoke_job(kRun, "source"));
+  ASSERT_EQ(finished(revoked).state, proto::JobState::kSucceeded);
+  Json spec = copy();
+  spec["direct"] = true;
+  auto events = run("target", {"copy-direct", "db", spec.dump()});
+  ASSERT_EQ(finished(events).state, proto::JobState::kSucceeded) << finished(events).error << "\n"
+                                                                 << lines(events);
+  EXPECT_EQ(psql("target", "shop", "SELECT count(*) FROM t"), "500\n");
+  spec["direct"] = false;
+  spec["drop"] = true;
+  events = run("target", {"copy-ssh-revoked", "db", spec.dump()});
+  EXPECT_EQ(finished(events).state, proto::JobState::kFailed);
+}
+
 TEST_F(PgCopy, WrongTargetPasswordFailsClearly) {
   psql("source", "postgres", "CREATE DATABASE shop");
   psql("source", "shop", "CREATE TABLE t AS SELECT generate_series(1, 1000) AS n");
