@@ -430,7 +430,8 @@ std::optional<proto::JobFinished> parallel_copy(Transfer& t, const Side& source)
   t.tables_total *= 2;
   Command dump = on(here, *spec.engine, from, spec.engine->dump(from, spec.options));
   std::erase_if(dump.argv, [](const std::string& a) { return a == "-Fp" || a == "-Fc"; });
-  dump.argv.insert(dump.argv.end(), {"-Fd", "-j", jobs, "-f", stage});
+  // Uncompressed: the staging is local and short-lived, gzip only costs CPU here.
+  dump.argv.insert(dump.argv.end(), {"-Fd", "-Z", "0", "-j", jobs, "-f", stage});
   RunResult run = run_commands({dump}, logged,
                                {.timeout = std::chrono::milliseconds(spec.timeout_ms),
                                 .tick =
