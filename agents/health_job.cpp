@@ -254,7 +254,9 @@ std::optional<HealthSpec> parse(std::string_view text, std::string& error) {
   }
   HealthSpec spec;
   spec.check = j["check"].get<std::string>();
-  for (const auto& [key, value] : j.items()) {
+  for (const auto& item : j.items()) {
+    const std::string& key = item.key();
+    const Json& value = item.value();
     const auto field = std::find_if(std::begin(kFields), std::end(kFields),
                                     [&](const Field& f) { return f.name == key; });
     if (field == std::end(kFields) || !belongs_to(*field, spec.check)) {
