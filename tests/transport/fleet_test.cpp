@@ -111,7 +111,7 @@ TEST(Fleet, ClosedPortFailsWithinTheTimeoutWhileOthersComeUp) {
   SshTarget slow = target_for(lab, "good1");
   slow.name = "slow";
   slow.port = ntohs(addr.sin_port);
-  slow.connect_timeout = 2s;
+  slow.connect_timeout = 4s;
   targets.push_back(slow);
   Fleet fleet(targets, agent_binary());
   const auto started = std::chrono::steady_clock::now();
@@ -128,7 +128,9 @@ TEST(Fleet, ClosedPortFailsWithinTheTimeoutWhileOthersComeUp) {
   const auto total = std::chrono::steady_clock::now() - started;
   EXPECT_EQ(fleet.info("good1").state, LinkState::kReady);
   EXPECT_EQ(fleet.info("good2").state, LinkState::kReady);
-  EXPECT_LT(ready_after["good1"], 1500ms) << "a slow host must not delay the others";
+  // Not delayed by the slow host: ready (agent uploaded too) before its timeout ran out.
+  EXPECT_LT(ready_after["good1"], ready_after["slow"]) << "a slow host must not delay the others";
+  EXPECT_LT(ready_after["good2"], ready_after["slow"]) << "a slow host must not delay the others";
   EXPECT_EQ(fleet.info("closed").state, LinkState::kFailed);
   EXPECT_NE(fleet.info("closed").error.find("closed: cannot connect to 127.0.0.1:1"),
             std::string::npos)
@@ -136,8 +138,9 @@ TEST(Fleet, ClosedPortFailsWithinTheTimeoutWhileOthersComeUp) {
   EXPECT_EQ(fleet.info("slow").state, LinkState::kFailed);
   EXPECT_NE(fleet.info("slow").error.find("slow: cannot connect to 127.0.0.1:"), std::string::npos)
       << fleet.info("slow").error;
-  EXPECT_LT(ready_after["slow"], 3s) << "the slow host must fail within its 2 s connect timeout";
-  EXPECT_LT(total, 6s);
+  EXPECT_GE(ready_after["slow"], 4s) << "the slow host waited its connect timeout";
+  EXPECT_LT(ready_after["slow"], 5s) << "the slow host must fail within its 4 s connect timeout";
+  EXPECT_LT(total, 8s);
   close(mute);
 }
 
