@@ -1,13 +1,9 @@
 #include "agents/db_job.h"
 
-#include <arpa/inet.h>
-#include <netinet/in.h>
-#include <sys/socket.h>
 #include <unistd.h>
 
 #include <algorithm>
 #include <chrono>
-#include <filesystem>
 #include <map>
 #include <nlohmann/json.hpp>
 #include <optional>
@@ -15,6 +11,7 @@
 
 #include "agents/command.h"
 #include "agents/db_engines.h"
+#include "agents/net_stream.h"
 #include "agents/peer_ssh.h"
 #include "agents/rate_meter.h"
 #include "agents/spec_fields.h"
@@ -343,40 +340,13 @@ std::optional<proto::JobFinished> stream_copy(Transfer& t, const Side& source) {
   return outcome(run, spec, {"the dump on the source", "the restore on the target"}, said, t.job);
 }
 
-// Bytes below dir (a dump being written).
-uint64_t tree_bytes(const std::string& dir) {
-  uint64_t bytes = 0;
-  std::error_code ec;
-  for (const auto& e : std::filesystem::recursive_directory_iterator(dir, ec))
-    if (e.is_regular_file(ec)) bytes += e.file_size(ec);
-  return bytes;
-}
-
-// A free TCP port on 127.0.0.1 (0 when none could be had).
-uint16_t free_port() {
-  const int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-  sockaddr_in addr{};
-  addr.sin_family = AF_INET;
-  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  socklen_t len = sizeof addr;
-  uint16_t port = 0;
-  if (fd >= 0 && bind(fd, reinterpret_cast<sockaddr*>(&addr), sizeof addr) == 0 &&
-      getsockname(fd, reinterpret_cast<sockaddr*>(&addr), &len) == 0)
-    port = ntohs(addr.sin_port);
-  if (fd >= 0) close(fd);
-  return port;
-}
-
-// True once 127.0.0.1:port accepts a connection.
+// True once 127.0.0.1:port accepts a connection (the tunnel is up).
 bool accepts(uint16_t port) {
-  const int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-  sockaddr_in addr{};
-  addr.sin_family = AF_INET;
-  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  addr.sin_port = htons(port);
-  const bool ok = fd >= 0 && connect(fd, reinterpret_cast<sockaddr*>(&addr), sizeof addr) == 0;
+  std::string error;
+  const int fd =
+      connect_tcp("127.0.0.1", port, Clock::now() + std::chrono::milliseconds(200), -1, error);
   if (fd >= 0) close(fd);
-  return ok;
+  return fd >= 0;
 }
 
 // pg_dump -Fd -j N here (through an ssh tunnel to the source's server when there is a
@@ -387,7 +357,7 @@ std::optional<proto::JobFinished> parallel_copy(Transfer& t, const Side& source)
   DbEndpoint from = spec.from;
   std::optional<Background> tunnel;
   if (!source.ssh.empty()) {
-    const uint16_t port = free_port();
+    const uint16_t port = free_local_port();
     const std::string host = from.host.empty() ? "127.0.0.1" : from.host;
     const std::string forward = "127.0.0.1:" + std::to_string(port) + ":" + host + ":" +
                                 std::to_string(from.port ? from.port : 5432);

@@ -26,6 +26,9 @@ std::string join_host_port(const std::string& host, uint16_t port);
 int connect_tcp(const std::string& host, uint16_t port,
                 std::chrono::steady_clock::time_point deadline, int cancel_fd, std::string& error);
 
+// A TCP port on 127.0.0.1 that was free a moment ago (0 when none could be had).
+uint16_t free_local_port();
+
 // Opens a connection to the unix socket at path, like connect_tcp.
 int connect_unix(const std::string& path, std::chrono::steady_clock::time_point deadline,
                  int cancel_fd, std::string& error);

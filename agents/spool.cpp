@@ -198,6 +198,21 @@ bool make_dirs(const std::string& path) {
   return true;
 }
 
+uint64_t tree_bytes(const std::string& dir) {
+  uint64_t bytes = 0;
+  struct stat st {};
+  if (lstat(dir.c_str(), &st) != 0) return 0;
+  if (!S_ISDIR(st.st_mode)) return S_ISREG(st.st_mode) ? static_cast<uint64_t>(st.st_size) : 0;
+  if (DIR* d = opendir(dir.c_str())) {
+    while (dirent* entry = readdir(d)) {
+      const std::string_view name = entry->d_name;
+      if (name != "." && name != "..") bytes += tree_bytes(dir + "/" + std::string(name));
+    }
+    closedir(d);
+  }
+  return bytes;
+}
+
 bool remove_tree(const std::string& path) {
   struct stat st {};
   if (lstat(path.c_str(), &st) != 0) return errno == ENOENT;

@@ -69,6 +69,8 @@ bool write_file_atomic(const std::string& path, std::string_view text,
 bool sync_dir(const std::string& dir);
 // Creates a directory and its missing parents (mode 0700); false on failure (errno says why).
 bool make_dirs(const std::string& path);
+// The bytes of the regular files below dir (0 when it does not exist).
+uint64_t tree_bytes(const std::string& dir);
 // Removes a directory tree; false when something was left.
 bool remove_tree(const std::string& path);
 
