@@ -12,8 +12,8 @@ namespace cutpilot::agent {
 // The jobs one serve session starts and follows; the jobs themselves live in their spools.
 class Jobs {
  public:
-  // Spools live under root; runners are started by re-executing agent_exe.
-  Jobs(std::string root, std::string agent_exe);
+  // Spools live under root; each runner is a detached fork of this process.
+  explicit Jobs(std::string root);
   ~Jobs();
   Jobs(const Jobs&) = delete;
   Jobs& operator=(const Jobs&) = delete;
@@ -59,7 +59,6 @@ class Jobs {
   bool pump(Follower& f, std::vector<proto::Message>& out) const;
 
   std::string root_;
-  std::string agent_exe_;
   std::vector<Follower> followers_;
   int notify_fd_ = -1;  // inotify: followed logs that grew
 };

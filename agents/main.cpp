@@ -2,7 +2,6 @@
 #include <cstdio>
 #include <cstring>
 
-#include "agents/runner.h"
 #include "agents/serve.h"
 #include "cutpilot/version.h"
 #include "transport/protocol.h"
@@ -14,8 +13,6 @@ int main(int argc, char** argv) {
     return 0;
   }
   if (argc == 2 && std::strcmp(argv[1], "serve") == 0) return cutpilot::agent::serve(0, 1);
-  // Hidden: how serve starts a detached job runner (not for operators).
-  if (argc == 3 && std::strcmp(argv[1], "run-job") == 0) return cutpilot::agent::run_job(argv[2]);
   std::fprintf(stderr, "usage: cutpilot-agent --version | serve\n");
   return 2;
 }

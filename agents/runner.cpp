@@ -98,8 +98,8 @@ int run_job(const std::string& dir) {
   // The lock must not leak into the job's commands: a leftover grandchild would keep it held.
   if (fcntl(kRunnerLockFd, F_SETFD, FD_CLOEXEC) != 0 ||
       flock(kRunnerLockFd, LOCK_EX | LOCK_NB) != 0) {
-    std::fprintf(stderr, "cutpilot-agent run-job: %s: the job's lock is not held on fd %d\n",
-                 dir.c_str(), kRunnerLockFd);
+    std::fprintf(stderr, "cutpilot-job: %s: the job's lock is not held on fd %d\n", dir.c_str(),
+                 kRunnerLockFd);
     return 1;
   }
   const std::string job_id = unescape_job_id(dir.substr(dir.rfind('/') + 1));
@@ -107,7 +107,7 @@ int run_job(const std::string& dir) {
   const auto spec = read_file(dir + "/spec.json");
   const int log_fd = open((dir + "/events").c_str(), O_WRONLY | O_APPEND | O_CLOEXEC);
   if (!kind_name || !spec || log_fd < 0) {
-    std::fprintf(stderr, "cutpilot-agent run-job: %s is not a job spool\n", dir.c_str());
+    std::fprintf(stderr, "cutpilot-job: %s is not a job spool\n", dir.c_str());
     return 1;
   }
   // Resume numbering after whatever is logged (seq 1, JobStarted, comes from serve).

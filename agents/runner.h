@@ -1,4 +1,4 @@
-// `cutpilot-agent run-job DIR`: the detached process that runs one job to its end.
+// The job runner: the detached process (forked by serve) that runs one job to its end.
 #pragma once
 
 #include <chrono>

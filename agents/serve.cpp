@@ -43,8 +43,8 @@ int serve(int in_fd, int out_fd) {
   std::signal(SIGPIPE, SIG_IGN);
   if (!write_all(out_fd, proto::ready_line(proto::kProtocolVersion, kVersion))) return 1;
 
-  // Runners are this same binary, re-executed with the hidden run-job verb.
-  Jobs jobs(jobs_root(), "/proc/self/exe");
+  // Runners are detached forks of this process (Jobs::spawn_runner).
+  Jobs jobs(jobs_root());
   Session session(&jobs);
   proto::FrameDecoder decoder;
   std::vector<proto::Message> out;

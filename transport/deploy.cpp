@@ -9,16 +9,28 @@ namespace {
 
 using Clock = std::chrono::steady_clock;
 
-// Runs the cached agent when its hash is right; otherwise says what is missing.
+// Runs the cached agent when it is known good; otherwise says what is missing.
 // One round trip when the agent is already there. Wrapped in /bin/sh so that a
 // login shell of another kind (fish, csh) does not matter.
+//
+// Hashing 6 MB on every connect costs more than the rest of the launch, so a
+// verified copy gets a stamp beside it: its size, inode and ctime (with
+// nanoseconds). Any write, chmod or replacement changes the ctime or the inode,
+// and then the copy is hashed again before it may run.
 std::string launch_script(const AgentBinary& agent, bool sudo) {
-  const std::string script = std::string("f=\"") + kRemoteCacheDir + "/" + agent.remote_name() +
-                             "\"; a=$(uname -m); "
-                             "if [ \"$a\" != x86_64 ]; then echo \"CUTPILOT-ARCH $a\"; exit 0; fi; "
-                             "if [ -x \"$f\" ] && [ \"$(sha256sum < \"$f\" | cut -c1-64)\" = " +
-                             agent.sha256 + " ]; then exec " + (sudo ? "sudo -n " : "") +
-                             "\"$f\" serve; fi; echo CUTPILOT-UPLOAD";
+  const std::string run = std::string("exec ") + (sudo ? "sudo -n " : "") + "\"$f\" serve";
+  const std::string script =
+      std::string("f=\"") + kRemoteCacheDir + "/" + agent.remote_name() +
+      "\"; s=$(stat -c '%s %i %z' \"$f\" 2>/dev/null) || s=; "
+      "if [ -n \"$s\" ] && [ -x \"$f\" ] && read -r k 2>/dev/null < \"$f.stamp\" && "
+      "[ \"$k\" = \"$s\" ]; then " +
+      run +
+      "; fi; "
+      "a=$(uname -m); "
+      "if [ \"$a\" != x86_64 ]; then echo \"CUTPILOT-ARCH $a\"; exit 0; fi; "
+      "if [ -x \"$f\" ] && [ \"$(sha256sum < \"$f\" | cut -c1-64)\" = " +
+      agent.sha256 + " ]; then { [ -n \"$s\" ] && echo \"$s\" > \"$f.stamp\"; } 2>/dev/null; " +
+      run + "; fi; echo CUTPILOT-UPLOAD";
   return "exec /bin/sh -c " + shell_quote(script);
 }
 

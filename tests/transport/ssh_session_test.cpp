@@ -3,8 +3,12 @@
 
 #include <gtest/gtest.h>
 
+#include <fcntl.h>
+#include <unistd.h>
+
 #include <filesystem>
 #include <fstream>
+#include <thread>
 
 #include "tests/support/child.h"
 #include "tests/support/lab.h"
@@ -206,6 +210,33 @@ TEST(SshSession, CorruptRemoteCopyIsReplacedAndNeverRun) {
   std::filesystem::rename(cached + ".bad", cached);
   EXPECT_TRUE(deploy(lab, agent, error)) << "a copy with the wrong hash must be replaced";
   EXPECT_FALSE(std::filesystem::exists(marker)) << "the corrupt copy was run";
+  EXPECT_EQ(sha256_hex(*read_file(cached)), agent.sha256);
+}
+
+TEST(SshSession, CopyChangedInPlaceAfterItsStampIsHashedAgainAndReplaced) {
+  Lab lab({"h1"});
+  ASSERT_TRUE(lab.ok());
+  std::string error;
+  const AgentBinary agent = agent_binary();
+  ASSERT_TRUE(deploy(lab, agent, error));
+  ASSERT_FALSE(deploy(lab, agent, error));  // the second launch trusts the stamp
+  const std::string cached = lab.host_dir("h1") + "/home/.cache/cutpilot/" + agent.remote_name();
+  ASSERT_TRUE(std::filesystem::exists(cached + ".stamp")) << "a verified copy gets a stamp";
+  // Same inode, same size: only the ctime tells. The agent of the last deploy may
+  // still be exiting (ETXTBSY), so the write is retried for a while.
+  const std::string marker = lab.dir() + "/changed-copy-ran";
+  std::string evil = "#!/bin/sh\ntouch " + marker + "\nexit 0\n";
+  evil.resize(4096, '#');
+  int fd = -1;
+  for (int i = 0; i < 100 && fd < 0; ++i) {
+    fd = ::open(cached.c_str(), O_WRONLY);
+    if (fd < 0) std::this_thread::sleep_for(50ms);
+  }
+  ASSERT_GE(fd, 0) << "cannot open the cached agent for writing";
+  ASSERT_EQ(::pwrite(fd, evil.data(), evil.size(), 0), static_cast<ssize_t>(evil.size()));
+  ::close(fd);
+  EXPECT_TRUE(deploy(lab, agent, error)) << "a copy changed after its stamp must be replaced";
+  EXPECT_FALSE(std::filesystem::exists(marker)) << "the changed copy was run";
   EXPECT_EQ(sha256_hex(*read_file(cached)), agent.sha256);
 }
 
