@@ -102,7 +102,9 @@ void Jobs::start(const proto::StartJob& request, std::vector<proto::Message>& ou
         job_error(proto::ErrorCode::kBadRequest, id, "bad " + request.kind + " spec: " + error));
 
   const std::string dir = dir_of(id);
-  if (!make_dirs(root_))
+  // Made once per session (a mkdir per path component is most of a claim's syscalls); a
+  // spool root removed under a live session fails the claim's mkdir below, clearly.
+  if (!root_made_ && !(root_made_ = make_dirs(root_)))
     return out.push_back(job_error(proto::ErrorCode::kInternal, id,
                                    "cannot create " + root_ + ": " + std::strerror(errno)));
   // mkdir is the claim: of two agents racing on one id, exactly one creates the directory.

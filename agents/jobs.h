@@ -59,6 +59,7 @@ class Jobs {
   bool pump(Follower& f, std::vector<proto::Message>& out) const;
 
   std::string root_;
+  bool root_made_ = false;  // root_ exists (made by this session)
   std::vector<Follower> followers_;
   int notify_fd_ = -1;  // inotify: followed logs that grew
 };
