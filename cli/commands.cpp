@@ -19,15 +19,17 @@ struct Verb {
 
 constexpr Verb kVerbs[] = {
     {"check", "check PLAN", check},
-    {"plan", "plan PLAN", nullptr},
+    {"plan", "plan PLAN", plan},
     {"hosts", "hosts PLAN [--json]", hosts},
     {"run",
      "run PLAN [--headless] [--json] [--approve STEP]... [--approve-all] [--resume] "
      "[--state-dir DIR]",
-     nullptr},
-    {"approve", "approve STEP", nullptr},
-    {"status", "status", nullptr},
-    {"abort", "abort", nullptr},
+     run_command},
+    {"approve", "approve STEP [--confirm TEXT] [--state-dir DIR]", approve},
+    {"status", "status [--json] [--state-dir DIR]", status},
+    {"abort", "abort [--state-dir DIR]", abort_run},
+    {"skip", "skip STEP [--state-dir DIR]", skip},
+    {"retry", "retry STEP [--state-dir DIR]", retry},
     {"trust", "trust HOST [--plan PLAN] [--yes]", trust},
     {"demo", "demo [--headless]", demo},
 };

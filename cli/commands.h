@@ -18,8 +18,22 @@ int hosts(const std::vector<std::string>& args);
 // `cutpilot check PLAN`: validate a plan.
 int check(const std::vector<std::string>& args);
 
+// `cutpilot plan PLAN`: print the resolved steps and the command each runs on which host.
+int plan(const std::vector<std::string>& args);
+
 // `cutpilot trust HOST`: show a host's key and add it to known_hosts once confirmed.
 int trust(const std::vector<std::string>& args);
+
+// `cutpilot run PLAN ...`: run (or resume) a plan.
+int run_command(const std::vector<std::string>& args);
+
+// `cutpilot approve STEP`, `skip STEP`, `retry STEP`, `abort`, `status`: a running cockpit's
+// control socket.
+int approve(const std::vector<std::string>& args);
+int skip(const std::vector<std::string>& args);
+int retry(const std::vector<std::string>& args);
+int abort_run(const std::vector<std::string>& args);
+int status(const std::vector<std::string>& args);
 
 // `cutpilot demo`: the local lab with a source and a target host.
 int demo(const std::vector<std::string>& args);

@@ -11,7 +11,7 @@ int check_plan(const std::string& path, std::FILE* out, std::FILE* err) {
   if (!result.ok()) return 1;
   std::fprintf(out, "%s: ok: plan \"%s\", %zu hosts, %zu steps\n", path.c_str(),
                printable(result.plan.settings.name).c_str(), result.plan.hosts.size(),
-               result.plan.raw_steps.size());
+               result.plan.steps.size());
   return 0;
 }
 

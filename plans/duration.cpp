@@ -53,4 +53,16 @@ std::optional<std::chrono::milliseconds> parse_duration(std::string_view text) {
   return std::chrono::milliseconds(total);
 }
 
+std::string format_duration(std::chrono::milliseconds duration) {
+  int64_t left = duration.count();
+  if (left <= 0) return "0s";
+  std::string text;
+  for (const Unit& unit : kUnits) {
+    if (left < unit.milliseconds) continue;
+    text += std::to_string(left / unit.milliseconds) + std::string(unit.suffix);
+    left %= unit.milliseconds;
+  }
+  return text;
+}
+
 }  // namespace cutpilot::plans

@@ -9,6 +9,7 @@
 
 #include <chrono>
 #include <optional>
+#include <string>
 #include <string_view>
 
 namespace cutpilot::plans {
@@ -18,6 +19,9 @@ inline constexpr std::chrono::milliseconds kMaxDuration = std::chrono::hours(24 
 
 // Parses a duration; nullopt when the text is not one (see the file comment).
 std::optional<std::chrono::milliseconds> parse_duration(std::string_view text);
+
+// A duration as a plan would write it: "250ms", "90s" is "1m30s", "2h".
+std::string format_duration(std::chrono::milliseconds duration);
 
 // The accepted forms, for error messages: `a duration like "90s", "5m" or "1h30m"`.
 inline constexpr std::string_view kDurationForms = R"(a duration like "90s", "5m" or "1h30m")";

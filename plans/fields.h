@@ -6,6 +6,7 @@
 
 #include <chrono>
 #include <cstdint>
+#include <map>
 #include <optional>
 #include <span>
 #include <string>
@@ -29,6 +30,12 @@ struct Entry {
   const toml::value& value;
 };
 
+// A string from the plan with where it was written (a host in `on`, a step in `needs`).
+struct Located {
+  std::string text;
+  SourcePos pos;
+};
+
 // Collects diagnostics and converts values; one per plan load.
 class Reader {
  public:
@@ -37,6 +44,8 @@ class Reader {
 
   // Records an error at pos.
   void error(SourcePos pos, std::string message);
+  // Records a warning at pos: the plan stays usable.
+  void warning(SourcePos pos, std::string message);
   // Records an error about an entry's value: "'port' in [hosts.source] " + what.
   void value_error(const Entry& entry, std::string_view what);
   // Everything recorded, in the order it was found.
@@ -56,6 +65,20 @@ class Reader {
   std::optional<int64_t> integer(const Entry& entry, int64_t min, int64_t max);
   // A positive duration string (see duration.h), ${...} expanded.
   std::optional<std::chrono::milliseconds> duration(const Entry& entry);
+  // A size string (see size.h), ${...} expanded; zero allowed.
+  std::optional<uint64_t> size(const Entry& entry);
+  // A number (integer or float) from min to max.
+  std::optional<double> number(const Entry& entry, double min, double max);
+  // A string that must be one of choices (the error lists them).
+  std::optional<std::string> choice(const Entry& entry, std::span<const std::string_view> choices);
+  // An array of non-empty strings (or, when single is allowed, one string), each expanded,
+  // with where each was written. An empty array is refused unless allow_empty.
+  std::optional<std::vector<Located>> list(const Entry& entry, bool single, bool allow_empty);
+  // list() without the positions.
+  std::optional<std::vector<std::string>> strings(const Entry& entry, bool single,
+                                                  bool allow_empty);
+  // A table of strings (environment variables, labels), each value expanded.
+  std::optional<std::map<std::string, std::string>> string_map(const Entry& entry);
 
  private:
   std::optional<std::string> expanded(const Entry& entry, bool as_path, bool allow_empty);
@@ -72,6 +95,23 @@ struct FieldSpec {
   std::string_view key;
   void (*read)(Reader& reader, const Entry& entry, Target& out);
 };
+
+// FieldSpec readers for the common cases: the value goes into a member of the target
+// (`read_flag<SyncRead, &SyncAction::del>`; the target may derive from the member's class).
+template <typename Target, auto Member>
+void read_flag(Reader& reader, const Entry& entry, Target& out) {
+  if (auto value = reader.boolean(entry)) out.*Member = *value;
+}
+// A non-empty string, ${...} expanded, into a member.
+template <typename Target, auto Member>
+void read_text(Reader& reader, const Entry& entry, Target& out) {
+  if (auto value = reader.string(entry)) out.*Member = std::move(*value);
+}
+// A positive duration into a member.
+template <typename Target, auto Member>
+void read_time(Reader& reader, const Entry& entry, Target& out) {
+  if (auto value = reader.duration(entry)) out.*Member = *value;
+}
 
 // Reads every entry of table through specs; unknown keys are errors with a suggestion.
 template <typename Target>

@@ -11,6 +11,7 @@
 
 #include "plans/fields.h"
 #include "plans/hosts.h"
+#include "plans/steps.h"
 #include "plans/toml_read.h"
 #include "transport/sha256.h"
 
@@ -171,7 +172,7 @@ class PlanLoader {
     } else if (!root.contains("hosts")) {
       reader.error({}, "the plan has no hosts (add a [hosts.NAME] table for each machine)");
     }
-    if (tables.steps) result.plan.raw_steps = tables.steps->as_array();
+    if (tables.steps) result.plan.steps = read_steps(reader, *tables.steps, result.plan.hosts);
     append(diagnostics, reader.diagnostics());
     std::stable_sort(
         diagnostics.begin(), diagnostics.end(), [](const Diagnostic& a, const Diagnostic& b) {

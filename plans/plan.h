@@ -11,10 +11,9 @@
 #include <string_view>
 #include <vector>
 
-#include <toml.hpp>
-
 #include "plans/diagnostic.h"
 #include "plans/expand.h"
+#include "plans/step.h"
 
 namespace cutpilot::plans {
 
@@ -58,11 +57,12 @@ struct Plan {
   PlanSettings settings;
   Vars vars;                    // [vars], expanded
   std::vector<HostSpec> hosts;  // in file order
-  // The [[steps]] tables as parsed, until the step schema reads them into structs.
-  std::vector<toml::value> raw_steps;
+  std::vector<Step> steps;      // in file order
 
   // The host called name, or nullptr.
   const HostSpec* find_host(std::string_view name) const;
+  // The step with this id, or nullptr.
+  const Step* find_step(std::string_view id) const;
 };
 
 }  // namespace cutpilot::plans

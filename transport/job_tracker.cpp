@@ -80,7 +80,12 @@ void JobTracker::handle(const HostEvent& event, std::vector<JobEvent>& out) {
     return;
   }
   const auto* started = std::get_if<proto::JobStarted>(&*event.message);
-  if (started && started->existing) return;  // a note about the claim, not an event of the log
+  if (started && started->existing) {
+    // A note about the claim, not an event of the log: the agent already had the job (a
+    // re-attach). Passed on so the caller can say so; it moves no seq.
+    out.push_back({event.host, id, *event.message});
+    return;
+  }
   const uint64_t seq = seq_of(*event.message);
   if (seq <= job.last_seq || job.finished) return;  // a replay of what was delivered
   job.last_seq = seq;

@@ -23,7 +23,8 @@ namespace cutpilot::transport {
 struct JobEvent {
   std::string host;
   std::string job_id;
-  proto::Message message;  // JobStarted, Progress, LogLine, Health, JobFinished or Error
+  proto::Message message;  // JobStarted (existing = a re-attach note), Progress, LogLine, Health,
+                           // JobFinished or Error
 };
 
 // What the tracker knows about one job.

@@ -14,6 +14,9 @@ struct BrokenPlan {
   const char* expected;  // "LINE:COL: error: message"
 };
 
+// The first four lines of every plan about steps: a name and two hosts.
+#define STEPS_HEAD "[plan]\nname = \"x\"\n[hosts.source]\n[hosts.target]\n"
+
 // Every case is a whole plan; only the line that breaks it differs from a valid one.
 const BrokenPlan kBrokenPlans[] = {
     {"unterminated string (TOML syntax)", "[plan]\nname = \"x\n[hosts.a]\n",
@@ -88,6 +91,123 @@ const BrokenPlan kBrokenPlans[] = {
      "[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[]]]\n",
      "5:68: error: the plan nests deeper than 64 levels (arrays, inline tables and parts of "
      "dotted keys)"},
+
+    // Steps: each plan below starts with STEPS_HEAD (four lines), so [[steps]] is line 5.
+    {"unknown step key with a suggestion",
+     STEPS_HEAD "[[steps]]\nid = \"a\"\non = \"target\"\nneds = [\"b\"]\nwait = \"1s\"\n",
+     "8:1: error: unknown key 'neds' in step 'a'; did you mean 'needs'?"},
+    {"unknown sync key with a suggestion",
+     STEPS_HEAD "[[steps]]\nid = \"a\"\non = \"target\"\n"
+                "sync = { from = \"source:/a/\", to = \"/a/\", delte = true }\n",
+     "8:43: error: unknown key 'delte' in sync of step 'a'; did you mean 'delete'?"},
+    {"retries of the wrong type",
+     STEPS_HEAD "[[steps]]\nid = \"a\"\non = \"target\"\nretries = \"3\"\nwait = \"1s\"\n",
+     "8:11: error: 'retries' in step 'a' must be an integer from 0 to 100"},
+    {"unknown host in on",
+     STEPS_HEAD "[[steps]]\nid = \"a\"\non = \"tagret\"\nexec = { run = [\"true\"] }\n",
+     "7:6: error: unknown host 'tagret' in 'on' of step 'a'; did you mean 'target'?"},
+    {"unknown host in sync from",
+     STEPS_HEAD
+     "[[steps]]\nid = \"a\"\non = \"target\"\nsync = { from = \"sorce:/a/\", to = \"/a/\" }\n",
+     "8:17: error: unknown host 'sorce' in 'from' in sync of step 'a'; did you mean 'source'?"},
+    {"unknown step in needs",
+     STEPS_HEAD "[[steps]]\nid = \"presync\"\nwait = \"1s\"\n[[steps]]\nid = \"b\"\n"
+                "needs = [\"presycn\"]\nwait = \"1s\"\n",
+     "10:10: error: unknown step 'presycn' in 'needs' of step 'b'; did you mean 'presync'?"},
+    {"unknown step in when",
+     STEPS_HEAD "[[steps]]\nid = \"b\"\nwhen = \"copy.failed\"\nwait = \"1s\"\n",
+     "7:8: error: unknown step 'copy' in 'when' of step 'b'"},
+    {"steps that need each other",
+     STEPS_HEAD "[[steps]]\nid = \"a\"\nneeds = [\"b\"]\nwait = \"1s\"\n[[steps]]\nid = \"b\"\n"
+                "needs = [\"a\"]\nwait = \"1s\"\n",
+     "11:10: error: steps need each other in a cycle: 'a' -> 'b' -> 'a'"},
+    {"duplicate step id",
+     STEPS_HEAD "[[steps]]\nid = \"a\"\nwait = \"1s\"\n[[steps]]\nid = \"a\"\nwait = \"2s\"\n",
+     "9:6: error: duplicate step id 'a' (first used on line 6)"},
+    {"step timeout in words",
+     STEPS_HEAD "[[steps]]\nid = \"a\"\ntimeout = \"5 min\"\nwait = \"1s\"\n",
+     "7:11: error: 'timeout' in step 'a' must be a duration like \"90s\", \"5m\" or \"1h30m\", "
+     "not '5 min'"},
+    {"size in words",
+     STEPS_HEAD "[[steps]]\nid = \"a\"\non = \"target\"\n"
+                "sync = { from = \"source:/a/\", to = \"/a/\", until_below = \"50 megs\" }\n",
+     "8:57: error: 'until_below' in sync of step 'a' must be a size like \"50MiB\", \"2GB\" or "
+     "\"512KiB\", not '50 megs'"},
+    {"downtime start without an end",
+     STEPS_HEAD "[[steps]]\nid = \"a\"\ndowntime = \"start\"\nwait = \"1s\"\n",
+     "7:12: error: step 'a' starts the downtime but no step ends it (downtime = \"end\")"},
+    {"downtime end without a start",
+     STEPS_HEAD "[[steps]]\nid = \"a\"\ndowntime = \"end\"\nwait = \"1s\"\n",
+     "7:12: error: step 'a' ends the downtime but no step starts it (downtime = \"start\")"},
+    {"two downtime starts",
+     STEPS_HEAD "[[steps]]\nid = \"a\"\ndowntime = \"start\"\nwait = \"1s\"\n[[steps]]\n"
+                "id = \"b\"\ndowntime = \"start\"\nwait = \"1s\"\n[[steps]]\nid = \"c\"\n"
+                "needs = [\"a\"]\ndowntime = \"end\"\nwait = \"1s\"\n",
+     "11:12: error: step 'b' is a second downtime start (the window has one, already step 'a')"},
+    {"downtime end that does not wait for the start",
+     STEPS_HEAD "[[steps]]\nid = \"a\"\ndowntime = \"start\"\nwait = \"1s\"\n[[steps]]\n"
+                "id = \"b\"\ndowntime = \"end\"\nwait = \"1s\"\n",
+     "11:12: error: step 'b' ends the downtime but does not come after step 'a', which starts it "
+     "(add it to 'needs')"},
+    {"unset variable in a step",
+     STEPS_HEAD "[[steps]]\nid = \"a\"\non = \"target\"\nexec = { run = [\"ls\", \"${app}\"] }\n",
+     "8:23: error: 'run' in exec of step 'a': unknown variable 'app' (not in [vars])"},
+    {"step without an action", STEPS_HEAD "[[steps]]\nid = \"a\"\non = \"target\"\n",
+     "5:1: error: step 'a' has no action (one of exec, file, sync, db, health, wait)"},
+    {"step with two actions",
+     STEPS_HEAD "[[steps]]\nid = \"a\"\non = \"target\"\nexec = { run = [\"true\"] }\n"
+                "wait = \"1s\"\n",
+     "9:1: error: step 'a' has a second action 'wait' (already exec); a step does one thing: "
+     "split it into two steps"},
+    {"step without an id", STEPS_HEAD "[[steps]]\nwait = \"1s\"\n",
+     "5:1: error: step #1 has no 'id' (id = \"NAME\" names it for needs and approvals)"},
+    {"step without a host", STEPS_HEAD "[[steps]]\nid = \"a\"\nexec = { run = [\"true\"] }\n",
+     "5:1: error: step 'a' has no 'on' (the host or hosts it runs on)"},
+    {"sync from the host the step runs on",
+     STEPS_HEAD "[[steps]]\nid = \"a\"\non = \"target\"\n"
+                "sync = { from = \"target:/a/\", to = \"/a/\" }\n",
+     "8:17: error: 'from' in sync of step 'a' names 'target', a host the step runs on; the other "
+     "end of a transfer is another host (or write a local path)"},
+    {"db copy into another host than the step's",
+     STEPS_HEAD "[[steps]]\nid = \"a\"\non = \"target\"\ndb = { engine = \"postgres\", "
+                "from = { host = \"source\", database = \"s\" }, to = { host = \"source\", "
+                "database = \"s\" } }\n",
+     "8:87: error: 'host' of 'to' in db of step 'a' names 'source', but the step runs on "
+     "'target'; the job runs where this database is"},
+    {"exec with both run and shell",
+     STEPS_HEAD "[[steps]]\nid = \"a\"\non = \"target\"\n"
+                "exec = { run = [\"true\"], shell = \"true\" }\n",
+     "8:8: error: exec of step 'a' needs exactly one of 'run' (an argument vector) or 'shell'"},
+    {"health with a key of another check",
+     STEPS_HEAD "[[steps]]\nid = \"a\"\non = \"target\"\n"
+                "health = { tcp = \"db:5432\", expect_status = 200 }\n",
+     "8:29: error: 'expect_status' in health of step 'a' is for http checks, not tcp"},
+    {"health with two checks",
+     STEPS_HEAD "[[steps]]\nid = \"a\"\non = \"target\"\n"
+                "health = { tcp = \"db:5432\", load = 4 }\n",
+     "8:10: error: health of step 'a' needs exactly one check: containers, http, tcp, disk, "
+     "load, systemd"},
+    {"when that is not a condition",
+     STEPS_HEAD "[[steps]]\nid = \"a\"\nwait = \"1s\"\n[[steps]]\nid = \"b\"\n"
+                "when = \"a.done\"\nwait = \"1s\"\n",
+     "10:8: error: 'when' in step 'b' tests 'a.done', which is not a state (write STEP.succeeded, "
+     "STEP.failed, STEP.skipped, not STEP.succeeded or STEP.result.FIELD < NUMBER (with < <= > >= "
+     "== !=))"},
+    {"unknown rollback action with a suggestion",
+     STEPS_HEAD "[[steps]]\nid = \"a\"\non = \"target\"\nexec = { run = [\"true\"] }\n"
+                "rollback = { exce = { run = [\"false\"] } }\n",
+     "9:14: error: unknown action 'exce' in the rollback of step 'a'; did you mean 'exec'?"},
+    {"need on a step of a later phase",
+     STEPS_HEAD "[[steps]]\nid = \"a\"\nphase = \"prepare\"\nneeds = [\"b\"]\nwait = \"1s\"\n"
+                "[[steps]]\nid = \"b\"\nphase = \"cutover\"\nwait = \"1s\"\n",
+     "8:10: error: step 'a' in phase 'prepare' waits for 'b' of the later phase 'cutover' "
+     "(phases run in the order they first appear)"},
+    {"gate that is neither auto nor approve",
+     STEPS_HEAD "[[steps]]\nid = \"a\"\ngate = \"aprove\"\nwait = \"1s\"\n",
+     "7:8: error: 'gate' in step 'a' must be 'auto' or 'approve', not 'aprove'; did you mean "
+     "'approve'?"},
+    {"step id with a dot", STEPS_HEAD "[[steps]]\nid = \"a.b\"\nwait = \"1s\"\n",
+     "6:6: error: 'id' in step 'a.b' may use only letters, digits, '-' and '_', not 'a.b'"},
 };
 
 // Names the case in test output instead of dumping its bytes.
@@ -107,14 +227,99 @@ TEST_P(BrokenPlanTest, ReportsExactlyOneErrorAtItsLineAndColumn) {
   EXPECT_EQ(got, "plan.toml:" + std::string(broken.expected) + "\n") << broken.what;
 }
 
+// A test name from a case's description.
+std::string case_name(const char* what) {
+  std::string name;
+  for (const char* c = what; *c; ++c)
+    name.push_back(std::isalnum(static_cast<unsigned char>(*c)) ? *c : '_');
+  return name;
+}
+
 INSTANTIATE_TEST_SUITE_P(Plans, BrokenPlanTest, testing::ValuesIn(kBrokenPlans),
                          [](const testing::TestParamInfo<BrokenPlan>& info) {
-                           std::string name;
-                           for (const char* c = info.param.what; *c; ++c)
-                             name.push_back(std::isalnum(static_cast<unsigned char>(*c)) ? *c
-                                                                                         : '_');
-                           return name;
+                           return case_name(info.param.what);
                          });
+
+// Plans that are usable but risky: exactly one warning each, and no error.
+const BrokenPlan kRiskyPlans[] = {
+    {"sync with delete and no way back",
+     STEPS_HEAD "[[steps]]\nid = \"a\"\non = \"target\"\n"
+                "sync = { from = \"source:/a/\", to = \"/a/\", delete = true }\n",
+     "8:1: warning: step 'a' is destructive (a sync with delete removes files) and has neither "
+     "'rollback' nor 'confirm'"},
+    {"db copy with drop and no way back",
+     STEPS_HEAD
+     "[[steps]]\nid = \"a\"\non = \"target\"\ndb = { engine = \"postgres\", drop = "
+     "true, from = { host = \"source\", database = \"s\" }, to = { database = \"s\" } }\n",
+     "8:1: warning: step 'a' is destructive (a db copy with drop replaces the database) and has "
+     "neither 'rollback' nor 'confirm'"},
+    {"container stop and no way back",
+     STEPS_HEAD "[[steps]]\nid = \"a\"\non = \"source\"\n"
+                "health = { containers = [\"web\"], action = \"stop\" }\n",
+     "8:1: warning: step 'a' is destructive (it stops containers) and has neither 'rollback' nor "
+     "'confirm'"},
+    {"point of no return without a confirm",
+     STEPS_HEAD "[[steps]]\nid = \"a\"\ngate = \"approve\"\npoint_of_no_return = true\n"
+                "wait = \"1s\"\n",
+     "8:22: warning: step 'a' is a point of no return: give it gate = \"approve\" and a 'confirm' "
+     "text the operator types"},
+    {"password variable not set",
+     STEPS_HEAD "[[steps]]\nid = \"a\"\non = \"source\"\ndb = { engine = \"postgres\", action = "
+                "\"connections\", db = { database = \"s\", password_env = \"PG_NOPE\" } }\n",
+     "8:91: warning: 'password_env' in 'db' in db of step 'a': environment variable 'PG_NOPE' is "
+     "not set (the step fails without it)"},
+};
+
+class RiskyPlanTest : public testing::TestWithParam<BrokenPlan> {};
+
+TEST_P(RiskyPlanTest, LoadsWithExactlyOneWarningAtItsLineAndColumn) {
+  const BrokenPlan& risky = GetParam();
+  const LoadResult result = load_plan_text(risky.text, "plan.toml", test::default_env());
+  EXPECT_TRUE(result.ok());
+  std::string got;
+  for (const Diagnostic& d : result.diagnostics)
+    got += format_diagnostic(d) + "\n";
+  EXPECT_EQ(got, "plan.toml:" + std::string(risky.expected) + "\n") << risky.what;
+}
+
+INSTANTIATE_TEST_SUITE_P(Plans, RiskyPlanTest, testing::ValuesIn(kRiskyPlans),
+                         [](const testing::TestParamInfo<BrokenPlan>& info) {
+                           return case_name(info.param.what);
+                         });
+
+TEST(BrokenPlans, AWayBackSilencesTheDestructiveWarning) {
+  for (const char* way_back : {"confirm = \"delete\"\n", "rollback = { wait = \"1s\" }\n"}) {
+    const LoadResult result = load_plan_text(
+        std::string(STEPS_HEAD "[[steps]]\nid = \"a\"\non = \"target\"\n"
+                               "sync = { from = \"source:/a/\", to = \"/a/\", delete = true }\n") +
+            way_back,
+        "plan.toml", test::default_env());
+    EXPECT_TRUE(result.ok());
+    EXPECT_TRUE(result.diagnostics.empty()) << way_back;
+  }
+}
+
+TEST(BrokenPlans, EveryStepErrorIsReportedInOnePass) {
+  const LoadResult result = load_plan_text(STEPS_HEAD R"([[steps]]
+id = "a"
+on = "tagret"
+needs = ["nope"]
+timeout = "soon"
+sync = { from = "source:/a/", to = "/a/", paralel = 2 }
+)",
+                                           "p.toml", test::default_env());
+  std::vector<std::string> got;
+  for (const Diagnostic& d : result.diagnostics)
+    got.push_back(format_diagnostic(d));
+  EXPECT_EQ(got, (std::vector<std::string>{
+                     "p.toml:7:6: error: unknown host 'tagret' in 'on' of step 'a'; did you mean "
+                     "'target'?",
+                     "p.toml:8:10: error: unknown step 'nope' in 'needs' of step 'a'",
+                     "p.toml:9:11: error: 'timeout' in step 'a' must be a duration like \"90s\", "
+                     "\"5m\" or \"1h30m\", not 'soon'",
+                     "p.toml:10:43: error: unknown key 'paralel' in sync of step 'a'; did you mean "
+                     "'parallel'?"}));
+}
 
 TEST(BrokenPlans, AVeryLongLineIsRefusedBeforeParsing) {
   std::string text = "[plan]\nname = \"x\"\n[hosts.a]\n[vars]\nlist = [";

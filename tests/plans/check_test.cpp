@@ -65,14 +65,36 @@ name = "shop migration"
 [hosts.target]
 [[steps]]
 id = "one"
+on = "target"
+exec = { run = ["true"] }
 [[steps]]
 id = "two"
+wait = "1s"
 [[steps]]
 id = "three"
+on = ["source", "target"]
+health = { disk = "/", min_free = "1GiB" }
 )");
   EXPECT_EQ(checked.status, 0);
   EXPECT_EQ(checked.out, checked.path + ": ok: plan \"shop migration\", 2 hosts, 3 steps\n");
   EXPECT_EQ(checked.err, "");
+}
+
+TEST(CheckPlan, WarningsArePrintedButThePlanIsValid) {
+  const Checked checked = check(R"([plan]
+name = "x"
+[hosts.source]
+[hosts.target]
+[[steps]]
+id = "presync"
+on = "target"
+sync = { from = "source:/srv/", to = "/srv/", delete = true }
+)");
+  EXPECT_EQ(checked.status, 0);
+  EXPECT_EQ(checked.out, checked.path + ": ok: plan \"x\", 2 hosts, 1 steps\n");
+  EXPECT_EQ(checked.err, checked.path +
+                             ":8:1: warning: step 'presync' is destructive (a sync with delete "
+                             "removes files) and has neither 'rollback' nor 'confirm'\n");
 }
 
 TEST(CheckPlan, BrokenPlanPrintsEveryErrorOnStderrAndReturnsOne) {

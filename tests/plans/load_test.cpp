@@ -63,7 +63,7 @@ TEST(LoadPlan, HostsOnlyPlanParsesIntoTypedStructs) {
   EXPECT_TRUE(plan.settings.ssh_config_set);
   EXPECT_TRUE(plan.settings.known_hosts_set);
   EXPECT_EQ(plan.vars.at("domain"), "example.com");
-  EXPECT_TRUE(plan.raw_steps.empty());
+  EXPECT_TRUE(plan.steps.empty());
 
   // File order, not hash order.
   ASSERT_EQ(plan.hosts.size(), 3u);
@@ -150,7 +150,7 @@ role = "${env:DC}"
   EXPECT_EQ(source.role, std::optional<std::string>("fra1"));
 }
 
-TEST(LoadPlan, StepsAreKeptRawAndCountedInFileOrder) {
+TEST(LoadPlan, StepsAreTypedInFileOrder) {
   const LoadResult result = load_plan_text(R"([plan]
 name = "x"
 [hosts.source]
@@ -158,17 +158,21 @@ name = "x"
 [[steps]]
 id = "presync"
 on = "target"
+sync = { from = "source:/srv/", to = "/srv/" }
 [[steps]]
 id = "stop-app"
 on = "source"
 gate = "approve"
+exec = { run = ["systemctl", "stop", "shop"] }
 )",
                                            "p.toml", test::default_env());
   ASSERT_TRUE(result.ok()) << all(result);
-  ASSERT_EQ(result.plan.raw_steps.size(), 2u);
-  EXPECT_EQ(result.plan.raw_steps[0].at("id").as_string().str, "presync");
-  EXPECT_EQ(result.plan.raw_steps[1].at("id").as_string().str, "stop-app");
-  EXPECT_EQ(result.plan.raw_steps[1].location().line(), 8u);
+  ASSERT_EQ(result.plan.steps.size(), 2u);
+  EXPECT_EQ(result.plan.steps[0].id, "presync");
+  EXPECT_EQ(result.plan.steps[1].id, "stop-app");
+  EXPECT_EQ(result.plan.steps[1].pos.line, 9u);
+  EXPECT_TRUE(std::holds_alternative<SyncAction>(result.plan.steps[0].action));
+  EXPECT_EQ(result.plan.steps[1].gate, Gate::kApprove);
 }
 
 TEST(LoadPlan, JumpToAnotherPlanHostOrAnSshAliasIsFine) {

@@ -1,0 +1,137 @@
+#include "cli/fleet_port.h"
+
+#include <cstdlib>
+
+namespace cutpilot::cli {
+namespace {
+
+const char* finished_state(proto::JobState state) {
+  switch (state) {
+    case proto::JobState::kSucceeded:
+      return "succeeded";
+    case proto::JobState::kCancelled:
+      return "cancelled";
+    case proto::JobState::kTimedOut:
+      return "timed-out";
+    default:
+      return "failed";
+  }
+}
+
+const char* stream_name(proto::Stream stream) {
+  switch (stream) {
+    case proto::Stream::kStdout:
+      return "stdout";
+    case proto::Stream::kStderr:
+      return "stderr";
+    default:
+      return "agent";
+  }
+}
+
+// The executor's view of one job event; nullopt for what it does not need.
+std::optional<plans::JobUpdate> update_of(const proto::Message& message) {
+  using Kind = plans::JobUpdate::Kind;
+  plans::JobUpdate u;
+  if (const auto* m = std::get_if<proto::JobStarted>(&message)) {
+    u.kind = Kind::kStarted;
+    u.existing = m->existing;
+  } else if (const auto* m = std::get_if<proto::Progress>(&message)) {
+    u.kind = Kind::kProgress;
+    u.progress.bytes = m->bytes;
+    u.progress.total = m->total;
+    u.progress.rate = static_cast<double>(m->rate);
+    if (m->files || m->files_total) u.progress.files = m->files;
+    u.progress.files_total = m->files_total;
+    u.progress.item = m->detail;
+  } else if (const auto* m = std::get_if<proto::LogLine>(&message)) {
+    u.kind = Kind::kLog;
+    u.stream = stream_name(m->stream);
+    u.line = m->line;
+  } else if (const auto* m = std::get_if<proto::Health>(&message)) {
+    u.kind = Kind::kHealth;
+    u.target = m->target;
+    u.status = m->status;
+  } else if (const auto* m = std::get_if<proto::JobFinished>(&message)) {
+    u.kind = Kind::kFinished;
+    u.state = finished_state(m->state);
+    u.exit_code = m->exit_code;
+    u.error = m->error;
+    u.result = m->result;
+  } else if (const auto* m = std::get_if<proto::Error>(&message)) {
+    // The agent refused the job (a bad spec, an unknown kind): it never ran.
+    u.kind = Kind::kFinished;
+    u.state = "failed";
+    u.error = "the agent refused the job: " + m->message;
+  } else {
+    return std::nullopt;
+  }
+  return u;
+}
+
+}  // namespace
+
+const char* schema_host_state(transport::LinkState state) {
+  switch (state) {
+    case transport::LinkState::kReady:
+      return "ready";
+    case transport::LinkState::kLost:
+      return "lost";
+    case transport::LinkState::kFailed:
+      return "failed";
+    default:
+      return "connecting";
+  }
+}
+
+void FleetPort::start(const std::string& host, const std::string& job_id,
+                      const plans::JobSpec& job) {
+  tracker_.start(host, proto::StartJob{job_id, job.kind, job.spec});
+}
+
+void FleetPort::cancel(const std::string& job_id) {
+  if (!tracker_.cancel(job_id)) cancels_.insert(job_id);
+}
+
+void FleetPort::acknowledge(const std::string& job_id) {
+  tracker_.acknowledge(job_id);
+}
+
+std::optional<plans::PeerAccess> FleetPort::peer_access(std::string_view host) {
+  const plans::HostSpec* spec = plan_.find_host(host);
+  if (!spec) return std::nullopt;
+  const auto& info = fleet_.info(host);
+  if (info.host_key.empty()) return std::nullopt;
+  plans::PeerAccess access = plans::default_peer_access(*spec);
+  access.host_key = info.host_key;
+  // Without a peer_address the other hosts reach it where the cockpit did: the address
+  // and port ssh_config resolved (the plan's address may be an alias only we know).
+  const size_t colon = info.endpoint.rfind(':');
+  if (!spec->peer_address && colon != std::string::npos && colon > 0) {
+    access.address = info.endpoint.substr(0, colon);
+    if (access.address.size() > 2 && access.address.front() == '[')
+      access.address = access.address.substr(1, access.address.size() - 2);
+    access.port = static_cast<uint16_t>(std::atoi(info.endpoint.c_str() + colon + 1));
+  }
+  return access;
+}
+
+void FleetPort::deliver(const transport::HostEvent& event, plans::Executor& executor,
+                        plans::RunClock::time_point now) {
+  if (event.state) {
+    const std::string state = schema_host_state(*event.state);
+    std::string& shown = shown_[event.host];
+    if (state != shown || !event.error.empty())
+      executor.on_host(event.host, state, event.error, now);
+    shown = state;
+    if (*event.state == transport::LinkState::kReady)
+      for (auto it = cancels_.begin(); it != cancels_.end();)
+        it = tracker_.cancel(*it) ? cancels_.erase(it) : std::next(it);
+  }
+  std::vector<transport::JobEvent> jobs;
+  tracker_.handle(event, jobs);
+  for (const auto& job : jobs)
+    if (const auto update = update_of(job.message)) executor.on_job(job.job_id, *update, now);
+}
+
+}  // namespace cutpilot::cli

@@ -1,0 +1,363 @@
+// `cutpilot run PLAN`: connect the plan's hosts and run its steps, with line or JSON
+// output (the TUI when stdout is a terminal), a journal to resume from, and a control
+// socket for `cutpilot approve/status/abort` from another pane.
+#include <poll.h>
+#include <signal.h>
+#include <sys/signalfd.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <atomic>
+#include <cstdio>
+#include <cstdlib>
+#include <ctime>
+#include <memory>
+#include <thread>
+
+#include "cli/commands.h"
+#include "cli/fleet_port.h"
+#include "cli/run_output.h"
+#include "cli/run_plan.h"
+#include "cli/targets.h"
+#include "plans/control.h"
+#include "plans/load.h"
+#include "transport/fleet.h"
+#include "tui/cockpit.h"
+
+namespace cutpilot::cli {
+namespace {
+
+constexpr const char* kRunUsage =
+    "usage: cutpilot run PLAN [--headless] [--json] [--approve STEP]... [--approve-all] "
+    "[--resume] [--state-dir DIR]";
+
+std::string new_run_id() {
+  const std::time_t now = std::time(nullptr);
+  std::tm utc{};
+  gmtime_r(&now, &utc);
+  char text[32];
+  std::strftime(text, sizeof text, "%Y%m%dT%H%M%SZ", &utc);
+  return std::string(text) + "-" + std::to_string(getpid());
+}
+
+bool make_dirs(const std::string& path) {
+  for (size_t at = 1; at <= path.size(); ++at) {
+    if (at != path.size() && path[at] != '/') continue;
+    const std::string part = path.substr(0, at);
+    if (mkdir(part.c_str(), 0700) != 0 && errno != EEXIST) return false;
+  }
+  return true;
+}
+
+// What the run answers on its control socket.
+nlohmann::json answer(plans::Executor& executor, const nlohmann::json& request) {
+  const std::string cmd = request.value("cmd", "");
+  const auto now = plans::RunClock::now();
+  if (cmd == "ping") return {{"ok", true}};
+  if (cmd == "status") {
+    auto status = executor.status(now);
+    status["ok"] = true;
+    return status;
+  }
+  plans::Command command;
+  if (cmd == "approve")
+    command.kind = plans::CommandKind::kApprove;
+  else if (cmd == "skip")
+    command.kind = plans::CommandKind::kSkip;
+  else if (cmd == "retry")
+    command.kind = plans::CommandKind::kRetry;
+  else if (cmd == "abort")
+    command.kind = plans::CommandKind::kAbort;
+  else
+    return {{"ok", false}, {"error", "unknown command \"" + cmd + "\""}};
+  command.step = request.value("step", "");
+  command.confirm = request.value("confirm", "");
+  command.by = request.value("by", "");
+  const std::string error = executor.command(command, now);
+  if (!error.empty()) return {{"ok", false}, {"error", error}};
+  return {{"ok", true}};
+}
+
+sigset_t leave_signals() {
+  sigset_t set;
+  sigemptyset(&set);
+  sigaddset(&set, SIGINT);
+  sigaddset(&set, SIGTERM);
+  sigaddset(&set, SIGHUP);
+  return set;
+}
+
+}  // namespace
+
+std::string default_state_root() {
+  if (const char* xdg = std::getenv("XDG_STATE_HOME"); xdg && *xdg)
+    return std::string(xdg) + "/cutpilot";
+  const char* home = std::getenv("HOME");
+  return std::string(home && *home ? home : "/tmp") + "/.local/state/cutpilot";
+}
+
+std::string plan_slug(const std::string& plan_path) {
+  std::string stem = plan_path.substr(plan_path.rfind('/') + 1);
+  if (const size_t dot = stem.rfind('.'); dot != std::string::npos && dot > 0) stem.resize(dot);
+  for (char& c : stem)
+    if (!std::isalnum(static_cast<unsigned char>(c)) && c != '-' && c != '_') c = '-';
+  return stem.empty() ? "plan" : stem;
+}
+
+int parse_run_options(const std::vector<std::string>& args, RunOptions& options) {
+  for (size_t i = 0; i < args.size(); ++i) {
+    const std::string& arg = args[i];
+    if (arg == "--headless") {
+      options.headless = true;
+    } else if (arg == "--json") {
+      options.json = true;
+    } else if (arg == "--approve-all") {
+      options.approve_all = true;
+    } else if (arg == "--resume") {
+      options.resume = true;
+    } else if ((arg == "--approve" || arg == "--state-dir") && i + 1 < args.size()) {
+      (arg == "--approve" ? options.approve.emplace_back(args[i + 1]) : options.state_dir) =
+          args[i + 1];
+      ++i;
+    } else if (!arg.empty() && arg[0] != '-' && options.plan_path.empty()) {
+      options.plan_path = arg;
+    } else {
+      std::fprintf(stderr, "cutpilot run: unexpected '%s'\n%s\n", arg.c_str(), kRunUsage);
+      return kUsage;
+    }
+  }
+  if (options.plan_path.empty()) {
+    std::fprintf(stderr, "%s\n", kRunUsage);
+    return kUsage;
+  }
+  return kOk;
+}
+
+namespace {
+
+// Everything one run holds, from the loaded plan to the executor.
+struct RunSession {
+  plans::LoadResult loaded;
+  std::string state_dir;
+  std::string run_id;
+  bool resuming = false;
+  plans::Journal journal;
+  plans::ControlServer control;
+  std::unique_ptr<transport::Fleet> fleet;
+  std::unique_ptr<FleetPort> port;
+  std::unique_ptr<plans::Executor> executor;
+};
+
+// Loads the plan, finds or makes the state directory, opens the journal and the control
+// socket and begins (or resumes) the executor. Prints what is wrong; kOk when ready.
+int prepare(const RunOptions& options, const plans::EventSink& sink, RunSession& run) {
+  run.loaded = plans::load_plan(options.plan_path);
+  for (const auto& d : run.loaded.diagnostics)
+    std::fprintf(stderr, "%s\n", plans::format_diagnostic(d).c_str());
+  if (!run.loaded.ok()) return kFailed;
+  const plans::Plan& plan = run.loaded.plan;
+  const std::string plan_dir = default_state_root() + "/" + plan_slug(plan.path);
+
+  std::string& state_dir = run.state_dir = options.state_dir;
+  std::optional<plans::JournalState> journalled;
+  std::string error;
+  if (options.resume) {
+    if (state_dir.empty()) state_dir = plans::latest_run_dir(plan_dir);
+    if (state_dir.empty()) {
+      std::fprintf(stderr, "cutpilot run: --resume: no earlier run of %s under %s\n",
+                   plan.path.c_str(), plan_dir.c_str());
+      return kFailed;
+    }
+    journalled = plans::replay_journal(state_dir, error);
+    if (!journalled) {
+      std::fprintf(stderr, "cutpilot run: --resume: %s\n", error.c_str());
+      return kFailed;
+    }
+  } else {
+    if (state_dir.empty()) state_dir = plan_dir + "/" + new_run_id();
+    if (access((state_dir + "/" + plans::kJournalFile).c_str(), F_OK) == 0) {
+      std::fprintf(stderr,
+                   "cutpilot run: %s already holds a run; continue it with --resume, or choose "
+                   "another --state-dir\n",
+                   state_dir.c_str());
+      return kFailed;
+    }
+  }
+  if (!make_dirs(state_dir)) {
+    std::fprintf(stderr, "cutpilot run: cannot create the state directory %s: %s\n",
+                 state_dir.c_str(), std::strerror(errno));
+    return kFailed;
+  }
+  if (!run.journal.open(state_dir, error) ||
+      !run.control.open(state_dir + "/" + plans::kControlSocket, error)) {
+    std::fprintf(stderr, "cutpilot run: %s\n", error.c_str());
+    return kFailed;
+  }
+  auto agent = load_agent_binary(error);
+  if (!agent) {
+    std::fprintf(stderr, "cutpilot run: %s\n", error.c_str());
+    return kFailed;
+  }
+  plans::ExecutorOptions exec;
+  // Unique across runs (agent job ids start with it), whatever the state directory is called.
+  exec.run_id = journalled                  ? journalled->run_id
+                : options.state_dir.empty() ? state_dir.substr(state_dir.rfind('/') + 1)
+                                            : new_run_id();
+  exec.approve = {options.approve.begin(), options.approve.end()};
+  exec.approve_all = options.approve_all;
+  exec.operator_name = plans::operator_identity();
+  exec.end_on_failure = options.end_on_failure;
+  run.run_id = exec.run_id;
+  run.resuming = journalled.has_value();
+  run.fleet = std::make_unique<transport::Fleet>(ssh_targets(plan), std::move(*agent));
+  run.port = std::make_unique<FleetPort>(plan, *run.fleet);
+  run.executor = std::make_unique<plans::Executor>(plan, exec, *run.port, run.journal, sink,
+                                                   plans::process_environment());
+  const auto now = plans::RunClock::now();
+  if (!(journalled ? run.executor->resume(*journalled, now, error)
+                   : run.executor->begin(now, error))) {
+    std::fprintf(stderr, "cutpilot run: %s\n", error.c_str());
+    return kFailed;
+  }
+  return kOk;
+}
+
+// The run's poll loop: the fleet, the control socket, a view's commands, the executor's
+// timers. Returns when the run ended, or the operator left (a signal, or the view closed).
+int loop(const RunOptions& options, const plans::EventSink& sink, RunSession& run) {
+  plans::Executor& executor = *run.executor;
+  transport::Fleet& fleet = *run.fleet;
+  fleet.start();
+  const sigset_t signals = leave_signals();
+  pthread_sigmask(SIG_BLOCK, &signals, nullptr);
+  const int signal_fd = signalfd(-1, &signals, SFD_NONBLOCK | SFD_CLOEXEC);
+  std::vector<pollfd> fds;
+  std::vector<transport::HostEvent> events;
+  bool left = false;
+  while (!executor.ended() && !left) {
+    auto now = plans::RunClock::now();
+    fds.clear();
+    int wait = std::min(fleet.prepare(fds, now), 250);
+    if (const auto timer = executor.next_timer())
+      wait = std::clamp<int>(
+          static_cast<int>(
+              std::chrono::duration_cast<std::chrono::milliseconds>(*timer - now).count()) +
+              1,
+          0, wait);
+    const size_t control_at = fds.size();
+    run.control.prepare(fds);
+    fds.push_back({signal_fd, POLLIN, 0});
+    if (options.wake_fd >= 0) fds.push_back({options.wake_fd, POLLIN, 0});
+    poll(fds.data(), fds.size(), wait);
+    now = plans::RunClock::now();
+    events.clear();
+    fleet.tick(events, now);
+    for (const auto& event : events)
+      run.port->deliver(event, executor, now);
+    run.control.service({fds.begin() + static_cast<long>(control_at), fds.end()},
+                        [&](const nlohmann::json& request) { return answer(executor, request); });
+    if (options.take_commands)
+      for (const auto& command : options.take_commands()) {
+        const std::string refused = executor.command(command, now);
+        if (!refused.empty()) sink(plans::LogEvent{command.step, "", "agent", refused});
+      }
+    signalfd_siginfo info;
+    if (read(signal_fd, &info, sizeof info) == sizeof info) left = true;
+    if (options.should_leave && options.should_leave()) left = true;
+    if (!executor.fatal().empty()) left = true;
+    executor.tick(now);
+  }
+  // Let the last acknowledgements reach the agents.
+  fleet.run_until([](const std::vector<transport::HostEvent>&) { return false; },
+                  std::chrono::milliseconds(150));
+  close(signal_fd);
+  pthread_sigmask(SIG_UNBLOCK, &signals, nullptr);
+  if (left && !executor.ended()) return tui::kCockpitLeft;
+  return executor.exit_code();
+}
+
+// What the operator reads after leaving a run that goes on without the cockpit.
+void say_left(const RunSession& run) {
+  std::fprintf(stderr,
+               "cutpilot run: left run %s; the agents' jobs keep running. Come back with:\n"
+               "  cutpilot run %s --resume --state-dir %s\n",
+               run.run_id.c_str(), run.loaded.plan.path.c_str(), run.state_dir.c_str());
+}
+
+// The TUI on this thread, the run's loop on another; false when the terminal cannot host it.
+bool run_with_cockpit(const RunOptions& options, int& status) {
+  plans::RunLink link;
+  RunSession run;
+  const plans::EventSink sink = [&](const plans::Event& e) { link.publish(e); };
+  if (const int prepared = prepare(options, sink, run); prepared != kOk) {
+    status = prepared;
+    return true;
+  }
+  tui::block_resize_signal();
+  RunOptions hooks = options;
+  hooks.wake_fd = link.command_fd();
+  hooks.take_commands = [&] { return link.take_commands(); };
+  hooks.should_leave = [&] { return link.view_closed(); };
+  int loop_status = kFailed;
+  std::atomic<bool> done = false;
+  std::thread runner([&] {
+    loop_status = loop(hooks, sink, run);
+    done = true;
+    link.publish(plans::LogEvent{"", "", "agent", "the run's loop ended"});
+  });
+  if (tui::run_cockpit(run.loaded.plan, link) == tui::kCockpitNoTerminal) {
+    // ncurses cannot drive this TERM: the run goes on with line output instead.
+    std::fprintf(stderr,
+                 "cutpilot run: the terminal cannot show the cockpit (TERM=%s); "
+                 "showing lines instead\n",
+                 std::getenv("TERM") ? std::getenv("TERM") : "");
+    RunPrinter printer(stdout, false);
+    while (!done) {
+      pollfd fd{link.event_fd(), POLLIN, 0};
+      poll(&fd, 1, 250);
+      for (const auto& event : link.take_events())
+        printer.print(event);
+    }
+  }
+  runner.join();
+  if (loop_status == tui::kCockpitLeft) {
+    say_left(run);
+    status = kFailed;
+  } else {
+    status = loop_status;
+  }
+  return true;
+}
+
+}  // namespace
+
+int run_plan(const RunOptions& options) {
+  if (!options.headless && !options.json && isatty(STDOUT_FILENO) && isatty(STDIN_FILENO)) {
+    int status = kFailed;
+    if (run_with_cockpit(options, status)) return status;
+  }
+  RunPrinter printer(stdout, options.json);
+  const plans::EventSink sink = [&](const plans::Event& e) { printer.print(e); };
+  RunSession run;
+  if (const int prepared = prepare(options, sink, run); prepared != kOk) return prepared;
+  if (!options.json)
+    std::fprintf(stderr, "cutpilot run: %s run %s; state in %s\n",
+                 run.resuming ? "resuming" : "starting", run.run_id.c_str(), run.state_dir.c_str());
+  const int status = loop(options, sink, run);
+  if (status == tui::kCockpitLeft) {
+    say_left(run);
+    return kFailed;
+  }
+  return status;
+}
+
+int run_command(const std::vector<std::string>& args) {
+  RunOptions options;
+  if (const int status = parse_run_options(args, options); status != kOk) return status;
+  // Nobody watches a headless run's failures: a failed step ends it (resume to retry).
+  options.end_on_failure = options.headless || options.json || !isatty(STDOUT_FILENO);
+  return run_plan(options);
+}
+
+}  // namespace cutpilot::cli

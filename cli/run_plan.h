@@ -1,0 +1,42 @@
+// Running a plan, shared by `cutpilot run` and `cutpilot demo`.
+#pragma once
+
+#include <functional>
+#include <string>
+#include <vector>
+
+#include "plans/run_events.h"
+
+namespace cutpilot::cli {
+
+// What `cutpilot run` was asked to do, plus the hooks a view on another thread uses.
+struct RunOptions {
+  std::string plan_path;
+  bool headless = false;
+  bool json = false;
+  std::vector<std::string> approve;
+  bool approve_all = false;
+  bool resume = false;
+  std::string state_dir;  // the run's directory; "" for the default (or, resuming, the latest)
+  bool end_on_failure = false;  // a failed step ends the run instead of waiting for the operator
+  // A view's hooks (the TUI): events go to sink instead of the printer; wake_fd is
+  // readable when take_commands has commands; should_leave says the view is gone.
+  plans::EventSink sink;
+  int wake_fd = -1;
+  std::function<std::vector<plans::Command>()> take_commands;
+  std::function<bool()> should_leave;
+};
+
+// Reads `cutpilot run` arguments; kOk, or kUsage after printing what is wrong.
+int parse_run_options(const std::vector<std::string>& args, RunOptions& options);
+
+// Runs (or resumes) the plan; the exit code per DESIGN.md (0, 1, 3).
+int run_plan(const RunOptions& options);
+
+// Where runs keep their state by default: $XDG_STATE_HOME/cutpilot or ~/.local/state/cutpilot.
+std::string default_state_root();
+
+// The directory name for a plan's runs: the plan file's name without its extension.
+std::string plan_slug(const std::string& plan_path);
+
+}  // namespace cutpilot::cli

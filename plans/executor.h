@@ -1,0 +1,200 @@
+// The executor: runs a plan's step graph on the agents, one decision at a time.
+//
+// It never touches the network itself. Jobs go out through a JobPort (the cockpit
+// wires it to the SSH fleet), their events come back through on_job(), operator
+// commands through command(), and the caller's loop calls tick() for timers. Every
+// state change is journalled (fsynced) before anything acts on it, so a cockpit that
+// dies at any moment resumes without losing or repeating work: a job is journalled
+// before it is started and, on resume, started again under the same id — which the
+// agent answers by following the job it already has.
+#pragma once
+
+#include <chrono>
+#include <cstdint>
+#include <map>
+#include <optional>
+#include <set>
+#include <string>
+#include <vector>
+
+#include <nlohmann/json.hpp>
+
+#include "plans/downtime.h"
+#include "plans/job_spec.h"
+#include "plans/journal.h"
+#include "plans/plan.h"
+#include "plans/run_events.h"
+#include "plans/step.h"
+
+namespace cutpilot::plans {
+
+// The executor's clock.
+using RunClock = std::chrono::steady_clock;
+
+// How a run behaves.
+struct ExecutorOptions {
+  std::string run_id;
+  std::set<std::string> approve;  // --approve STEP: approved up front
+  bool approve_all = false;       // --approve-all (counts as typing every confirm text)
+  std::string operator_name;      // user@host, for approvals given on the command line
+  size_t max_parallel = 8;        // steps running at once
+  // A failed step ends the run (once nothing else runs) instead of waiting for the
+  // operator's retry, skip or abort: for runs nobody is watching.
+  bool end_on_failure = false;
+  std::chrono::milliseconds retry_backoff{2000};  // doubled per retry, at most 30 s
+};
+
+// Something a job the executor started reported.
+struct JobUpdate {
+  enum class Kind { kStarted, kProgress, kLog, kHealth, kFinished };
+  Kind kind = Kind::kLog;
+  bool existing = false;   // kStarted: the agent already had this job (re-attached)
+  ProgressEvent progress;  // kProgress (step and host filled in by the executor)
+  std::string stream;      // kLog
+  std::string line;        // kLog
+  std::string target;      // kHealth
+  std::string status;      // kHealth
+  // kFinished: "succeeded", "failed", "cancelled" or "timed-out", the exit code, the
+  // error text and the job's result JSON ("" when none).
+  std::string state;
+  int exit_code = 0;
+  std::string error;
+  std::string result;
+};
+
+// Where the executor's jobs go: the cockpit's fleet, or a fake in tests.
+class JobPort {
+ public:
+  virtual ~JobPort() = default;
+  // Starts (or, for an id the agent already has, re-attaches to) a job on host.
+  virtual void start(const std::string& host, const std::string& job_id, const JobSpec& job) = 0;
+  // Asks the job's agent to cancel it.
+  virtual void cancel(const std::string& job_id) = 0;
+  // Tells the agent the job's result is journalled (its spool may go).
+  virtual void acknowledge(const std::string& job_id) = 0;
+  // How jobs on other hosts reach host (its verified key); nullopt until it is connected.
+  virtual std::optional<PeerAccess> peer_access(std::string_view host) = 0;
+};
+
+// Runs one plan.
+class Executor {
+ public:
+  Executor(const Plan& plan, ExecutorOptions options, JobPort& port, Journal& journal,
+           EventSink sink, EnvLookup secrets);
+
+  // Begins a new run: journals its start and approvals from the options.
+  bool begin(RunClock::time_point now, std::string& error);
+  // Continues the run a journal describes; refuses (error set) when the plan changed in a
+  // step that is not pending any more, naming the steps.
+  bool resume(const JournalState& state, RunClock::time_point now, std::string& error);
+  // Starts whatever can start, fires timers; call after every batch of updates.
+  void tick(RunClock::time_point now);
+  // Takes one update of a job this executor started.
+  void on_job(const std::string& job_id, const JobUpdate& update, RunClock::time_point now);
+  // A host's link changed (ready, lost, failed...): shown, and a failed host fails its steps.
+  void on_host(const std::string& host, const std::string& state, const std::string& error,
+               RunClock::time_point now);
+  // An operator command; returns "" when accepted, else why not (for the control socket).
+  std::string command(const Command& command, RunClock::time_point now);
+  // When tick() next has something to do (nullopt: only an update can change anything).
+  std::optional<RunClock::time_point> next_timer() const;
+  // True once the run has ended (its RunEvent sent).
+  bool ended() const { return ended_.has_value(); }
+  // The process exit code for the run: 0 succeeded, 1 failed, 3 aborted.
+  int exit_code() const;
+  // The run as `cutpilot status` shows it.
+  nlohmann::json status(RunClock::time_point now) const;
+  // The journal failed: the run stopped starting anything (the error says why).
+  const std::string& fatal() const { return fatal_; }
+
+ private:
+  struct HostJob {
+    std::string host;
+    std::string job_id;
+    bool done = false;
+    bool ok = false;
+    std::string result;
+    bool reattach = false;  // journalled by an earlier cockpit; not yet asked for again
+  };
+  struct StepRun {
+    const Step* step = nullptr;
+    StepState state = StepState::kPending;
+    uint32_t attempt = 0;
+    uint32_t round = 0;  // hot pre-sync rounds
+    bool approved = false;
+    std::string detail;
+    std::vector<HostJob> jobs;  // the current attempt's (or rollback's) jobs
+    std::vector<std::string> results;
+    bool rolling_back = false;
+    std::optional<RunClock::time_point> retry_at;
+    std::optional<RunClock::time_point> wait_until;
+    RunClock::time_point started{};
+    double seconds = 0;  // how long the last attempt took
+  };
+  struct PeerSetup {
+    PeerLink link;
+    enum class Stage {
+      kNone,
+      kKeygen,
+      kAuthorize,
+      kReady,
+      kFailed,
+      kRevoke,
+      kDone
+    } stage = Stage::kNone;
+    std::string job_id;
+    std::string error;
+  };
+
+  StepRun* find(std::string_view id);
+  const StepRun* find(std::string_view id) const;
+  void set_state(StepRun& run, StepState state, std::string detail, bool journal = true);
+  bool journal(nlohmann::json record);
+  bool ready_to_start(const StepRun& run) const;
+  // The id of an optional step run needs that failed, or nullptr.
+  const std::string* failed_optional_need(const StepRun& run) const;
+  bool links_ready(StepRun& run, RunClock::time_point now);
+  void start_step(StepRun& run, RunClock::time_point now);
+  // Asks again for the jobs an earlier cockpit started, once their hosts' keys are known.
+  void reattach(StepRun& run, RunClock::time_point now);
+  bool start_jobs(StepRun& run, const Action& action, bool rollback);
+  void finish_job(StepRun& run, HostJob& job, const JobUpdate& update, RunClock::time_point now);
+  void step_jobs_done(StepRun& run, RunClock::time_point now);
+  void on_peer_job(PeerSetup& setup, const JobUpdate& update);
+  void advance_peer(PeerSetup& setup);
+  void start_peer_job(PeerSetup& setup, const std::string& host, const std::string& action,
+                      const std::string& key);
+  void start_abort(RunClock::time_point now);
+  void next_rollback(RunClock::time_point now);
+  void teardown_or_end(RunClock::time_point now);
+  void end_run(const std::string& state, RunClock::time_point now);
+  void update_prediction();
+  // Journals and audits an operator's approve, skip, retry or abort.
+  void operator_did(const std::string& verb, const std::string& step, const std::string& by);
+  void log(const std::string& step, const std::string& host, const std::string& line);
+  std::string job_id(const StepRun& run, const std::string& host, bool rollback) const;
+
+  const Plan& plan_;
+  ExecutorOptions options_;
+  JobPort& port_;
+  Journal& journal_;
+  EventSink sink_;
+  JobContext context_;
+  std::vector<StepRun> runs_;                    // in plan order
+  std::map<std::string, std::string> job_step_;  // job id → step id (step jobs)
+  std::map<std::string, uint64_t> shown_bytes_;  // job id → the most progress shown
+  std::vector<PeerSetup> peers_;
+  std::map<std::string, size_t> peer_jobs_;  // job id → index in peers_
+  std::vector<std::string> completed_;       // step ids in the order they succeeded
+  bool aborting_ = false;
+  bool tearing_down_ = false;
+  bool resumed_ = false;   // links made by an earlier cockpit are torn down too
+  std::string end_state_;  // what the run ends as once torn down
+  std::optional<std::string> ended_;
+  std::string fatal_;
+  RunClock::time_point begun_{};
+  DowntimeClock downtime_;
+  std::map<std::string, std::string> host_state_;
+};
+
+}  // namespace cutpilot::plans

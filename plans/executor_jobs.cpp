@@ -1,0 +1,495 @@
+// The executor's side of agent jobs: starting them, their updates, the run's peer keys,
+// abort and rollback, and the end of the run.
+#include <algorithm>
+#include <chrono>
+
+#include "plans/executor.h"
+
+namespace cutpilot::plans {
+namespace {
+
+nlohmann::json parsed(const std::string& text) {
+  if (text.empty()) return nullptr;
+  auto json = nlohmann::json::parse(text, nullptr, false);
+  return json.is_discarded() ? nlohmann::json(text) : json;
+}
+
+std::string peer_spec(const std::string& action, const std::string& run_key,
+                      const std::string& public_key = "",
+                      const std::vector<std::string>& permit_open = {}) {
+  nlohmann::json spec = {{"action", action}, {"name", run_key}};
+  if (action == "authorize") {
+    spec["public_key"] = public_key;
+    if (!permit_open.empty()) spec["permit_open"] = permit_open;
+  }
+  return spec.dump();
+}
+
+}  // namespace
+
+bool Executor::start_jobs(StepRun& run, const Action& action, bool rollback) {
+  std::vector<std::pair<std::string, JobSpec>> jobs;
+  for (const auto& host : run.step->on) {
+    const Translation t = job_for(plan_, *run.step, action, host, context_);
+    if (!t.ok() || !t.job) {
+      set_state(run, StepState::kFailed, t.ok() ? "no job for " + host : t.error);
+      return false;
+    }
+    jobs.emplace_back(host, *t.job);
+  }
+  for (auto& [host, job] : jobs) {
+    const std::string id = job_id(run, host, rollback);
+    // Journalled before it goes out: a cockpit that dies now re-attaches to it by id.
+    if (!journal({{"r", "job"},
+                  {"step", run.step->id},
+                  {"host", host},
+                  {"job", id},
+                  {"kind", job.kind},
+                  {"spec", parsed(job.redacted)},
+                  {"rollback", rollback}}))
+      return false;
+    job_step_[id] = run.step->id;
+    run.jobs.push_back(HostJob{host, id});
+    port_.start(host, id, job);
+  }
+  return true;
+}
+
+void Executor::on_job(const std::string& id, const JobUpdate& update, RunClock::time_point now) {
+  if (const auto peer = peer_jobs_.find(id); peer != peer_jobs_.end()) {
+    on_peer_job(peers_[peer->second], update);
+    return;
+  }
+  const auto owner = job_step_.find(id);
+  if (owner == job_step_.end()) return;
+  StepRun* run = find(owner->second);
+  if (!run) return;
+  const auto job = std::find_if(run->jobs.begin(), run->jobs.end(),
+                                [&](const HostJob& j) { return j.job_id == id; });
+  if (job == run->jobs.end() || job->done) return;  // an older attempt's late words
+  const std::string& step = run->step->id;
+  switch (update.kind) {
+    case JobUpdate::Kind::kStarted:
+      if (update.existing)
+        log(step, job->host,
+            "re-attached to job " + id + " (already on the agent; not started again)");
+      break;
+    case JobUpdate::Kind::kProgress: {
+      // Never backwards: a re-attached job replays its log from the start.
+      uint64_t& shown = shown_bytes_[id];
+      if (update.progress.bytes < shown) break;
+      shown = update.progress.bytes;
+      ProgressEvent p = update.progress;
+      p.step = step;
+      p.host = job->host;
+      if (p.total && p.rate > 0 && *p.total >= p.bytes)
+        p.eta_s = static_cast<double>(*p.total - p.bytes) / p.rate;
+      sink_(p);
+      break;
+    }
+    case JobUpdate::Kind::kLog:
+      sink_(LogEvent{step, job->host, update.stream, update.line});
+      break;
+    case JobUpdate::Kind::kHealth:
+      sink_(HealthEvent{step, job->host, update.target, update.status});
+      break;
+    case JobUpdate::Kind::kFinished:
+      finish_job(*run, *job, update, now);
+      break;
+  }
+}
+
+void Executor::finish_job(StepRun& run, HostJob& job, const JobUpdate& update,
+                          RunClock::time_point now) {
+  job.done = true;
+  job.ok = update.state == "succeeded";
+  job.result = update.result;
+  journal({{"r", "done"},
+           {"job", job.job_id},
+           {"step", run.step->id},
+           {"host", job.host},
+           {"state", update.state},
+           {"exit", update.exit_code},
+           {"error", update.error},
+           {"result", parsed(update.result)}});
+  if (!job.ok)
+    log(run.step->id, job.host,
+        update.state + (update.error.empty() ? "" : ": " + update.error) +
+            (update.exit_code ? " (exit code " + std::to_string(update.exit_code) + ")" : ""));
+  port_.acknowledge(job.job_id);
+  if (std::all_of(run.jobs.begin(), run.jobs.end(), [](const HostJob& j) { return j.done; }))
+    step_jobs_done(run, now);
+}
+
+void Executor::step_jobs_done(StepRun& run, RunClock::time_point now) {
+  const bool ok =
+      std::all_of(run.jobs.begin(), run.jobs.end(), [](const HostJob& j) { return j.ok; });
+  std::string why;
+  for (const auto& j : run.jobs)
+    if (!j.ok) why += (why.empty() ? "failed on " : ", ") + j.host;
+  if (run.rolling_back) {
+    run.rolling_back = false;
+    if (ok) {
+      set_state(run, StepState::kRolledBack, "");
+    } else {
+      set_state(run, StepState::kFailed, "rollback " + why);
+      log(run.step->id, "",
+          "rollback of " + run.step->id + " " + why +
+              "; the remaining rollbacks are not run (check by hand)");
+      end_state_ = "aborted";
+      teardown_or_end(now);
+    }
+    return;
+  }
+  run.results.clear();
+  for (const auto& j : run.jobs)
+    run.results.push_back(j.result);
+  if (aborting_) {
+    // Interrupted by the abort: whatever it did is rolled back with the rest when it succeeded.
+    if (ok) completed_.push_back(run.step->id);
+    set_state(run, ok ? StepState::kSucceeded : StepState::kFailed, ok ? "" : "cancelled by abort");
+    return;
+  }
+  const auto* sync = std::get_if<SyncAction>(&run.step->action);
+  if (ok && sync && sync->until_below_bytes && run.round + 1 < sync->max_rounds) {
+    uint64_t moved = 0;
+    for (const auto& j : run.jobs) {
+      const auto json = nlohmann::json::parse(j.result, nullptr, false);
+      if (json.is_object() && json.contains("bytes") && json["bytes"].is_number_unsigned())
+        moved = std::max(moved, json["bytes"].get<uint64_t>());
+    }
+    if (moved >= *sync->until_below_bytes) {
+      ++run.round;
+      log(run.step->id, "",
+          "round " + std::to_string(run.round) + " moved " + std::to_string(moved) +
+              " bytes (not below " + std::to_string(*sync->until_below_bytes) + "): another round");
+      run.jobs.clear();
+      set_state(run, StepState::kRunning, "round " + std::to_string(run.round + 1));
+      start_jobs(run, run.step->action, false);
+      return;
+    }
+  }
+  run.seconds = std::chrono::duration<double>(now - run.started).count();
+  if (ok) {
+    completed_.push_back(run.step->id);
+    set_state(run, StepState::kSucceeded, "");
+    if (run.step->downtime == Downtime::kEnd && downtime_.started() && !downtime_.ended()) {
+      downtime_.end(unix_now());
+      const DowntimeEvent e = downtime_.event("ended", unix_now());
+      journal({{"r", "downtime"}, {"state", "ended"}, {"seconds", e.seconds}});
+      sink_(e);
+    }
+    update_prediction();
+    return;
+  }
+  if (run.attempt <= run.step->retries) {
+    const auto backoff = std::min<std::chrono::milliseconds>(
+        options_.retry_backoff * (1 << std::min<uint32_t>(run.attempt - 1, 5)),
+        std::chrono::seconds(30));
+    run.retry_at = now + backoff;
+    set_state(run, StepState::kRunning,
+              "attempt " + std::to_string(run.attempt) + " " + why + "; retry " +
+                  std::to_string(run.attempt) + "/" + std::to_string(run.step->retries) + " in " +
+                  format_seconds(std::chrono::duration<double>(backoff).count()));
+    return;
+  }
+  set_state(run, StepState::kFailed, why);
+}
+
+bool Executor::links_ready(StepRun& run, RunClock::time_point) {
+  bool ready = true;
+  for (const auto& link : peer_links_of(plan_, *run.step, false)) {
+    auto setup = std::find_if(peers_.begin(), peers_.end(), [&](const PeerSetup& s) {
+      return s.link.host == link.host && s.link.peer == link.peer;
+    });
+    if (setup == peers_.end()) continue;
+    if (setup->stage == PeerSetup::Stage::kNone) advance_peer(*setup);
+    if (setup->stage == PeerSetup::Stage::kFailed) {
+      set_state(run, StepState::kFailed, setup->error);
+      return false;
+    }
+    ready = ready && setup->stage == PeerSetup::Stage::kReady;
+  }
+  return ready;
+}
+
+void Executor::start_peer_job(PeerSetup& setup, const std::string& host, const std::string& action,
+                              const std::string& spec) {
+  setup.job_id =
+      options_.run_id + "/peer/" + setup.link.host + ">" + setup.link.peer + "/" + action;
+  peer_jobs_[setup.job_id] = static_cast<size_t>(&setup - peers_.data());
+  journal({{"r", "peer"}, {"host", host}, {"action", action}, {"job", setup.job_id}});
+  port_.start(host, setup.job_id, JobSpec{"peer", spec, spec});
+}
+
+void Executor::advance_peer(PeerSetup& setup) {
+  using Stage = PeerSetup::Stage;
+  if (setup.stage == Stage::kNone) {
+    setup.stage = Stage::kKeygen;
+    log("", setup.link.host, "making the run's migration key (to reach " + setup.link.peer + ")");
+    start_peer_job(setup, setup.link.host, "keygen", peer_spec("keygen", options_.run_id));
+  }
+}
+
+void Executor::on_peer_job(PeerSetup& setup, const JobUpdate& update) {
+  using Stage = PeerSetup::Stage;
+  if (update.kind != JobUpdate::Kind::kFinished) return;
+  port_.acknowledge(setup.job_id);
+  const bool ok = update.state == "succeeded";
+  if (setup.stage == Stage::kKeygen) {
+    const auto json = nlohmann::json::parse(update.result, nullptr, false);
+    const std::string key =
+        json.is_object() && json.contains("public_key") && json["public_key"].is_string()
+            ? json["public_key"].get<std::string>()
+            : "";
+    if (!ok || key.empty()) {
+      setup.stage = Stage::kFailed;
+      setup.error = setup.link.host + ": cannot make the migration key: " + update.error;
+      return;
+    }
+    setup.stage = Stage::kAuthorize;
+    start_peer_job(setup, setup.link.peer, "authorize",
+                   peer_spec("authorize", options_.run_id, key, setup.link.permit_open));
+  } else if (setup.stage == Stage::kAuthorize) {
+    setup.stage = ok ? Stage::kReady : Stage::kFailed;
+    if (!ok)
+      setup.error = setup.link.peer + ": cannot authorise " + setup.link.host +
+                    "'s migration key: " + update.error;
+    else
+      log("", setup.link.peer, setup.link.host + " may now reach this host for the run");
+  } else if (setup.stage == Stage::kRevoke) {
+    if (!ok) log("", setup.link.peer, "revoking the migration key failed: " + update.error);
+    setup.stage = Stage::kDone;
+    start_peer_job(setup, setup.link.host, "forget", peer_spec("forget", options_.run_id));
+    setup.stage = Stage::kDone;
+  } else if (setup.stage == Stage::kDone) {
+    if (!ok) log("", setup.link.host, "deleting the migration key failed: " + update.error);
+    setup.job_id.clear();
+  }
+}
+
+void Executor::operator_did(const std::string& verb, const std::string& step,
+                            const std::string& by) {
+  journal({{"r", verb}, {"step", step}, {"by", by}});
+  if (!journal_.audit(verb, step, by, plan_.sha256, options_.run_id))
+    log("", "", "warning: " + journal_.error());
+}
+
+std::string Executor::command(const Command& command, RunClock::time_point now) {
+  if (ended_) return "the run has ended (" + *ended_ + ")";
+  const char* verb = command_name(command.kind);
+  auto audit = [&](const std::string& step) { operator_did(verb, step, command.by); };
+  if (command.kind == CommandKind::kAbort) {
+    if (aborting_) return "already aborting";
+    audit("");
+    start_abort(now);
+    return "";
+  }
+  StepRun* run = find(command.step);
+  if (!run) return "the plan has no step \"" + command.step + "\"";
+  const std::string is = std::string(" (it is ") + state_name(run->state) + ")";
+  switch (command.kind) {
+    case CommandKind::kApprove:
+      if (run->step->gate != Gate::kApprove) return command.step + " has no gate";
+      if (run->approved) return command.step + " is already approved";
+      if (run->state != StepState::kPending && run->state != StepState::kAwaitingApproval)
+        return command.step + " is not waiting for approval" + is;
+      if (run->step->confirm && command.confirm != *run->step->confirm)
+        return command.step + " needs its confirmation text typed exactly: " + *run->step->confirm;
+      run->approved = true;
+      audit(command.step);
+      log(command.step, "", "approved by " + command.by);
+      if (run->state == StepState::kAwaitingApproval)
+        set_state(*run, StepState::kPending, "approved");
+      break;
+    case CommandKind::kSkip:
+      if (run->state == StepState::kRunning ||
+          (is_settled(run->state) && run->state != StepState::kFailed))
+        return command.step + " cannot be skipped" + is;
+      audit(command.step);
+      set_state(*run, StepState::kSkipped, "skipped by " + command.by);
+      break;
+    case CommandKind::kRetry:
+      if (run->state != StepState::kFailed) return command.step + " has not failed" + is;
+      audit(command.step);
+      set_state(*run, StepState::kPending, "retry asked by " + command.by);
+      break;
+    case CommandKind::kAbort:
+      break;
+  }
+  tick(now);
+  return "";
+}
+
+void Executor::start_abort(RunClock::time_point now) {
+  aborting_ = true;
+  journal({{"r", "abort"}});
+  log("", "", "aborting: running steps are cancelled, then completed steps are rolled back");
+  for (auto& run : runs_) {
+    // A rollback re-attached by a resumed abort is the abort's own work: never cancelled.
+    if (run.state != StepState::kRunning || run.rolling_back) continue;
+    const bool retry_wait = run.retry_at.has_value();
+    run.retry_at.reset();
+    if (run.wait_until || retry_wait || run.jobs.empty()) {
+      run.wait_until.reset();
+      set_state(run, StepState::kFailed, "cancelled by abort");
+      continue;
+    }
+    for (const auto& job : run.jobs)
+      if (!job.done) port_.cancel(job.job_id);
+  }
+  tick(now);
+}
+
+void Executor::next_rollback(RunClock::time_point now) {
+  if (tearing_down_ || ended_) return;
+  while (!completed_.empty()) {
+    StepRun* run = find(completed_.back());
+    completed_.pop_back();
+    if (!run || run->state != StepState::kSucceeded) continue;
+    if (run->step->point_of_no_return) {
+      log(run->step->id, "", "point of no return: the steps before it are not rolled back");
+      completed_.clear();
+      break;
+    }
+    if (!run->step->rollback) {
+      log(run->step->id, "", "no rollback for " + run->step->id + "; it stays done");
+      continue;
+    }
+    run->rolling_back = true;
+    run->jobs.clear();
+    run->started = now;
+    set_state(*run, StepState::kRunning, "rolling back");
+    if (const auto* wait = std::get_if<WaitAction>(&*run->step->rollback)) {
+      run->wait_until = now + wait->duration;
+      return;
+    }
+    if (start_jobs(*run, *run->step->rollback, true)) return;
+    run->rolling_back = false;
+  }
+  end_state_ = "aborted";
+  teardown_or_end(now);
+}
+
+void Executor::teardown_or_end(RunClock::time_point now) {
+  using Stage = PeerSetup::Stage;
+  if (!tearing_down_) {
+    tearing_down_ = true;
+    for (auto& setup : peers_) {
+      // An earlier cockpit of this run may have made any link: revoking is idempotent.
+      const bool made = setup.stage != Stage::kNone && setup.stage != Stage::kKeygen;
+      if (!made && !resumed_) continue;
+      if (host_state_[setup.link.peer] == "failed" || host_state_[setup.link.host] == "failed") {
+        log("", setup.link.peer,
+            "cannot revoke " + setup.link.host +
+                "'s migration key: the host is unreachable; remove the "
+                "authorized_keys line marked cutpilot-migration:" +
+                options_.run_id + " by hand");
+        continue;
+      }
+      setup.stage = Stage::kRevoke;
+      start_peer_job(setup, setup.link.peer, "revoke", peer_spec("revoke", options_.run_id));
+    }
+  }
+  const bool pending = std::any_of(peers_.begin(), peers_.end(), [](const PeerSetup& s) {
+    return (s.stage == Stage::kRevoke || s.stage == Stage::kDone) && !s.job_id.empty();
+  });
+  if (!pending) end_run(end_state_, now);
+}
+
+void Executor::end_run(const std::string& state, RunClock::time_point now) {
+  if (ended_) return;
+  ended_ = state;
+  const double seconds = std::chrono::duration<double>(now - begun_).count();
+  journal({{"r", "end"}, {"state", state}, {"seconds", seconds}});
+  if (downtime_.started() && !downtime_.ended() && state != "succeeded")
+    log("", "",
+        "the downtime window never ended: " + format_seconds(downtime_.elapsed(unix_now())) +
+            " so far");
+  if (downtime_.ended() && downtime_.predicted())
+    log("", "",
+        "downtime " + format_seconds(downtime_.elapsed(unix_now())) + ", predicted " +
+            format_seconds(*downtime_.predicted()));
+  sink_(RunEvent{state, seconds});
+}
+
+void Executor::on_host(const std::string& host, const std::string& state, const std::string& error,
+                       RunClock::time_point now) {
+  host_state_[host] = state;
+  sink_(HostEvent{host, state, error});
+  if (state != "failed") return;
+  for (auto& setup : peers_) {
+    if (setup.job_id.empty()) continue;
+    const bool on_it =
+        (setup.stage == PeerSetup::Stage::kRevoke || setup.stage == PeerSetup::Stage::kAuthorize)
+            ? setup.link.peer == host
+            : setup.link.host == host;
+    if (!on_it) continue;
+    if (setup.stage == PeerSetup::Stage::kKeygen || setup.stage == PeerSetup::Stage::kAuthorize) {
+      setup.stage = PeerSetup::Stage::kFailed;
+      setup.error = host + " is unreachable: " + error;
+    } else {
+      log("", host, "the migration key could not be removed: the host is unreachable");
+    }
+    setup.job_id.clear();
+  }
+  for (auto& run : runs_) {
+    if (run.state != StepState::kRunning) continue;
+    for (auto& job : run.jobs)
+      if (job.host == host && !job.done) {
+        JobUpdate lost;
+        lost.kind = JobUpdate::Kind::kFinished;
+        lost.state = "failed";
+        lost.error = host + " is unreachable: " + error +
+                     " (its job may still be running there; check before a retry)";
+        finish_job(run, job, lost, now);
+        break;
+      }
+  }
+}
+
+void Executor::update_prediction() {
+  if (downtime_.started()) return;
+  const auto window = downtime_window(plan_);
+  if (window.empty()) return;
+  std::vector<StepHistory> history;
+  for (const auto& run : runs_)
+    if (run.state == StepState::kSucceeded) history.push_back(StepHistory{run.step, run.results});
+  const auto predicted = predict_downtime(window, history);
+  if (!predicted || predicted == downtime_.predicted()) return;
+  downtime_.set_predicted(predicted);
+  sink_(downtime_.event("predicted", unix_now()));
+  if (plan_.settings.downtime_budget &&
+      *predicted > static_cast<double>(plan_.settings.downtime_budget->count()))
+    log("", "",
+        "warning: predicted downtime " + format_seconds(*predicted) + " exceeds the budget " +
+            format_seconds(static_cast<double>(plan_.settings.downtime_budget->count())));
+}
+
+nlohmann::json Executor::status(RunClock::time_point now) const {
+  nlohmann::json steps = nlohmann::json::array();
+  nlohmann::json awaiting = nlohmann::json::array();
+  for (const auto& run : runs_) {
+    steps.push_back({{"step", run.step->id},
+                     {"phase", run.step->phase},
+                     {"state", state_name(run.state)},
+                     {"detail", run.detail},
+                     {"attempt", run.attempt}});
+    if (run.state == StepState::kAwaitingApproval) awaiting.push_back(run.step->id);
+  }
+  nlohmann::json downtime = {{"started", downtime_.started()},
+                             {"ended", downtime_.ended()},
+                             {"seconds", downtime_.elapsed(unix_now())}};
+  if (downtime_.predicted()) downtime["predicted_s"] = *downtime_.predicted();
+  return {{"run", options_.run_id},
+          {"plan", plan_.settings.name},
+          {"state", ended_      ? *ended_
+                    : aborting_ ? "aborting"
+                                : "running"},
+          {"seconds", std::chrono::duration<double>(now - begun_).count()},
+          {"steps", steps},
+          {"awaiting_approval", awaiting},
+          {"downtime", downtime}};
+}
+
+}  // namespace cutpilot::plans

@@ -1,0 +1,342 @@
+// The db action kind: a database dump piped into a restore, or who is still connected.
+#include "plans/kinds.h"
+
+namespace cutpilot::plans {
+namespace {
+
+using Json = nlohmann::json;
+
+// The most parallel dump and restore jobs (agents/db_job.cpp).
+constexpr int64_t kMaxJobs = 32;
+
+constexpr std::string_view kEngines[] = {"postgres", "mariadb"};
+constexpr std::string_view kDbOps[] = {"copy", "connections"};
+constexpr std::string_view kFormats[] = {"plain", "custom"};
+
+// Where an endpoint's fields are read into, with where it was written.
+struct EndpointRead : DbEndpoint {
+  std::optional<Located> host_at;  // where the host was named
+  bool has_database = false;
+};
+
+bool valid_env_name(std::string_view name) {
+  if (name.empty() || (name[0] >= '0' && name[0] <= '9')) return false;
+  for (char c : name)
+    if (!((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '_'))
+      return false;
+  return true;
+}
+
+constexpr FieldSpec<EndpointRead> kEndpointFields[] = {
+    {"host",
+     [](Reader& r, const Entry& e, EndpointRead& x) {
+       auto v = r.string(e);
+       if (!v) return;
+       x.host_at = Located{*v, r.source().pos_of(e.value)};
+       x.host = std::move(*v);
+     }},
+    {"address", read_text<EndpointRead, &DbEndpoint::address>},
+    {"port",
+     [](Reader& r, const Entry& e, EndpointRead& x) {
+       if (auto v = r.integer(e, 1, 65535)) x.port = static_cast<uint16_t>(*v);
+     }},
+    {"socket", read_text<EndpointRead, &DbEndpoint::socket>},
+    {"database",
+     [](Reader& r, const Entry& e, EndpointRead& x) {
+       x.has_database = true;
+       if (auto v = r.string(e)) x.database = std::move(*v);
+     }},
+    {"user", read_text<EndpointRead, &DbEndpoint::user>},
+    {"password_env",
+     [](Reader& r, const Entry& e, EndpointRead& x) {
+       auto v = r.string(e);
+       if (!v) return;
+       if (!valid_env_name(*v)) {
+         r.value_error(
+             e, "must name an environment variable (letters, digits and '_'), not " + quote(*v));
+         return;
+       }
+       // The value is read when the step runs; say now if it is missing.
+       if (!r.expander().expand("${env:" + *v + "}").ok())
+         r.warning(r.source().pos_of(e.value), "'password_env' in " + std::string(e.section) +
+                                                   ": environment variable " + quote(*v) +
+                                                   " is not set (the step fails without it)");
+       x.password_env = std::move(*v);
+     }},
+    {"bin_dir", read_text<EndpointRead, &DbEndpoint::bin_dir>},
+};
+
+// A db table as read: the action and its endpoints' tables.
+struct DbRead : DbAction {
+  // The endpoint tables, read once the engine and action are known.
+  const toml::value* from_table = nullptr;
+  const toml::value* to_table = nullptr;
+  const toml::value* db_table = nullptr;
+  bool has_engine = false, has_max = false;
+};
+
+constexpr FieldSpec<DbRead> kDbFields[] = {
+    {"engine",
+     [](Reader& r, const Entry& e, DbRead& x) {
+       x.has_engine = true;
+       if (auto v = r.choice(e, kEngines))
+         x.engine = *v == "postgres" ? DbEngine::kPostgres : DbEngine::kMariadb;
+     }},
+    {"action",
+     [](Reader& r, const Entry& e, DbRead& x) {
+       if (auto v = r.choice(e, kDbOps)) x.op = *v == "copy" ? DbOp::kCopy : DbOp::kConnections;
+     }},
+    {"from", [](Reader&, const Entry& e, DbRead& x) { x.from_table = &e.value; }},
+    {"to", [](Reader&, const Entry& e, DbRead& x) { x.to_table = &e.value; }},
+    {"db", [](Reader&, const Entry& e, DbRead& x) { x.db_table = &e.value; }},
+    {"max",
+     [](Reader& r, const Entry& e, DbRead& x) {
+       x.has_max = true;
+       if (auto v = r.integer(e, 0, 1'000'000)) x.max = static_cast<uint64_t>(*v);
+     }},
+    {"format",
+     [](Reader& r, const Entry& e, DbRead& x) {
+       if (auto v = r.choice(e, kFormats)) x.format = *v;
+     }},
+    {"create", read_flag<DbRead, &DbAction::create>},
+    {"drop", read_flag<DbRead, &DbAction::drop>},
+    {"schema_only", read_flag<DbRead, &DbAction::schema_only>},
+    {"no_owner", read_flag<DbRead, &DbAction::no_owner>},
+    {"no_privileges", read_flag<DbRead, &DbAction::no_privileges>},
+    {"verify", read_flag<DbRead, &DbAction::verify>},
+    {"direct", read_flag<DbRead, &DbAction::direct>},
+    {"exclude_tables",
+     [](Reader& r, const Entry& e, DbRead& x) {
+       if (auto v = r.strings(e, /*single=*/true, /*allow_empty=*/true)) x.exclude_tables = *v;
+     }},
+    {"jobs",
+     [](Reader& r, const Entry& e, DbRead& x) {
+       if (auto v = r.integer(e, 1, kMaxJobs)) x.jobs = static_cast<uint32_t>(*v);
+     }},
+    {"timeout", read_time<DbRead, &DbAction::timeout>},
+};
+
+// Reads one endpoint table (`from`, `to` or `db`) and records the host it names.
+void read_endpoint(ActionInput& input, const toml::value& table, std::string_view key, HostUse use,
+                   DbEndpoint& out) {
+  Reader& reader = input.reader;
+  const std::string section = quote(key) + " in " + input.section;
+  if (!table.is_table()) {
+    reader.error(reader.source().pos_of(table),
+                 section + " must be a table: { host = \"HOST\", database = \"NAME\", ... }");
+    return;
+  }
+  EndpointRead read;
+  read.pos = reader.source().pos_of(table);
+  read_fields<EndpointRead>(reader, table, section, kEndpointFields, read);
+  if (!read.has_database) reader.error(read.pos, section + " needs 'database'");
+  if (read.host_at) input.hosts.push_back({*read.host_at, "'host' of " + section, use});
+  out = std::move(static_cast<DbEndpoint&>(read));
+}
+
+Json endpoint_json(const DbEndpoint& e, const std::optional<std::string>& address) {
+  Json j = {{"database", e.database}};
+  if (address) j["host"] = *address;
+  if (e.port) j["port"] = *e.port;
+  if (e.socket) j["socket"] = *e.socket;
+  if (e.user) j["user"] = *e.user;
+  if (e.bin_dir) j["bin_dir"] = *e.bin_dir;
+  return j;
+}
+
+// Puts the endpoint's password into spec (and "(hidden)" into redacted); false when unset.
+bool add_password(const DbEndpoint& e, const JobInput& input, Json& spec, Json& redacted,
+                  std::string& error) {
+  if (!e.password_env) return true;
+  const std::optional<std::string> password =
+      input.context.secrets ? input.context.secrets(*e.password_env) : std::nullopt;
+  if (!password) {
+    error = "environment variable " + quote(*e.password_env) + " (password_env of database " +
+            quote(e.database) + ") is not set";
+    return false;
+  }
+  spec["password"] = *password;
+  redacted["password"] = "(hidden)";
+  return true;
+}
+
+// The tools' words for one side, for `cutpilot plan` (the job builds its own).
+std::vector<std::string> connection_words(const DbAction& db, const DbEndpoint& e,
+                                          const std::optional<std::string>& address) {
+  std::vector<std::string> words;
+  const bool pg = db.engine == DbEngine::kPostgres;
+  if (e.socket) words.push_back(pg ? "-h" : "--socket=" + *e.socket);
+  if (e.socket && pg) words.push_back(*e.socket);
+  if (address && !e.socket) words.insert(words.end(), {"-h", *address});
+  if (e.port) words.insert(words.end(), {pg ? "-p" : "-P", std::to_string(*e.port)});
+  if (e.user) words.insert(words.end(), {pg ? "-U" : "-u", *e.user});
+  return words;
+}
+
+std::string tool(const DbEndpoint& e, std::string_view name) {
+  return e.bin_dir ? *e.bin_dir + "/" + std::string(name) : std::string(name);
+}
+
+std::string password_prefix(const DbAction& db, const DbEndpoint& e) {
+  if (!e.password_env) return "";
+  return std::string(db.engine == DbEngine::kPostgres ? "PGPASSWORD" : "MYSQL_PWD") + "=$" +
+         *e.password_env + " ";
+}
+
+std::string dump_line(const DbAction& db, const std::optional<std::string>& address) {
+  const bool pg = db.engine == DbEngine::kPostgres;
+  std::vector<std::string> argv = {tool(db.from, pg ? "pg_dump" : "mysqldump")};
+  if (pg && db.jobs > 1) argv.insert(argv.end(), {"-Fd", "-j", std::to_string(db.jobs)});
+  if (pg && db.jobs == 1) argv.push_back(db.format == "custom" ? "-Fc" : "-Fp");
+  if (!pg) argv.insert(argv.end(), {"--single-transaction", "--routines", "--triggers"});
+  for (std::string& word : connection_words(db, db.from, address))
+    argv.push_back(std::move(word));
+  if (db.schema_only) argv.push_back(pg ? "--schema-only" : "--no-data");
+  if (db.no_owner && pg) argv.push_back("--no-owner");
+  if (db.no_privileges && pg) argv.push_back("--no-privileges");
+  for (const std::string& table : db.exclude_tables)
+    argv.push_back((pg ? "--exclude-table=" : "--ignore-table=") + table);
+  argv.push_back(db.from.database);
+  return password_prefix(db, db.from) + shell_join(argv);
+}
+
+std::string restore_line(const DbAction& db) {
+  const bool pg = db.engine == DbEngine::kPostgres;
+  std::vector<std::string> argv;
+  if (pg && (db.format == "custom" || db.jobs > 1)) {
+    argv = {tool(db.to, "pg_restore"), "--exit-on-error"};
+    if (db.jobs > 1)
+      argv.insert(argv.end(), {"-j", std::to_string(db.jobs)});
+    else
+      argv.push_back("--single-transaction");
+  } else if (pg) {
+    argv = {tool(db.to, "psql"), "-X", "-v", "ON_ERROR_STOP=1", "--single-transaction"};
+  } else {
+    argv = {tool(db.to, "mysql")};
+  }
+  for (std::string& word : connection_words(db, db.to, db.to.address))
+    argv.push_back(std::move(word));
+  if (pg) argv.push_back("-d");
+  argv.push_back(db.to.database);
+  return password_prefix(db, db.to) + shell_join(argv);
+}
+
+}  // namespace
+
+std::optional<Action> read_db_action(ActionInput& input) {
+  Reader& reader = input.reader;
+  const toml::value& table = input.entry.value;
+  const size_t before = reader.diagnostics().size();
+  DbRead read;
+  if (!read_action_table<DbRead>(input, kDbFields, read,
+                                 "{ engine = \"postgres\", from = { ... }, to = { ... } }"))
+    return std::nullopt;
+  DbAction& db = read;
+  const SourcePos at = reader.source().pos_of(table);
+  const auto refuse = [&](std::string_view message) {
+    reader.error(at, input.section + " " + std::string(message));
+  };
+  if (!read.has_engine) refuse("needs 'engine' (\"postgres\" or \"mariadb\")");
+  if (db.op == DbOp::kCopy) {
+    if (read.from_table) read_endpoint(input, *read.from_table, "from", HostUse::kOther, db.from);
+    if (read.to_table) read_endpoint(input, *read.to_table, "to", HostUse::kSelf, db.to);
+    if (!read.from_table || !read.to_table) refuse("copies a database: it needs 'from' and 'to'");
+    if (read.db_table || read.has_max)
+      refuse("copies a database: 'db' and 'max' are for connections");
+    if (db.engine == DbEngine::kMariadb && db.format == "custom")
+      refuse("uses format \"custom\", which is for postgres only");
+    if (db.engine == DbEngine::kMariadb && db.jobs > 1)
+      refuse("uses jobs above 1, which is for postgres only");
+    if (db.direct && read.from_table && !db.from.host)
+      refuse("is direct, so 'from' needs the 'host' whose server the tools reach");
+  } else {
+    if (read.db_table) read_endpoint(input, *read.db_table, "db", HostUse::kSelf, db.db);
+    if (!read.db_table) refuse("counts connections: it needs 'db' ({ database = \"NAME\" })");
+    if (read.from_table || read.to_table)
+      refuse("counts connections: 'from' and 'to' are for copy");
+  }
+  if (errors_since(reader, before)) return std::nullopt;
+  return Action(std::move(db));
+}
+
+std::optional<std::string> db_tunnel_target(const DbAction& db) {
+  if (db.op != DbOp::kCopy || db.jobs <= 1 || !db.from.host || db.direct) return std::nullopt;
+  return db.from.address.value_or("127.0.0.1") + ":" + std::to_string(db.from.port.value_or(5432));
+}
+
+Translation db_job(const DbAction& db, const JobInput& input) {
+  Json spec = {{"engine", db.engine == DbEngine::kPostgres ? "postgres" : "mariadb"}};
+  Json redacted;
+  std::string error;
+  if (db.op == DbOp::kConnections) {
+    spec["action"] = "connections";
+    Json of = endpoint_json(db.db, db.db.address);
+    Json hidden = of;
+    if (!add_password(db.db, input, of, hidden, error)) return job_error(input, error);
+    spec["db"] = of;
+    if (db.max) spec["max"] = *db.max;
+    redacted = spec;
+    redacted["db"] = hidden;
+    return {JobSpec{"db", spec.dump(), redacted.dump()}, ""};
+  }
+  spec["action"] = "copy";
+  std::optional<std::string> from_address = db.from.address;
+  if (db.from.host && db.direct && !from_address) {
+    const std::optional<PeerAccess> peer =
+        input.context.peer ? input.context.peer(*db.from.host) : std::nullopt;
+    const HostSpec* host = input.plan.find_host(*db.from.host);
+    from_address = peer ? peer->address : host ? default_peer_access(*host).address : "";
+  } else if (db.from.host && !db.direct) {
+    std::optional<Json> peer = peer_spec(*db.from.host, input, error);
+    if (!peer) return job_error(input, error);
+    spec["peer"] = std::move(*peer);
+  }
+  Json from = endpoint_json(db.from, from_address), to = endpoint_json(db.to, db.to.address);
+  Json hidden_from = from, hidden_to = to;
+  if (!add_password(db.from, input, from, hidden_from, error) ||
+      !add_password(db.to, input, to, hidden_to, error))
+    return job_error(input, error);
+  spec["from"] = from;
+  spec["to"] = to;
+  if (db.format != "plain") spec["format"] = db.format;
+  for (const auto& [key, on] : {std::pair{"create", db.create},
+                                {"drop", db.drop},
+                                {"schema_only", db.schema_only},
+                                {"no_owner", db.no_owner},
+                                {"no_privileges", db.no_privileges},
+                                {"direct", db.direct}})
+    if (on) spec[key] = true;
+  if (!db.verify) spec["verify"] = false;
+  if (!db.exclude_tables.empty()) spec["exclude_tables"] = db.exclude_tables;
+  if (db.jobs > 1) spec["jobs"] = db.jobs;
+  if (const uint64_t timeout = timeout_ms(db.timeout, input)) spec["timeout_ms"] = timeout;
+  redacted = spec;
+  redacted["from"] = hidden_from;
+  redacted["to"] = hidden_to;
+  return {JobSpec{"db", spec.dump(), redacted.dump()}, ""};
+}
+
+std::string describe_db(const DbAction& db, const DescribeInput& input) {
+  const std::string engine = db.engine == DbEngine::kPostgres ? "postgres" : "mariadb";
+  if (db.op == DbOp::kConnections)
+    return "count the clients connected to " + engine + " database " + quote(db.db.database) +
+           (db.max ? "; fail when more than " + std::to_string(*db.max) : "");
+  std::optional<std::string> from_address = db.from.address;
+  const HostSpec* source = db.from.host ? input.plan.find_host(*db.from.host) : nullptr;
+  if (source && db.direct && !from_address) from_address = default_peer_access(*source).address;
+  std::string dump = dump_line(db, from_address);
+  if (source && !db.direct) {
+    const PeerAccess peer = default_peer_access(*source);
+    dump = "ssh " + shell_quote((peer.user.empty() ? "" : peer.user + "@") + peer.address) +
+           (peer.port == 22 ? "" : " -p " + std::to_string(peer.port)) + " " + shell_quote(dump);
+  }
+  std::string line;
+  if (db.drop || db.create)
+    line += std::string(db.drop ? "drop" : "") + (db.drop && db.create ? " and " : "") +
+            (db.create ? "create" : "") + " " + quote(db.to.database) + ", then ";
+  line += dump + " | " + restore_line(db);
+  if (db.verify) line += "   (then compare row counts)";
+  return line;
+}
+
+}  // namespace cutpilot::plans

@@ -1,0 +1,209 @@
+// Reading [[steps]] tables: the step's own keys, its action (through the kinds table) and
+// its rollback.
+#include "plans/steps.h"
+
+#include "plans/step_read.h"
+
+namespace cutpilot::plans {
+namespace {
+
+constexpr std::string_view kGates[] = {"auto", "approve"};
+constexpr std::string_view kDowntimes[] = {"none", "start", "end"};
+// The phase of a first step that names none.
+constexpr std::string_view kDefaultPhase = "main";
+// Retries beyond this are a typo, not a plan.
+constexpr int64_t kMaxRetries = 100;
+
+const ActionKindSpec* find_kind(std::string_view key) {
+  for (const ActionKindSpec& kind : action_kinds())
+    if (kind.key == key) return &kind;
+  return nullptr;
+}
+
+// Reads one action entry (`exec = { ... }`) of a step or of its rollback.
+std::optional<Action> read_action_entry(Reader& reader, const Entry& entry, StepRead& x,
+                                        const std::string& where) {
+  ActionInput input{reader, entry, std::string(entry.key) + " of " + where, x.hosts};
+  return find_kind(entry.key)->read(input);
+}
+
+void read_action_field(Reader& r, const Entry& e, StepRead& x) {
+  if (++x.actions > 1) {
+    r.error(r.source().key_pos(e.value, e.key),
+            x.section + " has a second action " + quote(e.key) + " (already " +
+                std::string(x.kind) + "); a step does one thing: split it into two steps");
+    return;
+  }
+  x.kind = find_kind(e.key)->key;
+  x.action_pos = r.source().key_pos(e.value, e.key);
+  if (auto action = read_action_entry(r, e, x, x.section)) {
+    x.step.action = std::move(*action);
+    x.action_ok = true;
+  }
+}
+
+void read_rollback(Reader& r, const Entry& e, StepRead& x) {
+  x.has_rollback = true;
+  const std::string where = "the rollback of " + x.section;
+  std::vector<std::string_view> kinds;
+  for (const ActionKindSpec& kind : action_kinds())
+    kinds.push_back(kind.key);
+  if (!e.value.is_table()) {
+    r.value_error(e, "must be a table holding one action: rollback = { exec = { run = [...] } }");
+    return;
+  }
+  const auto entries = r.source().entries_in_order(e.value);
+  if (entries.empty())
+    r.value_error(e, "is empty; it needs one action: rollback = { exec = { run = [...] } }");
+  size_t seen = 0;
+  for (const auto& [key, value] : entries) {
+    const SourcePos at = r.source().key_pos(*value, *key);
+    if (!find_kind(*key)) {
+      r.error(at, "unknown action " + quote(*key) + " in " + where + did_you_mean(*key, kinds));
+      continue;
+    }
+    if (++seen > 1) {
+      r.error(at, where + " has a second action " + quote(*key) + "; it takes one");
+      continue;
+    }
+    const Entry action{e.section, *key, *value};
+    if (auto read = read_action_entry(r, action, x, where)) x.step.rollback = std::move(*read);
+  }
+}
+
+void read_when(Reader& r, const Entry& e, StepRead& x) {
+  auto text = r.string(e);
+  if (!text) return;
+  std::string error;
+  auto condition = parse_condition(*text, error);
+  if (!condition) {
+    r.value_error(e, error);
+    return;
+  }
+  x.when = Located{condition->step, r.source().pos_of(e.value)};
+  x.step.when = std::move(*condition);
+}
+
+constexpr FieldSpec<StepRead> kStepFields[] = {
+    {"id",
+     [](Reader& r, const Entry& e, StepRead& x) {
+       x.id_pos = r.source().pos_of(e.value);
+       auto v = r.string(e);
+       if (v && !valid_step_id(*v))
+         r.value_error(e, "may use only letters, digits, '-' and '_', not " + quote(*v));
+       if (v) x.step.id = std::move(*v);
+     }},
+    {"title",
+     [](Reader& r, const Entry& e, StepRead& x) {
+       if (auto v = r.string(e)) x.step.title = std::move(*v);
+     }},
+    {"phase",
+     [](Reader& r, const Entry& e, StepRead& x) {
+       x.phase_set = true;
+       if (auto v = r.string(e)) x.step.phase = std::move(*v);
+     }},
+    {"on",
+     [](Reader& r, const Entry& e, StepRead& x) {
+       if (auto v = r.list(e, /*single=*/true, /*allow_empty=*/false)) x.on = std::move(*v);
+     }},
+    {"needs",
+     [](Reader& r, const Entry& e, StepRead& x) {
+       if (auto v = r.list(e, /*single=*/true, /*allow_empty=*/true)) x.needs = std::move(*v);
+     }},
+    {"gate",
+     [](Reader& r, const Entry& e, StepRead& x) {
+       x.gate_pos = r.source().pos_of(e.value);
+       if (auto v = r.choice(e, kGates))
+         x.step.gate = *v == "approve" ? Gate::kApprove : Gate::kAuto;
+     }},
+    {"confirm",
+     [](Reader& r, const Entry& e, StepRead& x) {
+       x.confirm_pos = r.source().pos_of(e.value);
+       if (auto v = r.string(e)) x.step.confirm = std::move(*v);
+     }},
+    {"downtime",
+     [](Reader& r, const Entry& e, StepRead& x) {
+       x.downtime_pos = r.source().pos_of(e.value);
+       if (auto v = r.choice(e, kDowntimes))
+         x.step.downtime = *v == "start" ? Downtime::kStart
+                           : *v == "end" ? Downtime::kEnd
+                                         : Downtime::kNone;
+     }},
+    {"rollback", read_rollback},
+    {"timeout",
+     [](Reader& r, const Entry& e, StepRead& x) {
+       if (auto v = r.duration(e)) x.step.timeout = *v;
+     }},
+    {"retries",
+     [](Reader& r, const Entry& e, StepRead& x) {
+       if (auto v = r.integer(e, 0, kMaxRetries)) x.step.retries = static_cast<uint32_t>(*v);
+     }},
+    {"when", read_when},
+    {"point_of_no_return",
+     [](Reader& r, const Entry& e, StepRead& x) {
+       x.pnr_pos = r.source().pos_of(e.value);
+       if (auto v = r.boolean(e)) x.step.point_of_no_return = *v;
+     }},
+    {"optional",
+     [](Reader& r, const Entry& e, StepRead& x) {
+       if (auto v = r.boolean(e)) x.step.optional = *v;
+     }},
+};
+
+// The step's own keys followed by one entry per action kind.
+std::vector<FieldSpec<StepRead>> step_fields() {
+  std::vector<FieldSpec<StepRead>> fields(std::begin(kStepFields), std::end(kStepFields));
+  for (const ActionKindSpec& kind : action_kinds())
+    fields.push_back({kind.key, read_action_field});
+  return fields;
+}
+
+StepRead read_step(Reader& reader, const toml::value& table, size_t index,
+                   const std::vector<FieldSpec<StepRead>>& fields, std::string_view phase) {
+  StepRead x;
+  x.step.pos = reader.source().pos_of(table);
+  const auto id = table.as_table().find("id");
+  x.section = id != table.as_table().end() && id->second.is_string()
+                  ? "step " + quote(id->second.as_string().str)
+                  : "step #" + std::to_string(index + 1);
+  read_fields<StepRead>(reader, table, x.section, fields, x);
+  if (!table.contains("id"))
+    reader.error(x.step.pos, x.section +
+                                 " has no 'id' (id = \"NAME\" names it for needs and "
+                                 "approvals)");
+  if (x.actions == 0) {
+    std::string kinds;
+    for (const ActionKindSpec& kind : action_kinds())
+      kinds += (kinds.empty() ? "" : ", ") + std::string(kind.key);
+    reader.error(x.step.pos, x.section + " has no action (one of " + kinds + ")");
+  }
+  if (x.step.title.empty()) x.step.title = x.step.id;
+  if (!x.phase_set || x.step.phase.empty()) x.step.phase = std::string(phase);
+  for (const Located& host : x.on)
+    x.step.on.push_back(host.text);
+  for (const Located& need : x.needs)
+    x.step.needs.push_back(need.text);
+  return x;
+}
+
+}  // namespace
+
+std::vector<Step> read_steps(Reader& reader, const toml::value& steps,
+                             const std::vector<HostSpec>& hosts) {
+  const std::vector<FieldSpec<StepRead>> fields = step_fields();
+  std::vector<StepRead> read;
+  std::string phase(kDefaultPhase);
+  const auto& tables = steps.as_array();
+  for (size_t i = 0; i < tables.size(); ++i) {
+    read.push_back(read_step(reader, tables[i], i, fields, phase));
+    phase = read.back().step.phase;
+  }
+  check_steps(reader, read, hosts);
+  std::vector<Step> out;
+  out.reserve(read.size());
+  for (StepRead& step : read)
+    out.push_back(std::move(step.step));
+  return out;
+}
+
+}  // namespace cutpilot::plans
