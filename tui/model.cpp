@@ -23,6 +23,9 @@ double StepView::elapsed(Clock::time_point now) const {
 }
 
 std::optional<double> JobView::fraction() const {
+  // A sync knows how many files it checks before it knows how many bytes will move.
+  if (!total && files && files_total && *files_total > 0)
+    return std::min(1.0, static_cast<double>(*files) / static_cast<double>(*files_total));
   if (!total) return std::nullopt;
   if (*total == 0) return 1.0;
   return std::min(1.0, static_cast<double>(bytes) / static_cast<double>(*total));

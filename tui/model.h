@@ -85,7 +85,7 @@ struct JobView {
   std::string item;
   uint64_t order = 0;  // first report: running jobs are listed in this order
 
-  // Done as a fraction of total (0..1), when the total is known.
+  // Done as a fraction of total (0..1), when the total is known; else of files_total.
   std::optional<double> fraction() const;
 };
 

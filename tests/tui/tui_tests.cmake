@@ -19,3 +19,11 @@ foreach(case gate_waits_for_the_typed_confirmation_then_runs
   set_tests_properties(tui.tmux.${case} PROPERTIES LABELS "tui;tmux" TIMEOUT 90
     ENVIRONMENT "TUI_DEMO=$<TARGET_FILE:tui_demo>")
 endforeach()
+
+# The real `cutpilot run` in its cockpit, in tmux, against lab hosts.
+add_test(NAME tui.run.gate_bar_clock_resize_and_leaving_with_q
+  COMMAND ${Python3_EXECUTABLE} -m unittest -v
+          test_cockpit_run.CockpitRunTest.test_gate_bar_clock_resize_and_leaving_with_q
+  WORKING_DIRECTORY ${CMAKE_CURRENT_SOURCE_DIR}/tui)
+set_tests_properties(tui.run.gate_bar_clock_resize_and_leaving_with_q PROPERTIES
+  LABELS "tui;tmux;lab" TIMEOUT 240 ENVIRONMENT "CUTPILOT_BIN=$<TARGET_FILE:cutpilot>")
