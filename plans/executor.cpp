@@ -114,8 +114,7 @@ bool Executor::begin(RunClock::time_point now, std::string& error) {
   }
   for (auto& run : runs_) {
     sink_(StepEvent{run.step->id, StepState::kPending, ""});
-    if ((options_.approve_all || options_.approve.count(run.step->id)) &&
-        run.step->gate == Gate::kApprove) {
+    if ((options_.approve_all || options_.approve.count(run.step->id)) && gated(*run.step)) {
       run.approved = true;
       operator_did(
           "approve", run.step->id,
@@ -174,7 +173,7 @@ bool Executor::resume(const JournalState& state, RunClock::time_point now, std::
     const JournalStep& was = it->second;
     run.attempt = was.attempt;
     run.round = was.round;
-    run.approved = was.approved || (options_.approve_all && run.step->gate == Gate::kApprove) ||
+    run.approved = was.approved || (options_.approve_all && gated(*run.step)) ||
                    options_.approve.count(run.step->id);
     for (const auto& result : was.results)
       run.results.push_back(result.is_null() ? "" : result.dump());
@@ -321,7 +320,7 @@ void Executor::tick(RunClock::time_point now) {
         continue;
       }
     }
-    if (run.step->gate == Gate::kApprove && !run.approved) {
+    if (gated(*run.step) && !run.approved) {
       if (run.state != StepState::kAwaitingApproval) {
         set_state(run, StepState::kAwaitingApproval,
                   run.step->point_of_no_return ? "point of no return" : "");

@@ -76,6 +76,11 @@ class JobPort {
   virtual std::optional<PeerAccess> peer_access(std::string_view host) = 0;
 };
 
+// Whether a step waits for the operator: a gate, or a confirmation text to type.
+inline bool gated(const Step& step) {
+  return step.gate == Gate::kApprove || step.confirm;
+}
+
 // Runs one plan.
 class Executor {
  public:

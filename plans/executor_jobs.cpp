@@ -290,7 +290,7 @@ std::string Executor::command(const Command& command, RunClock::time_point now) 
   const std::string is = std::string(" (it is ") + state_name(run->state) + ")";
   switch (command.kind) {
     case CommandKind::kApprove:
-      if (run->step->gate != Gate::kApprove) return command.step + " has no gate";
+      if (!gated(*run->step)) return command.step + " has no gate";
       if (run->approved) return command.step + " is already approved";
       if (run->state != StepState::kPending && run->state != StepState::kAwaitingApproval)
         return command.step + " is not waiting for approval" + is;

@@ -1,7 +1,7 @@
 // Reading TOML tables into typed structs: each section declares its keys in a
 // table of FieldSpec, and read_fields() dispatches on it, reporting unknown
-// keys (with a suggestion) and wrong types at their line and column. The step
-// kinds will declare their fields the same way.
+// keys (with a suggestion) and wrong types at their line and column. Hosts, steps
+// and each action kind (kind_*.cpp) declare their fields this way.
 #pragma once
 
 #include <chrono>

@@ -59,6 +59,7 @@ id = "end"
 needs = "stop-app"
 on = "target"
 downtime = "end"
+optional = true
 wait = "1s"
 )");
   ASSERT_TRUE(result.ok()) << all(result);
@@ -87,6 +88,8 @@ wait = "1s"
   EXPECT_EQ(end.needs, std::vector<std::string>{"stop-app"});
   EXPECT_EQ(end.phase, "cutover");  // inherited from the step before
   EXPECT_EQ(end.title, "end");      // defaults to the id
+  EXPECT_TRUE(end.optional);
+  EXPECT_FALSE(s.optional);
   EXPECT_EQ(std::get<WaitAction>(end.action).duration, 1s);
 }
 
