@@ -7,7 +7,6 @@
 #include <sys/inotify.h>
 #include <sys/prctl.h>
 #include <sys/stat.h>
-#include <sys/wait.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -44,7 +43,7 @@ bool exists(const std::string& path) {
 
 // The runner's pid and process group from the spool's `runner` file (0 when not written yet).
 pid_t runner_group(const std::string& dir) {
-  const auto text = read_file(dir + "/runner");
+  const auto text = read_file(dir + "/lock");  // "<pid> <pgid>\n", written by the runner
   if (!text) return 0;
   const char* space = std::strchr(text->c_str(), ' ');
   return space ? static_cast<pid_t>(std::atol(space + 1)) : 0;
@@ -146,48 +145,42 @@ void Jobs::start(const proto::StartJob& request, std::vector<proto::Message>& ou
 }
 
 bool Jobs::spawn_runner(const std::string& dir, int lock_fd, std::string& error) const {
-  const pid_t middle = fork();
-  if (middle == 0) {
-    // Double fork: the runner is not serve's child, and setsid() detaches it from the
-    // SSH session, so neither the serve process nor the session ending takes it down.
-    const pid_t runner = fork();
-    if (runner != 0) _exit(runner < 0 ? 1 : 0);
-    setsid();
-    int null_fd = open("/dev/null", O_RDWR);
-    const int log_fd = open((dir + "/runner.log").c_str(), O_WRONLY | O_CREAT | O_APPEND, 0600);
-    if (null_fd < 0) null_fd = log_fd;
-    dup2(null_fd, 0);
-    dup2(log_fd, 1);
-    dup2(log_fd, 2);
-    if (lock_fd != kRunnerLockFd) dup2(lock_fd, kRunnerLockFd);
-    fcntl(kRunnerLockFd, F_SETFD, 0);
-    // The runner is this process, not an exec of the agent: a second start-up of a 6 MB
-    // static binary (its CPU probing traps on a VM) costs more than a short job. Nothing
-    // of serve's may leak into it: no descriptor but the standard ones and the lock, no
-    // blocked signal, no ignored SIGPIPE.
-    for (int fd = 3; fd < kRunnerLockFd; ++fd)
-      close(fd);
-    close_range(kRunnerLockFd + 1, ~0U, 0);
-    sigset_t none;
-    sigemptyset(&none);
-    sigprocmask(SIG_SETMASK, &none, nullptr);
-    signal(SIGPIPE, SIG_DFL);
-    prctl(PR_SET_NAME, "cutpilot-job");
-    std::fflush(nullptr);
-    _exit(run_job(dir));
-  }
-  if (middle < 0) {
+  // serve reaps nothing itself: its runners are reaped by the kernel (SIGCHLD ignored in
+  // serve), so a runner need not be a grandchild, and one fork per job is enough.
+  const pid_t runner = fork();
+  if (runner < 0) {
     error = std::strerror(errno);
     return false;
   }
-  int status = 0;
-  while (waitpid(middle, &status, 0) < 0 && errno == EINTR) {
-  }
-  if (!WIFEXITED(status) || WEXITSTATUS(status) != 0) {
-    error = "fork failed";
-    return false;
-  }
-  return true;
+  if (runner != 0) return true;
+  // setsid() detaches the runner from the SSH session: neither serve ending nor the
+  // session closing takes it down.
+  setsid();
+  int null_fd = open("/dev/null", O_RDWR);
+  // One diagnostics file for all runners (each line names its job): a file per job would be
+  // one more inode made and removed per job.
+  const int log_fd = open((root_ + "/../runner.log").c_str(), O_WRONLY | O_CREAT | O_APPEND, 0600);
+  if (null_fd < 0) null_fd = log_fd;
+  dup2(null_fd, 0);
+  dup2(log_fd, 1);
+  dup2(log_fd, 2);
+  if (lock_fd != kRunnerLockFd) dup2(lock_fd, kRunnerLockFd);
+  fcntl(kRunnerLockFd, F_SETFD, 0);
+  // The runner is this process, not an exec of the agent: a second start-up of a 6 MB
+  // static binary (its CPU probing traps on a VM) costs more than a short job. Nothing
+  // of serve's may leak into it: no descriptor but the standard ones and the lock, no
+  // blocked signal, no ignored SIGPIPE or SIGCHLD.
+  for (int fd = 3; fd < kRunnerLockFd; ++fd)
+    close(fd);
+  close_range(kRunnerLockFd + 1, ~0U, 0);
+  sigset_t none;
+  sigemptyset(&none);
+  sigprocmask(SIG_SETMASK, &none, nullptr);
+  signal(SIGPIPE, SIG_DFL);
+  signal(SIGCHLD, SIG_DFL);
+  prctl(PR_SET_NAME, "cutpilot-job");
+  std::fflush(nullptr);
+  _exit(run_job(dir));
 }
 
 void Jobs::attach(const proto::Attach& request, std::vector<proto::Message>& out) {
@@ -278,7 +271,7 @@ void Jobs::cancel(const proto::CancelJob& request, std::vector<proto::Message>& 
   if (!exists(dir))
     return out.push_back(job_error(proto::ErrorCode::kUnknownJob, id, "no such job on this host"));
   if (read_status(dir).finished || finish_orphan(dir, id)) return;  // nothing left to stop
-  // The runner reads `cancel` after writing `runner`: whichever comes second sees the other.
+  // The runner reads `cancel` after writing its pids: whichever comes second sees the other.
   write_file_atomic(dir + "/cancel", "");
   // The runner turns SIGTERM into SIGTERM to the command's group and SIGKILL after a grace.
   if (const pid_t group = runner_group(dir); group > 1) killpg(group, SIGTERM);

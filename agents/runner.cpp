@@ -114,11 +114,13 @@ int run_job(const std::string& dir) {
   const JobStatus status = read_status(dir);
   if (status.finished) return 0;
   JobContext job(job_id, dir, log_fd, status.last_seq + 1);
-  // Not synced: after a reboot the pids mean nothing anyway.
-  write_file_atomic(dir + "/runner",
-                    std::to_string(getpid()) + " " + std::to_string(getpgid(0)) + "\n",
-                    Durability::kAtomicOnly);
-  // CancelJob writes `cancel` before reading `runner`: one of the two sides sees the other.
+  // Into the lock file it holds (no file made per job); not synced: after a reboot the
+  // pids mean nothing anyway. One small pwrite: a reader sees all of it or nothing.
+  const std::string ids = std::to_string(getpid()) + " " + std::to_string(getpgid(0)) + "\n";
+  if (pwrite(kRunnerLockFd, ids.data(), ids.size(), 0) != static_cast<ssize_t>(ids.size()))
+    std::fprintf(stderr, "cutpilot-job: %s: cannot note the runner's pid: %s\n", dir.c_str(),
+                 std::strerror(errno));
+  // CancelJob writes `cancel` before reading the pids: one of the two sides sees the other.
   if (access((dir + "/cancel").c_str(), F_OK) == 0) job.request_cancel();
 
   proto::JobFinished done;
@@ -131,11 +133,6 @@ int run_job(const std::string& dir) {
   const bool logged = job.emit(done);
   fsync(log_fd);
   close(log_fd);
-  // A cache of the log's synced JobFinished: atomic is enough.
-  write_file_atomic(
-      dir + "/state",
-      std::to_string(static_cast<int>(done.state)) + " " + std::to_string(done.exit_code) + "\n",
-      Durability::kAtomicOnly);
   return logged ? 0 : 1;
 }
 

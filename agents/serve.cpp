@@ -41,6 +41,8 @@ bool send(int fd, const std::vector<proto::Message>& events) {
 int serve(int in_fd, int out_fd) {
   // A vanished cockpit shows up as EPIPE on write, not as a signal that kills us.
   std::signal(SIGPIPE, SIG_IGN);
+  // Job runners are forked from here and never waited for: the kernel reaps them.
+  std::signal(SIGCHLD, SIG_IGN);
   if (!write_all(out_fd, proto::ready_line(proto::kProtocolVersion, kVersion))) return 1;
 
   // Runners are detached forks of this process (Jobs::spawn_runner).

@@ -5,10 +5,10 @@
 //   spec.json   the kind's parameters as the cockpit sent them
 //   events      the event log: encode_frame() frames, one per event, seq 1, 2, 3...
 //               seq 1 is always JobStarted{existing=false}; the last is JobFinished
-//   lock        flock()ed (exclusive) by the runner for as long as it lives
-//   runner      "<pid> <pgid>\n" of the runner process (CancelJob signals that group)
-//   state       "<state number> <exit code>\n" once the job has finished
-//   runner.log  the runner's own stderr (diagnostics only)
+//   lock        flock()ed (exclusive) by the runner for as long as it lives; holds
+//               "<pid> <pgid>\n" of the runner process (CancelJob signals that group)
+// The runners' own stderr (diagnostics only, each line naming its job) goes to
+// $HOME/.cache/cutpilot/runner.log, one file for all jobs.
 // Only the runner appends to `events` once it runs (single O_APPEND writes, so a reader
 // never sees a torn frame); the serve process writes seq 1 before starting it, and
 // finishes a job whose runner died without a result.

@@ -98,6 +98,9 @@ int main(int argc, char** argv) {
         }));
     for (const auto& h : fleet.hosts())
       fleet.send(h, proto::Ack{id + h, 0});
+    // Each step starts from idle hosts: the agents clear the last step's spools first.
+    fleet.run_until([](const std::vector<transport::HostEvent>&) { return false; },
+                    std::chrono::milliseconds(100));
   }
   report("facts request to last answer", facts);
   report("exec step (`true`) to last job-finished", steps);

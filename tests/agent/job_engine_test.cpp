@@ -21,6 +21,18 @@
 namespace cutpilot {
 namespace {
 
+// The runner's pid, from the "<pid> <pgid>" it writes into its job's lock file (0 if it
+// did not within 2 s).
+pid_t runner_pid(const std::string& job_dir) {
+  for (int i = 0; i < 100; ++i) {
+    std::ifstream in(job_dir + "/lock");
+    pid_t pid = 0;
+    if (in >> pid && pid > 1) return pid;
+    std::this_thread::sleep_for(std::chrono::milliseconds(20));
+  }
+  return 0;
+}
+
 using namespace std::chrono_literals;
 using namespace cutpilot::proto;
 namespace fs = std::filesystem;
@@ -179,10 +191,8 @@ TEST_F(JobEngine, ReattachAfterTheServeProcessDiesMissesNothing) {
     ASSERT_FALSE(std::holds_alternative<JobFinished>(*m)) << "finished before the disconnect";
     seen.push_back(*m);
   }
-  // The runner is detached: a session of its own, not a child of the serve process.
-  std::ifstream runner_file(jobs_dir() + "/ticker/runner");
-  pid_t runner = 0;
-  runner_file >> runner;
+  // The runner is detached: a session of its own, outliving the serve process.
+  const pid_t runner = runner_pid(jobs_dir() + "/ticker");
   ASSERT_GT(runner, 1);
   EXPECT_EQ(getsid(runner), runner);
   first->kill();
@@ -349,12 +359,7 @@ TEST_F(JobEngine, KilledRunnerIsReportedInsteadOfAwaitedForever) {
   agent.send(StartJob{"victim", "exec", R"({"argv": ["sleep", "30.321"]})"});
   auto started = agent.next();
   ASSERT_TRUE(started && std::holds_alternative<JobStarted>(*started));
-  const std::string runner_file = jobs_dir() + "/victim/runner";
-  for (int i = 0; i < 100 && !fs::exists(runner_file); ++i)
-    std::this_thread::sleep_for(20ms);
-  std::ifstream in(runner_file);
-  pid_t runner = 0;
-  in >> runner;
+  const pid_t runner = runner_pid(jobs_dir() + "/victim");
   ASSERT_GT(runner, 1);
   ASSERT_EQ(::kill(runner, SIGKILL), 0);
   const auto events = agent.until_finished(5s);
