@@ -237,8 +237,11 @@ RunResult run_commands(const std::vector<Command>& commands, const LineSink& sin
     int wait_ms = ms_until(next_tick);
     for (const auto& when : {timeout_at, kill_at})
       if (when) wait_ms = std::min(wait_ms, ms_until(*when));
+    // Only a drain still under way bounds the wait: once drain_until has passed it is 0 for
+    // good, and poll(…, 0) would spin on a core the other commands need.
     for (const auto& c : children)
-      if (c.exited) wait_ms = std::min(wait_ms, ms_until(c.drain_until));
+      if (c.exited && (c.fds[0] >= 0 || c.fds[1] >= 0) && Clock::now() < c.drain_until)
+        wait_ms = std::min(wait_ms, ms_until(c.drain_until));
     pfds.assign(1, {signal_fd, POLLIN, 0});
     for (const auto& c : children) {
       // A producer is read only while its consumer has room (backpressure).

@@ -230,14 +230,6 @@ std::vector<std::optional<std::vector<std::string>>> run_queries(const std::vect
   return out;
 }
 
-// Runs one query; its output lines, or nullopt with error set.
-std::optional<std::vector<std::string>> query(const Side& side, const DbEngine& engine,
-                                              const DbEndpoint& e, std::string_view database,
-                                              const std::string& sql, JobContext& job,
-                                              std::string& error) {
-  return run_queries({{side, e, std::string(database), sql}}, engine, job, error).front();
-}
-
 // Row counts per table ("schema.table" -> count) from a count query's rows.
 std::map<std::string, uint64_t> counts_of(const std::vector<std::string>& rows) {
   std::map<std::string, uint64_t> counts;
@@ -263,13 +255,21 @@ proto::JobFinished fail(JobContext& job, std::string error) {
 struct Transfer {
   const DbSpec& spec;
   JobContext& job;
-  uint64_t total = 0;  // the source's size, measured before
+  uint64_t total = 0;  // the source's size, measured before or while the dump streams
   uint64_t bytes = 0, tables_done = 0, tables_total = 0;
   std::string current;  // what is being done ("table public.x")
   RateMeter rate;
   void report() {
+    // tables_done may run ahead of a measurement that is still under way.
     job.progress(proto::Progress{"", 0, bytes, std::max(total, bytes), rate.update(bytes),
-                                 tables_done, tables_total, current});
+                                 std::min(tables_done, tables_total), tables_total, current});
+  }
+  // Adds the measurement's next row (the size, then one table per row) to rows, and to
+  // total and tables_total.
+  void on_measured(std::vector<std::string>& rows, std::string row) {
+    rows.push_back(std::move(row));
+    if (rows.size() == 1) total = std::strtoull(rows.front().c_str(), nullptr, 10);
+    if (rows.size() > 1 && !excluded(spec, rows.back())) ++tables_total;
   }
 };
 
@@ -304,31 +304,39 @@ std::optional<proto::JobFinished> outcome(const RunResult& run, const DbSpec& sp
   return done;
 }
 
-// Dump there, piped through this runner (counted) into the restore here.
-std::optional<proto::JobFinished> stream_copy(Transfer& t, const Side& source) {
+// Dump there, piped through this runner (counted) into the restore here. A query given as
+// beside runs at the same time (the source's measurement: no round trip before the first
+// byte moves); its rows land in beside_rows.
+std::optional<proto::JobFinished> stream_copy(Transfer& t, const Side& source, const Query* beside,
+                                              std::vector<std::string>& beside_rows) {
   const DbSpec& spec = t.spec;
   const DbEngine& engine = *spec.engine;
-  std::vector<Complaints> said(2);
-  const std::vector<Command> pipeline = {
+  std::vector<Complaints> said(3);
+  std::vector<Command> pipeline = {
       on(source, engine, spec.from, engine.dump(spec.from, spec.options)), [&] {
         Command restore =
             on(Side{"target", {}}, engine, spec.to, engine.restore(spec.to, spec.options));
         restore.stdin_from = 0;
         return restore;
       }()};
+  if (beside)
+    pipeline.push_back(on(beside->side, engine, beside->endpoint,
+                          engine.client(beside->endpoint, beside->database), beside->sql));
   const RunResult run = run_commands(
       pipeline,
       [&](size_t i, proto::Stream stream, std::string line) {
         if (line.empty()) return;
+        if (i == 2 && stream == proto::Stream::kStdout)
+          return t.on_measured(beside_rows, std::move(line));
         if (i == 0 && stream == proto::Stream::kStderr) {
           if (auto table = engine.table_of(line)) {
-            if (!t.current.empty()) t.tables_done = std::min(t.tables_done + 1, t.tables_total);
+            if (!t.current.empty()) ++t.tables_done;
             t.current = "table " + *table;
             t.report();
           }
         }
         said[i].add(line);
-        t.job.log(stream, (i == 0 ? "[source] " : "[target] ") + line);
+        t.job.log(stream, (i == 1 ? "[target] " : "[source] ") + line);  // 2: measuring
       },
       {.timeout = std::chrono::milliseconds(spec.timeout_ms),
        .piped =
@@ -337,7 +345,9 @@ std::optional<proto::JobFinished> stream_copy(Transfer& t, const Side& source) {
              t.report();
            }},
       t.job);
-  return outcome(run, spec, {"the dump on the source", "the restore on the target"}, said, t.job);
+  return outcome(run, spec,
+                 {"the dump on the source", "the restore on the target", "measuring the source"},
+                 said, t.job);
 }
 
 // True once 127.0.0.1:port accepts a connection (the tunnel is up).
@@ -448,38 +458,50 @@ proto::JobFinished copy(const DbSpec& spec, const Side& source, JobContext& job)
   const Side target{"target", {}};
   const auto started = Clock::now();
   std::string error;
-  // Measure the source (its size, then its tables, one round trip) while the target is made
-  // ready: what will move, and which tables to count afterwards.
-  std::vector<Query> first = {{source, spec.from, spec.from.database,
-                               std::string(engine.size_sql) + std::string(engine.tables_sql)}};
-  if (spec.drop || spec.create)
-    first.push_back({target, spec.to, std::string(engine.maintenance_db),
-                     (spec.drop ? engine.drop_sql(spec.to.database) : "") +
-                         engine.create_sql(spec.to.database)});
-  const auto answers = run_queries(first, engine, job, error);
-  if (!answers[0]) return fail(job, "measuring the source database " + error);
-  if (answers.size() > 1 && !answers[1]) return fail(job, "preparing the target database " + error);
-  const std::vector<std::string>& measured = *answers[0];
-  const uint64_t total = measured.empty() ? 0 : std::stoull(measured.front());
+  // Measure the source (its size, then its tables, one round trip): what will move, and
+  // which tables to count afterwards. A streamed copy into a database that needs no preparing
+  // measures while the dump runs; otherwise the target is made ready meanwhile.
+  const Query measure{source, spec.from, spec.from.database,
+                      std::string(engine.size_sql) + std::string(engine.tables_sql)};
+  const bool measure_beside = spec.jobs == 1 && !spec.drop && !spec.create;
+  Transfer transfer{spec, job};
+  std::vector<std::string> measured;
+  if (!measure_beside) {
+    std::vector<Query> first = {measure};
+    if (spec.drop || spec.create)
+      first.push_back({target, spec.to, std::string(engine.maintenance_db),
+                       (spec.drop ? engine.drop_sql(spec.to.database) : "") +
+                           engine.create_sql(spec.to.database)});
+    auto answers = run_queries(first, engine, job, error);
+    if (!answers[0]) return fail(job, "measuring the source database " + error);
+    if (answers.size() > 1 && !answers[1])
+      return fail(job, "preparing the target database " + error);
+    for (auto& row : *answers[0])
+      transfer.on_measured(measured, std::move(row));
+  }
+  const auto log_measured = [&] {
+    job.log(proto::Stream::kAgent, std::to_string(transfer.tables_total) + " tables, " +
+                                       std::to_string(transfer.total) + " bytes on the source");
+  };
+  if (!measure_beside) log_measured();
+  const auto failed =
+      spec.jobs > 1 ? parallel_copy(transfer, source)
+                    : stream_copy(transfer, source, measure_beside ? &measure : nullptr, measured);
+  if (failed) return *failed;
+  if (measure_beside) {
+    if (measured.empty()) return fail(job, "measuring the source database: no answer");
+    log_measured();
+  }
   std::vector<std::string> tables;
   for (size_t i = 1; i < measured.size(); ++i)
     if (!excluded(spec, measured[i])) tables.push_back(measured[i]);
-  job.log(proto::Stream::kAgent, std::to_string(tables.size()) + " tables, " +
-                                     std::to_string(total) + " bytes on the source");
-
-  Transfer transfer{spec, job, total};
-  transfer.tables_total = tables.size();
-  const auto failed =
-      spec.jobs > 1 ? parallel_copy(transfer, source) : stream_copy(transfer, source);
-  if (failed) return *failed;
   transfer.tables_done = transfer.tables_total;
   transfer.current.clear();
   transfer.report();
-  const uint64_t bytes = transfer.bytes;
 
   proto::JobFinished done = fail(job, "");
-  Json result = {{"bytes", bytes},
-                 {"size", total},
+  Json result = {{"bytes", transfer.bytes},
+                 {"size", transfer.total},
                  {"tables", tables.size()},
                  {"seconds", std::chrono::duration<double>(Clock::now() - started).count()}};
   if (spec.verify && !spec.options.schema_only) {
@@ -521,8 +543,11 @@ proto::JobFinished copy(const DbSpec& spec, const Side& source, JobContext& job)
 
 proto::JobFinished connections(const DbSpec& spec, const Side& side, JobContext& job) {
   std::string error;
-  const auto rows = query(side, *spec.engine, spec.db, spec.db.database,
-                          spec.engine->connections_sql(spec.db.database), job, error);
+  const auto rows =
+      run_queries(
+          {{side, spec.db, spec.db.database, spec.engine->connections_sql(spec.db.database)}},
+          *spec.engine, job, error)
+          .front();
   if (!rows) return fail(job, "counting connections " + error);
   Json clients = Json::array();
   std::string list;

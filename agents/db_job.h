@@ -15,6 +15,9 @@
 //              operator's `pg_dump -h old | psql` does: no ssh, no encryption unless the
 //              server's own TLS), "timeout_ms": N}
 //   ENDPOINT = {"host", "port", "socket", "database", "user", "password", "bin_dir"}
+// The source is measured (size, tables) before anything moves when the target is to be
+// dropped or created, or for "jobs" > 1; otherwise while the dump streams (the totals then
+// appear in the progress a moment after the first bytes).
 // Passwords reach the tools only through their environment (on the source through ssh's
 // stdin into `read`, never argv); the runner overwrites them in the spool's spec.json
 // before it starts anything, and no log line or result carries them.

@@ -315,6 +315,30 @@ std::optional<std::string> failed_file_of(std::string_view stderr_line) {
   return path;
 }
 
+std::optional<std::array<int, 3>> parse_rsync_version(std::string_view line) {
+  constexpr std::string_view kPrefix = "version ";
+  const size_t at = line.find(kPrefix);
+  if (!line.starts_with("rsync") || at == std::string_view::npos) return std::nullopt;
+  std::string_view rest = line.substr(at + kPrefix.size());
+  std::array<int, 3> version{0, 0, 0};
+  for (size_t part = 0; part < 3; ++part) {
+    size_t digits = 0;
+    int value = 0;
+    while (digits < rest.size() && rest[digits] >= '0' && rest[digits] <= '9' && value < 100000)
+      value = value * 10 + (rest[digits++] - '0');
+    if (digits == 0) return part >= 2 ? std::optional(version) : std::nullopt;  // "3.2"
+    version[part] = value;
+    rest.remove_prefix(digits);
+    if (rest.empty() || rest[0] != '.') return part >= 1 ? std::optional(version) : std::nullopt;
+    rest.remove_prefix(1);
+  }
+  return version;
+}
+
+bool has_trust_sender(const std::array<int, 3>& version) {
+  return version >= std::array<int, 3>{3, 2, 5};
+}
+
 std::vector<std::vector<std::string>> split_buckets(std::vector<SizedPath> files, size_t n) {
   // Largest first (then by path, so the input order does not matter): each file goes to the
   // bucket that is cheapest so far, which keeps any two buckets within one file's cost.

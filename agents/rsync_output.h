@@ -9,6 +9,7 @@
 //   when a '#' follows it. Tabs and '"' are printed as they are.
 #pragma once
 
+#include <array>
 #include <cstddef>
 #include <cstdint>
 #include <optional>
@@ -74,6 +75,14 @@ std::string unescape_rsync_name(std::string_view name);
 // "ERROR: P failed verification". The temporary ".NAME.XXXXXX" of a failed mkstemp or rename
 // is mapped back to NAME (in the same directory).
 std::optional<std::string> failed_file_of(std::string_view stderr_line);
+
+// rsync's version from the first line of `rsync --version` ("rsync  version 3.2.7  protocol
+// version 31") as {major, minor, patch}; nullopt for anything else.
+std::optional<std::array<int, 3>> parse_rsync_version(std::string_view first_line);
+// Whether rsync `version` has --trust-sender (3.2.5 and later). The same releases added the
+// client-side check of every requested name against the sender's file list, which is quadratic
+// in the number of --files-from names; --trust-sender is what turns it off.
+bool has_trust_sender(const std::array<int, 3>& version);
 
 // A file to copy and its size, input to split_buckets.
 struct SizedPath {

@@ -4,10 +4,11 @@
 // the source over the migration ssh into the restore there, and compares row counts).
 //
 // Usage: db_run --lab DIR --from HOST --to HOST --database DB [--format plain|custom]
-//               [--jobs N] [--direct]
+//               [--jobs N] [--direct] [--recreate]
 // Both hosts run `tests/lab/lab postgres`; each one's DIR/hosts/HOST/postgres.env gives
 // the endpoint (TCP to 127.0.0.1:PGPORT as postgres, password "lab", PGBIN). The target
-// database is dropped and created by the job ("drop", "create"), so runs repeat.
+// database must exist and be empty, as for the other contenders (the harness makes it,
+// untimed); --recreate has the job drop and create it ("drop", "create") on its clock.
 // "jobs" goes into the spec only when N > 1 (an agent without parallel copies rejects
 // it as an unknown field; this prints "unsupported: ..." on stderr and exits 3).
 // The job's log lines go to stderr, each after "+S" (seconds since the job started).
@@ -41,7 +42,7 @@ constexpr int kUnsupported = 3;
 int usage() {
   std::fprintf(stderr,
                "usage: db_run --lab DIR --from HOST --to HOST --database DB "
-               "[--format plain|custom] [--jobs N] [--direct]\n");
+               "[--format plain|custom] [--jobs N] [--direct] [--recreate]\n");
   return 2;
 }
 
@@ -54,7 +55,7 @@ double seconds_since(Clock::time_point start) {
 int main(int argc, char** argv) {
   std::string lab, source, target, database, format = "plain";
   int jobs = 1;
-  bool direct = false;
+  bool direct = false, recreate = false;
   for (int i = 1; i < argc; ++i) {
     const std::string a = argv[i];
     auto value = [&]() -> std::string { return i + 1 < argc ? argv[++i] : ""; };
@@ -72,6 +73,8 @@ int main(int argc, char** argv) {
       jobs = std::atoi(value().c_str());
     else if (a == "--direct")
       direct = true;
+    else if (a == "--recreate")
+      recreate = true;
     else
       return usage();
   }
@@ -111,9 +114,8 @@ int main(int argc, char** argv) {
                {"peer", peer},
                {"from", endpoint[source]},
                {"to", endpoint[target]},
-               {"format", format},
-               {"create", true},
-               {"drop", true}};
+               {"format", format}};
+  if (recreate) spec.update({{"create", true}, {"drop", true}});
   if (jobs > 1) spec["jobs"] = jobs;
   if (direct) spec["direct"] = true;
   const auto job_started = Clock::now();

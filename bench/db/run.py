@@ -17,14 +17,13 @@ every run, then CHECKPOINT on both clusters and sync; none of that is timed):
   cutpilot -j N    build/bin/db_run ... --jobs N    ("jobs": N in the db spec; an agent
                    without parallel copies refuses the field: reported "not supported")
   pg_dump | psql   pg_dump | psql -X -q -v ON_ERROR_STOP=1 --single-transaction   (on target)
+  ssh source pg_dump | psql   the same with pg_dump run on the source over ssh, with the
+                   cipher cutpilot's migration ssh picks (aes128-gcm): cutpilot plain's data path
   pg_dump -Fd -j N + pg_restore -j N   through a staging directory on the target (on target;
                    the two timed together, the directory removed afterwards, untimed)
   pgcopydb clone   pgcopydb clone --table-jobs N --index-jobs N --dir WORK   (on target)
 The shell contenders run on the target host, logged in over ssh like an operator, and reach
 both clusters over TCP (127.0.0.1:PORT, user postgres, PGPASSWORD=lab in the environment).
-An operator on a real target would reach the source's cluster across the network, or run
-pg_dump on the source over ssh (`ssh source pg_dump | psql`); on loopback, TCP to the source's
-port is the same data path without ssh's encryption, i.e. the cheaper one for them.
 
 After every run the target is checked: the row counts of the four pgbench tables and the
 number of indexes in schema public must equal the source's. A wrong copy is FAILED, never
@@ -54,9 +53,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable, Dict, List, Optional
 
-ROOT = Path(__file__).resolve().parents[2]
-LAB = ROOT / "tests" / "lab" / "lab"
-RESULTS = ROOT / "bench" / "RESULTS.md"
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+from benchlib import (CIPHER, LAB, RESULTS, ROOT, Failed, Remote, env_file, log, q,  # noqa: E402
+                      first_line, memory, run_local, run_on, setup_peers, write_section)
+
 SECTION = "## Database copy"
 DATABASE = "bench"
 PASSWORD = "lab"  # the lab clusters' superuser password over TCP (tests/lab/lablib/postgres.py)
@@ -65,35 +65,12 @@ UNSUPPORTED_EXIT = 3  # db_run: the agent refused a spec field it does not know
 MiB = 1 << 20
 
 
-def log(msg: str) -> None:
-    """Progress goes to stderr; the table goes to stdout."""
-    print(msg, file=sys.stderr, flush=True)
-
-
-class Failed(Exception):
-    """A contender's run failed or produced a wrong copy."""
-
-
 class NotSupported(Exception):
     """The contender asked for something this build does not do (cutpilot -j N today)."""
 
 
 class NotBuilt(Exception):
     """cutpilot's bench driver is missing."""
-
-
-def q(value) -> str:
-    return shlex.quote(str(value))
-
-
-def run_local(argv, timeout, check=True, **kw) -> subprocess.CompletedProcess:
-    """Run a helper command (not a timed contender), bounded; raise with its output on failure."""
-    proc = subprocess.run([str(a) for a in argv], stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
-                          stderr=subprocess.PIPE, text=True, timeout=timeout, **kw)
-    if check and proc.returncode != 0:
-        raise RuntimeError(f"{' '.join(map(str, argv))} failed (exit {proc.returncode}):\n"
-                           f"{proc.stdout[-2000:]}{proc.stderr[-2000:]}")
-    return proc
 
 
 def load1() -> float:
@@ -118,22 +95,6 @@ class Cluster:
         return str(self.bindir / name)
 
 
-@dataclass
-class Remote:
-    seconds: float   # ssh into the host + the command
-    inner: float     # the command alone
-    rc: int
-    out: Path
-    err: Path
-
-    def tail(self) -> str:
-        text = ""
-        for p in (self.out, self.err):
-            if p.exists():
-                text += p.read_text(errors="replace")[-1500:]
-        return text.strip()
-
-
 class Lab:
     def __init__(self, directory: Path):
         self.dir = directory
@@ -154,6 +115,9 @@ class Lab:
             self.pg[host] = Cluster(host, int(env["PGPORT"]), env["PGHOST"], Path(env["PGBIN"]))
         for d in (self.bench, self.scripts, self.logs):
             d.mkdir(parents=True, exist_ok=True)
+        # How the target reaches the source for the ssh contender: a bench key, the cipher
+        # cutpilot's migration ssh negotiates.
+        self.peer_config = setup_peers(self.dir, self.bench, CIPHER, "cutpilot-db-bench")
 
     def down(self) -> None:
         try:
@@ -170,42 +134,9 @@ class Lab:
         return [line for line in proc.stdout.splitlines() if line]
 
     def on(self, host: str, command: str, name: str, timeout: float) -> Remote:
-        """Run a bash command on a lab host through its sshd. seconds is the wall time as an
-        operator sees it (ssh into the host + the command), like cutpilot's driver, which
-        connects to its hosts on its own clock; inner is the command alone."""
-        cmd_file = self.scripts / f"{name}.cmd.sh"
-        cmd_file.write_text(f"# {name}: run on lab host {host} by bench/db/run.py\n"
-                            f"cd \"$HOME\" || exit 1\n{command}\n")
-        out, err = self.logs / f"{name}.out", self.logs / f"{name}.err"
-        wrapper = self.scripts / f"{name}.sh"
-        wrapper.write_text(
-            f"t0=$(date +%s%N)\n"
-            f"timeout -k 10 {int(timeout)} bash -o pipefail {q(cmd_file)} >{q(out)} 2>{q(err)}\n"
-            f"rc=$?\n"
-            f"t1=$(date +%s%N)\n"
-            f"echo \"bench: elapsed_ns=$((t1 - t0)) rc=$rc\"\n")
-        start = time.monotonic()
-        proc = subprocess.run(["ssh", "-F", str(self.ssh_config), host, "bash", str(wrapper)],
-                              stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
-                              stderr=subprocess.PIPE, text=True, timeout=timeout + 60)
-        seconds = time.monotonic() - start
-        m = re.search(r"bench: elapsed_ns=(\d+) rc=(\d+)", proc.stdout)
-        if not m:
-            raise Failed(f"ssh {host} failed (exit {proc.returncode}): {proc.stderr[-1000:]}")
-        return Remote(seconds, int(m.group(1)) / 1e9, int(m.group(2)), out, err)
-
-
-def env_file(path: Path) -> Dict[str, str]:
-    """KEY=VALUE lines of a lab env file (values may be single-quoted)."""
-    out = {}
-    for line in path.read_text().splitlines():
-        if not line or line.startswith("#") or "=" not in line:
-            continue
-        key, value = line.split("=", 1)
-        if len(value) >= 2 and value[0] == value[-1] == "'":
-            value = value[1:-1]
-        out[key] = value
-    return out
+        """A command on a lab host through its sshd (benchlib.run_on: both clocks)."""
+        return run_on(self.ssh_config, self.scripts, self.logs, host, command, name, timeout,
+                      "bench/db/run.py")
 
 
 # ---------------------------------------------------------------------------------------------
@@ -273,6 +204,16 @@ def stage_dir(lab: Lab) -> Path:
 def dump_psql_cmd(lab: Lab) -> str:
     s, t = lab.pg["source"], lab.pg["target"]
     return (f"PGPASSWORD={PASSWORD} {q(s.tool('pg_dump'))} {conn(s)} | "
+            f"PGPASSWORD={PASSWORD} {q(t.tool('psql'))} -X -q -v ON_ERROR_STOP=1 "
+            f"--single-transaction {conn(t)}")
+
+
+def ssh_dump_psql_cmd(lab: Lab) -> str:
+    """pg_dump run on the source over ssh (the same cipher as cutpilot's migration ssh), into
+    psql on the target: the shell equivalent of cutpilot plain's data path."""
+    s, t = lab.pg["source"], lab.pg["target"]
+    remote = f"PGPASSWORD={PASSWORD} {q(s.tool('pg_dump'))} {conn(s)}"
+    return (f"ssh -F {q(lab.peer_config)} source {q(remote)} | "
             f"PGPASSWORD={PASSWORD} {q(t.tool('psql'))} -X -q -v ON_ERROR_STOP=1 "
             f"--single-transaction {conn(t)}")
 
@@ -368,6 +309,7 @@ def contenders(args) -> List[Contender]:
            Contender("cutpilot direct", driver_args=["--format", "plain", "--direct"]),
            Contender(f"cutpilot -j {j}", driver_args=["--jobs", str(j)]),
            Contender("pg_dump | psql", dump_psql_cmd),
+           Contender("ssh source pg_dump | psql", ssh_dump_psql_cmd),
            Contender(f"pg_dump -Fd -j {j} + pg_restore -j {j}", dump_dir_cmd(j)),
            Contender("pgcopydb clone", pgcopydb_cmd(args.pgcopydb_jobs))]
     if args.smoke:
@@ -476,22 +418,18 @@ def report(results: Dict[str, Cell], cons: List[Contender], size_bytes: int) -> 
         else:
             why = cell.status if cell else "not run"
             lines.append(f"- {n}: not measured ({why.split(chr(10))[0][:200]})")
+    # Like for like: the same data path (ssh with the same cipher, or none) on both sides.
+    pairs = [("cutpilot plain", "ssh source pg_dump | psql", "both stream over ssh, same cipher"),
+             ("cutpilot direct", "pg_dump | psql", "both over TCP, no ssh on the data path")]
+    like = [f"{a} / {b} = {med(a) / med(b):.2f}× ({why})" for a, b, why in pairs
+            if med(a) and med(b)]
+    if like:
+        lines.append("Like for like: " + "; ".join(like) + ".")
     return "\n".join(lines)
 
 
 def machine_info(lab: Lab) -> Dict[str, str]:
-    def first_line(argv, stream="stdout"):
-        try:
-            p = subprocess.run([str(a) for a in argv], capture_output=True, text=True, timeout=10)
-            return (getattr(p, stream).strip().splitlines() or ["?"])[0]
-        except (OSError, subprocess.TimeoutExpired):
-            return "?"
-    mem = "?"
-    try:
-        kb = int(re.search(r"MemTotal:\s+(\d+)", Path("/proc/meminfo").read_text()).group(1))
-        mem = f"{kb / (1 << 20):.0f} GiB"
-    except (OSError, AttributeError):
-        pass
+    mem = memory()
     pgc = first_line(["pgcopydb", "--version"]) if shutil.which("pgcopydb") else "not installed"
     return {
         "cores": str(os.cpu_count()),
@@ -517,12 +455,14 @@ def command_line() -> str:
 
 
 def commands_text(lab: Lab, cons: List[Contender]) -> str:
-    lines = ["Commands (DIR is the lab; SRC/DST are the two clusters' ports; the shell "
-             "contenders run on the target, logged in over ssh, with `PGPASSWORD=lab`):"]
+    lines = ["Commands (DIR is the lab; SRC/DST are the two clusters' ports; PEER is the bench's "
+             f"host-to-host ssh config with `Ciphers {CIPHER}`; the shell contenders run on the "
+             "target, logged in over ssh, with `PGPASSWORD=lab`):"]
     for c in cons:
         if c.control:
             continue
-        text = c.describe(lab).replace(f"-p {lab.pg['source'].port} ", "-p SRC ")
+        text = c.describe(lab).replace(str(lab.peer_config), "PEER")
+        text = text.replace(f"-p {lab.pg['source'].port} ", "-p SRC ")
         text = text.replace(f"-p {lab.pg['target'].port} ", "-p DST ")
         text = text.replace(f":{lab.pg['source'].port}/", ":SRC/")
         text = text.replace(f":{lab.pg['target'].port}/", ":DST/")
@@ -532,28 +472,6 @@ def commands_text(lab: Lab, cons: List[Contender]) -> str:
         lines.append(f"- `{c.name}`: `{text}`")
     return "\n".join(lines)
 
-
-def write_results(path: Path, text: str) -> None:
-    """Replace the "## Database copy" section of RESULTS.md (or append one); keep the rest."""
-    old = path.read_text() if path.exists() else "# Benchmark results\n"
-    parts = re.split(r"(?m)^(?=## )", old)
-    new_section = text.rstrip("\n") + "\n\n"
-    out, replaced = [], False
-    for part in parts:
-        if re.match(re.escape(SECTION) + r"\b", part):
-            if not replaced:
-                out.append(new_section)
-                replaced = True
-            continue
-        out.append(part)
-    if not replaced:
-        if out and not out[-1].endswith("\n\n"):
-            out[-1] = out[-1].rstrip("\n") + "\n\n"
-        out.append(new_section)
-    path.write_text("".join(out).rstrip("\n") + "\n")
-
-
-# ---------------------------------------------------------------------------------------------
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
@@ -625,11 +543,14 @@ def main() -> int:
              f"the target plus the command (cutpilot: its driver, which connects both hosts, "
              f"starts the agents and sets up and revokes the migration key itself); \"without "
              f"the login\" is the command alone (cutpilot: the db job alone). Every run started "
-             f"from an empty target database; each copy was then checked: the row counts of the "
+             f"from an empty target database, made by the harness before the clock starts (for "
+             f"cutpilot too); each copy was then checked: the row counts of the "
              f"4 pgbench tables and the number of indexes equal to the source's. cutpilot's job "
              f"also counts the rows on both sides itself (inside its time); the others do not. "
-             f"The shell contenders reach the source's cluster over TCP on loopback (no ssh on "
-             f"the data path); cutpilot streams pg_dump's output over the migration ssh.")
+             f"`pg_dump | psql`, `-Fd -j` and pgcopydb reach the source's cluster over TCP on "
+             f"loopback (no ssh on the data path), as cutpilot direct does; cutpilot plain streams "
+             f"pg_dump's output over the migration ssh, as `ssh source pg_dump | psql` does with "
+             f"the same cipher.")
     print(f"{header}\n\n{table}\n\n{notes}\n\n{commands}")
     log(f"total {time.monotonic() - started:.0f} s")
 
@@ -651,7 +572,7 @@ def main() -> int:
         else:
             section = (f"{SECTION}: one PostgreSQL database host to host\n\n{header}\n\n{table}\n\n"
                        f"{notes}\n\n{commands}\n")
-            write_results(Path(args.results_file), section)
+            write_section(Path(args.results_file), SECTION, section)
             log(f"wrote the '{SECTION}' section of {args.results_file}")
     if failed:
         log(f"FAILED: {', '.join(failed)}")

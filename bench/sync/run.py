@@ -34,15 +34,12 @@ controls (copies wrong on purpose) that the check must catch.
 """
 import argparse
 import datetime
-import math
 import os
 import platform
-import random
 import re
 import shlex
 import shutil
 import signal
-import stat
 import statistics
 import subprocess
 import sys
@@ -52,35 +49,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable, Dict, List, Optional
 
-ROOT = Path(__file__).resolve().parents[2]
-LAB = ROOT / "tests" / "lab" / "lab"
-RESULTS = ROOT / "bench" / "RESULTS.md"
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+from benchlib import (CIPHER, LAB, RESULTS, ROOT, Failed, Remote, log, q,  # noqa: E402
+                      first_line, memory, run_local, run_on, setup_peers, write_section)
+from data import (GiB, MiB, Dataset, DataFs, copy_tree, data_fs_size,  # noqa: E402
+                  empty_dir, gen_large, gen_small, mount_data, verify)
+
 SECTION = "## Sync"
-CIPHER = "aes128-gcm@openssh.com"
-MiB = 1 << 20
-GiB = 1 << 30
-SMALL_MIN, SMALL_MAX = 1024, 7 * 1024  # mean 4 KiB
-CHANGE_BLOCK = MiB                      # large re-sync: changed bytes come in blocks of this
-MTIME_BUMP_NS = 10 * 10**9             # a changed file's mtime moves by 10 s: rsync's quick check sees it
-
-
-def log(msg: str) -> None:
-    """Progress goes to stderr; the tables go to stdout."""
-    print(msg, file=sys.stderr, flush=True)
-
-
-class Failed(Exception):
-    """A contender's run failed or produced a wrong copy."""
-
-
-def run_local(argv, timeout, check=True, **kw) -> subprocess.CompletedProcess:
-    """Run a helper command (not a timed contender), bounded; raise with its output on failure."""
-    proc = subprocess.run([str(a) for a in argv], stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
-                          stderr=subprocess.PIPE, text=True, timeout=timeout, **kw)
-    if check and proc.returncode != 0:
-        raise RuntimeError(f"{' '.join(map(str, argv))} failed (exit {proc.returncode}):\n"
-                           f"{proc.stdout[-2000:]}{proc.stderr[-2000:]}")
-    return proc
 
 
 # ---------------------------------------------------------------------------------------------
@@ -112,38 +87,9 @@ class Lab:
         except subprocess.TimeoutExpired:
             log(f"warning: lab down --dir {self.dir} timed out")
 
-    def ssh_settings(self, host: str) -> Dict[str, str]:
-        """What `ssh -G` resolves for a lab host from the lab's ssh_config (port, user, ...)."""
-        out = run_local(["ssh", "-G", "-F", self.ssh_config, host], timeout=10).stdout
-        return dict(line.split(" ", 1) for line in out.splitlines() if " " in line)
-
-    def authorized_keys(self, host: str) -> Path:
-        """The AuthorizedKeysFile the host's sshd reads (from its sshd_config)."""
-        conf = (self.host_dir(host) / "sshd_config").read_text()
-        m = re.search(r"^AuthorizedKeysFile\s+(.+)$", conf, re.M)
-        if not m:
-            raise RuntimeError(f"no AuthorizedKeysFile in {self.host_dir(host)}/sshd_config")
-        return Path(shlex.split(m.group(1))[0])
-
     def setup_peers(self) -> None:
-        """A key for the bench, authorised on both hosts, and DIR/bench/peer_ssh_config that
-        reaches either host from the other with the chosen cipher."""
-        key = self.bench / "id_ed25519"
-        run_local(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-C", "cutpilot-sync-bench",
-                   "-f", key], timeout=30)
-        pub = Path(str(key) + ".pub").read_text()
-        lines = [f"# written by bench/sync/run.py: host to host inside the lab {self.dir}", ""]
-        for host in ("source", "target"):
-            with open(self.authorized_keys(host), "a") as f:
-                f.write(pub if pub.endswith("\n") else pub + "\n")
-            s = self.ssh_settings(host)
-            lines += [f"Host {host}", f"  HostName {s['hostname']}", f"  Port {s['port']}",
-                      f"  User {s['user']}", f"  IdentityFile {key}", "  IdentitiesOnly yes",
-                      f"  UserKnownHostsFile {self.dir / 'known_hosts'}",
-                      "  GlobalKnownHostsFile /dev/null", "  StrictHostKeyChecking yes",
-                      "  BatchMode yes", "  ConnectTimeout 10", f"  Ciphers {self.cipher}",
-                      "  Compression no", "  LogLevel ERROR", ""]
-        self.peer_config.write_text("\n".join(lines))
+        """DIR/bench/peer_ssh_config: either host from the other with the chosen cipher."""
+        setup_peers(self.dir, self.bench, self.cipher, "cutpilot-sync-bench")
 
     def check_cipher(self) -> str:
         """Prove that target -> source negotiates the cipher; return ssh's line about it."""
@@ -155,280 +101,10 @@ class Lab:
             raise RuntimeError(f"target -> source over ssh with {self.cipher} failed:\n{err[-2000:]}")
         return line.split("debug1: ", 1)[-1]
 
-    def on(self, host: str, command: str, name: str, timeout: float) -> "Remote":
-        """Run a bash command on a lab host through its sshd, in its environment. seconds is the
-        wall time as an operator sees it (ssh into the host + the command), like cutpilot's
-        driver, which connects to its hosts on its own clock; inner is the command alone."""
-        cmd_file = self.scripts / f"{name}.cmd.sh"
-        cmd_file.write_text(f"# {name}: run on lab host {host} by bench/sync/run.py\n"
-                            f"cd \"$HOME\" || exit 1\n{command}\n")
-        out, err = self.logs / f"{name}.out", self.logs / f"{name}.err"
-        wrapper = self.scripts / f"{name}.sh"
-        wrapper.write_text(
-            f"t0=$(date +%s%N)\n"
-            f"timeout -k 10 {int(timeout)} bash -o pipefail {q(cmd_file)} >{q(out)} 2>{q(err)}\n"
-            f"rc=$?\n"
-            f"t1=$(date +%s%N)\n"
-            f"echo \"bench: elapsed_ns=$((t1 - t0)) rc=$rc\"\n")
-        start = time.monotonic()
-        proc = subprocess.run(["ssh", "-F", str(self.ssh_config), host, "bash", str(wrapper)],
-                              stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
-                              stderr=subprocess.PIPE, text=True, timeout=timeout + 60)
-        seconds = time.monotonic() - start
-        m = re.search(r"bench: elapsed_ns=(\d+) rc=(\d+)", proc.stdout)
-        if not m:
-            raise Failed(f"ssh {host} failed (exit {proc.returncode}): {proc.stderr[-1000:]}")
-        return Remote(seconds, int(m.group(1)) / 1e9, int(m.group(2)), out, err)
-
-
-@dataclass
-class Remote:
-    seconds: float   # ssh into the host + the command
-    inner: float     # the command alone
-    rc: int
-    out: Path
-    err: Path
-
-    def tail(self) -> str:
-        text = ""
-        for p in (self.out, self.err):
-            if p.exists():
-                text += p.read_text(errors="replace")[-1500:]
-        return text.strip()
-
-
-def q(value) -> str:
-    return shlex.quote(str(value))
-
-
-# ---------------------------------------------------------------------------------------------
-# Datasets and their 1 % changes.
-
-@dataclass
-class Change:
-    """One region of one file that a re-sync must carry over: original and new bytes."""
-    path: Path
-    offset: int
-    old: bytes
-    new: bytes
-
-
-@dataclass
-class Dataset:
-    name: str            # "small" or "large"
-    src: Path            # on the source host
-    dst: Path            # on the target host
-    files: int = 0
-    bytes: int = 0
-    changes: List[Change] = field(default_factory=list)
-    times: Dict[Path, tuple] = field(default_factory=dict)  # (atime_ns, mtime_ns) before the change
-
-    def apply_change(self) -> None:
-        """Source: pre-change state -> changed state (same sizes, mtimes moved by 10 s)."""
-        self._write(lambda c: c.new)
-        for path, (atime, mtime) in self.times.items():
-            os.utime(path, ns=(atime, mtime + MTIME_BUMP_NS))
-
-    def revert_change(self) -> None:
-        """Source: back to the exact pre-change state (content and times)."""
-        self._write(lambda c: c.old)
-        for path, (atime, mtime) in self.times.items():
-            os.utime(path, ns=(atime, mtime))
-
-    def _write(self, pick: Callable[[Change], bytes]) -> None:
-        for c in self.changes:
-            with open(c.path, "r+b") as f:
-                f.seek(c.offset)
-                f.write(pick(c))
-
-
-def gen_small(ds: Dataset, count: int, per_dir: int, seed: int) -> None:
-    """count files of 1-7 KiB in directories of per_dir, plus odd entries; pick 1 % to change."""
-    rng = random.Random(seed)
-    ds.src.mkdir(parents=True)
-    dirs = max(1, math.ceil(count / per_dir))
-    paths = []
-    for i in range(count):
-        d = ds.src / f"d{i // per_dir:0{len(str(dirs))}d}"
-        if i % per_dir == 0:
-            d.mkdir()
-        p = d / f"f{i % per_dir:05d}.dat"
-        data = rng.randbytes(rng.randint(SMALL_MIN, SMALL_MAX))
-        p.write_bytes(data)
-        paths.append(p)
-        ds.bytes += len(data)
-    ds.files = count
-    # What a real service tree has and a careless copy loses.
-    odd = ds.src / "odd"
-    odd.mkdir()
-    (odd / "empty").write_bytes(b"")
-    (odd / "empty-dir").mkdir()
-    (odd / "name with blanks & 'quotes'").write_bytes(b"blanks\n")
-    run_sh = odd / "run.sh"
-    run_sh.write_text("#!/bin/sh\necho hello\n")
-    run_sh.chmod(0o755)
-    secret = odd / "secret"
-    secret.write_text("private\n")
-    secret.chmod(0o600)
-    (odd / "link").symlink_to("../" + paths[0].parent.name + "/" + paths[0].name)
-    ds.files += 5  # the symlink counts as a file
-    ds.bytes += 7 + len(run_sh.read_bytes()) + 8
-    for p in sorted(rng.sample(paths, max(1, count // 100))):
-        size = p.stat().st_size
-        ds.changes.append(Change(p, 0, p.read_bytes(), rng.randbytes(size)))
-        st = p.stat()
-        ds.times[p] = (st.st_atime_ns, st.st_mtime_ns)
-
-
-def gen_large(ds: Dataset, count: int, size: int, seed: int) -> None:
-    """count files of size random bytes; change 1 % of each file's bytes in spread-out blocks."""
-    rng = random.Random(seed)
-    ds.src.mkdir(parents=True)
-    chunk = 8 * MiB
-    for i in range(count):
-        p = ds.src / f"big{i}.img"
-        with open(p, "wb") as f:
-            left = size
-            while left:
-                n = min(chunk, left)
-                f.write(rng.randbytes(n))
-                left -= n
-        ds.files += 1
-        ds.bytes += size
-        total = max(4096, size // 100)
-        block = min(CHANGE_BLOCK, total)
-        blocks = math.ceil(total / block)
-        with open(p, "rb") as f:
-            for k in range(blocks):
-                n = min(block, total - k * block)
-                offset = ((k * size) // blocks + size // (2 * blocks)) // 4096 * 4096
-                offset = min(offset, size - n)
-                f.seek(offset)
-                ds.changes.append(Change(p, offset, f.read(n), rng.randbytes(n)))
-        st = p.stat()
-        ds.times[p] = (st.st_atime_ns, st.st_mtime_ns)
-
-
-# ---------------------------------------------------------------------------------------------
-# Checking a copy.
-
-def manifest(root: Path) -> Dict[str, tuple]:
-    """Every entry under root: type, size, permission bits, mtime (s), symlink target."""
-    out = {}
-    for dirpath, dirnames, filenames in os.walk(root):
-        for name in dirnames + filenames:
-            p = os.path.join(dirpath, name)
-            st = os.lstat(p)
-            rel = os.path.relpath(p, root)
-            if stat.S_ISLNK(st.st_mode):
-                out[rel] = ("symlink", os.readlink(p))
-            elif stat.S_ISDIR(st.st_mode):
-                out[rel] = ("dir", oct(st.st_mode & 0o7777))
-            elif stat.S_ISREG(st.st_mode):
-                out[rel] = ("file", st.st_size, oct(st.st_mode & 0o7777), st.st_mtime_ns // 10**9)
-            else:
-                out[rel] = ("other", stat.S_IFMT(st.st_mode))
-    return out
-
-
-def verify(src: Path, dst: Path, timeout: float) -> str:
-    """Raise Failed unless dst is a faithful copy of src; return a one-line summary."""
-    a, b = manifest(src), manifest(dst)
-    problems = [f"missing {k}" for k in sorted(a.keys() - b.keys())[:5]]
-    problems += [f"extra {k}" for k in sorted(b.keys() - a.keys())[:5]]
-    problems += [f"{k}: {a[k]} != {b[k]}" for k in sorted(a.keys() & b.keys()) if a[k] != b[k]][:5]
-    if problems:
-        raise Failed(f"target differs from source ({len(a)} vs {len(b)} entries): "
-                     + "; ".join(problems[:8]))
-    diff = subprocess.run(["diff", "-r", "-q", "--no-dereference", str(src), str(dst)],
-                          stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-                          text=True, timeout=timeout)
-    if diff.returncode != 0:
-        raise Failed(f"content differs: {diff.stdout[:600]}")
-    files = sum(1 for v in a.values() if v[0] in ("file", "symlink"))
-    size = sum(v[1] for v in a.values() if v[0] == "file")
-    return f"{files} files, {size} bytes, identical"
-
-
-def empty_dir(path: Path) -> None:
-    if path.exists():
-        shutil.rmtree(path)
-    path.mkdir(parents=True)
-
-
-def copy_tree(src: Path, dst: Path, timeout: float) -> None:
-    """dst := src with all metadata, locally (to prepare a re-sync; never timed)."""
-    empty_dir(dst)
-    run_local(["cp", "-a", f"{src}/.", f"{dst}/"], timeout=timeout)
-
-
-# ---------------------------------------------------------------------------------------------
-# Where the data lives: each host's data/ on its own journaled ext4.
-#
-# Why: this project's machine runs on ext4 *without a journal*, where every inode allocation
-# goes through ext4's recently_deleted() check. Creating 100k files there cost 2 to 35 s of
-# kernel time from one run to the next (perf: >80 % of cp's CPU in recently_deleted), tar and
-# cp far more than rsync: the small-file numbers measured the file system's state, not the
-# tools. A loop-mounted journaled ext4 per host is what a server would have.
-
-class DataFs:
-    """A sparse image, its loop device (direct I/O: no second copy in the page cache) and
-    the mount point; mount() raises when any step is impossible here."""
-
-    def __init__(self, image: Path, mountpoint: Path, size: int):
-        self.image, self.mountpoint, self.size = image, mountpoint, size
-        self.device = ""
-        self.mounted = False
-
-    def mount(self) -> None:
-        with open(self.image, "wb") as f:
-            f.truncate(self.size)
-        run_local(["mkfs.ext4", "-q", "-F", "-m", "0", "-E", "lazy_itable_init=0,lazy_journal_init=0",
-                   self.image], timeout=300)
-        self.device = run_local(["losetup", "-f", "--show", "--direct-io=on", self.image],
-                                timeout=30).stdout.strip()
-        self.mountpoint.mkdir(parents=True, exist_ok=True)
-        run_local(["mount", self.device, self.mountpoint], timeout=60)
-        self.mounted = True
-
-    def unmount(self) -> None:
-        if self.mounted:
-            for argv in (["umount", self.mountpoint], ["umount", "-l", self.mountpoint]):
-                if run_local(argv, timeout=120, check=False).returncode == 0:
-                    break
-            self.mounted = False
-        if self.device:
-            run_local(["losetup", "-d", self.device], timeout=30, check=False)
-            self.device = ""
-        self.image.unlink(missing_ok=True)
-
-
-def data_fs_size(small_files: int, large_bytes: int) -> int:
-    """Room for one copy of both datasets on one host, plus what a re-sync writes aside:
-    rsync's temporary copy of each big file, all of them at once with parallel rsyncs."""
-    need = small_files * 8192 + 2 * large_bytes
-    return int(need * 1.2) + 256 * MiB
-
-
-def mount_data(lab: Lab, work: Path, args, size: int) -> List[DataFs]:
-    """--fs ext4: give source and target their own data file system; --fs auto: the same
-    when possible (root, loop devices, mkfs.ext4), else the work directory as it is."""
-    if args.fs == "none":
-        return []
-    mounted: List[DataFs] = []
-    try:
-        for host in ("source", "target"):
-            fs = DataFs(work / f"{host}-data.img", lab.host_dir(host) / "data", size)
-            mounted.append(fs)
-            fs.mount()
-        return mounted
-    except (RuntimeError, OSError, subprocess.TimeoutExpired) as e:
-        for fs in mounted:
-            fs.unmount()
-        if args.fs == "ext4":
-            raise
-        log(f"warning: no ext4 data file systems ({str(e).splitlines()[0]}): data stays in {work}")
-        return []
+    def on(self, host: str, command: str, name: str, timeout: float) -> Remote:
+        """A command on a lab host through its sshd (benchlib.run_on: both clocks)."""
+        return run_on(self.ssh_config, self.scripts, self.logs, host, command, name, timeout,
+                      "bench/sync/run.py")
 
 
 # ---------------------------------------------------------------------------------------------
@@ -744,18 +420,7 @@ def targets(results, cons, med, best_fpsync, large_mib, raw_mibs) -> List[str]:
 
 def machine_info() -> Dict[str, str]:
     """What the results name about this machine and its tools."""
-    def first_line(argv, stream="stdout"):
-        try:
-            p = subprocess.run(argv, capture_output=True, text=True, timeout=10)
-            return (getattr(p, stream).strip().splitlines() or ["?"])[0]
-        except (OSError, subprocess.TimeoutExpired):
-            return "?"
-    mem = "?"
-    try:
-        kb = int(re.search(r"MemTotal:\s+(\d+)", Path("/proc/meminfo").read_text()).group(1))
-        mem = f"{kb / (1 << 20):.0f} GiB"
-    except (OSError, AttributeError):
-        pass
+    mem = memory()
     fpsync_v = first_line(["fpsync", "-h"])
     return {
         "cores": str(os.cpu_count()),
@@ -793,26 +458,6 @@ def commands_text(lab: Lab, sets: Dict[str, Dataset], cons: List[Contender], raw
     raw = raw_ssh_cmd(lab, raw_bytes).replace(str(lab.peer_config), "PEER")
     lines.append(f"- raw ssh (on target): `{raw}`")
     return "\n".join(lines)
-
-
-def write_results(path: Path, text: str) -> None:
-    """Replace the "## Sync" section of RESULTS.md (or append one); keep every other section."""
-    old = path.read_text() if path.exists() else "# Benchmark results\n"
-    parts = re.split(r"(?m)^(?=## )", old)
-    new_section = text.rstrip("\n") + "\n\n"
-    out, replaced = [], False
-    for part in parts:
-        if re.match(re.escape(SECTION) + r"\b", part):
-            if not replaced:
-                out.append(new_section)
-                replaced = True
-            continue
-        out.append(part)
-    if not replaced:
-        if out and not out[-1].endswith("\n\n"):
-            out[-1] = out[-1].rstrip("\n") + "\n\n"
-        out.append(new_section)
-    path.write_text("".join(out).rstrip("\n") + "\n")
 
 
 # ---------------------------------------------------------------------------------------------
@@ -934,7 +579,7 @@ def main() -> int:
         else:
             section = (f"{SECTION}: copying a service's files host to host\n\n{header}\n\n{table}\n\n"
                        f"{datasets}\n\n{commands}\n")
-            write_results(Path(args.results_file), section)
+            write_section(Path(args.results_file), SECTION, section)
             log(f"wrote the '{SECTION}' section of {args.results_file}")
     if failed:
         log(f"FAILED: {', '.join(failed)}")

@@ -5,6 +5,7 @@
 //                 [--mode copy|estimate|verify] [--cipher C]
 // Prints "job_seconds=S" (the sync job alone, the links already up, as in a run) and
 // "total_seconds=S" (connects, agent start, key setup included); exit 0 on success.
+// The job's log lines go to stderr, each after "+S" (seconds since the job started).
 #include <unistd.h>
 
 #include <chrono>
@@ -74,9 +75,10 @@ int main(int argc, char** argv) {
                      {"peer", peer}, {"parallel", parallel},       {"delete", del}};
   const auto job_started = Clock::now();
   auto events = link.run(target, {link.run_id() + "/sync/" + target, "sync", spec.dump()},
-                         [](const proto::Message& m) {
+                         [&](const proto::Message& m) {
                            if (const auto* line = std::get_if<proto::LogLine>(&m))
-                             std::fprintf(stderr, "%s\n", line->line.c_str());
+                             std::fprintf(stderr, "+%7.3f %s\n", seconds_since(job_started),
+                                          line->line.c_str());
                          });
   const double job_seconds = seconds_since(job_started);
 

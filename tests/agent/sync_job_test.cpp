@@ -1,9 +1,11 @@
 // The `sync` job kind of the real cutpilot-agent binary on one host (no peer): progress,
 // rsync's exit 23 (files not transferred) as an error naming them, exit 24 (vanished
-// files) as a warning, and a missing rsync.
+// files) as a warning, a runner that sleeps while a parallel sync's last rsync runs, and a
+// missing rsync.
 #include <gtest/gtest.h>
 #include <sys/stat.h>
 
+#include <cstdio>
 #include <filesystem>
 #include <fstream>
 #include <nlohmann/json.hpp>
@@ -36,6 +38,17 @@ class SyncJob : public test::AgentHomeTest {
     spec.update({{"local", dst_}, {"remote", src_}}, true);
     agent.send(StartJob{"sync-" + std::to_string(++jobs_), "sync", spec.dump()});
     return agent.until_finished(20s);
+  }
+  // Runs one sync job with `script` standing in for rsync (first in PATH); its events.
+  std::vector<Message> run_with_rsync(const std::string& script, Json spec) {
+    const std::string bin = home_ + "/bin";
+    fs::create_directories(bin);
+    std::ofstream(bin + "/rsync") << script;
+    fs::permissions(bin + "/rsync", fs::perms::owner_all);
+    const std::string saved = getenv("PATH");
+    auto events = run(std::move(spec), bin + ":" + saved);
+    setenv("PATH", saved.c_str(), 1);
+    return events;
   }
   std::string src_, dst_;
   int jobs_ = 0;
@@ -73,17 +86,12 @@ TEST_F(SyncJob, FilesThatCannotBeWrittenFailTheJobByName) {
 
 TEST_F(SyncJob, VanishedFilesAreAWarningNamingThem) {
   // Files vanish only in a race; a stand-in rsync says what the real one says then.
-  const std::string bin = home_ + "/bin";
-  fs::create_directories(bin);
-  std::ofstream(bin + "/rsync") << "#!/bin/sh\n"
-                                   "echo 'file has vanished: \"/srv/cache/tmp123\"' >&2\n"
-                                   "echo 'rsync warning: some files vanished before they could "
-                                   "be transferred (code 24)' >&2\n"
-                                   "exit 24\n";
-  fs::permissions(bin + "/rsync", fs::perms::owner_all);
-  const std::string saved = getenv("PATH");
-  const auto events = run(Json::object(), bin + ":" + saved);
-  setenv("PATH", saved.c_str(), 1);
+  const auto events = run_with_rsync(
+      "#!/bin/sh\n"
+      "echo 'file has vanished: \"/srv/cache/tmp123\"' >&2\n"
+      "echo 'rsync warning: some files vanished before they could be transferred (code 24)' >&2\n"
+      "exit 24\n",
+      Json::object());
   const JobFinished* done = finished_of(events);
   ASSERT_NE(done, nullptr);
   EXPECT_EQ(done->state, JobState::kSucceeded) << done->error;
@@ -94,6 +102,29 @@ TEST_F(SyncJob, VanishedFilesAreAWarningNamingThem) {
             std::string::npos)
       << notes.back();
   EXPECT_EQ(Json::parse(done->result)["vanished"][0], "/srv/cache/tmp123");
+}
+
+TEST_F(SyncJob, RunnerSleepsWhileTheLastBucketRuns) {
+  // Stand-in rsyncs: bucket 0 ends at once, bucket 1 runs 4 s longer (past the 2 s drain of
+  // bucket 0's output) and then reports how much CPU its parent, the job's runner, has used.
+  const auto events = run_with_rsync(
+      "#!/bin/sh\n"
+      "case \"$*\" in\n"
+      "*--list-only*) printf 'drwxr-xr-x 4096 2026/11/21 19:00:13 .\\n"
+      "-rw-r--r-- 10 2026/11/21 19:00:13 a\\n-rw-r--r-- 20 2026/11/21 19:00:13 b\\n' ;;\n"
+      "*bucket-1*) sleep 4; echo \"runner-ticks $(cut -d' ' -f14,15 /proc/$PPID/stat)\" >&2 ;;\n"
+      "esac\n",
+      Json{{"parallel", 2}});
+  const JobFinished* done = finished_of(events);
+  ASSERT_NE(done, nullptr);
+  EXPECT_EQ(done->state, JobState::kSucceeded) << done->error;
+  long user = -1, system = -1;
+  for (const auto& line : lines_of(events, Stream::kStderr))
+    std::sscanf(line.c_str(), "runner-ticks %ld %ld", &user, &system);
+  ASSERT_GE(user, 0) << "the stand-in for bucket 1 did not report";
+  // Waiting costs next to nothing; polling without a timeout would burn the 2 s after the
+  // drain (about 200 ticks of 10 ms).
+  EXPECT_LT(user + system, 50) << user << " user + " << system << " system ticks";
 }
 
 TEST_F(SyncJob, MissingRsyncIsAClearError) {

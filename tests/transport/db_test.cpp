@@ -4,6 +4,7 @@
 #include <gtest/gtest.h>
 #include <signal.h>
 
+#include <algorithm>
 #include <filesystem>
 #include <fstream>
 #include <map>
@@ -221,6 +222,41 @@ TEST_F(PgCopy, SchemaOnlyAndExcludedTables) {
   events = run("target", {"copy-schema", "db", spec.dump()});
   ASSERT_EQ(finished(events).state, proto::JobState::kSucceeded) << finished(events).error;
   EXPECT_EQ(psql("target", "shop", "SELECT count(*) FROM sessions"), "0\n");
+}
+
+TEST_F(PgCopy, IntoAnExistingDatabaseTheSourceIsMeasuredWhileItStreams) {
+  // No create or drop: the measurement runs beside the dump, and still decides which tables
+  // are counted and what the progress' totals are.
+  psql("source", "postgres", "CREATE DATABASE shop");
+  psql("source", "shop",
+       "CREATE TABLE keep AS SELECT n, repeat('x', 100) AS pad FROM generate_series(1, 20000) n; "
+       "CREATE TABLE sessions AS SELECT generate_series(1, 100) AS n");
+  psql("target", "postgres", "CREATE DATABASE shop");
+  Json spec = copy();
+  spec.erase("create");
+  spec["exclude_tables"] = {"sessions"};
+  auto events = run("target", {"copy-existing", "db", spec.dump()});
+  const proto::JobFinished& done = finished(events);
+  ASSERT_EQ(done.state, proto::JobState::kSucceeded) << done.error << "\n" << lines(events);
+  const Json result = Json::parse(done.result);
+  EXPECT_EQ(result["tables"], 1);
+  EXPECT_EQ(result["rows"]["public.keep"], 20000);
+  EXPECT_GT(result["size"].get<uint64_t>(), 2000000u);
+  EXPECT_NE(lines(events).find("1 tables, "), std::string::npos) << lines(events);
+  EXPECT_NE(lines(events).find("row counts equal in all 1 tables"), std::string::npos);
+  uint64_t tables = 0;
+  const proto::Progress* last = nullptr;
+  for (const auto& m : events)
+    if (const auto* p = std::get_if<proto::Progress>(&m)) {
+      EXPECT_GE(p->files, tables);
+      tables = p->files;
+      last = p;
+    }
+  ASSERT_NE(last, nullptr);
+  EXPECT_EQ(last->files, 1u);
+  EXPECT_EQ(last->files_total, std::optional<uint64_t>(1));
+  ASSERT_TRUE(last->total.has_value());
+  EXPECT_EQ(*last->total, std::max(result["size"].get<uint64_t>(), last->bytes));
 }
 
 TEST_F(PgCopy, DirectCopyReachesTheSourceServerWithoutSsh) {

@@ -4,6 +4,7 @@
 #include <gtest/gtest.h>
 
 #include <algorithm>
+#include <array>
 #include <cstdint>
 #include <map>
 #include <random>
@@ -473,6 +474,28 @@ TEST(RsyncFailedFileTest, OtherLinesNameNoFile) {
        }) {
     EXPECT_EQ(failed(line), "<nullopt>") << line;
   }
+}
+
+// ---- parse_rsync_version / has_trust_sender ------------------------------------------------
+
+TEST(RsyncVersionTest, ReadsTheFirstLineOfVersionOutput) {
+  EXPECT_EQ(parse_rsync_version("rsync  version 3.5.0  protocol version 32"),
+            (std::array<int, 3>{3, 5, 0}));
+  EXPECT_EQ(parse_rsync_version("rsync  version v3.2.7  protocol version 31"), std::nullopt);
+  EXPECT_EQ(parse_rsync_version("rsync  version 3.2.7pre1  protocol version 31"),
+            (std::array<int, 3>{3, 2, 7}));
+  EXPECT_EQ(parse_rsync_version("rsync version 3.1  protocol version 31"),
+            (std::array<int, 3>{3, 1, 0}));
+  EXPECT_EQ(parse_rsync_version("openrsync: protocol version 29"), std::nullopt);
+  EXPECT_EQ(parse_rsync_version(""), std::nullopt);
+}
+
+TEST(RsyncVersionTest, TrustSenderFrom325On) {
+  EXPECT_FALSE(has_trust_sender({3, 2, 4}));
+  EXPECT_FALSE(has_trust_sender({3, 1, 9}));
+  EXPECT_TRUE(has_trust_sender({3, 2, 5}));
+  EXPECT_TRUE(has_trust_sender({3, 5, 0}));
+  EXPECT_TRUE(has_trust_sender({4, 0, 0}));
 }
 
 }  // namespace
