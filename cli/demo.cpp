@@ -22,17 +22,6 @@ extern char** environ;
 namespace cutpilot::cli {
 namespace {
 
-// The signals that end the demo; they are blocked in cutpilot itself and read from a
-// signalfd, so the lab is always stopped however the operator leaves.
-sigset_t stop_signals() {
-  sigset_t set;
-  sigemptyset(&set);
-  sigaddset(&set, SIGINT);
-  sigaddset(&set, SIGTERM);
-  sigaddset(&set, SIGHUP);
-  return set;
-}
-
 // Runs argv to completion; returns its exit status (127 when it could not start).
 // A shielded child ignores the stop signals, so a second Ctrl-C cannot cut the
 // lab's shutdown short; other children get them with their default meaning.

@@ -79,15 +79,6 @@ nlohmann::json answer(plans::Executor& executor, const nlohmann::json& request) 
   return {{"ok", true}};
 }
 
-sigset_t leave_signals() {
-  sigset_t set;
-  sigemptyset(&set);
-  sigaddset(&set, SIGINT);
-  sigaddset(&set, SIGTERM);
-  sigaddset(&set, SIGHUP);
-  return set;
-}
-
 }  // namespace
 
 std::string default_state_root() {
@@ -103,6 +94,14 @@ std::string plan_slug(const std::string& plan_path) {
   for (char& c : stem)
     if (!std::isalnum(static_cast<unsigned char>(c)) && c != '-' && c != '_') c = '-';
   return stem.empty() ? "plan" : stem;
+}
+
+sigset_t stop_signals() {
+  sigset_t set;
+  sigemptyset(&set);
+  for (int sig : {SIGINT, SIGTERM, SIGHUP})
+    sigaddset(&set, sig);
+  return set;
 }
 
 int parse_run_options(const std::vector<std::string>& args, RunOptions& options) {
@@ -229,7 +228,7 @@ int loop(const RunOptions& options, const plans::EventSink& sink, RunSession& ru
   plans::Executor& executor = *run.executor;
   transport::Fleet& fleet = *run.fleet;
   fleet.start();
-  const sigset_t signals = leave_signals();
+  const sigset_t signals = stop_signals();
   pthread_sigmask(SIG_BLOCK, &signals, nullptr);
   const int signal_fd = signalfd(-1, &signals, SFD_NONBLOCK | SFD_CLOEXEC);
   std::vector<pollfd> fds;

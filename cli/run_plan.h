@@ -1,6 +1,8 @@
 // Running a plan, shared by `cutpilot run` and `cutpilot demo`.
 #pragma once
 
+#include <signal.h>
+
 #include <functional>
 #include <string>
 #include <vector>
@@ -26,6 +28,10 @@ struct RunOptions {
   std::function<std::vector<plans::Command>()> take_commands;
   std::function<bool()> should_leave;
 };
+
+// The signals that make a run (or the demo) stop: SIGINT, SIGTERM, SIGHUP. Blocked and read
+// from a signalfd, so whatever runs afterwards (the demo's lab shutdown) always runs.
+sigset_t stop_signals();
 
 // Reads `cutpilot run` arguments; kOk, or kUsage after printing what is wrong.
 int parse_run_options(const std::vector<std::string>& args, RunOptions& options);

@@ -5,25 +5,18 @@ target_link_libraries(tui_tests PRIVATE cutpilot_tui GTest::gtest_main)
 cutpilot_gtests(tui_tests tui "*" "tui" 60)
 
 # tui_demo (a scripted run in the real cockpit) in tmux, one session per test.
-foreach(case gate_waits_for_the_typed_confirmation_then_runs
-             failed_step_retries_on_r_and_x_aborts_with_rollback
-             sync_bar_only_advances_and_reaches_100
-             resize_mid_run_leaves_a_clean_screen
-             q_leaves_while_the_run_goes_on
-             help_table_in_monochrome_on_screen_256color
-             downtime_clock_turns_amber_then_red_past_the_budget
-             too_small_a_terminal_says_so)
-  add_test(NAME tui.tmux.${case}
-    COMMAND ${Python3_EXECUTABLE} -m unittest -v test_cockpit_tmux.CockpitTmuxTest.test_${case}
-    WORKING_DIRECTORY ${CMAKE_CURRENT_SOURCE_DIR}/tui)
-  set_tests_properties(tui.tmux.${case} PROPERTIES LABELS "tui;tmux" TIMEOUT 90
-    ENVIRONMENT "TUI_DEMO=$<TARGET_FILE:tui_demo>")
-endforeach()
+cutpilot_python_tests(tui tui.tmux test_cockpit_tmux.CockpitTmuxTest "tui;tmux" 90
+  "TUI_DEMO=$<TARGET_FILE:tui_demo>"
+  gate_waits_for_the_typed_confirmation_then_runs
+  failed_step_retries_on_r_and_x_aborts_with_rollback
+  sync_bar_only_advances_and_reaches_100
+  resize_mid_run_leaves_a_clean_screen
+  q_leaves_while_the_run_goes_on
+  help_table_in_monochrome_on_screen_256color
+  downtime_clock_turns_amber_then_red_past_the_budget
+  too_small_a_terminal_says_so)
 
 # The real `cutpilot run` in its cockpit, in tmux, against lab hosts.
-add_test(NAME tui.run.gate_bar_clock_resize_and_leaving_with_q
-  COMMAND ${Python3_EXECUTABLE} -m unittest -v
-          test_cockpit_run.CockpitRunTest.test_gate_bar_clock_resize_and_leaving_with_q
-  WORKING_DIRECTORY ${CMAKE_CURRENT_SOURCE_DIR}/tui)
-set_tests_properties(tui.run.gate_bar_clock_resize_and_leaving_with_q PROPERTIES
-  LABELS "tui;tmux;lab" TIMEOUT 240 ENVIRONMENT "CUTPILOT_BIN=$<TARGET_FILE:cutpilot>")
+cutpilot_python_tests(tui tui.run test_cockpit_run.CockpitRunTest "tui;tmux;lab" 240
+  "CUTPILOT_BIN=$<TARGET_FILE:cutpilot>"
+  gate_bar_clock_resize_and_leaving_with_q)
