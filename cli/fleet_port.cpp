@@ -1,5 +1,6 @@
 #include "cli/fleet_port.h"
 
+#include <cstdio>
 #include <cstdlib>
 
 namespace cutpilot::cli {
@@ -71,6 +72,20 @@ std::optional<plans::JobUpdate> update_of(const proto::Message& message) {
 
 }  // namespace
 
+std::string facts_line(const proto::HostFacts& facts, const transport::LinkInfo& link) {
+  char load[16];
+  std::snprintf(load, sizeof load, "%.2f", facts.load1_milli / 1000.0);
+  std::string line = "agent " + link.agent_version + ", load " + load;
+  for (const auto& disk : facts.disks)
+    if (disk.error.empty()) {
+      char free[32];
+      std::snprintf(free, sizeof free, "%.1f", static_cast<double>(disk.free) / (1ull << 30));
+      line += std::string(", ") + free + " GiB free on " + disk.path;
+      break;
+    }
+  return line + ", " + std::to_string(facts.cores) + " cores";
+}
+
 const char* schema_host_state(transport::LinkState state) {
   switch (state) {
     case transport::LinkState::kReady:
@@ -124,10 +139,16 @@ void FleetPort::deliver(const transport::HostEvent& event, plans::Executor& exec
     if (state != shown || !event.error.empty())
       executor.on_host(event.host, state, event.error, now);
     shown = state;
-    if (*event.state == transport::LinkState::kReady)
+    if (*event.state == transport::LinkState::kReady) {
+      // What the hosts pane shows beside the state: asked once per connect.
+      fleet_.send(event.host, proto::Facts{});
       for (auto it = cancels_.begin(); it != cancels_.end();)
         it = tracker_.cancel(*it) ? cancels_.erase(it) : std::next(it);
+    }
   }
+  if (event.message)
+    if (const auto* facts = std::get_if<proto::HostFacts>(&*event.message))
+      executor.on_host(event.host, "ready", "", now, facts_line(*facts, fleet_.info(event.host)));
   std::vector<transport::JobEvent> jobs;
   tracker_.handle(event, jobs);
   for (const auto& job : jobs)

@@ -35,6 +35,9 @@ class FleetPort : public plans::JobPort {
   std::map<std::string, std::string> shown_;  // host → the schema state last handed on
 };
 
+// The one line a view shows beside a ready host: agent version, load, free disk, cores.
+std::string facts_line(const proto::HostFacts& facts, const transport::LinkInfo& link);
+
 // DESIGN.md's host states: connecting, ready, lost, failed.
 const char* schema_host_state(transport::LinkState state);
 

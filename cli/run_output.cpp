@@ -63,7 +63,8 @@ struct LineOf {
     return who(e.host, e.step) + e.target + " is " + e.status;
   }
   std::string operator()(const plans::HostEvent& e) const {
-    return e.host + " link: " + e.state + (e.error.empty() ? "" : ": " + e.error);
+    return e.host + " link: " + e.state + (e.error.empty() ? "" : ": " + e.error) +
+           (e.facts.empty() ? "" : " (" + e.facts + ")");
   }
   std::string operator()(const plans::DowntimeEvent& e) const {
     std::string text = who("", "") + "downtime " + e.state;

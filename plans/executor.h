@@ -96,9 +96,10 @@ class Executor {
   void tick(RunClock::time_point now);
   // Takes one update of a job this executor started.
   void on_job(const std::string& job_id, const JobUpdate& update, RunClock::time_point now);
-  // A host's link changed (ready, lost, failed...): shown, and a failed host fails its steps.
+  // A host's link changed (ready, lost, failed...) or its facts arrived: shown, and a failed
+  // host fails its steps.
   void on_host(const std::string& host, const std::string& state, const std::string& error,
-               RunClock::time_point now);
+               RunClock::time_point now, const std::string& facts = "");
   // An operator command; returns "" when accepted, else why not (for the control socket).
   std::string command(const Command& command, RunClock::time_point now);
   // When tick() next has something to do (nullopt: only an update can change anything).

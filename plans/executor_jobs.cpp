@@ -414,9 +414,9 @@ void Executor::end_run(const std::string& state, RunClock::time_point now) {
 }
 
 void Executor::on_host(const std::string& host, const std::string& state, const std::string& error,
-                       RunClock::time_point now) {
+                       RunClock::time_point now, const std::string& facts) {
   host_state_[host] = state;
-  sink_(HostEvent{host, state, error});
+  sink_(HostEvent{host, state, error, facts});
   if (state != "failed") return;
   for (auto& setup : peers_) {
     if (setup.job_id.empty()) continue;

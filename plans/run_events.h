@@ -67,11 +67,12 @@ struct HealthEvent {
   std::string status;
 };
 
-// A host's link changed state (connecting, ready, lost, failed).
+// A host's link changed state (connecting, ready, lost, failed), or its facts arrived.
 struct HostEvent {
   std::string host;
   std::string state;
   std::string error;
+  std::string facts;  // one line once the agent told them: agent version, load, free disk
 };
 
 // The downtime window started or ended, or its prediction changed before it started.

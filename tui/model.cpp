@@ -340,6 +340,7 @@ void Model::on(const plans::HostEvent& e, Clock::time_point) {
     host.error = printable(e.error);
   else if (e.state == "ready")
     host.error.clear();
+  if (!e.facts.empty()) host.facts = printable(e.facts);
   dirty_ |= part::kHosts;
 }
 

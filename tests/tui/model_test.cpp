@@ -155,6 +155,19 @@ TEST_F(ModelTest, AHostKeepsItsErrorUntilReadyAgain) {
   EXPECT_TRUE(model.host_index("extra"));
 }
 
+TEST_F(ModelTest, AHostsFactsArriveWithItsStateAndStayUntilNewOnes) {
+  Model model(plan());
+  model.apply(plans::HostEvent{.host = "source", .state = "ready"}, t0_);
+  EXPECT_EQ(model.hosts()[0].facts, "");
+  model.take_dirty();
+  model.apply(
+      plans::HostEvent{.host = "source", .state = "ready", .facts = "agent 0.1.0, load 0.50"}, t0_);
+  EXPECT_EQ(model.hosts()[0].facts, "agent 0.1.0, load 0.50");
+  EXPECT_NE(model.take_dirty() & part::kHosts, 0u);
+  model.apply(plans::HostEvent{.host = "source", .state = "lost", .error = "timeout"}, t0_);
+  EXPECT_EQ(model.hosts()[0].facts, "agent 0.1.0, load 0.50") << "a lost host keeps its facts";
+}
+
 TEST_F(ModelTest, DowntimeClockTicksOnlyWhileStarted) {
   Model model(plan());
   using State = DowntimeView::State;

@@ -103,6 +103,8 @@ class CockpitRunTest(LabCase):
 
     def test_gate_bar_clock_resize_and_leaving_with_q(self):
         t = self.cockpit()
+        # Each host's facts from its agent, beside its state.
+        self.wait(t, r"source\s+ready\s+agent \d")  # the pane cuts the rest at 80 columns
         # The sync's bar advances and reaches 100 %.
         seen = set()
         deadline = time.monotonic() + WAIT
