@@ -151,6 +151,25 @@ def write_section(path: Path, section: str, text: str) -> None:
     path.write_text("".join(out).rstrip("\n") + "\n")
 
 
+def conclude(write_results: bool, results_file: str, section: str, text: str, failed,
+             measured: bool) -> int:
+    """End a harness: write its RESULTS.md section (only when every contender passed), say
+    what failed; the process exit code."""
+    if write_results:
+        if failed:
+            log("not writing results: some contenders failed")
+        else:
+            write_section(Path(results_file), section, text)
+            log(f"wrote the '{section}' section of {results_file}")
+    if failed:
+        log(f"FAILED: {', '.join(failed)}")
+        return 1
+    if not measured:
+        log("nothing was measured")
+        return 1
+    return 0
+
+
 def first_line(argv, stream="stdout") -> str:
     """The first line a command prints on stream ("?" when it cannot run)."""
     try:

@@ -55,7 +55,7 @@ from typing import Callable, Dict, List, Optional
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from benchlib import (CIPHER, LAB, RESULTS, ROOT, Failed, Remote, env_file, log, q,  # noqa: E402
-                      first_line, memory, run_local, run_on, setup_peers, write_section)
+                      first_line, memory, run_local, run_on, conclude, setup_peers)
 
 SECTION = "## Database copy"
 DATABASE = "bench"
@@ -566,21 +566,10 @@ def main() -> int:
     for n, v in results.items():
         if v.status.startswith("not supported"):
             log(f"{n}: {v.status}")
-    if args.write_results:
-        if failed:
-            log("not writing results: some contenders failed")
-        else:
-            section = (f"{SECTION}: one PostgreSQL database host to host\n\n{header}\n\n{table}\n\n"
-                       f"{notes}\n\n{commands}\n")
-            write_section(Path(args.results_file), SECTION, section)
-            log(f"wrote the '{SECTION}' section of {args.results_file}")
-    if failed:
-        log(f"FAILED: {', '.join(failed)}")
-        return 1
-    if not any(v.times and not v.status for v in results.values()):
-        log("nothing was measured")
-        return 1
-    return 0
+    section = (f"{SECTION}: one PostgreSQL database host to host\n\n{header}\n\n{table}\n\n"
+               f"{notes}\n\n{commands}\n")
+    return conclude(args.write_results, args.results_file, SECTION, section, failed,
+                    any(v.times and not v.status for v in results.values()))
 
 
 if __name__ == "__main__":

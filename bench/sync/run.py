@@ -51,7 +51,7 @@ from typing import Callable, Dict, List, Optional
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from benchlib import (CIPHER, LAB, RESULTS, ROOT, Failed, Remote, log, q,  # noqa: E402
-                      first_line, memory, run_local, run_on, setup_peers, write_section)
+                      first_line, memory, run_local, run_on, conclude, setup_peers)
 from data import (GiB, MiB, Dataset, DataFs, copy_tree, data_fs_size,  # noqa: E402
                   empty_dir, gen_large, gen_small, mount_data, verify)
 
@@ -573,22 +573,10 @@ def main() -> int:
                 failed.append(f"the check missed a wrong copy: {k[0]} ({k[1]} {k[2]})")
     if raw.status:
         failed.append("raw ssh")
-    if args.write_results:
-        if failed:
-            log("not writing results: some contenders failed")
-        else:
-            section = (f"{SECTION}: copying a service's files host to host\n\n{header}\n\n{table}\n\n"
-                       f"{datasets}\n\n{commands}\n")
-            write_section(Path(args.results_file), SECTION, section)
-            log(f"wrote the '{SECTION}' section of {args.results_file}")
-    if failed:
-        log(f"FAILED: {', '.join(failed)}")
-        return 1
-    measured = [k for k, v in results.items() if v.times and not v.status]
-    if not measured:
-        log("nothing was measured")
-        return 1
-    return 0
+    section = (f"{SECTION}: copying a service's files host to host\n\n{header}\n\n{table}\n\n"
+               f"{datasets}\n\n{commands}\n")
+    return conclude(args.write_results, args.results_file, SECTION, section, failed,
+                    any(v.times and not v.status for v in results.values()))
 
 
 if __name__ == "__main__":
