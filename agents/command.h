@@ -73,6 +73,9 @@ struct RunOptions {
   std::function<void()> tick;            // called at least every 100 ms while commands run
   // Told how many bytes went from commands[producer] into its consumer's stdin.
   std::function<void(size_t producer, uint64_t bytes)> piped;
+  // Told once commands[index] has exited and all its output was delivered; may return
+  // commands to start at once (no stdin_from), whose indexes follow the others' in order.
+  std::function<std::vector<Command>(size_t index, int exit_code)> finished;
 };
 
 // Runs commands concurrently until all have exited and their output is read.

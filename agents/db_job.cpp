@@ -4,6 +4,7 @@
 
 #include <algorithm>
 #include <chrono>
+#include <functional>
 #include <map>
 #include <nlohmann/json.hpp>
 #include <optional>
@@ -11,6 +12,7 @@
 
 #include "agents/command.h"
 #include "agents/db_engines.h"
+#include "agents/db_spec.h"
 #include "agents/net_stream.h"
 #include "agents/peer_ssh.h"
 #include "agents/rate_meter.h"
@@ -27,114 +29,6 @@ using Json = nlohmann::json;
 constexpr size_t kMaxListed = 10;
 // Measuring, listing and counting queries get this long each (unless the job has less).
 constexpr uint64_t kQueryTimeoutMs = 10 * 60 * 1000;
-
-// A parsed db spec.
-struct DbSpec {
-  std::string action = "copy";
-  const DbEngine* engine = nullptr;
-  std::optional<Peer> peer;
-  DbEndpoint from, to, db;
-  DbCopyOptions options;
-  bool create = false, drop = false, verify = true;
-  bool direct = false;  // the tools here reach the source's server themselves (no ssh)
-  std::optional<uint64_t> max;
-  uint64_t timeout_ms = 0;
-  uint64_t jobs = 1;  // > 1: postgres directory format, dumped and restored in parallel
-};
-
-std::optional<DbEndpoint> parse_endpoint(const Json& j, const std::string& what,
-                                         std::string& error) {
-  DbEndpoint e;
-  const FieldHandlers fields = {
-      {"host", text_field(e.host, error, what + ".host")},
-      {"port", count_field(e.port)},
-      {"socket", text_field(e.socket, error, what + ".socket")},
-      {"database", text_field(e.database, error, what + ".database")},
-      {"user", text_field(e.user, error, what + ".user")},
-      {"password", text_field(e.password, error, what + ".password")},
-      {"bin_dir", text_field(e.bin_dir, error, what + ".bin_dir")},
-  };
-  if (!read_fields(j, what, fields, error)) return std::nullopt;
-  if (e.database.empty()) error = "\"" + what + ".database\" is required";
-  if (e.port > 65535) error = "\"" + what + ".port\" must be at most 65535";
-  if (e.password.find_first_of("\n\r") != std::string::npos)
-    error = "\"" + what + ".password\" must be one line";
-  if (!error.empty()) return std::nullopt;
-  return e;
-}
-
-std::optional<DbSpec> parse(std::string_view text, std::string& error) {
-  const Json j = Json::parse(text.begin(), text.end(), nullptr, false);
-  if (j.is_discarded()) {
-    error = "the db spec is not valid JSON";
-    return std::nullopt;
-  }
-  DbSpec spec;
-  std::string engine;
-  uint64_t max = 0;
-  auto endpoint = [&](DbEndpoint& out, const std::string& what) {
-    return [&out, &error, what](const Json& v) {
-      auto e = parse_endpoint(v, what, error);
-      if (e) out = *e;
-      return e.has_value();
-    };
-  };
-  const FieldHandlers fields = {
-      {"action", text_field(spec.action, error, "action")},
-      {"engine", text_field(engine, error, "engine")},
-      {"peer",
-       [&](const Json& v) { return (spec.peer = parse_peer(v, "peer", error)).has_value(); }},
-      {"from", endpoint(spec.from, "from")},
-      {"to", endpoint(spec.to, "to")},
-      {"db", endpoint(spec.db, "db")},
-      {"max",
-       [&](const Json& v) {
-         const bool ok = count_field(max)(v);
-         if (ok) spec.max = max;
-         return ok;
-       }},
-      {"format", text_field(spec.options.format, error, "format")},
-      {"create", flag_field(spec.create)},
-      {"drop", flag_field(spec.drop)},
-      {"schema_only", flag_field(spec.options.schema_only)},
-      {"no_owner", flag_field(spec.options.no_owner)},
-      {"no_privileges", flag_field(spec.options.no_privileges)},
-      {"verify", flag_field(spec.verify)},
-      {"direct", flag_field(spec.direct)},
-      {"exclude_tables", list_field(spec.options.exclude_tables)},
-      {"timeout_ms", count_field(spec.timeout_ms)},
-      {"jobs", count_field(spec.jobs)},
-  };
-  if (!read_fields(j, "db", fields, error)) return std::nullopt;
-  spec.engine = find_db_engine(engine);
-  if (!spec.engine) {
-    error = "db \"engine\" must be postgres or mariadb";
-  } else if (spec.action == "copy") {
-    if (!j.contains("from") || !j.contains("to")) error = "a db copy needs \"from\" and \"to\"";
-    if (spec.options.format != "plain" && spec.options.format != "custom")
-      error = "db \"format\" must be plain or custom";
-    if (spec.options.format == "custom" && spec.engine->name != "postgres")
-      error = "db \"format\" custom is for postgres only";
-    if (spec.jobs == 0 || spec.jobs > 32) error = "db \"jobs\" must be between 1 and 32";
-    if (spec.jobs > 1 && spec.engine->name != "postgres")
-      error = "db \"jobs\" above 1 is for postgres only";
-  } else if (spec.action == "connections") {
-    if (!j.contains("db")) error = "db connections needs \"db\"";
-  } else {
-    error = "db \"action\" must be copy or connections";
-  }
-  if (!error.empty()) return std::nullopt;
-  return spec;
-}
-
-// The spec as kept in the spool: every password replaced, before anything runs.
-std::string scrubbed(std::string_view text) {
-  Json j = Json::parse(text.begin(), text.end(), nullptr, false);
-  for (const char* side : {"from", "to", "db"})
-    if (j.is_object() && j.contains(side) && j[side].is_object() && j[side].contains("password"))
-      j[side]["password"] = "(removed)";
-  return j.dump();
-}
 
 // Where a command runs: on this host, or on the peer through ssh.
 struct Side {
@@ -304,14 +198,24 @@ std::optional<proto::JobFinished> outcome(const RunResult& run, const DbSpec& sp
   return done;
 }
 
+// What a copy counts on the source while the restore still runs: the command (from the
+// tables measured so far; nullopt: nothing to count), and the rows it printed.
+struct SourceCount {
+  std::function<std::optional<Command>()> command;
+  std::vector<std::string> rows;
+  bool started = false;
+};
+
 // Dump there, piped through this runner (counted) into the restore here. A query given as
 // beside runs at the same time (the source's measurement: no round trip before the first
-// byte moves); its rows land in beside_rows.
+// byte moves); its rows land in beside_rows. Once the dump and the measurement are done,
+// the source's rows are counted while the target still restores (builds its indexes).
 std::optional<proto::JobFinished> stream_copy(Transfer& t, const Side& source, const Query* beside,
-                                              std::vector<std::string>& beside_rows) {
+                                              std::vector<std::string>& beside_rows,
+                                              SourceCount& count) {
   const DbSpec& spec = t.spec;
   const DbEngine& engine = *spec.engine;
-  std::vector<Complaints> said(3);
+  std::vector<Complaints> said(4);
   std::vector<Command> pipeline = {
       on(source, engine, spec.from, engine.dump(spec.from, spec.options)), [&] {
         Command restore =
@@ -322,11 +226,15 @@ std::optional<proto::JobFinished> stream_copy(Transfer& t, const Side& source, c
   if (beside)
     pipeline.push_back(on(beside->side, engine, beside->endpoint,
                           engine.client(beside->endpoint, beside->database), beside->sql));
+  const size_t counting = pipeline.size();
+  bool dumped = false, measured = !beside;
   const RunResult run = run_commands(
       pipeline,
       [&](size_t i, proto::Stream stream, std::string line) {
         if (line.empty()) return;
-        if (i == 2 && stream == proto::Stream::kStdout)
+        if (i == counting && stream == proto::Stream::kStdout)
+          return count.rows.push_back(std::move(line));
+        if (i == 2 && beside && stream == proto::Stream::kStdout)
           return t.on_measured(beside_rows, std::move(line));
         if (i == 0 && stream == proto::Stream::kStderr) {
           if (auto table = engine.table_of(line)) {
@@ -336,17 +244,28 @@ std::optional<proto::JobFinished> stream_copy(Transfer& t, const Side& source, c
           }
         }
         said[i].add(line);
-        t.job.log(stream, (i == 1 ? "[target] " : "[source] ") + line);  // 2: measuring
+        t.job.log(stream,
+                  (i == 1 ? "[target] " : "[source] ") + line);  // 2, 3: measuring, counting
       },
       {.timeout = std::chrono::milliseconds(spec.timeout_ms),
        .piped =
            [&](size_t, uint64_t n) {
              t.bytes += n;
              t.report();
-           }},
+           },
+       .finished = [&](size_t i, int exit_code) -> std::vector<Command> {
+         dumped = dumped || (i == 0 && exit_code == 0);
+         measured = measured || (i == 2 && exit_code == 0);
+         if (!dumped || !measured || count.started) return {};
+         auto command = count.command();
+         count.started = command.has_value();
+         if (!command) return {};
+         return {std::move(*command)};
+       }},
       t.job);
   return outcome(run, spec,
-                 {"the dump on the source", "the restore on the target", "measuring the source"},
+                 {"the dump on the source", "the restore on the target", "measuring the source",
+                  "counting the source's rows"},
                  said, t.job);
 }
 
@@ -484,17 +403,35 @@ proto::JobFinished copy(const DbSpec& spec, const Side& source, JobContext& job)
                                        std::to_string(transfer.total) + " bytes on the source");
   };
   if (!measure_beside) log_measured();
-  const auto failed =
-      spec.jobs > 1 ? parallel_copy(transfer, source)
-                    : stream_copy(transfer, source, measure_beside ? &measure : nullptr, measured);
+  // The tables to count: what the measurement listed, less the excluded ones.
+  const auto listed = [&] {
+    std::vector<std::string> tables;
+    for (size_t i = 1; i < measured.size(); ++i)
+      if (!excluded(spec, measured[i])) tables.push_back(measured[i]);
+    return tables;
+  };
+  const auto count_sql = [&](const std::vector<std::string>& tables) {
+    std::string sql;
+    for (const auto& t : tables)
+      sql += engine.count_sql(t);
+    return sql;
+  };
+  const bool verify = spec.verify && !spec.options.schema_only;
+  SourceCount source_count{[&]() -> std::optional<Command> {
+    if (!verify) return std::nullopt;
+    return on(source, engine, spec.from, engine.client(spec.from, spec.from.database),
+              count_sql(listed()));
+  }};
+  const auto failed = spec.jobs > 1
+                          ? parallel_copy(transfer, source)
+                          : stream_copy(transfer, source, measure_beside ? &measure : nullptr,
+                                        measured, source_count);
   if (failed) return *failed;
   if (measure_beside) {
     if (measured.empty()) return fail(job, "measuring the source database: no answer");
     log_measured();
   }
-  std::vector<std::string> tables;
-  for (size_t i = 1; i < measured.size(); ++i)
-    if (!excluded(spec, measured[i])) tables.push_back(measured[i]);
+  const std::vector<std::string> tables = listed();
   transfer.tables_done = transfer.tables_total;
   transfer.current.clear();
   transfer.report();
@@ -504,14 +441,15 @@ proto::JobFinished copy(const DbSpec& spec, const Side& source, JobContext& job)
                  {"size", transfer.total},
                  {"tables", tables.size()},
                  {"seconds", std::chrono::duration<double>(Clock::now() - started).count()}};
-  if (spec.verify && !spec.options.schema_only) {
-    std::string sql;
-    for (const auto& t : tables)
-      sql += engine.count_sql(t);
-    const auto counted = run_queries(
-        {{source, spec.from, spec.from.database, sql}, {target, spec.to, spec.to.database, sql}},
-        engine, job, error);
+  if (verify) {
+    const std::string sql = count_sql(tables);
+    // The source was counted while the target restored, unless there was no chance to.
+    std::vector<Query> queries = {{target, spec.to, spec.to.database, sql}};
+    if (!source_count.started) queries.push_back({source, spec.from, spec.from.database, sql});
+    auto counted = run_queries(queries, engine, job, error);
+    if (source_count.started) counted.emplace_back(std::move(source_count.rows));
     if (!counted[0] || !counted[1]) return fail(job, "counting rows " + error);
+    std::swap(counted[0], counted[1]);  // source first
     const auto there = counts_of(*counted[0]);
     const auto here = counts_of(*counted[1]);
     std::vector<std::string> differ;
@@ -573,14 +511,12 @@ proto::JobFinished connections(const DbSpec& spec, const Side& side, JobContext&
 }  // namespace
 
 bool validate_db_spec(std::string_view spec, std::string& error) {
-  return parse(spec, error).has_value();
+  return parse_db_spec(spec, error).has_value();
 }
 
 proto::JobFinished run_db(std::string_view text, JobContext& job) {
-  // First of all: the passwords leave the spool.
-  write_file_atomic(job.dir() + "/spec.json", scrubbed(text));
   std::string error;
-  const std::optional<DbSpec> spec = parse(text, error);
+  const std::optional<DbSpec> spec = parse_db_spec(text, error);
   if (!spec) return fail(job, error);
   Side source{spec->action == "copy" ? "source" : "database host", {}};
   if (spec->peer && !spec->direct) {

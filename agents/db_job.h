@@ -19,8 +19,8 @@
 // dropped or created, or for "jobs" > 1; otherwise while the dump streams (the totals then
 // appear in the progress a moment after the first bytes).
 // Passwords reach the tools only through their environment (on the source through ssh's
-// stdin into `read`, never argv); the runner overwrites them in the spool's spec.json
-// before it starts anything, and no log line or result carries them.
+// stdin into `read`, never argv); the spec itself is never written to disk (the runner has
+// it in memory), and no log line or result carries them.
 #pragma once
 
 #include <string>

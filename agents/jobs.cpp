@@ -27,7 +27,7 @@ constexpr int kFollowPollMs = 250;
 constexpr int kFollowPollNoInotifyMs = 50;
 // Every this many idle polls, a followed job is checked for a runner that died.
 constexpr uint32_t kOrphanCheckEvery = 4;
-// A claim without `kind` this old (seconds) was left by an agent that died while claiming.
+// A claim without JobStarted this old (seconds) was left by an agent that died while claiming.
 constexpr time_t kDeadClaimAfterS = 10;
 // Escaped job ids stay well below NAME_MAX (255).
 constexpr size_t kMaxEscapedId = 200;
@@ -41,11 +41,10 @@ bool exists(const std::string& path) {
   return stat(path.c_str(), &st) == 0;
 }
 
-// The runner's pid and process group from the spool's `runner` file (0 when not written yet).
+// The runner's process group from the spool's "runner" note (0 when not written yet).
 pid_t runner_group(const std::string& dir) {
-  const auto text = read_file(dir + "/lock");  // "<pid> <pgid>\n", written by the runner
-  if (!text) return 0;
-  const char* space = std::strchr(text->c_str(), ' ');
+  const std::string text = spool_note(dir, "runner");  // "<pid> <pgid>", written by the runner
+  const char* space = std::strchr(text.c_str(), ' ');
   return space ? static_cast<pid_t>(std::atol(space + 1)) : 0;
 }
 
@@ -116,17 +115,16 @@ void Jobs::start(const proto::StartJob& request, std::vector<proto::Message>& ou
   }
 
   // Held from the claim until the runner exits (it inherits this open file description).
-  const int lock_fd = open((dir + "/lock").c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0600);
+  const int lock_fd = open(dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
   const bool locked = lock_fd >= 0 && flock(lock_fd, LOCK_EX) == 0;
   const int log_fd =
       open((dir + "/events").c_str(), O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0600);
-  // One fsync makes the claim durable: the log with JobStarted (the truth about the job) and
-  // the directory entries; spec and kind only need to be whole when they are read.
-  constexpr auto kAtomic = Durability::kAtomicOnly;
-  bool ok = locked && log_fd >= 0 && write_file_atomic(dir + "/spec.json", request.spec, kAtomic) &&
-            write_file_atomic(dir + "/kind", request.kind, kAtomic) &&
-            append_event(log_fd, proto::JobStarted{id, 1, false}) && fsync(log_fd) == 0 &&
-            sync_dir(dir) && sync_dir(root_);
+  // JobStarted in the log is the claim, and one fsync makes it durable: on ext4 (with a
+  // journal: the commit holds every earlier metadata change; without: fsync writes the new
+  // parents too), xfs (the log is forced past the mkdir) and btrfs (new names are logged),
+  // the file's fsync also persists its new directory entry and the job directory's.
+  bool ok = locked && log_fd >= 0 && set_spool_note(dir, lock_fd, "kind", request.kind) &&
+            append_event(log_fd, proto::JobStarted{id, 1, false}) && fsync(log_fd) == 0;
   if (!ok) {
     error = std::strerror(errno);
     if (log_fd >= 0) close(log_fd);
@@ -135,16 +133,19 @@ void Jobs::start(const proto::StartJob& request, std::vector<proto::Message>& ou
     return out.push_back(
         job_error(proto::ErrorCode::kInternal, id, "cannot write the spool " + dir + ": " + error));
   }
-  if (!spawn_runner(dir, lock_fd, error)) {
+  if (!spawn_runner(dir, *kind, request.spec, lock_fd, error)) {
     append_event(log_fd, failed_result(id, "cannot start the job runner: " + error, 2));
     fsync(log_fd);
   }
   close(log_fd);
   close(lock_fd);
-  follow(id, 0, out);
+  // The log holds JobStarted and nothing else yet: sent from memory, followed from there on.
+  out.push_back(proto::JobStarted{id, 1, false});
+  follow(id, 1, out);
 }
 
-bool Jobs::spawn_runner(const std::string& dir, int lock_fd, std::string& error) const {
+bool Jobs::spawn_runner(const std::string& dir, const JobKind& kind, const std::string& spec,
+                        int lock_fd, std::string& error) const {
   // serve reaps nothing itself: its runners are reaped by the kernel (SIGCHLD ignored in
   // serve), so a runner need not be a grandchild, and one fork per job is enough.
   const pid_t runner = fork();
@@ -180,7 +181,7 @@ bool Jobs::spawn_runner(const std::string& dir, int lock_fd, std::string& error)
   signal(SIGCHLD, SIG_DFL);
   prctl(PR_SET_NAME, "cutpilot-job");
   std::fflush(nullptr);
-  _exit(run_job(dir));
+  _exit(run_job(dir, kind, spec));
 }
 
 void Jobs::attach(const proto::Attach& request, std::vector<proto::Message>& out) {
@@ -235,17 +236,18 @@ bool Jobs::pump(Follower& f, std::vector<proto::Message>& out) const {
 }
 
 bool Jobs::finish_orphan(const std::string& dir, const std::string& job_id) const {
-  // Without `kind` the claim may still be being written (the lock is taken just after the
-  // mkdir); one that old was left by an agent that died while claiming.
-  const bool claimed = exists(dir + "/kind");
+  // Without JobStarted the claim may still be being written (the lock is taken just after
+  // the mkdir); one that old was left by an agent that died while claiming.
+  JobStatus status = read_status(dir);
+  const bool claimed = status.last_seq >= 1;
   struct stat st {};
   if (!claimed && (stat(dir.c_str(), &st) != 0 || time(nullptr) - st.st_mtime < kDeadClaimAfterS))
     return false;
-  const int lock_fd = open((dir + "/lock").c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0600);
+  const int lock_fd = open(dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
   if (lock_fd < 0) return false;
   bool finished = false;
   if (flock(lock_fd, LOCK_EX | LOCK_NB) == 0) {
-    const JobStatus status = read_status(dir);
+    status = read_status(dir);  // again, under the lock
     const int log_fd =
         open((dir + "/events").c_str(), O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0600);
     if (!status.finished && log_fd >= 0) {

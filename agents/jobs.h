@@ -9,6 +9,8 @@
 
 namespace cutpilot::agent {
 
+struct JobKind;
+
 // The jobs one serve session starts and follows; the jobs themselves live in their spools.
 class Jobs {
  public:
@@ -51,7 +53,8 @@ class Jobs {
   // Stops watching f's log; always true (so it can end an erase_if predicate).
   bool unwatch(const Follower& f) const;
   bool check_id(const std::string& job_id, std::vector<proto::Message>& out) const;
-  bool spawn_runner(const std::string& dir, int lock_fd, std::string& error) const;
+  bool spawn_runner(const std::string& dir, const JobKind& kind, const std::string& spec,
+                    int lock_fd, std::string& error) const;
   void follow(const std::string& job_id, uint64_t after_seq, std::vector<proto::Message>& out);
   // Logs JobFinished for a job whose runner died without one; true if it did.
   bool finish_orphan(const std::string& dir, const std::string& job_id) const;

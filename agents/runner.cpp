@@ -85,7 +85,7 @@ std::string job_kind_names() {
   return names;
 }
 
-int run_job(const std::string& dir) {
+int run_job(const std::string& dir, const JobKind& kind, const std::string& spec) {
   // Cancellation and child exits are read through a signalfd; block them before anything.
   sigset_t signals;
   sigemptyset(&signals);
@@ -103,32 +103,23 @@ int run_job(const std::string& dir) {
     return 1;
   }
   const std::string job_id = unescape_job_id(dir.substr(dir.rfind('/') + 1));
-  const auto kind_name = read_file(dir + "/kind");
-  const auto spec = read_file(dir + "/spec.json");
   const int log_fd = open((dir + "/events").c_str(), O_WRONLY | O_APPEND | O_CLOEXEC);
-  if (!kind_name || !spec || log_fd < 0) {
+  if (log_fd < 0) {
     std::fprintf(stderr, "cutpilot-job: %s is not a job spool\n", dir.c_str());
     return 1;
   }
-  // Resume numbering after whatever is logged (seq 1, JobStarted, comes from serve).
-  const JobStatus status = read_status(dir);
-  if (status.finished) return 0;
-  JobContext job(job_id, dir, log_fd, status.last_seq + 1);
-  // Into the lock file it holds (no file made per job); not synced: after a reboot the
-  // pids mean nothing anyway. One small pwrite: a reader sees all of it or nothing.
-  const std::string ids = std::to_string(getpid()) + " " + std::to_string(getpgid(0)) + "\n";
-  if (pwrite(kRunnerLockFd, ids.data(), ids.size(), 0) != static_cast<ssize_t>(ids.size()))
+  // Seq 1, JobStarted, was logged by serve just before it forked this runner.
+  JobContext job(job_id, dir, log_fd, 2);
+  // A note on the spool (no file made per job); not synced: after a reboot the pids mean
+  // nothing anyway.
+  const std::string ids = std::to_string(getpid()) + " " + std::to_string(getpgid(0));
+  if (!set_spool_note(dir, kRunnerLockFd, "runner", ids))
     std::fprintf(stderr, "cutpilot-job: %s: cannot note the runner's pid: %s\n", dir.c_str(),
                  std::strerror(errno));
   // CancelJob writes `cancel` before reading the pids: one of the two sides sees the other.
   if (access((dir + "/cancel").c_str(), F_OK) == 0) job.request_cancel();
 
-  proto::JobFinished done;
-  if (const JobKind* kind = find_job_kind(*kind_name)) {
-    done = kind->run(*spec, job);
-  } else {
-    done = failed_result(job_id, "unknown job kind \"" + *kind_name + "\"");
-  }
+  proto::JobFinished done = kind.run(spec, job);
   job.flush_progress();
   const bool logged = job.emit(done);
   fsync(log_fd);

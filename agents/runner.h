@@ -14,7 +14,8 @@ namespace cutpilot::agent {
 // The shortest time between two logged progress events of one job (at most 10 a second).
 inline constexpr std::chrono::milliseconds kProgressEvery{100};
 
-// The file descriptor on which the serve process hands the runner the job's held lock.
+// The file descriptor on which the serve process hands the runner the job's spool directory,
+// flock()ed: held for as long as the runner lives.
 inline constexpr int kRunnerLockFd = 3;
 
 // What a job kind's run function gets from the runner: its id and its event log.
@@ -69,8 +70,9 @@ const JobKind* find_job_kind(std::string_view name);
 // The names of every job kind, comma-separated (for error messages).
 std::string job_kind_names();
 
-// Runs the job whose spool is dir to the end and records JobFinished; the process exit status.
-// Expects the job's lock, already held, on kRunnerLockFd; signals SIGTERM/SIGINT cancel the job.
-int run_job(const std::string& dir);
+// Runs the job (kind, spec) whose spool is dir to the end and records JobFinished; the process
+// exit status. Expects the job's lock, already held, on kRunnerLockFd; signals SIGTERM/SIGINT
+// cancel the job.
+int run_job(const std::string& dir, const JobKind& kind, const std::string& spec);
 
 }  // namespace cutpilot::agent

@@ -3,6 +3,7 @@
 #include <dirent.h>
 #include <fcntl.h>
 #include <sys/stat.h>
+#include <sys/xattr.h>
 #include <unistd.h>
 
 #include <cerrno>
@@ -147,13 +148,30 @@ bool append_event(int fd, const proto::Message& event) {
 
 JobStatus read_status(const std::string& dir) {
   JobStatus status;
-  if (auto kind = read_file(dir + "/kind")) status.kind = *kind;
+  status.kind = spool_note(dir, "kind");
   LogChunk log = read_events(dir + "/events", 0);
   for (const auto& event : log.events) {
     status.last_seq = seq_of(event);
     if (const auto* done = std::get_if<proto::JobFinished>(&event)) status.finished = *done;
   }
   return status;
+}
+
+bool set_spool_note(const std::string& dir, int dir_fd, std::string_view name,
+                    std::string_view value) {
+  const std::string attribute = "user.cutpilot." + std::string(name);
+  if (fsetxattr(dir_fd, attribute.c_str(), value.data(), value.size(), 0) == 0) return true;
+  if (errno != ENOTSUP) return false;
+  return write_file_atomic(dir + "/" + std::string(name), value, Durability::kAtomicOnly);
+}
+
+std::string spool_note(const std::string& dir, std::string_view name) {
+  const std::string attribute = "user.cutpilot." + std::string(name);
+  char value[256];
+  const ssize_t n = getxattr(dir.c_str(), attribute.c_str(), value, sizeof value);
+  if (n >= 0) return std::string(value, static_cast<size_t>(n));
+  if (errno != ENOTSUP) return "";
+  return read_file(dir + "/" + std::string(name)).value_or("");
 }
 
 std::optional<std::string> read_file(const std::string& path) {

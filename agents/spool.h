@@ -1,12 +1,16 @@
 // A job's spool directory: the files that let a job outlive the session that started it.
 //
-// Layout of $HOME/.cache/cutpilot/jobs/<escaped id>/:
-//   kind        the job kind ("exec"), written once at start
-//   spec.json   the kind's parameters as the cockpit sent them
-//   events      the event log: encode_frame() frames, one per event, seq 1, 2, 3...
-//               seq 1 is always JobStarted{existing=false}; the last is JobFinished
-//   lock        flock()ed (exclusive) by the runner for as long as it lives; holds
-//               "<pid> <pgid>\n" of the runner process (CancelJob signals that group)
+// Layout of $HOME/.cache/cutpilot/jobs/<escaped id>/ (two inodes: every inode made costs,
+// and on ext4 without a journal each new one skips those freed in the last 30 s):
+//   the directory  flock()ed (exclusive) by the runner for as long as it lives; its notes
+//                  (extended attributes, or files where there are none, see set_spool_note):
+//                  "kind", the job kind ("exec"), and "runner", "<pid> <pgid>" of the
+//                  runner process (CancelJob signals that group)
+//   events         the event log: encode_frame() frames, one per event, seq 1, 2, 3...
+//                  seq 1 is always JobStarted{existing=false}; the last is JobFinished
+//   cancel         made by CancelJob (only then)
+// The spec is not kept: the runner is a fork of the serve process that claimed the job and
+// has it in memory.
 // The runners' own stderr (diagnostics only, each line naming its job) goes to
 // $HOME/.cache/cutpilot/runner.log, one file for all jobs.
 // Only the runner appends to `events` once it runs (single O_APPEND writes, so a reader
@@ -57,6 +61,13 @@ struct JobStatus {
 };
 // Reads kind and event log of the spool in dir.
 JobStatus read_status(const std::string& dir);
+
+// A small named value kept on a spool directory: an extended attribute (no inode made), or a
+// file of that name where the file system has no user attributes. Names: "kind", "runner".
+bool set_spool_note(const std::string& dir, int dir_fd, std::string_view name,
+                    std::string_view value);
+// A spool note's value ("" when missing).
+std::string spool_note(const std::string& dir, std::string_view name);
 
 // A small file's contents, or nullopt when it cannot be read.
 std::optional<std::string> read_file(const std::string& path);

@@ -160,11 +160,18 @@ struct Tally {
 RunResult run_rsyncs(const std::vector<Command>& commands, Tally& tally, const std::string& detail,
                      RsyncStatsParser* stats, bool log_stdout, uint64_t timeout_ms,
                      JobContext& job) {
+  // rsync writes a progress line per file (100,000 for as many small files): each only
+  // updates the tally; the job reports it on the runner's 100 ms tick (and at the end).
+  bool moved = false;
+  auto report = [&] {
+    if (moved) job.progress(tally.progress(detail));
+    moved = false;
+  };
   auto sink = [&](size_t i, proto::Stream stream, std::string line) {
     if (stream == proto::Stream::kStdout) {
       if (auto p = parse_progress2(line)) {
         tally.latest[i] = *p;
-        job.progress(tally.progress(detail));
+        moved = true;
         return;
       }
       if (stats) stats->feed_line(line);
@@ -178,7 +185,10 @@ RunResult run_rsyncs(const std::vector<Command>& commands, Tally& tally, const s
     }
     job.log(stream, std::move(line));
   };
-  return run_commands(commands, sink, {.timeout = std::chrono::milliseconds(timeout_ms)}, job);
+  RunResult run = run_commands(
+      commands, sink, {.timeout = std::chrono::milliseconds(timeout_ms), .tick = report}, job);
+  report();
+  return run;
 }
 
 // Turns the rsyncs' exits into the job's result (exit 24 is a warning, 23 a listed error).

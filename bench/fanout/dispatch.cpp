@@ -3,7 +3,8 @@
 // PATH, then answers) and a real step, an exec job running `true` (claim a spool,
 // start a detached runner, fork/exec, log, report JobFinished).
 //
-// Usage: fanout_dispatch LAB_DIR N [ROUNDS]  (hosts f0..f{N-1} must be in the lab)
+// Usage: fanout_dispatch LAB_DIR N [ROUNDS]  (hosts f0..f{N-1} must be in the lab);
+// DISPATCH_TRACE=1 also prints each round: first, median and last answer, busy CPU.
 #include <algorithm>
 #include <chrono>
 #include <cstdio>
@@ -59,18 +60,36 @@ int main(int argc, char** argv) {
   // Sends one request per host and runs the fleet until every host answered; the time.
   auto round = [&](const std::function<void(const std::string&)>& send,
                    const std::function<bool(const transport::HostEvent&)>& answer) {
+    // Busy CPU time of the whole machine so far, in jiffies (DISPATCH_TRACE=1 prints it).
+    auto busy = [] {
+      unsigned long long u = 0, ni = 0, sy = 0, id = 0, io = 0, irq = 0, sirq = 0;
+      if (FILE* f = std::fopen("/proc/stat", "r")) {
+        if (std::fscanf(f, "cpu %llu %llu %llu %llu %llu %llu %llu", &u, &ni, &sy, &id, &io, &irq,
+                        &sirq) != 7)
+          u = ni = sy = irq = sirq = 0;
+        std::fclose(f);
+      }
+      return u + ni + sy + irq + sirq;
+    };
+    const auto busy0 = busy();
     const auto start = Clock::now();
     for (const auto& host : fleet.hosts())
       send(host);
+    const double sent = std::chrono::duration<double, std::milli>(Clock::now() - start).count();
+    std::vector<double> at;
     std::set<std::string> answered;
     fleet.run_until(
         [&](const std::vector<transport::HostEvent>& events) {
           for (const auto& e : events)
-            if (answer(e)) answered.insert(e.host);
+            if (answer(e) && answered.insert(e.host).second)
+              at.push_back(std::chrono::duration<double, std::milli>(Clock::now() - start).count());
           return static_cast<int>(answered.size()) == n;
         },
         std::chrono::seconds(30));
     if (static_cast<int>(answered.size()) != n) std::exit(1);
+    if (std::getenv("DISPATCH_TRACE"))
+      std::printf("sent %.1f first %.1f p50 %.1f last %.1f busy %llu jiffies\n", sent, at.front(),
+                  at[at.size() / 2], at.back(), busy() - busy0);
     return std::chrono::duration<double, std::milli>(Clock::now() - start).count();
   };
   auto report = [&](const char* what, std::vector<double> ms) {

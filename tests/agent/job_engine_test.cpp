@@ -6,6 +6,7 @@
 #include <signal.h>
 #include <stdlib.h>
 #include <sys/stat.h>
+#include <sys/xattr.h>
 #include <unistd.h>
 
 #include <filesystem>
@@ -21,13 +22,13 @@
 namespace cutpilot {
 namespace {
 
-// The runner's pid, from the "<pid> <pgid>" it writes into its job's lock file (0 if it
-// did not within 2 s).
+// The runner's pid, from the "<pid> <pgid>" it notes on its job's spool (an extended
+// attribute; 0 if it did not within 2 s).
 pid_t runner_pid(const std::string& job_dir) {
   for (int i = 0; i < 100; ++i) {
-    std::ifstream in(job_dir + "/lock");
-    pid_t pid = 0;
-    if (in >> pid && pid > 1) return pid;
+    char value[64] = {};
+    const ssize_t n = getxattr(job_dir.c_str(), "user.cutpilot.runner", value, sizeof value - 1);
+    if (n > 0 && std::atoi(value) > 1) return std::atoi(value);
     std::this_thread::sleep_for(std::chrono::milliseconds(20));
   }
   return 0;
@@ -319,7 +320,7 @@ TEST_F(JobEngine, ListJobsAndAckRemovesOnlyFinishedSpools) {
   agent.send(StartJob{".", "exec", R"({"argv": ["sleep", "30.789"]})"});
   auto started = agent.next();
   ASSERT_TRUE(started && std::holds_alternative<JobStarted>(*started));
-  EXPECT_TRUE(fs::exists(jobs_dir() + "/%2E/kind"));
+  EXPECT_TRUE(fs::exists(jobs_dir() + "/%2E/events"));
 
   agent.send(ListJobs{});
   std::optional<Message> list;
@@ -373,7 +374,7 @@ TEST_F(JobEngine, KilledRunnerIsReportedInsteadOfAwaitedForever) {
 }
 
 TEST_F(JobEngine, ClaimLeftHalfWayIsReportedAsNeverStarted) {
-  // An agent that died between the claim (mkdir) and writing the job's kind: nothing ran.
+  // An agent that died between the claim (mkdir) and logging JobStarted: nothing ran.
   const std::string dir = jobs_dir() + "/half";
   fs::create_directories(dir);
   const timespec old[2] = {{time(nullptr) - 60, 0}, {time(nullptr) - 60, 0}};

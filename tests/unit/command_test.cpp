@@ -90,5 +90,33 @@ TEST_F(Commands, ProducerFailureIsSeenWhileTheConsumerSucceeds) {
   EXPECT_EQ(lines_[1], (std::vector<std::string>{"partial"}));
 }
 
+TEST_F(Commands, FinishedCommandStartsAnotherWhileTheRestStillRun) {
+  // The first command's end (with its output read) starts a third while the second runs:
+  // the third's line arrives before the second ends, with the next index.
+  JobContext job("test", "/tmp", log_fd_, 1);
+  std::vector<std::pair<size_t, int>> told;
+  std::vector<std::string> order;
+  const auto run = run_commands(
+      {{.argv = {"sh", "-c", "echo first; exit 0"}},
+       {.argv = {"sh", "-c", "sleep 0.5; echo second"}}},
+      [&](size_t i, proto::Stream stream, std::string line) {
+        if (stream == proto::Stream::kStdout) order.push_back(std::to_string(i) + ":" + line);
+      },
+      {.timeout = std::chrono::seconds(20),
+       .finished = [&](size_t i, int code) -> std::vector<Command> {
+         told.emplace_back(i, code);
+         if (i != 0) return {};
+         return {{.argv = {"echo", "third"}}, {.argv = {"/no/such/program"}}};
+       }},
+      job);
+  ASSERT_EQ(run.commands.size(), 4u);
+  EXPECT_EQ(order, (std::vector<std::string>{"0:first", "2:third", "1:second"}));
+  EXPECT_EQ(run.commands[2].exit_code, 0);
+  EXPECT_NE(run.commands[3].start_error.find("cannot run /no/such/program"), std::string::npos)
+      << run.commands[3].start_error;
+  // Told once per command that ran, never for one that could not start.
+  EXPECT_EQ(told, (std::vector<std::pair<size_t, int>>{{0, 0}, {2, 0}, {1, 0}}));
+}
+
 }  // namespace
 }  // namespace cutpilot::agent
