@@ -4,11 +4,12 @@
 // the source over the migration ssh into the restore there, and compares row counts).
 //
 // Usage: db_run --lab DIR --from HOST --to HOST --database DB [--format plain|custom]
-//               [--jobs N] [--direct] [--recreate]
+//               [--jobs N] [--direct] [--recreate] [--no-verify]
 // Both hosts run `tests/lab/lab postgres`; each one's DIR/hosts/HOST/postgres.env gives
 // the endpoint (TCP to 127.0.0.1:PGPORT as postgres, password "lab", PGBIN). The target
 // database must exist and be empty, as for the other contenders (the harness makes it,
-// untimed); --recreate has the job drop and create it ("drop", "create") on its clock.
+// untimed); --recreate has the job drop and create it ("drop", "create") on its clock;
+// --no-verify leaves out the job's row counts ("verify": false; a reference, not a default).
 // "jobs" goes into the spec only when N > 1 (an agent without parallel copies rejects
 // it as an unknown field; this prints "unsupported: ..." on stderr and exits 3).
 // The job's log lines go to stderr, each after "+S" (seconds since the job started).
@@ -42,7 +43,7 @@ constexpr int kUnsupported = 3;
 int usage() {
   std::fprintf(stderr,
                "usage: db_run --lab DIR --from HOST --to HOST --database DB "
-               "[--format plain|custom] [--jobs N] [--direct] [--recreate]\n");
+               "[--format plain|custom] [--jobs N] [--direct] [--recreate] [--no-verify]\n");
   return 2;
 }
 
@@ -55,7 +56,7 @@ double seconds_since(Clock::time_point start) {
 int main(int argc, char** argv) {
   std::string lab, source, target, database, format = "plain";
   int jobs = 1;
-  bool direct = false, recreate = false;
+  bool direct = false, recreate = false, verify = true;
   for (int i = 1; i < argc; ++i) {
     const std::string a = argv[i];
     auto value = [&]() -> std::string { return i + 1 < argc ? argv[++i] : ""; };
@@ -75,6 +76,8 @@ int main(int argc, char** argv) {
       direct = true;
     else if (a == "--recreate")
       recreate = true;
+    else if (a == "--no-verify")
+      verify = false;
     else
       return usage();
   }
@@ -118,6 +121,7 @@ int main(int argc, char** argv) {
   if (recreate) spec.update({{"create", true}, {"drop", true}});
   if (jobs > 1) spec["jobs"] = jobs;
   if (direct) spec["direct"] = true;
+  if (!verify) spec["verify"] = false;
   const auto job_started = Clock::now();
   // The job's log on stderr, each line with the seconds since the job started.
   auto events = link.run(

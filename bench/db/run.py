@@ -250,6 +250,7 @@ class Contender:
     command: Optional[Callable[[Lab], str]] = None  # None: cutpilot, run by the harness
     driver_args: List[str] = field(default_factory=list)
     control: bool = False      # a deliberately wrong copy: must be reported FAILED
+    reference: bool = False    # cutpilot without what the issue requires: shown, not a verdict
     inner: Optional[float] = None   # the last run: without the login (cutpilot: the job alone)
     result: str = ""           # cutpilot: the job's result JSON (last run)
 
@@ -307,6 +308,8 @@ def contenders(args) -> List[Contender]:
     j = args.jobs
     out = [Contender("cutpilot plain", driver_args=["--format", "plain"]),
            Contender("cutpilot direct", driver_args=["--format", "plain", "--direct"]),
+           Contender("cutpilot direct, no row counts",
+                     driver_args=["--format", "plain", "--direct", "--no-verify"], reference=True),
            Contender(f"cutpilot -j {j}", driver_args=["--jobs", str(j)]),
            Contender("pg_dump | psql", dump_psql_cmd),
            Contender("ssh source pg_dump | psql", ssh_dump_psql_cmd),
@@ -391,16 +394,18 @@ def ratio(a: Optional[float], b: Optional[float]) -> str:
 def report(results: Dict[str, Cell], cons: List[Contender], size_bytes: int) -> str:
     cons = [c for c in cons if not c.control]
     ours = [c.name for c in cons if c.command is None]
+    references = {c.name for c in cons if c.reference}
+    judged = [n for n in ours if n not in references]  # the ratio columns
     cell_name = lambda n: n.replace("|", "\\|")  # a bar inside a table cell
     others = [c.name for c in cons if c.command is not None]
     med = lambda n: results[n].median if n in results else None
-    cols = ["median", "without the login", "MiB/s"] + [f"{cell_name(n)} / this" for n in ours]
+    cols = ["median", "without the login", "MiB/s"] + [f"{cell_name(n)} / this" for n in judged]
     lines = [f"| contender | {' | '.join(cols)} |", "|---|" + "---:|" * len(cols)]
     for c in cons:
         cell = results.get(c.name)
         m = med(c.name)
         row = [fmt(cell), fmt(cell, inner=True), f"{size_bytes / MiB / m:.0f}" if m else "n/a"]
-        row += [ratio(med(o), m) if o != c.name else ("1.00x" if m else "n/a") for o in ours]
+        row += [ratio(med(o), m) if o != c.name else ("1.00x" if m else "n/a") for o in judged]
         lines.append(f"| {cell_name(c.name)} | {' | '.join(row)} |")
     lines.append("")
     fastest = min((n for n in others if med(n)), key=med, default=None)
@@ -412,7 +417,11 @@ def report(results: Dict[str, Cell], cons: List[Contender], size_bytes: int) -> 
                  f"the fastest was {fastest} ({med(fastest):.2f} s).")
     for n in ours:
         cell = results.get(n)
-        if med(n):
+        if n in references:
+            if med(n):
+                lines.append(f"- {n}: {med(n) / med(fastest):.2f}× (reference: the same copy "
+                             "without the row counts the issue requires; no verdict)")
+        elif med(n):
             r = med(n) / med(fastest)
             lines.append(f"- {n}: {r:.2f}× — {'met' if r <= 1.05 else 'missed'}")
         else:
