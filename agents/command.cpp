@@ -115,6 +115,7 @@ struct Child {
   bool inbox_closed = false;    // nothing more will come: close in once inbox is empty
   std::optional<size_t> feeds;  // the consumer its stdout is pumped to
   bool reported = false;        // RunOptions::finished was told
+  bool output_ended = false;    // a producer's stdout reached EOF (its consumer not told yet)
 };
 
 bool set_nonblocking(int fd) {
@@ -222,8 +223,7 @@ RunResult run_commands(const std::vector<Command>& commands, const LineSink& sin
       // Bigger pipes on a pumped path: fewer wake-ups of the three processes per MiB.
       for (int fd : {children[*from].fds[0], children[i].in})
         if (fd >= 0) fcntl(fd, F_SETPIPE_SZ, static_cast<int>(kPipeBuffer));
-    }
-    else if (children[i].in >= 0)
+    } else if (children[i].in >= 0)
       children[i].inbox_closed = true;  // nothing will be piped in
   }
 
@@ -314,7 +314,7 @@ RunResult run_commands(const std::vector<Command>& commands, const LineSink& sin
                                        SPLICE_F_MOVE | SPLICE_F_NONBLOCK);
           if (moved > 0 && options.piped) options.piped(i, static_cast<uint64_t>(moved));
           if (moved == 0) {
-            consumer.inbox_closed = true;
+            c.output_ended = true;
             close_fd(c.fds[0]);
           }
           if (moved >= 0 || errno == EINTR) continue;
@@ -330,7 +330,7 @@ RunResult run_commands(const std::vector<Command>& commands, const LineSink& sin
             if (consumer.in >= 0) consumer.inbox.append(buffer, static_cast<size_t>(n));
             if (options.piped) options.piped(i, static_cast<uint64_t>(n));
           } else {
-            consumer.inbox_closed = true;
+            c.output_ended = true;
             close_fd(c.fds[0]);
           }
           // A consumer gone for good: stop reading, so the producer sees EPIPE and ends.
@@ -344,6 +344,25 @@ RunResult run_commands(const std::vector<Command>& commands, const LineSink& sin
           close_fd(c.fds[s]);
         }
         deliver(i, s, lines);
+      }
+    }
+    // A producer's end reaches its consumer once the producer's exit is known: a clean end
+    // gets the consumer's stdin_after, then EOF; a failed one may stop the consumer instead.
+    for (size_t i = 0; i < children.size(); ++i) {
+      Child& c = children[i];
+      if (!c.output_ended || !c.exited || !c.feeds) continue;
+      c.output_ended = false;
+      Child& consumer = children[*c.feeds];
+      const Command& command = commands[*c.feeds];
+      const bool clean = run.commands[i].exit_code == 0;
+      if (clean && command.stdin_after && consumer.in >= 0) consumer.inbox += command.stdin_after();
+      consumer.inbox_closed = true;
+      if (!clean && command.stop_if_producer_fails && !consumer.exited) {
+        sink(*c.feeds, proto::Stream::kAgent,
+             "stopped: its input ended with a failure (" +
+                 describe_exit(run.commands[i].exit_code.value_or(-1)) + ")");
+        drop_consumer(consumer);
+        killpg(consumer.pid, SIGTERM);
       }
     }
     for (auto& c : children)

@@ -26,6 +26,12 @@ struct Command {
   // read as lines), after stdin_text; without either, /dev/null.
   std::optional<size_t> stdin_from;
   std::string stdin_text;  // e.g. a password line for `read` on the far side: never argv
+  // Written after the piped input when its producer exited 0 (e.g. queries a restore runs
+  // inside its transaction before it commits).
+  std::function<std::string()> stdin_after;
+  // When the producer exits non-zero, SIGTERM this command instead of ending its input (a
+  // restore must not commit a stream cut short).
+  bool stop_if_producer_fails = false;
 };
 
 // The longest line kept; longer lines are cut and end with kCutMarker.

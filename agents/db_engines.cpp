@@ -178,13 +178,15 @@ constexpr DbEngine kEngines[] = {
      "SELECT n.nspname || '.' || c.relname FROM pg_class c JOIN pg_namespace n ON n.oid = "
      "c.relnamespace WHERE c.relkind IN ('r', 'p') AND n.nspname NOT IN ('pg_catalog', "
      "'information_schema') AND n.nspname NOT LIKE 'pg_toast%' ORDER BY 1;\n",
-     pg_count, pg_connections, pg_create, pg_drop},
+     pg_count, pg_connections, pg_create, pg_drop,
+     // psql runs the restore with -o /dev/null; \o puts query output back on stdout.
+     "\\o\n\\pset format unaligned\n\\pset tuples_only on\n"},
     {"mariadb", "MYSQL_PWD", "", my_dump, my_restore, my_client, my_table_of,
      "SELECT COALESCE(SUM(data_length + index_length), 0) FROM information_schema.tables WHERE "
      "table_schema = DATABASE();\n",
      "SELECT CONCAT(table_schema, '.', table_name) FROM information_schema.tables WHERE "
      "table_schema = DATABASE() AND table_type = 'BASE TABLE' ORDER BY 1;\n",
-     my_count, my_connections, my_create, my_drop},
+     my_count, my_connections, my_create, my_drop, ""},
 };
 
 }  // namespace

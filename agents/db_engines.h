@@ -48,6 +48,9 @@ struct DbEngine {
   std::string (*connections_sql)(const std::string& database);  // rows: "user|client|app"
   std::string (*create_sql)(const std::string& database);
   std::string (*drop_sql)(const std::string& database);
+  // Appended to a plain-format restore's input, sends the rows of the queries after it to
+  // stdout as "a|b" lines, inside the restore's transaction ("": the engine cannot).
+  std::string_view restore_rows_on;
 };
 
 // The engine called name ("postgres", "mariadb"), or nullptr.

@@ -198,42 +198,52 @@ std::optional<proto::JobFinished> outcome(const RunResult& run, const DbSpec& sp
   return done;
 }
 
-// What a copy counts on the source while the restore still runs: the command (from the
-// tables measured so far; nullopt: nothing to count), and the rows it printed.
-struct SourceCount {
-  std::function<std::optional<Command>()> command;
-  std::vector<std::string> rows;
-  bool started = false;
+// The row counts a copy takes while it runs: the source's once it is dumped (while the target
+// still builds its indexes), the target's inside the restore's transaction, before it commits
+// (its own rows need no commit-log lookups and leave no hint bits to write).
+struct RunningCounts {
+  std::function<std::optional<Command>()> source;  // the source's count (nullopt: none)
+  // The target's count, queries the restore runs before it commits ("": not inside it).
+  std::function<std::string()> target;
+  std::vector<std::string> source_rows, target_rows;
+  bool source_started = false, target_inside = false;
 };
 
 // Dump there, piped through this runner (counted) into the restore here. A query given as
 // beside runs at the same time (the source's measurement: no round trip before the first
-// byte moves); its rows land in beside_rows. Once the dump and the measurement are done,
-// the source's rows are counted while the target still restores (builds its indexes).
+// byte moves); its rows land in beside_rows. Rows are counted as counts says.
 std::optional<proto::JobFinished> stream_copy(Transfer& t, const Side& source, const Query* beside,
                                               std::vector<std::string>& beside_rows,
-                                              SourceCount& count) {
+                                              RunningCounts& counts) {
   const DbSpec& spec = t.spec;
   const DbEngine& engine = *spec.engine;
   std::vector<Complaints> said(4);
+  bool dumped = false, measured = !beside;  // each finished cleanly
   std::vector<Command> pipeline = {
       on(source, engine, spec.from, engine.dump(spec.from, spec.options)), [&] {
         Command restore =
             on(Side{"target", {}}, engine, spec.to, engine.restore(spec.to, spec.options));
         restore.stdin_from = 0;
+        restore.stop_if_producer_fails = true;
+        restore.stdin_after = [&] {
+          std::string sql = measured ? counts.target() : "";  // the tables must all be known
+          counts.target_inside = !sql.empty();
+          return sql;
+        };
         return restore;
       }()};
   if (beside)
     pipeline.push_back(on(beside->side, engine, beside->endpoint,
                           engine.client(beside->endpoint, beside->database), beside->sql));
   const size_t counting = pipeline.size();
-  bool dumped = false, measured = !beside;
   const RunResult run = run_commands(
       pipeline,
       [&](size_t i, proto::Stream stream, std::string line) {
         if (line.empty()) return;
         if (i == counting && stream == proto::Stream::kStdout)
-          return count.rows.push_back(std::move(line));
+          return counts.source_rows.push_back(std::move(line));
+        if (i == 1 && counts.target_inside && stream == proto::Stream::kStdout)
+          return counts.target_rows.push_back(std::move(line));
         if (i == 2 && beside && stream == proto::Stream::kStdout)
           return t.on_measured(beside_rows, std::move(line));
         if (i == 0 && stream == proto::Stream::kStderr) {
@@ -256,9 +266,9 @@ std::optional<proto::JobFinished> stream_copy(Transfer& t, const Side& source, c
        .finished = [&](size_t i, int exit_code) -> std::vector<Command> {
          dumped = dumped || (i == 0 && exit_code == 0);
          measured = measured || (i == 2 && exit_code == 0);
-         if (!dumped || !measured || count.started) return {};
-         auto command = count.command();
-         count.started = command.has_value();
+         if (!dumped || !measured || counts.source_started) return {};
+         auto command = counts.source();
+         counts.source_started = command.has_value();
          if (!command) return {};
          return {std::move(*command)};
        }},
@@ -417,15 +427,20 @@ proto::JobFinished copy(const DbSpec& spec, const Side& source, JobContext& job)
     return sql;
   };
   const bool verify = spec.verify && !spec.options.schema_only;
-  SourceCount source_count{[&]() -> std::optional<Command> {
-    if (!verify) return std::nullopt;
-    return on(source, engine, spec.from, engine.client(spec.from, spec.from.database),
-              count_sql(listed()));
-  }};
-  const auto failed = spec.jobs > 1
-                          ? parallel_copy(transfer, source)
-                          : stream_copy(transfer, source, measure_beside ? &measure : nullptr,
-                                        measured, source_count);
+  RunningCounts counts{
+      [&]() -> std::optional<Command> {
+        if (!verify) return std::nullopt;
+        return on(source, engine, spec.from, engine.client(spec.from, spec.from.database),
+                  count_sql(listed()));
+      },
+      [&]() -> std::string {
+        if (!verify || engine.restore_rows_on.empty() || spec.options.format != "plain") return "";
+        return std::string(engine.restore_rows_on) + count_sql(listed());
+      }};
+  const auto failed =
+      spec.jobs > 1
+          ? parallel_copy(transfer, source)
+          : stream_copy(transfer, source, measure_beside ? &measure : nullptr, measured, counts);
   if (failed) return *failed;
   if (measure_beside) {
     if (measured.empty()) return fail(job, "measuring the source database: no answer");
@@ -443,13 +458,17 @@ proto::JobFinished copy(const DbSpec& spec, const Side& source, JobContext& job)
                  {"seconds", std::chrono::duration<double>(Clock::now() - started).count()}};
   if (verify) {
     const std::string sql = count_sql(tables);
-    // The source was counted while the target restored, unless there was no chance to.
-    std::vector<Query> queries = {{target, spec.to, spec.to.database, sql}};
-    if (!source_count.started) queries.push_back({source, spec.from, spec.from.database, sql});
-    auto counted = run_queries(queries, engine, job, error);
-    if (source_count.started) counted.emplace_back(std::move(source_count.rows));
+    // Whatever was not counted while the copy ran is counted now.
+    std::vector<Query> queries;
+    if (!counts.target_inside) queries.push_back({target, spec.to, spec.to.database, sql});
+    if (!counts.source_started) queries.push_back({source, spec.from, spec.from.database, sql});
+    auto later = queries.empty() ? decltype(run_queries(queries, engine, job, error)){}
+                                 : run_queries(queries, engine, job, error);
+    std::vector<std::optional<std::vector<std::string>>> counted(2);  // source, target
+    size_t next = 0;
+    counted[1] = counts.target_inside ? std::optional(counts.target_rows) : later[next++];
+    counted[0] = counts.source_started ? std::optional(counts.source_rows) : later[next++];
     if (!counted[0] || !counted[1]) return fail(job, "counting rows " + error);
-    std::swap(counted[0], counted[1]);  // source first
     const auto there = counts_of(*counted[0]);
     const auto here = counts_of(*counted[1]);
     std::vector<std::string> differ;
@@ -471,7 +490,10 @@ proto::JobFinished copy(const DbSpec& spec, const Side& source, JobContext& job)
       return done;
     }
     job.log(proto::Stream::kAgent,
-            "row counts equal in all " + std::to_string(tables.size()) + " tables");
+            "row counts equal in all " + std::to_string(tables.size()) + " tables" +
+                (counts.target_inside ? " (the target's rows counted inside the restore, before "
+                                        "it committed)"
+                                      : ""));
   }
   done.state = proto::JobState::kSucceeded;
   done.exit_code = 0;

@@ -118,6 +118,8 @@ TEST_F(PgCopy, PgbenchDatabaseCopiedWithEqualRowCountsAndNoPasswordAnywhere) {
   EXPECT_EQ(result["rows"]["public.pgbench_accounts"], 1000000);
   EXPECT_TRUE(result["mismatches"].empty());
   EXPECT_NE(lines(events).find("row counts equal in all 4 tables"), std::string::npos);
+  EXPECT_NE(lines(events).find("the target's rows counted inside the restore"), std::string::npos)
+      << lines(events);
 
   // Progress: bytes and tables never go backwards; the end says everything.
   uint64_t bytes = 0, tables = 0;
@@ -310,6 +312,30 @@ TEST_F(PgCopy, KilledRestoreFailsAndLeavesNoHalfCopy) {
   EXPECT_NE(done.error.find("the restore on the target failed"), std::string::npos) << done.error;
   EXPECT_NE(done.error.find("exit code 137"), std::string::npos) << done.error;
   // One transaction: nothing of the half-done restore stays.
+  EXPECT_EQ(psql("target", "shop", "SELECT count(*) FROM pg_tables WHERE tablename = 'big'"),
+            "0\n");
+}
+
+TEST_F(PgCopy, DumpKilledHalfWayStopsTheRestoreAndNothingIsCommitted) {
+  // psql would commit whatever arrived before EOF: a cut dump must stop it instead.
+  psql("source", "postgres", "CREATE DATABASE shop");
+  psql("source", "shop",
+       "CREATE TABLE big AS SELECT n, repeat('x', 200) AS pad FROM generate_series(1, 600000) n");
+  bool killed = false;
+  const std::string port = pg_["source"]["PGPORT"];
+  auto events =
+      run("target", {"copy-dump-killed", "db", copy().dump()}, [&](const proto::Message& m) {
+        const auto* p = std::get_if<proto::Progress>(&m);
+        if (killed || !p || p->bytes < (8u << 20)) return;
+        killed = true;
+        sh("pkill -KILL -f -- 'pg_dump -v -Fp -w -h 127.0.0.1 -p " + port + "'");
+      });
+  ASSERT_TRUE(killed) << "the copy ended before the dump could be killed";
+  const proto::JobFinished& done = finished(events);
+  EXPECT_EQ(done.state, proto::JobState::kFailed);
+  EXPECT_NE(done.error.find("the dump on the source failed"), std::string::npos) << done.error;
+  EXPECT_NE(lines(events).find("stopped: its input ended with a failure"), std::string::npos)
+      << lines(events);
   EXPECT_EQ(psql("target", "shop", "SELECT count(*) FROM pg_tables WHERE tablename = 'big'"),
             "0\n");
 }

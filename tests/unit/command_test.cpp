@@ -118,5 +118,31 @@ TEST_F(Commands, FinishedCommandStartsAnotherWhileTheRestStillRun) {
   EXPECT_EQ(told, (std::vector<std::pair<size_t, int>>{{0, 0}, {2, 0}, {1, 0}}));
 }
 
+TEST_F(Commands, CleanEndOfThePipeIsFollowedByStdinAfter) {
+  // The text is asked for once the producer exited 0, and reaches the consumer after the pipe.
+  int asked = 0;
+  Command consumer{.argv = {"cat"}, .stdin_from = 0};
+  consumer.stdin_after = [&] {
+    ++asked;
+    return std::string("after\n");
+  };
+  const auto run = this->run({{.argv = {"printf", "one\\ntwo\\n"}}, consumer});
+  EXPECT_EQ(asked, 1);
+  EXPECT_EQ(run.commands[1].exit_code, 0);
+  EXPECT_EQ(lines_[1], (std::vector<std::string>{"one", "two", "after"}));
+}
+
+TEST_F(Commands, FailedProducerStopsAConsumerThatMustNotSeeACutStream) {
+  // A restore reading a dump that died half-way is stopped, not given EOF (it would commit).
+  Command consumer{.argv = {"sh", "-c", "cat; echo committed"}, .stdin_from = 0};
+  consumer.stop_if_producer_fails = true;
+  consumer.stdin_after = [] { return std::string("after\n"); };
+  const auto run = this->run({{.argv = {"sh", "-c", "echo partial; sleep 0.2; exit 3"}}, consumer});
+  EXPECT_EQ(run.commands[0].exit_code, 3);
+  EXPECT_EQ(run.commands[1].exit_code, 128 + SIGTERM);
+  for (const auto& line : lines_[1])
+    EXPECT_TRUE(line != "committed" && line != "after") << line;
+}
+
 }  // namespace
 }  // namespace cutpilot::agent
