@@ -116,6 +116,8 @@ struct Child {
   std::optional<size_t> feeds;  // the consumer its stdout is pumped to
   bool reported = false;        // RunOptions::finished was told
   bool output_ended = false;    // a producer's stdout reached EOF (its consumer not told yet)
+  std::chrono::milliseconds read_every{0};  // Command::read_every
+  Clock::time_point next_read;              // its stdout is not read before then
 };
 
 bool set_nonblocking(int fd) {
@@ -157,6 +159,12 @@ Child start(const Command& command, CommandResult& result) {
   child.pid = pid;
   child.fds[0] = out[0];
   child.fds[1] = err[0];
+  child.read_every = command.read_every;
+  if (child.read_every.count() > 0) {
+    // Read until it is empty on each turn, with room to fill meanwhile.
+    set_nonblocking(out[0]);
+    fcntl(out[0], F_SETPIPE_SZ, static_cast<int>(kPipeBuffer));
+  }
   return child;
 }
 
@@ -271,10 +279,14 @@ RunResult run_commands(const std::vector<Command>& commands, const LineSink& sin
       if (c.exited && (c.fds[0] >= 0 || c.fds[1] >= 0) && Clock::now() < c.drain_until)
         wait_ms = std::min(wait_ms, ms_until(c.drain_until));
     pfds.assign(1, {signal_fd, POLLIN, 0});
+    const auto now = Clock::now();
     for (const auto& c : children) {
-      // A producer is read only while its consumer has room (backpressure).
+      // A producer is read only while its consumer has room (backpressure); a throttled
+      // stdout not before its time.
       const bool room = !c.feeds || children[*c.feeds].inbox.size() < kPipeBuffer;
-      pfds.push_back({room ? c.fds[0] : -1, POLLIN, 0});  // poll() ignores negative fds
+      const bool due = c.exited || now >= c.next_read;
+      if (!due && c.fds[0] >= 0) wait_ms = std::min(wait_ms, ms_until(c.next_read));
+      pfds.push_back({room && due ? c.fds[0] : -1, POLLIN, 0});  // poll() ignores negative fds
       pfds.push_back({c.fds[1], POLLIN, 0});
       pfds.push_back({c.inbox.empty() ? -1 : c.in, POLLOUT, 0});
     }
@@ -320,6 +332,20 @@ RunResult run_commands(const std::vector<Command>& commands, const LineSink& sin
           if (moved >= 0 || errno == EINTR) continue;
           if (errno == EPIPE) drop_consumer(consumer);
           // EAGAIN: the consumer's pipe is full; the bytes wait in its inbox (read below).
+        }
+        if (s == 0 && c.read_every.count() > 0) {
+          // Throttled: everything that piled up, then not again before read_every passed.
+          c.next_read = Clock::now() + c.read_every;
+          char buffer[64 * 1024];
+          ssize_t n = 0;
+          for (int turn = 0; turn < 16 && (n = read(c.fds[0], buffer, sizeof buffer)) > 0; ++turn)
+            c.splitters[0].feed(std::string_view(buffer, static_cast<size_t>(n)), lines);
+          if (n == 0) {
+            c.splitters[0].finish(lines);
+            close_fd(c.fds[0]);
+          }
+          deliver(i, 0, lines);
+          continue;
         }
         char buffer[64 * 1024];
         const ssize_t n = read(c.fds[s], buffer, sizeof buffer);

@@ -24,6 +24,8 @@ using Json = nlohmann::json;
 constexpr size_t kMaxListed = 200;
 // The most rsyncs one parallel sync runs at once.
 constexpr uint64_t kMaxParallel = 64;
+// How often an rsync's progress output is read: it writes a line per file it finishes.
+constexpr std::chrono::milliseconds kProgressReadEvery{50};
 
 // A parsed sync spec.
 struct SyncSpec {
@@ -319,7 +321,7 @@ proto::JobFinished copy(const SyncSpec& spec, const std::string& ssh, JobContext
       std::vector<std::string> args = progress_args(false);
       if (trust) args.push_back("--trust-sender");
       args.insert(args.end(), {"--from0", "--files-from=" + list_path, base_from, base_to});
-      rsyncs.push_back({.argv = args, .split_cr = true});
+      rsyncs.push_back({.argv = args, .split_cr = true, .read_every = kProgressReadEvery});
       total += buckets[b].size();
     }
     job.log(proto::Stream::kAgent, std::to_string(total) + " files in " +
@@ -339,9 +341,10 @@ proto::JobFinished copy(const SyncSpec& spec, const std::string& ssh, JobContext
   std::vector<std::string> args = progress_args(true);
   args.insert(args.end(), {from, to});
   if (spec.parallel == 1) tally.reset(1, UINT64_MAX);
-  const RunResult run = run_rsyncs({Command{.argv = args, .split_cr = true}}, tally,
-                                   spec.parallel > 1 ? where + " (final pass)" : where, nullptr,
-                                   false, left_ms(spec.timeout_ms, started), job);
+  const RunResult run =
+      run_rsyncs({Command{.argv = args, .split_cr = true, .read_every = kProgressReadEvery}}, tally,
+                 spec.parallel > 1 ? where + " (final pass)" : where, nullptr, false,
+                 left_ms(spec.timeout_ms, started), job);
   proto::JobFinished done = conclude(run, tally, spec.timeout_ms, job);
   if (done.state == proto::JobState::kSucceeded) {
     // The last word: everything checked, every byte that had to move has moved.

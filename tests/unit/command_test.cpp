@@ -144,5 +144,30 @@ TEST_F(Commands, FailedProducerStopsAConsumerThatMustNotSeeACutStream) {
     EXPECT_TRUE(line != "committed" && line != "after") << line;
 }
 
+TEST_F(Commands, ThrottledOutputArrivesWholeAndInOrderInFewBatches) {
+  // 100 lines over about a second, read at most every 200 ms: every line, in order, in a
+  // handful of wake-ups instead of one per line.
+  JobContext job("test", "/tmp", log_fd_, 1);
+  std::vector<std::string> got;
+  std::vector<std::chrono::steady_clock::time_point> at;
+  const auto run = run_commands(
+      {{.argv = {"sh", "-c", "i=1; while [ $i -le 100 ]; do echo $i; sleep 0.01; i=$((i+1)); done"},
+        .read_every = std::chrono::milliseconds(200)}},
+      [&](size_t, proto::Stream stream, std::string line) {
+        if (stream != proto::Stream::kStdout) return;
+        got.push_back(line);
+        at.push_back(std::chrono::steady_clock::now());
+      },
+      {.timeout = std::chrono::seconds(20)}, job);
+  EXPECT_EQ(run.commands[0].exit_code, 0);
+  ASSERT_EQ(got.size(), 100u);
+  for (size_t i = 0; i < got.size(); ++i)
+    EXPECT_EQ(got[i], std::to_string(i + 1));
+  int batches = 1;
+  for (size_t i = 1; i < at.size(); ++i)
+    if (at[i] - at[i - 1] > std::chrono::milliseconds(50)) ++batches;
+  EXPECT_LE(batches, 15) << "lines were read as they came, not in batches";
+}
+
 }  // namespace
 }  // namespace cutpilot::agent
