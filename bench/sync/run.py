@@ -188,6 +188,13 @@ def rsync_cmd(lab: Lab, ds: Dataset) -> str:
     return f"rsync -a -e {q(f'ssh -F {lab.peer_config}')} source:{q(f'{ds.src}/')} {q(f'{ds.dst}/')}"
 
 
+def rsync_progress_cmd(lab: Lab, ds: Dataset) -> str:
+    """Plain rsync with the progress flags the issue prescribes for the job (a reference:
+    what the progress costs rsync itself, its lines thrown away)."""
+    return rsync_cmd(lab, ds).replace(
+        "rsync -a ", "rsync -a --info=progress2 --no-inc-recursive --outbuf=L ", 1) + " > /dev/null"
+
+
 def fpsync_cmd(jobs: int) -> Callable[[Lab, Dataset], str]:
     def cmd(lab: Lab, ds: Dataset) -> str:
         # fpsync's job command line has three levels of shell quoting: the ssh command goes in
@@ -218,6 +225,7 @@ def raw_ssh_cmd(lab: Lab, nbytes: int) -> str:
 def contenders(args) -> List[Contender]:
     out = [Contender(f"cutpilot p{n}", True, parallel=n) for n in args.parallel]
     out.append(Contender("rsync", True, "target", rsync_cmd))
+    out.append(Contender("rsync + progress flags", True, "target", rsync_progress_cmd))
     out += [Contender(f"fpsync -n {n}", True, "source", fpsync_cmd(n), fpsync_jobs=n)
             for n in args.fpsync_jobs]
     out.append(Contender("tar over ssh", False, "target", tar_cmd))
@@ -415,6 +423,13 @@ def targets(results, cons, med, best_fpsync, large_mib, raw_mibs) -> List[str]:
             "; ".join(([f"missed: {', '.join(missed)}"] if missed else []) +
                       ([f"not measured: {', '.join(unknown)}"] if unknown else []))
         out.append(f"- {c.name}: {verdict}")
+    ref = "rsync + progress flags"
+    like = [f"{WORKLOAD_TITLE[(ds, k)]} {med(c.name, ds, k) / med(ref, ds, k):.2f}×"
+            for c in cons if c.command is None and c.parallel == 1 for ds, k in WORKLOADS
+            if med(c.name, ds, k) and med(ref, ds, k)]
+    if like:
+        out.append(f"Like for like: cutpilot p1 / {ref} (the rsync the job runs, its progress "
+                   f"thrown away): {', '.join(like)}.")
     return out
 
 
