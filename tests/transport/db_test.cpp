@@ -172,7 +172,15 @@ TEST_F(PgCopy, ParallelCopyThroughATunnelEndsWithNothingLeftBehind) {
             0);
   Json spec = copy();
   spec["jobs"] = 2;
-  auto events = run("target", {"copy-j2", "db", spec.dump()});
+  // This lab's tunnel, found by its job's known_hosts path (other tests run beside this one).
+  const std::string tunnel = "pgrep -f -- 'UserKnownHostsFile=" + lab_.host_dir("target") +
+                             "/.*-N -o ExitOnForwardFailur[e]=yes'";
+  std::string while_up;
+  auto events = run("target", {"copy-j2", "db", spec.dump()}, [&](const proto::Message& m) {
+    const auto* line = std::get_if<proto::LogLine>(&m);
+    if (line && line->line.find("tunnel to the source's database") != std::string::npos)
+      while_up = sh(tunnel);
+  });
   const proto::JobFinished& done = finished(events);
   ASSERT_EQ(done.state, proto::JobState::kSucceeded) << done.error << "\n" << lines(events);
   EXPECT_EQ(psql("target", "shop", "SELECT count(*) FROM pgbench_accounts"), "200000\n");
@@ -185,8 +193,9 @@ TEST_F(PgCopy, ParallelCopyThroughATunnelEndsWithNothingLeftBehind) {
     }
   EXPECT_EQ(tables, 8u) << "4 tables dumped and 4 restored";
   // The staging dump is gone, and so is the tunnel.
+  EXPECT_NE(while_up, "") << "the tunnel was not found while it was up: the check below is blind";
   EXPECT_EQ(sh("find " + lab_.host_dir("target") + "/home/.cache/cutpilot/jobs -name dump"), "");
-  EXPECT_EQ(sh("pgrep -f -- '-N -o ExitOnForwardFailur[e]=yes'"), "");
+  EXPECT_EQ(sh(tunnel), "");
 }
 
 TEST_F(PgCopy, ParallelCopyWithoutAPermittedTunnelFailsSayingWhy) {
