@@ -462,8 +462,7 @@ proto::JobFinished copy(const DbSpec& spec, const Side& source, JobContext& job)
     std::vector<Query> queries;
     if (!counts.target_inside) queries.push_back({target, spec.to, spec.to.database, sql});
     if (!counts.source_started) queries.push_back({source, spec.from, spec.from.database, sql});
-    auto later = queries.empty() ? decltype(run_queries(queries, engine, job, error)){}
-                                 : run_queries(queries, engine, job, error);
+    auto later = run_queries(queries, engine, job, error);            // none: nothing runs
     std::vector<std::optional<std::vector<std::string>>> counted(2);  // source, target
     size_t next = 0;
     counted[1] = counts.target_inside ? std::optional(counts.target_rows) : later[next++];

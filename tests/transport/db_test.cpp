@@ -100,6 +100,20 @@ class PgCopy : public test::PeerLab {
             {"to", endpoint("target", "shop", to_password)},
             {"create", true}};
   }
+  // Copies a 600,000-row table and SIGKILLs the process whose command line contains
+  // pattern once 8 MB have moved (killed says whether it came to that); the job's events.
+  std::vector<proto::Message> copy_killing(const std::string& job_id, const std::string& pattern,
+                                           bool& killed) {
+    psql("source", "postgres", "CREATE DATABASE shop");
+    psql("source", "shop",
+         "CREATE TABLE big AS SELECT n, repeat('x', 200) AS pad FROM generate_series(1, 600000) n");
+    return run("target", {job_id, "db", copy().dump()}, [&](const proto::Message& m) {
+      const auto* p = std::get_if<proto::Progress>(&m);
+      if (killed || !p || p->bytes < (8u << 20)) return;
+      killed = true;
+      sh("pkill -KILL -f -- '" + pattern + "'");
+    });
+  }
   std::map<std::string, std::map<std::string, std::string>> pg_;
 };
 
@@ -302,19 +316,12 @@ TEST_F(PgCopy, WrongTargetPasswordFailsClearly) {
 }
 
 TEST_F(PgCopy, KilledRestoreFailsAndLeavesNoHalfCopy) {
-  psql("source", "postgres", "CREATE DATABASE shop");
-  psql("source", "shop",
-       "CREATE TABLE big AS SELECT n, repeat('x', 200) AS pad FROM generate_series(1, 600000) n");
   bool killed = false;
-  const std::string port = pg_["target"]["PGPORT"];
-  auto events = run("target", {"copy-killed", "db", copy().dump()}, [&](const proto::Message& m) {
-    const auto* p = std::get_if<proto::Progress>(&m);
-    if (killed || !p || p->bytes < (8u << 20)) return;
-    killed = true;
-    sh("pkill -KILL -f -- '-o /dev/null -v ON_ERROR_STOP=1 --single-transaction -w -h 127.0.0.1 "
-       "-p " +
-       port + "'");
-  });
+  auto events = copy_killing("copy-killed",
+                             "-o /dev/null -v ON_ERROR_STOP=1 --single-transaction -w -h "
+                             "127.0.0.1 -p " +
+                                 pg_["target"]["PGPORT"],
+                             killed);
   ASSERT_TRUE(killed) << "the copy ended before the restore could be killed";
   const proto::JobFinished& done = finished(events);
   EXPECT_EQ(done.state, proto::JobState::kFailed);
@@ -327,18 +334,9 @@ TEST_F(PgCopy, KilledRestoreFailsAndLeavesNoHalfCopy) {
 
 TEST_F(PgCopy, DumpKilledHalfWayStopsTheRestoreAndNothingIsCommitted) {
   // psql would commit whatever arrived before EOF: a cut dump must stop it instead.
-  psql("source", "postgres", "CREATE DATABASE shop");
-  psql("source", "shop",
-       "CREATE TABLE big AS SELECT n, repeat('x', 200) AS pad FROM generate_series(1, 600000) n");
   bool killed = false;
-  const std::string port = pg_["source"]["PGPORT"];
-  auto events =
-      run("target", {"copy-dump-killed", "db", copy().dump()}, [&](const proto::Message& m) {
-        const auto* p = std::get_if<proto::Progress>(&m);
-        if (killed || !p || p->bytes < (8u << 20)) return;
-        killed = true;
-        sh("pkill -KILL -f -- 'pg_dump -v -Fp -w -h 127.0.0.1 -p " + port + "'");
-      });
+  auto events = copy_killing(
+      "copy-dump-killed", "pg_dump -v -Fp -w -h 127.0.0.1 -p " + pg_["source"]["PGPORT"], killed);
   ASSERT_TRUE(killed) << "the copy ended before the dump could be killed";
   const proto::JobFinished& done = finished(events);
   EXPECT_EQ(done.state, proto::JobState::kFailed);
