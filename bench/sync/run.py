@@ -36,6 +36,7 @@ import argparse
 import datetime
 import os
 import platform
+import random
 import re
 import shlex
 import shutil
@@ -261,15 +262,29 @@ class Cell:
 
 def measure(lab: Lab, sets: Dict[str, Dataset], cons: List[Contender], args,
             results: Dict[tuple, Cell], raw: Cell) -> None:
-    """Repeat outermost so that every contender sees the same machine drift, and rotate the
-    contenders' order from one repeat to the next (no one always runs first); a contender
-    that fails a workload once is out of that workload."""
+    """Repeat outermost so that every contender sees the same machine drift; every workload of
+    every repeat starts with an untimed warm-up run of plain rsync (the first copy after the
+    bench switches datasets runs up to twice as slow, whoever makes it), then runs the
+    contenders in an order shuffled afresh for each repeat and workload (seeded: the same
+    order on every run of the bench), so no contender always follows the same one. A
+    contender that fails a workload once is out of that workload."""
+    shuffle = random.Random(1)
+    warm = next((c for c in cons if c.name == "rsync"), None)
     for r in range(args.repeat):
-        order = cons[r % len(cons):] + cons[:r % len(cons)]
         for dsname, kind in WORKLOADS:
             ds = sets[dsname]
             if (dsname, kind) == ("large", "first"):
                 measure_raw_ssh(lab, ds.bytes, args, raw, r)
+            order = list(cons)
+            shuffle.shuffle(order)
+            if warm is not None:
+                try:
+                    seconds, _ = run_once(lab, ds, kind, warm, args, f"{dsname}-{kind}-warmup-{r}",
+                                          check=False)
+                    log(f"[{r + 1}/{args.repeat}] {WORKLOAD_TITLE[(dsname, kind)]:<20} "
+                        f"{'(warm-up: rsync)':<14} {seconds:8.2f} s, not counted")
+                except (Failed, subprocess.TimeoutExpired) as e:
+                    log(f"warm-up run failed (the rsync contender will say why): {e}")
             for c in order:
                 if (kind == "resync" and not c.resync) or (kind == "first" and not c.first):
                     continue
@@ -277,18 +292,8 @@ def measure(lab: Lab, sets: Dict[str, Dataset], cons: List[Contender], args,
                 if cell.status:
                     continue
                 tag = f"{dsname}-{kind}-{c.name.replace(' ', '').replace('|', '')}-{r}"
-                changed = False
                 try:
-                    if kind == "first":
-                        empty_dir(ds.dst)
-                    else:
-                        copy_tree(ds.src, ds.dst, args.timeout)
-                        ds.apply_change()
-                        changed = True
-                    os.sync()  # the reset's dirty pages must not be flushed on the contender's clock
-                    c.inner = None
-                    seconds = c.run(lab, ds, args, tag)
-                    summary = verify(ds.src, ds.dst, args.timeout)
+                    seconds, summary = run_once(lab, ds, kind, c, args, tag)
                     cell.times.append(seconds)
                     inner = "" if c.inner is None else (
                         f", {c.inner:.2f} s the sync job alone" if c.command is None
@@ -305,13 +310,32 @@ def measure(lab: Lab, sets: Dict[str, Dataset], cons: List[Contender], args,
                     cell.status = f"FAILED: {e}"
                     log(f"[{r + 1}/{args.repeat}] {WORKLOAD_TITLE[(dsname, kind)]:<20} {c.name:<14} "
                         f"FAILED: {e}")
-                finally:
-                    if changed:
-                        ds.revert_change()
-                    if c.fpsync_jobs:
-                        shutil.rmtree(lab.host_dir("source") / "fpsync-tmp", ignore_errors=True)
     for ds in sets.values():
         shutil.rmtree(ds.dst, ignore_errors=True)
+
+
+def run_once(lab: Lab, ds: Dataset, kind: str, c: Contender, args, tag: str,
+             check: bool = True) -> tuple:
+    """Resets the target for the workload (empty, or the unchanged source with 1 % of the
+    source then changed), runs one contender, checks its copy when asked (before the source's
+    change is reverted, whatever happened) and returns (seconds, the check's summary)."""
+    changed = False
+    try:
+        if kind == "first":
+            empty_dir(ds.dst)
+        else:
+            copy_tree(ds.src, ds.dst, args.timeout)
+            ds.apply_change()
+            changed = True
+        os.sync()  # the reset's dirty pages must not be flushed on the contender's clock
+        c.inner = None
+        seconds = c.run(lab, ds, args, tag)
+        return seconds, verify(ds.src, ds.dst, args.timeout) if check else ""
+    finally:
+        if changed:
+            ds.revert_change()
+        if c.fpsync_jobs:
+            shutil.rmtree(lab.host_dir("source") / "fpsync-tmp", ignore_errors=True)
 
 
 def measure_raw_ssh(lab: Lab, nbytes: int, args, cell: Cell, r: int) -> None:
