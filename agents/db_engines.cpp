@@ -178,7 +178,13 @@ constexpr DbEngine kEngines[] = {
      "SELECT n.nspname || '.' || c.relname FROM pg_class c JOIN pg_namespace n ON n.oid = "
      "c.relnamespace WHERE c.relkind IN ('r', 'p') AND n.nspname NOT IN ('pg_catalog', "
      "'information_schema') AND n.nspname NOT LIKE 'pg_toast%' ORDER BY 1;\n",
-     pg_count, pg_connections, pg_create, pg_drop,
+     pg_count,
+     // No JIT for the counts: compiling a count(*) costs more than it saves, the first one
+     // in a session most (loading LLVM: 150 ms of 370 ms for 6 M rows here). Servers
+     // before 11 have no jit setting.
+     "DO $$BEGIN IF current_setting('server_version_num')::int >= 110000 THEN SET jit = off; "
+     "END IF; END$$;\n",
+     pg_connections, pg_create, pg_drop,
      // psql runs the restore with -o /dev/null; \o puts query output back on stdout.
      "\\o\n\\pset format unaligned\n\\pset tuples_only on\n"},
     {"mariadb", "MYSQL_PWD", "", my_dump, my_restore, my_client, my_table_of,
@@ -186,7 +192,7 @@ constexpr DbEngine kEngines[] = {
      "table_schema = DATABASE();\n",
      "SELECT CONCAT(table_schema, '.', table_name) FROM information_schema.tables WHERE "
      "table_schema = DATABASE() AND table_type = 'BASE TABLE' ORDER BY 1;\n",
-     my_count, my_connections, my_create, my_drop, ""},
+     my_count, "", my_connections, my_create, my_drop, ""},
 };
 
 }  // namespace

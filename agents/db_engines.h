@@ -45,6 +45,7 @@ struct DbEngine {
   std::string_view size_sql;                           // one row: the database's data size in bytes
   std::string_view tables_sql;                         // rows: every table as "schema.table"
   std::string (*count_sql)(const std::string& table);  // one row: "schema.table|N"
+  std::string_view count_preamble;  // run before the counts, prints nothing ("": none)
   std::string (*connections_sql)(const std::string& database);  // rows: "user|client|app"
   std::string (*create_sql)(const std::string& database);
   std::string (*drop_sql)(const std::string& database);

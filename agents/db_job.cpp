@@ -421,7 +421,7 @@ proto::JobFinished copy(const DbSpec& spec, const Side& source, JobContext& job)
     return tables;
   };
   const auto count_sql = [&](const std::vector<std::string>& tables) {
-    std::string sql;
+    std::string sql(engine.count_preamble);
     for (const auto& t : tables)
       sql += engine.count_sql(t);
     return sql;

@@ -12,6 +12,7 @@
 #include <sstream>
 #include <thread>
 
+#include "agents/db_engines.h"
 #include "tests/support/lab.h"
 #include "tests/support/peer_lab.h"
 
@@ -369,6 +370,19 @@ TEST_F(PgCopy, ConnectionsCountsOtherClients) {
   // Nobody left: the check passes.
   events = run("source", {"conn-2", "db", spec.dump()});
   EXPECT_EQ(finished(events).state, proto::JobState::kSucceeded) << finished(events).error;
+}
+
+TEST_F(PgCopy, RowCountsRunWithoutJit) {
+  // The counts' preamble switches JIT off for the session (loading LLVM for the first count
+  // cost 150 ms of 370) and prints nothing: its output would be read as count rows.
+  const agent::DbEngine* pg = agent::find_db_engine("postgres");
+  ASSERT_NE(pg, nullptr);
+  const std::string file = lab_.dir() + "/preamble.sql";
+  std::ofstream(file) << "SHOW jit;\n" << pg->count_preamble << "SHOW jit;\n";
+  const auto& e = pg_["target"];
+  EXPECT_EQ(sh(e.at("PGBIN") + "/psql -X -At -q -v ON_ERROR_STOP=1 -h " + e.at("PGHOST") +
+               " -p " + e.at("PGPORT") + " -U postgres -d postgres -f " + file),
+            "on\noff\n");
 }
 
 // Two lab hosts with MariaDB each, linked by a migration key.
