@@ -380,8 +380,8 @@ TEST_F(PgCopy, RowCountsRunWithoutJit) {
   const std::string file = lab_.dir() + "/preamble.sql";
   std::ofstream(file) << "SHOW jit;\n" << pg->count_preamble << "SHOW jit;\n";
   const auto& e = pg_["target"];
-  EXPECT_EQ(sh(e.at("PGBIN") + "/psql -X -At -q -v ON_ERROR_STOP=1 -h " + e.at("PGHOST") +
-               " -p " + e.at("PGPORT") + " -U postgres -d postgres -f " + file),
+  EXPECT_EQ(sh(e.at("PGBIN") + "/psql -X -At -q -v ON_ERROR_STOP=1 -h " + e.at("PGHOST") + " -p " +
+               e.at("PGPORT") + " -U postgres -d postgres -f " + file),
             "on\noff\n");
 }
 
