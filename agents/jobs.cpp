@@ -15,6 +15,7 @@
 #include <cstdlib>
 #include <cstring>
 
+#include "agents/leftovers.h"
 #include "agents/runner.h"
 #include "agents/spool.h"
 
@@ -43,9 +44,7 @@ bool exists(const std::string& path) {
 
 // The runner's process group from the spool's "runner" note (0 when not written yet).
 pid_t runner_group(const std::string& dir) {
-  const std::string text = spool_note(dir, "runner");  // "<pid> <pgid>", written by the runner
-  const char* space = std::strchr(text.c_str(), ' ');
-  return space ? static_cast<pid_t>(std::atol(space + 1)) : 0;
+  return note_group(spool_note(dir, "runner"));
 }
 
 }  // namespace
@@ -251,13 +250,18 @@ bool Jobs::finish_orphan(const std::string& dir, const std::string& job_id) cons
     const int log_fd =
         open((dir + "/events").c_str(), O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0600);
     if (!status.finished && log_fd >= 0) {
-      finished = append_event(
-          log_fd, failed_result(job_id,
-                                claimed ? "the job's runner ended without a result (killed, or "
-                                          "the host rebooted); the job may have partly run"
-                                        : "the job was claimed but never started (the agent "
-                                          "claiming it died first); nothing of it ran",
-                                status.last_seq + 1));
+      // Its commands outlive a runner killed by SIGKILL: stop them before saying it ended.
+      const size_t stopped = claimed ? stop_leftovers(spool_note(dir, "runner"), boot_id()) : 0;
+      const std::string what =
+          !claimed ? "the job was claimed but never started (the agent claiming it died first); "
+                     "nothing of it ran"
+          : stopped == 0
+              ? "the job's runner ended without a result (killed, or the host rebooted); the "
+                "job may have partly run"
+              : "the job's runner ended without a result (killed); " + std::to_string(stopped) +
+                    " of its processes were still running and were stopped; the job may have "
+                    "partly run";
+      finished = append_event(log_fd, failed_result(job_id, what, status.last_seq + 1));
       fsync(log_fd);
     }
     if (log_fd >= 0) close(log_fd);

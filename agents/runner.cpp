@@ -12,6 +12,7 @@
 #include "agents/exec_job.h"
 #include "agents/file_job.h"
 #include "agents/health_job.h"
+#include "agents/leftovers.h"
 #include "agents/peer_job.h"
 #include "agents/spool.h"
 #include "agents/sync_job.h"
@@ -110,10 +111,9 @@ int run_job(const std::string& dir, const JobKind& kind, const std::string& spec
   }
   // Seq 1, JobStarted, was logged by serve just before it forked this runner.
   JobContext job(job_id, dir, log_fd, 2);
-  // A note on the spool (no file made per job); not synced: after a reboot the pids mean
-  // nothing anyway.
-  const std::string ids = std::to_string(getpid()) + " " + std::to_string(getpgid(0));
-  if (!set_spool_note(dir, kRunnerLockFd, "runner", ids))
+  // A note on the spool (no file made per job); not synced: it names its boot, after a reboot
+  // its pids mean nothing (agents/leftovers.h).
+  if (!set_spool_note(dir, kRunnerLockFd, "runner", runner_note()))
     std::fprintf(stderr, "cutpilot-job: %s: cannot note the runner's pid: %s\n", dir.c_str(),
                  std::strerror(errno));
   // CancelJob writes `cancel` before reading the pids: one of the two sides sees the other.

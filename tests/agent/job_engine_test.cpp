@@ -368,7 +368,14 @@ TEST_F(JobEngine, KilledRunnerIsReportedInsteadOfAwaitedForever) {
   ASSERT_NE(done, nullptr);
   EXPECT_EQ(done->state, JobState::kFailed);
   EXPECT_NE(done->error.find("runner ended without a result"), std::string::npos) << done->error;
-  // The orphaned command keeps running (nothing recorded its group); this test started it.
+  // Its command outlived it, and is stopped before the job is said to have ended.
+  EXPECT_NE(done->error.find("1 of its processes were still running and were stopped"),
+            std::string::npos)
+      << done->error;
+  int left = 1;
+  for (int i = 0; i < 50 && (left = processes_with("sleep 30.321")) > 0; ++i)
+    std::this_thread::sleep_for(20ms);
+  EXPECT_EQ(left, 0);
   for (pid_t pid : processes_with_marker("sleep 30.321"))
     ::kill(pid, SIGKILL);
 }
