@@ -40,6 +40,7 @@ import argparse
 import datetime
 import os
 import platform
+import random
 import re
 import shlex
 import shutil
@@ -340,10 +341,23 @@ class Cell:
 
 def measure(lab: Lab, cons: List[Contender], expected: Dict[str, int], args,
             results: Dict[str, Cell], loads: List[float]) -> None:
-    """Repeat outermost so that every contender sees the same machine drift; a contender that
-    fails once is out."""
+    """Repeat outermost so that every contender sees the same machine drift; each repeat starts
+    with an untimed warm-up copy (`pg_dump | psql`) and runs the contenders in an order
+    shuffled afresh (seeded: the same orders on every run of the bench), so that none always
+    runs first or after the same one. A contender that fails once is out."""
+    shuffle = random.Random(1)
+    warm = next((c for c in cons if c.name == "pg_dump | psql"), None)
     for r in range(args.repeat):
-        for c in cons:
+        if warm is not None:
+            try:
+                reset_target(lab)
+                log(f"[{r + 1}/{args.repeat}] {'(warm-up: pg_dump | psql)':<34} "
+                    f"{warm.run(lab, args, f'{r}-warm-up'):8.2f} s, not counted")
+            except (Failed, subprocess.TimeoutExpired, RuntimeError) as e:
+                log(f"warm-up copy failed (the pg_dump | psql contender will say why): {e}")
+        order = list(cons)
+        shuffle.shuffle(order)
+        for c in order:
             cell = results.setdefault(c.name, Cell())
             if cell.status:
                 continue
