@@ -78,6 +78,22 @@ std::optional<std::string> pg_table_of(std::string_view line) {
   return std::string(rest.substr(0, rest.rfind('"')));
 }
 
+bool pg_chatter(std::string_view line) {
+  constexpr std::string_view kTools[] = {"pg_dump: ", "pg_restore: "};
+  constexpr std::string_view kDoing[] = {
+      "reading ",   "identifying ",      "finding ",      "flagging ",
+      "saving ",    "last built-in OID", "creating ",     "processing ",
+      "executing ", "dropping ",         "launching ",    "finished ",
+      "entering ",  "transferring ",     "setting owner", "connecting to database"};
+  for (auto tool : kTools) {
+    if (!line.starts_with(tool)) continue;
+    const std::string_view what = line.substr(tool.size());
+    for (auto doing : kDoing)
+      if (what.starts_with(doing)) return true;
+  }
+  return false;
+}
+
 std::string pg_count(const std::string& table) {
   const auto [schema, name] = split_table(table, "public");
   return "SELECT " + quoted(table, '\'') + " || '|' || count(*) FROM " + quoted(schema, '"') + "." +
@@ -149,6 +165,10 @@ std::optional<std::string> my_table_of(std::string_view line) {
   return std::string(rest);
 }
 
+bool my_chatter(std::string_view line) {
+  return line.starts_with("-- ");
+}  // mysqldump -v
+
 std::string my_count(const std::string& table) {
   const auto [schema, name] = split_table(table, "");
   const std::string from =
@@ -171,7 +191,7 @@ std::string my_drop(const std::string& database) {
 }
 
 constexpr DbEngine kEngines[] = {
-    {"postgres", "PGPASSWORD", "postgres", pg_dump, pg_restore, pg_client, pg_table_of,
+    {"postgres", "PGPASSWORD", "postgres", pg_dump, pg_restore, pg_client, pg_table_of, pg_chatter,
      "SELECT coalesce(sum(pg_total_relation_size(c.oid)), 0) FROM pg_class c JOIN pg_namespace n "
      "ON n.oid = c.relnamespace WHERE c.relkind IN ('r', 'm', 'p') AND n.nspname NOT IN "
      "('pg_catalog', 'information_schema') AND n.nspname NOT LIKE 'pg_toast%';\n",
@@ -187,7 +207,7 @@ constexpr DbEngine kEngines[] = {
      pg_connections, pg_create, pg_drop,
      // psql runs the restore with -o /dev/null; \o puts query output back on stdout.
      "\\o\n\\pset format unaligned\n\\pset tuples_only on\n"},
-    {"mariadb", "MYSQL_PWD", "", my_dump, my_restore, my_client, my_table_of,
+    {"mariadb", "MYSQL_PWD", "", my_dump, my_restore, my_client, my_table_of, my_chatter,
      "SELECT COALESCE(SUM(data_length + index_length), 0) FROM information_schema.tables WHERE "
      "table_schema = DATABASE();\n",
      "SELECT CONCAT(table_schema, '.', table_name) FROM information_schema.tables WHERE "

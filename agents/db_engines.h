@@ -42,6 +42,9 @@ struct DbEngine {
   std::vector<std::string> (*client)(const DbEndpoint&, std::string_view database);
   // The table a line of the dump's verbose output starts on, if it says so.
   std::optional<std::string> (*table_of)(std::string_view line);
+  // Whether a line of the tools' verbose output only says what they are doing (one per object
+  // in the schema): kept for a failure's message, not put in the job's log.
+  bool (*chatter)(std::string_view line);
   std::string_view size_sql;                           // one row: the database's data size in bytes
   std::string_view tables_sql;                         // rows: every table as "schema.table"
   std::string (*count_sql)(const std::string& table);  // one row: "schema.table|N"

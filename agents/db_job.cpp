@@ -246,14 +246,16 @@ std::optional<proto::JobFinished> stream_copy(Transfer& t, const Side& source, c
           return counts.target_rows.push_back(std::move(line));
         if (i == 2 && beside && stream == proto::Stream::kStdout)
           return t.on_measured(beside_rows, std::move(line));
+        said[i].add(line);
         if (i == 0 && stream == proto::Stream::kStderr) {
           if (auto table = engine.table_of(line)) {
             if (!t.current.empty()) ++t.tables_done;
             t.current = "table " + *table;
             t.report();
+          } else if (engine.chatter(line)) {
+            return;
           }
         }
-        said[i].add(line);
         t.job.log(stream,
                   (i == 1 ? "[target] " : "[source] ") + line);  // 2, 3: measuring, counting
       },
@@ -325,15 +327,18 @@ std::optional<proto::JobFinished> parallel_copy(Transfer& t, const Side& source)
   std::vector<Complaints> said(1);
   auto logged = [&](size_t, proto::Stream stream, std::string line) {
     if (line.empty()) return;
+    said[0].add(line);
     if (auto table = spec.engine->table_of(line)) {
       t.tables_done = std::min(t.tables_done + 1, t.tables_total);
       t.current = "dumped " + *table;
-    } else if (line.find("processing data for table") != std::string::npos) {
+      job.log(stream, line);
+      return;
+    }
+    if (line.find("processing data for table") != std::string::npos) {
       t.tables_done = std::min(t.tables_done + 1, t.tables_total);
       t.current = line.substr(line.find("table"));
     }
-    said[0].add(line);
-    job.log(stream, line);
+    if (!spec.engine->chatter(line)) job.log(stream, line);
   };
   // Dump and restore each count their tables: the total is both.
   t.tables_total *= 2;

@@ -135,6 +135,12 @@ TEST_F(PgCopy, PgbenchDatabaseCopiedWithEqualRowCountsAndNoPasswordAnywhere) {
   EXPECT_NE(lines(events).find("row counts equal in all 4 tables"), std::string::npos);
   EXPECT_NE(lines(events).find("the target's rows counted inside the restore"), std::string::npos)
       << lines(events);
+  // pg_dump -v says what it reads and creates, object by object: the log keeps one line per
+  // table and leaves the rest out.
+  EXPECT_NE(lines(events).find("dumping contents of table \"public.pgbench_accounts\""),
+            std::string::npos);
+  EXPECT_EQ(lines(events).find("reading extensions"), std::string::npos) << lines(events);
+  EXPECT_EQ(lines(events).find("creating TABLE"), std::string::npos) << lines(events);
 
   // Progress: bytes and tables never go backwards; the end says everything.
   uint64_t bytes = 0, tables = 0;
@@ -427,6 +433,10 @@ TEST_F(MariaCopy, SchemaWithDataCopiedWithEqualRowCounts) {
   EXPECT_EQ(result["rows"]["shop.items"], 3);
   EXPECT_EQ(result["rows"]["shop.orders"], 5000);
   EXPECT_NE(lines(events).find("row counts equal in all 2 tables"), std::string::npos);
+  // mysqldump --verbose: the table lines stay in the log, its other "-- " chatter does not.
+  EXPECT_NE(lines(events).find("-- Retrieving table structure for table"), std::string::npos)
+      << lines(events);
+  EXPECT_EQ(lines(events).find("-- Sending SELECT query"), std::string::npos) << lines(events);
 }
 
 }  // namespace
