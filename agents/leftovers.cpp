@@ -1,6 +1,7 @@
 #include "agents/leftovers.h"
 
 #include <dirent.h>
+#include <fcntl.h>
 #include <signal.h>
 #include <unistd.h>
 
@@ -35,10 +36,16 @@ std::optional<ProcStat> proc_stat(pid_t pid) {
 }  // namespace
 
 std::string boot_id() {
-  std::ifstream in("/proc/sys/kernel/random/boot_id");
-  std::string id;
-  std::getline(in, id);
-  return id;
+  // Plain syscalls: every runner calls this, on the way to its job's first command.
+  char id[64] = {};
+  const int fd = open("/proc/sys/kernel/random/boot_id", O_RDONLY | O_CLOEXEC);
+  if (fd < 0) return "";
+  const ssize_t n = read(fd, id, sizeof id - 1);
+  close(fd);
+  std::string text(id, n > 0 ? static_cast<size_t>(n) : 0);
+  while (!text.empty() && (text.back() == '\n' || text.back() == ' '))
+    text.pop_back();
+  return text;
 }
 
 std::string runner_note() {
