@@ -49,8 +49,10 @@ pid_t runner_group(const std::string& dir) {
 
 }  // namespace
 
-Jobs::Jobs(std::string root)
-    : root_(std::move(root)), notify_fd_(inotify_init1(IN_NONBLOCK | IN_CLOEXEC)) {}
+Jobs::Jobs(std::string root, time_t spool_max_age_s)
+    : root_(std::move(root)),
+      spool_max_age_s_(spool_max_age_s),
+      notify_fd_(inotify_init1(IN_NONBLOCK | IN_CLOEXEC)) {}
 
 Jobs::~Jobs() {
   if (notify_fd_ >= 0) close(notify_fd_);
@@ -185,9 +187,12 @@ bool Jobs::spawn_runner(const std::string& dir, const JobKind& kind, const std::
 
 void Jobs::attach(const proto::Attach& request, std::vector<proto::Message>& out) {
   if (!check_id(request.job_id, out)) return;
+  // Attach never claims: an id without a spool was never started here, or was acknowledged
+  // or expired, and the cockpit must hear that rather than have it run (again).
   if (!exists(dir_of(request.job_id)))
-    return out.push_back(
-        job_error(proto::ErrorCode::kUnknownJob, request.job_id, "no such job on this host"));
+    return out.push_back(job_error(proto::ErrorCode::kUnknownJob, request.job_id,
+                                   "no such job on this host (never started here, or its spool "
+                                   "was acknowledged or expired)"));
   follow(request.job_id, request.after_seq, out);
 }
 
@@ -225,7 +230,7 @@ bool Jobs::pump(Follower& f, std::vector<proto::Message>& out) const {
   }
   if (!exists(f.dir)) {
     out.push_back(job_error(proto::ErrorCode::kUnknownJob, f.job_id,
-                            "the job's spool was removed (acknowledged elsewhere)"));
+                            "the job's spool was removed (acknowledged elsewhere, or expired)"));
     return true;
   }
   // A runner killed with SIGKILL (or a reboot) never logs JobFinished; say so instead of waiting.
@@ -319,6 +324,40 @@ void Jobs::ack(const proto::Ack& request, std::vector<proto::Message>& out) {
     return out.push_back(job_error(proto::ErrorCode::kInternal, id,
                                    "cannot remove the spool " + dir + ": " + std::strerror(errno)));
   std::erase_if(followers_, [&](const Follower& f) { return f.job_id == id && unwatch(f); });
+}
+
+uint32_t Jobs::expire_spools() {
+  uint32_t kept = 0;
+  DIR* dir = root_.empty() ? nullptr : opendir(root_.c_str());
+  if (!dir) return kept;
+  const time_t now = time(nullptr);
+  while (dirent* entry = readdir(dir)) {
+    const std::string name = entry->d_name;
+    if (name.empty() || name[0] == '.') continue;
+    const std::string path = root_ + "/" + name;
+    const std::string id = unescape_job_id(name);
+    if (!read_status(path).finished && !finish_orphan(path, id)) continue;  // still running
+    struct stat st {};
+    const bool old =
+        stat((path + "/events").c_str(), &st) == 0 && now - st.st_mtime >= spool_max_age_s_;
+    // A runner holds the lock until it exits; one still writing its last words keeps the spool.
+    const int lock_fd = old ? open(path.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC) : -1;
+    bool removed = false;
+    if (lock_fd >= 0 && flock(lock_fd, LOCK_EX | LOCK_NB) == 0) {
+      // Renamed first, as ack does: nobody sees a half-removed spool under the job's name.
+      const std::string trash = root_ + "/.expired-" + name + "-" + std::to_string(getpid());
+      removed = rename(path.c_str(), trash.c_str()) == 0;
+      if (removed) remove_tree(trash);
+    }
+    if (lock_fd >= 0) close(lock_fd);
+    if (removed) {
+      std::erase_if(followers_, [&](const Follower& f) { return f.job_id == id && unwatch(f); });
+    } else {
+      ++kept;
+    }
+  }
+  closedir(dir);
+  return kept;
 }
 
 void Jobs::tick(std::vector<proto::Message>& out) {

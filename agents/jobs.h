@@ -5,6 +5,7 @@
 #include <string>
 #include <vector>
 
+#include "agents/spool.h"
 #include "transport/protocol.h"
 
 namespace cutpilot::agent {
@@ -14,8 +15,9 @@ struct JobKind;
 // The jobs one serve session starts and follows; the jobs themselves live in their spools.
 class Jobs {
  public:
-  // Spools live under root; each runner is a detached fork of this process.
-  explicit Jobs(std::string root);
+  // Spools live under root; each runner is a detached fork of this process. Finished spools
+  // nobody acknowledged go spool_max_age_s after the job finished (see expire_spools).
+  explicit Jobs(std::string root, time_t spool_max_age_s = kSpoolMaxAgeS);
   ~Jobs();
   Jobs(const Jobs&) = delete;
   Jobs& operator=(const Jobs&) = delete;
@@ -30,6 +32,9 @@ class Jobs {
   void list(std::vector<proto::Message>& out);
   // Forgets a finished job: its spool is removed.
   void ack(const proto::Ack& request, std::vector<proto::Message>& out);
+  // Removes the spools of jobs that finished longer than the maximum age ago and that nobody
+  // acknowledged (never a running job's); returns how many finished spools are left.
+  uint32_t expire_spools();
   // Sends what the followed jobs logged since the last tick.
   void tick(std::vector<proto::Message>& out);
   // How long the serve loop may sleep before tick() has work (-1: nothing to follow).
@@ -62,6 +67,7 @@ class Jobs {
   bool pump(Follower& f, std::vector<proto::Message>& out) const;
 
   std::string root_;
+  time_t spool_max_age_s_;
   bool root_made_ = false;  // root_ exists (made by this session)
   std::vector<Follower> followers_;
   int notify_fd_ = -1;  // inotify: followed logs that grew

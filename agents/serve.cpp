@@ -46,7 +46,7 @@ int serve(int in_fd, int out_fd) {
   if (!write_all(out_fd, proto::ready_line(proto::kProtocolVersion, kVersion))) return 1;
 
   // Runners are detached forks of this process (Jobs::spawn_runner).
-  Jobs jobs(jobs_root());
+  Jobs jobs(jobs_root(), spool_max_age_s());
   Session session(&jobs);
   proto::FrameDecoder decoder;
   std::vector<proto::Message> out;

@@ -56,7 +56,10 @@ void Session::handle(const proto::Message& request, std::vector<proto::Message>&
     return;
   }
   if (const auto* facts = std::get_if<proto::Facts>(&request)) {
-    out.push_back(collect_facts(facts->paths));
+    proto::HostFacts answer = collect_facts(facts->paths);
+    // Every cockpit asks on each connect: the agent's moment to drop spools nobody will ask for.
+    if (jobs_) answer.kept_spools = jobs_->expire_spools();
+    out.push_back(std::move(answer));
     return;
   }
   if (jobs_ && handle_job(request, out)) return;

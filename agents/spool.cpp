@@ -47,6 +47,14 @@ bool is_job_event(const proto::Message& m) {
 
 }  // namespace
 
+time_t spool_max_age_s() {
+  const char* text = std::getenv("CUTPILOT_AGENT_SPOOL_MAX_AGE");
+  if (!text || !*text) return kSpoolMaxAgeS;
+  char* end = nullptr;
+  const long long seconds = std::strtoll(text, &end, 10);
+  return *end == '\0' && seconds >= 0 ? static_cast<time_t>(seconds) : kSpoolMaxAgeS;
+}
+
 std::string jobs_root() {
   return cache_dir("jobs");
 }

@@ -16,7 +16,17 @@
 // Only the runner appends to `events` once it runs (single O_APPEND writes, so a reader
 // never sees a torn frame); the serve process writes seq 1 before starting it, and
 // finishes a job whose runner died without a result.
+//
+// A spool goes when the cockpit acknowledges (Ack) the job's result. A finished job whose
+// result nobody acknowledged (a cockpit that died, a refused resume) keeps its spool for
+// kSpoolMaxAgeS (7 days) after it finished (the mtime of `events`), long enough for an operator
+// to come back from a weekend and resume; then the serve process answering the next Facts
+// request removes it (Attach then answers kUnknownJob). A running job's spool is never removed.
+// CUTPILOT_AGENT_SPOOL_MAX_AGE (seconds) in the agent's environment overrides the age; tests
+// set it, the cockpit does not.
 #pragma once
+
+#include <sys/types.h>
 
 #include <cstdint>
 #include <optional>
@@ -27,6 +37,11 @@
 #include "transport/protocol.h"
 
 namespace cutpilot::agent {
+
+// How long a finished, unacknowledged job's spool is kept (seconds): 7 days.
+inline constexpr time_t kSpoolMaxAgeS = 7 * 24 * 3600;
+// kSpoolMaxAgeS, or CUTPILOT_AGENT_SPOOL_MAX_AGE (seconds) when that is set to a number.
+time_t spool_max_age_s();
 
 // The directory holding every job's spool ($HOME/.cache/cutpilot/jobs); "" without HOME.
 std::string jobs_root();

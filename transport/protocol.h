@@ -13,8 +13,8 @@
 
 namespace cutpilot::proto {
 
-// The protocol version both ends must speak.
-inline constexpr uint32_t kProtocolVersion = 3;
+// The protocol version both ends must speak (4: HostFacts.kept_spools).
+inline constexpr uint32_t kProtocolVersion = 4;
 // The largest frame body (type byte + fields) either end accepts or sends.
 inline constexpr uint32_t kMaxFrameBytes = 1u << 20;
 // The 4-byte big-endian length prefix that starts every frame.
@@ -39,7 +39,8 @@ enum class ErrorCode : uint8_t {
   kVersion = 3,      // the peer speaks another protocol version
   kUnsupported = 4,  // a request this agent does not handle
   kBadRequest = 5,   // a well-formed request that cannot be honoured
-  kUnknownJob = 6,   // a job id the agent has no record of
+  kUnknownJob = 6,   // a job id the agent has no record of: never started there, or its
+                     // spool was acknowledged or expired (an Attach never starts a job)
   kInternal = 7,     // the agent failed on its own side
 };
 
@@ -88,7 +89,8 @@ struct ListJobs {
   bool operator==(const ListJobs&) const = default;
 };
 
-// Streams a job's events with a sequence number greater than after_seq.
+// Streams a job's events with a sequence number greater than after_seq. Never starts a job:
+// an id the agent has no spool for is answered Error(kUnknownJob).
 struct Attach {
   std::string job_id;
   uint64_t after_seq = 0;
@@ -319,6 +321,8 @@ struct HostFacts {
   std::vector<DiskFree> disks;
   std::vector<std::string> tools;  // the tools found, of those the agent looks for
   std::string docker_socket;       // a Docker API socket that exists, or ""
+  uint32_t kept_spools = 0;        // finished jobs' spools nobody acknowledged (kept until they
+                                   // expire: agents/spool.h)
   template <class F>
   void visit(F&& f) {
     f("hostname", hostname);
@@ -332,6 +336,7 @@ struct HostFacts {
     f("disks", disks);
     f("tools", tools);
     f("docker_socket", docker_socket);
+    f("kept_spools", kept_spools);
   }
   bool operator==(const HostFacts&) const = default;
 };

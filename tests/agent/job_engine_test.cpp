@@ -5,6 +5,7 @@
 #include <gtest/gtest.h>
 #include <signal.h>
 #include <stdlib.h>
+#include <sys/file.h>
 #include <sys/stat.h>
 #include <sys/xattr.h>
 #include <unistd.h>
@@ -398,6 +399,120 @@ TEST_F(JobEngine, ClaimLeftHalfWayIsReportedAsNeverStarted) {
   agent.send(Attach{"fresh", 0});
   EXPECT_FALSE(agent.next(1500ms).has_value());
   fs::remove_all(jobs_dir());  // no runner will ever write their `state`
+}
+
+// Blocks until no runner holds the job's spool lock (it holds it until it exits).
+void wait_runner_gone(const std::string& job_dir) {
+  const int fd = open(job_dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+  ASSERT_GE(fd, 0) << job_dir;
+  ASSERT_EQ(flock(fd, LOCK_EX), 0);
+  close(fd);
+}
+
+// Sets the job's events log's mtime (the moment it finished) to `ago` before now.
+void finished_ago(const std::string& job_dir, std::chrono::seconds ago) {
+  const time_t then = time(nullptr) - static_cast<time_t>(ago.count());
+  const timespec times[2] = {{then, 0}, {then, 0}};
+  ASSERT_EQ(utimensat(AT_FDCWD, (job_dir + "/events").c_str(), times, 0), 0);
+}
+
+// The HostFacts answering a Facts request (other events in between are skipped).
+std::optional<HostFacts> facts_of(Agent& agent) {
+  agent.send(Facts{});
+  std::optional<Message> m;
+  while ((m = agent.next()) && !std::holds_alternative<HostFacts>(*m)) {
+  }
+  if (!m) return std::nullopt;
+  return std::get<HostFacts>(*m);
+}
+
+// The Error an Attach to job_id gets, or nullopt when it gets anything else.
+std::optional<Error> attach_error(Agent& agent, const std::string& job_id) {
+  agent.send(Attach{job_id, 0});
+  const auto m = agent.next();
+  if (!m || !std::holds_alternative<Error>(*m)) return std::nullopt;
+  return std::get<Error>(*m);
+}
+
+// A job that appends a line to $HOME/<name>.runs each time it runs, and finishes.
+StartJob counted_job(const std::string& name) {
+  return StartJob{name, "exec", shell_spec("echo ran >> \"$HOME/" + name + ".runs\"")};
+}
+
+int runs_of(const std::string& home, const std::string& name) {
+  std::ifstream in(home + "/" + name + ".runs");
+  int n = 0;
+  for (std::string line; std::getline(in, line);)
+    ++n;
+  return n;
+}
+
+class SpoolExpiry : public test::AgentHomeTest {
+ protected:
+  void TearDown() override {
+    unsetenv("CUTPILOT_AGENT_SPOOL_MAX_AGE");
+    test::AgentHomeTest::TearDown();
+  }
+};
+
+TEST_F(SpoolExpiry, FinishedUnacknowledgedSpoolsGoAfterTheAgeRunningOnesNeverAndAttachSaysUnknown) {
+  setenv("CUTPILOT_AGENT_SPOOL_MAX_AGE", "3600", 1);
+  Agent agent;
+  for (const char* name : {"old", "recent"}) {
+    agent.send(counted_job(name));
+    ASSERT_NE(finished_of(agent.until_finished()), nullptr) << name;
+    wait_runner_gone(jobs_dir() + "/" + name);
+  }
+  agent.send(StartJob{"running", "exec", R"({"argv": ["sleep", "30.456"]})"});
+  const auto started = agent.next();
+  ASSERT_TRUE(started && std::holds_alternative<JobStarted>(*started));
+  finished_ago(jobs_dir() + "/old", 2h);
+  finished_ago(jobs_dir() + "/recent", 30min);
+  finished_ago(jobs_dir() + "/running", 2h);  // a quiet log: still running, so it stays
+
+  const auto facts = facts_of(agent);
+  ASSERT_TRUE(facts);
+  EXPECT_EQ(facts->kept_spools, 1u) << "only \"recent\" is finished and kept";
+  EXPECT_FALSE(fs::exists(jobs_dir() + "/old"));
+  EXPECT_TRUE(fs::exists(jobs_dir() + "/recent/events"));
+  EXPECT_TRUE(fs::exists(jobs_dir() + "/running/events"));
+
+  // Attach never starts a job: the expired one is unknown and runs no second time.
+  const auto expired = attach_error(agent, "old");
+  ASSERT_TRUE(expired);
+  EXPECT_EQ(expired->code, ErrorCode::kUnknownJob);
+  EXPECT_EQ(expired->job_id, "old");
+  EXPECT_NE(expired->message.find("acknowledged or expired"), std::string::npos)
+      << expired->message;
+  // So is an acknowledged one.
+  agent.send(Ack{"recent", 0});
+  const auto acknowledged = attach_error(agent, "recent");
+  ASSERT_TRUE(acknowledged);
+  EXPECT_EQ(acknowledged->code, ErrorCode::kUnknownJob);
+  EXPECT_FALSE(fs::exists(jobs_dir() + "/old"));
+  EXPECT_FALSE(fs::exists(jobs_dir() + "/recent"));
+  EXPECT_EQ(runs_of(home_, "old"), 1);
+  EXPECT_EQ(runs_of(home_, "recent"), 1);
+  EXPECT_EQ(facts_of(agent)->kept_spools, 0u);
+
+  agent.send(CancelJob{"running"});
+  ASSERT_NE(finished_of(agent.until_finished()), nullptr);
+}
+
+TEST_F(SpoolExpiry, WithoutTheOverrideASpoolIsKeptSevenDays) {
+  Agent agent;
+  for (const char* name : {"six-days", "eight-days"}) {
+    agent.send(counted_job(name));
+    ASSERT_NE(finished_of(agent.until_finished()), nullptr) << name;
+    wait_runner_gone(jobs_dir() + "/" + name);
+  }
+  finished_ago(jobs_dir() + "/six-days", std::chrono::hours(6 * 24));
+  finished_ago(jobs_dir() + "/eight-days", std::chrono::hours(8 * 24));
+  const auto facts = facts_of(agent);
+  ASSERT_TRUE(facts);
+  EXPECT_EQ(facts->kept_spools, 1u);
+  EXPECT_TRUE(fs::exists(jobs_dir() + "/six-days/events"));
+  EXPECT_FALSE(fs::exists(jobs_dir() + "/eight-days"));
 }
 
 }  // namespace

@@ -42,7 +42,8 @@ inline std::vector<proto::Message> sample_messages() {
                 1250,
                 {{"/", 80ull << 30, 252ull << 30, ""}, {"/srv/app", 0, 0, "No such file"}},
                 {"rsync", "psql", "pg_dump"},
-                "/var/run/docker.sock"},
+                "/var/run/docker.sock",
+                3},
   };
 }
 
