@@ -365,4 +365,21 @@ std::vector<std::vector<std::string>> split_buckets(std::vector<SizedPath> files
   return buckets;
 }
 
+bool directory_time_only(std::string_view itemized) {
+  // YXcstpoguax: Y '.' (nothing transferred), X 'd', then the attribute letters.
+  constexpr size_t kFlags = 11;
+  if (itemized.size() < kFlags + 1 || itemized[kFlags] != ' ') return false;
+  if (itemized[0] != '.' || itemized[1] != 'd') return false;
+  bool time = false;
+  for (size_t i = 2; i < kFlags; ++i) {
+    const char c = itemized[i];
+    if (i == 4 && (c == 't' || c == 'T')) {
+      time = true;
+    } else if (c != '.' && c != ' ') {
+      return false;
+    }
+  }
+  return time;
+}
+
 }  // namespace cutpilot::agent

@@ -76,6 +76,11 @@ std::string unescape_rsync_name(std::string_view name);
 // is mapped back to NAME (in the same directory).
 std::optional<std::string> failed_file_of(std::string_view stderr_line);
 
+// Whether an `--itemize-changes` line says only that a directory's modification time differs
+// (".d..t......" or with 'T'): rsync updates directory times as files come and go, so it is
+// not a difference in content (verify reports it as information).
+bool directory_time_only(std::string_view itemized);
+
 // rsync's version from the first line of `rsync --version` ("rsync  version 3.2.7  protocol
 // version 31") as {major, minor, patch}; nullopt for anything else.
 std::optional<std::array<int, 3>> parse_rsync_version(std::string_view first_line);

@@ -394,13 +394,19 @@ proto::JobFinished verify(const SyncSpec& spec, const std::string& ssh, JobConte
   const auto [from, to] = ends(spec, spec.remote, spec.local);
   args.insert(args.end(), {"--dry-run", "--delete", "--itemize-changes", from, to});
   std::vector<std::string> differences;
-  size_t count = 0;
+  size_t count = 0, directory_times = 0;
   Tally tally;
   tally.reset(1, 0);
   const RunResult run = run_commands(
       {Command{.argv = args}},
       [&](size_t, proto::Stream stream, std::string line) {
         if (line.empty()) return;
+        if (stream == proto::Stream::kStdout && directory_time_only(line)) {
+          // Information, not a difference: rsync sets directory times as entries change.
+          if (++directory_times <= kMaxListed)
+            job.log(proto::Stream::kAgent, "only the directory's time differs: " + line);
+          return;
+        }
         if (stream == proto::Stream::kStdout) {
           if (++count > kMaxListed) return;
           differences.push_back(line);
@@ -412,12 +418,18 @@ proto::JobFinished verify(const SyncSpec& spec, const std::string& ssh, JobConte
       {.timeout = std::chrono::milliseconds(spec.timeout_ms)}, job);
   proto::JobFinished done = conclude(run, tally, spec.timeout_ms, job);
   if (done.state != proto::JobState::kSucceeded) return done;
-  done.result = Json{{"differences", count}, {"listed", differences}}.dump();
+  done.result =
+      Json{{"differences", count}, {"listed", differences}, {"directory_times", directory_times}}
+          .dump();
   if (count > 0) {
     done.state = proto::JobState::kFailed;
     done.error = std::to_string(count) + " differences between source and target";
   } else {
-    job.log(proto::Stream::kAgent, "source and target are identical");
+    job.log(proto::Stream::kAgent,
+            "source and target are identical" + (directory_times
+                                                     ? " (" + std::to_string(directory_times) +
+                                                           " directories differ only in their time)"
+                                                     : std::string()));
   }
   return done;
 }

@@ -205,6 +205,38 @@ TEST_F(SyncLab, PullEstimateDeleteParallelVerifyAndRevoke) {
   EXPECT_EQ(finished(events).state, proto::JobState::kFailed);
 }
 
+TEST_F(SyncLab, VerifyReportsDirectoryTimesAsInformationNotDifferences) {
+  make_tree(src_, 2, 2, 5, 7);
+  link_hosts();
+  const std::string dst = lab_.host_dir("target") + "/srv/";
+  auto copied = run("target", "pull-dirtime", pull(dst));
+  ASSERT_EQ(finished(copied).state, proto::JobState::kSucceeded) << finished(copied).error;
+  // The live application writes a temporary file and removes it: only the directories'
+  // modification times change, no content.
+  const fs::path scratch = fs::path(src_) / "d0/s1/upload.tmp";
+  std::ofstream(scratch) << "half an upload";
+  fs::remove(scratch);
+  // Its directory's time moved (set it apart by more than rsync's one-second resolution), as
+  // did the top directory's.
+  fs::last_write_time(scratch.parent_path(), fs::last_write_time(src_) - std::chrono::hours(2));
+  fs::last_write_time(src_, fs::last_write_time(src_) - std::chrono::hours(1));
+  auto same = run("target", "verify-dirtime", pull(dst, {{"mode", "verify"}}));
+  ASSERT_EQ(finished(same).state, proto::JobState::kSucceeded) << lines(same);
+  const Json result = Json::parse(finished(same).result);
+  EXPECT_EQ(result["differences"], 0);
+  EXPECT_EQ(result["directory_times"], 2) << lines(same);
+  EXPECT_NE(lines(same).find("only the directory's time differs: .d..t...... d0/s1/"),
+            std::string::npos)
+      << lines(same);
+  // A content change is still a difference, and the directory times stay apart from it.
+  std::ofstream(fs::path(src_) / "d1/s0/f0.txt", std::ios::app) << "changed";
+  auto differs = run("target", "verify-content", pull(dst, {{"mode", "verify"}}));
+  EXPECT_EQ(finished(differs).state, proto::JobState::kFailed);
+  const Json listed = Json::parse(finished(differs).result);
+  EXPECT_EQ(listed["differences"], 1) << lines(differs);
+  EXPECT_NE(listed["listed"].dump().find("d1/s0/f0.txt"), std::string::npos) << listed.dump();
+}
+
 TEST_F(SyncLab, WrongHostKeyIsRefused) {
   make_tree(src_, 1, 1, 10, 2);
   link_hosts();

@@ -498,5 +498,19 @@ TEST(RsyncVersionTest, TrustSenderFrom325On) {
   EXPECT_TRUE(has_trust_sender({4, 0, 0}));
 }
 
+TEST(RsyncItemizeTest, DirectoryTimeAloneIsNotContent) {
+  EXPECT_TRUE(directory_time_only(".d..t...... ./"));
+  EXPECT_TRUE(directory_time_only(".d..T...... uploads/2024/"));
+  // Anything more than the time, or about a file, is a difference.
+  EXPECT_FALSE(directory_time_only(".d..tp..... ./"));
+  EXPECT_FALSE(directory_time_only(".d...p..... ./"));
+  EXPECT_FALSE(directory_time_only("cd+++++++++ new/"));
+  EXPECT_FALSE(directory_time_only(".f..t...... a.txt"));
+  EXPECT_FALSE(directory_time_only(">f.st...... a.txt"));
+  EXPECT_FALSE(directory_time_only("*deleting   old.txt"));
+  EXPECT_FALSE(directory_time_only(".d..t......"));
+  EXPECT_FALSE(directory_time_only(""));
+}
+
 }  // namespace
 }  // namespace cutpilot::agent
