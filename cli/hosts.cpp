@@ -32,26 +32,33 @@ std::string tools_text(const proto::HostFacts& f) {
 
 void print_table(const transport::Fleet& fleet,
                  const std::map<std::string, proto::HostFacts>& facts) {
-  Table table({"HOST", "ADDRESS", "STATE", "AGENT", "OS", "KERNEL", "CORES", "MEM GiB", "LOAD",
-               "FREE / GiB", "TOOLS"});
+  // SPOOLS: finished jobs whose results no cockpit acknowledged (their spools stay on the host).
+  Table table({"HOST", "ADDRESS", "STATE", "AGENT", "SPOOLS", "OS", "KERNEL", "CORES", "MEM GiB",
+               "LOAD", "FREE / GiB", "TOOLS"});
   for (const auto& host : fleet.hosts()) {
     const auto& info = fleet.info(host);
     const auto it = facts.find(host);
     if (it == facts.end()) {
       table.add({host, info.endpoint.empty() ? "-" : info.endpoint,
                  std::string(transport::link_state_name(info.state)), "-", "-", "-", "-", "-", "-",
-                 "-", "-"});
+                 "-", "-", "-"});
       continue;
     }
     const auto& f = it->second;
     char load[16];
     std::snprintf(load, sizeof load, "%.2f", f.load1_milli / 1000.0);
     table.add({host, info.endpoint, std::string(transport::link_state_name(info.state)),
-               info.agent_version, f.os, f.kernel, std::to_string(f.cores),
-               gib(f.mem_available) + "/" + gib(f.mem_total), load,
+               info.agent_version, std::to_string(f.kept_spools), f.os, f.kernel,
+               std::to_string(f.cores), gib(f.mem_available) + "/" + gib(f.mem_total), load,
                f.disks.empty() ? "-" : gib(f.disks[0].free), tools_text(f)});
   }
   table.print(stdout);
+  for (const auto& [host, f] : facts)
+    if (f.kept_spools > 0)
+      std::fprintf(stdout,
+                   "\n%s keeps the spools of %u finished jobs that no cockpit acknowledged (its "
+                   "agent removes each 7 days after the job finished)\n",
+                   host.c_str(), f.kept_spools);
   for (const auto& host : fleet.hosts()) {
     const auto& info = fleet.info(host);
     if (!info.error.empty()) std::fprintf(stdout, "\n%s\n", info.error.c_str());
@@ -89,6 +96,7 @@ nlohmann::json host_json(const transport::Fleet& fleet, const std::string& host,
   j["tools"] = f->tools;
   j["docker_socket"] =
       f->docker_socket.empty() ? nlohmann::json(nullptr) : nlohmann::json(f->docker_socket);
+  j["kept_spools"] = f->kept_spools;
   return j;
 }
 

@@ -43,10 +43,12 @@ std::string host_name() {
   return name;
 }
 
+// Writes line to a socket. MSG_NOSIGNAL: a peer that hung up is EPIPE here, never a SIGPIPE
+// that ends the cockpit (or the `cutpilot status` client).
 void write_line(int fd, const std::string& line) {
   size_t done = 0;
   while (done < line.size()) {
-    const ssize_t n = write(fd, line.data() + done, line.size() - done);
+    const ssize_t n = send(fd, line.data() + done, line.size() - done, MSG_NOSIGNAL);
     if (n < 0 && errno == EINTR) continue;
     if (n <= 0) return;
     done += static_cast<size_t>(n);

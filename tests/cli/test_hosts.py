@@ -4,6 +4,7 @@ import json
 import os
 import re
 import shutil
+import struct
 import subprocess
 import sys
 from pathlib import Path
@@ -13,6 +14,37 @@ from labcase import LabCase  # noqa: E402
 
 CUTPILOT = os.environ.get("CUTPILOT_BIN", str(Path(__file__).resolve().parents[2] / "build/bin/cutpilot"))
 RFC3339 = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(\.\d+)?(Z|[+-]\d\d:\d\d)$")
+
+
+def frame(kind, *fields):
+    """One protocol frame (transport/codec.cpp): big-endian length, type byte, fields in order
+    (u32 as little-endian, strings as a little-endian u32 length and the bytes)."""
+    body = bytes([kind])
+    for f in fields:
+        body += struct.pack("<I", f) if isinstance(f, int) else struct.pack("<I", len(f)) + f.encode()
+    return struct.pack(">I", len(body)) + body
+
+
+def run_jobs_unacknowledged(home, *argvs):
+    """Runs each argv as an exec job to its end with the built agent, as a cockpit that died
+    before acknowledging them would leave them: finished spools under HOME."""
+    agent = Path(CUTPILOT).parent / "cutpilot-agent"
+    with subprocess.Popen([str(agent), "serve"], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                          env=dict(os.environ, HOME=str(home))) as proc:
+        ready = proc.stdout.readline().decode()
+        protocol = int(re.search(r"protocol=(\d+)", ready).group(1))
+        proc.stdin.write(frame(1, protocol, "test"))  # Hello
+        for i, argv in enumerate(argvs):
+            proc.stdin.write(frame(2, f"dead-cockpit/step{i}@h1", "exec", json.dumps({"argv": argv})))
+        proc.stdin.flush()
+        finished = 0
+        while finished < len(argvs):
+            size = struct.unpack(">I", proc.stdout.read(4))[0]
+            body = proc.stdout.read(size)
+            finished += body[0] == 68  # JobFinished
+            assert body[0] != 71, f"the agent refused a job: {body!r}"  # Error
+        proc.stdin.close()
+        proc.wait(10)
 
 
 def meminfo_total():
@@ -71,6 +103,24 @@ class HostsTest(LabCase):
             self.assertLess(abs(j["disks"][0]["free"] - root.free), root.total * 0.05)
             self.assertIn("psql", j["tools"])
             self.assertEqual(j["arch"], "x86_64")
+
+    def test_finished_spools_nobody_acknowledged_are_counted_per_host(self):
+        self.up("h1", "h2")
+        run_jobs_unacknowledged(Path(self.dir, "hosts/h1/home"), ["true"], ["false"])
+        plan = self.plan("[hosts.h1]\n[hosts.h2]\n")
+        res = self.cutpilot("hosts", plan, "--json")
+        self.assertEqual(res.returncode, 0, res.stderr)
+        kept = {j["host"]: j["kept_spools"] for j in map(json.loads, res.stdout.splitlines())}
+        self.assertEqual(kept, {"h1": 2, "h2": 0})
+        res = self.cutpilot("hosts", plan)
+        self.assertEqual(res.returncode, 0, res.stderr)
+        header, *rows = res.stdout.splitlines()
+        self.assertEqual(header.split()[:5], ["HOST", "ADDRESS", "STATE", "AGENT", "SPOOLS"])
+        cells = {row.split()[0]: row.split() for row in rows if " ready " in row}
+        self.assertEqual((cells["h1"][4], cells["h2"][4]), ("2", "0"))
+        self.assertIn("h1 keeps the spools of 2 finished jobs that no cockpit acknowledged",
+                      res.stdout)
+        self.assertNotIn("h2 keeps", res.stdout)
 
     def test_one_dead_host_fails_the_command_but_not_the_others(self):
         self.up("good")
