@@ -30,11 +30,25 @@ const char* stream_name(proto::Stream stream) {
   }
 }
 
+// The agent's words about a job without the `job "ID": ` it starts with.
+std::string without_job_prefix(const std::string& message, const std::string& job_id) {
+  const std::string prefix = "job \"" + job_id + "\": ";
+  return message.rfind(prefix, 0) == 0 ? message.substr(prefix.size()) : message;
+}
+
 // The executor's view of one job event; nullopt for what it does not need.
-std::optional<plans::JobUpdate> update_of(const proto::Message& message) {
+std::optional<plans::JobUpdate> update_of(const transport::JobEvent& event) {
   using Kind = plans::JobUpdate::Kind;
+  const proto::Message& message = event.message;
   plans::JobUpdate u;
-  if (const auto* m = std::get_if<proto::JobStarted>(&message)) {
+  if (event.unknown) {
+    // Not "failed" and not "never ran": nobody can tell any more whether it ran.
+    u.kind = Kind::kUnknown;
+    const auto& error = std::get<proto::Error>(message);
+    const bool gone = error.code == proto::ErrorCode::kUnknownJob;
+    u.error = event.host + (gone ? " has no job " : " cannot tell what became of job ") +
+              event.job_id + " (" + without_job_prefix(error.message, event.job_id) + ")";
+  } else if (const auto* m = std::get_if<proto::JobStarted>(&message)) {
     u.kind = Kind::kStarted;
     u.existing = m->existing;
   } else if (const auto* m = std::get_if<proto::Progress>(&message)) {
@@ -104,6 +118,12 @@ void FleetPort::start(const std::string& host, const std::string& job_id,
   tracker_.start(host, proto::StartJob{job_id, job.kind, job.spec});
 }
 
+void FleetPort::attach(const std::string& host, const std::string& job_id) {
+  // Attach only, on this link and every later one: an agent without the job answers
+  // Error(kUnknownJob), handed on as a kUnknown update (deliver).
+  tracker_.follow(host, job_id, 0);
+}
+
 void FleetPort::cancel(const std::string& job_id) {
   if (!tracker_.cancel(job_id)) cancels_.insert(job_id);
 }
@@ -152,7 +172,7 @@ void FleetPort::deliver(const transport::HostEvent& event, plans::Executor& exec
   std::vector<transport::JobEvent> jobs;
   tracker_.handle(event, jobs);
   for (const auto& job : jobs)
-    if (const auto update = update_of(job.message)) executor.on_job(job.job_id, *update, now);
+    if (const auto update = update_of(job)) executor.on_job(job.job_id, *update, now);
 }
 
 }  // namespace cutpilot::cli

@@ -19,6 +19,7 @@ class FleetPort : public plans::JobPort {
 
   void start(const std::string& host, const std::string& job_id,
              const plans::JobSpec& job) override;
+  void attach(const std::string& host, const std::string& job_id) override;
   void cancel(const std::string& job_id) override;
   void acknowledge(const std::string& job_id) override;
   std::optional<plans::PeerAccess> peer_access(std::string_view host) override;

@@ -42,17 +42,23 @@ void JobTracker::start(const std::string& host, proto::StartJob request) {
 
 void JobTracker::follow(const std::string& host, const std::string& job_id, uint64_t after_seq) {
   TrackedJob& job = jobs_[job_id];
+  if (job.finished || !job.error.empty() || job.host != host) {
+    job.finished.reset();
+    job.error.clear();
+    job.last_seq = 0;
+  }
   job.host = host;
   job.request.job_id = job_id;
+  job.attach_only = true;  // no spec to send, and an id the agent lacks must never be claimed
   job.last_seq = std::max(job.last_seq, after_seq);
-  if (job.last_seq == 0) job.last_seq = 1;  // Attach, never StartJob: there is no spec to send
   ask(job_id, job);
 }
 
 void JobTracker::ask(const std::string& job_id, TrackedJob& job) {
   if (job.finished || !job.error.empty()) return;
-  proto::Message request = job.last_seq == 0 ? proto::Message(job.request)
-                                             : proto::Message(proto::Attach{job_id, job.last_seq});
+  proto::Message request = job.last_seq == 0 && !job.attach_only
+                               ? proto::Message(job.request)
+                               : proto::Message(proto::Attach{job_id, job.last_seq});
   job.asked = fleet_.send(job.host, request);
   if (job.asked) ++job.requests;
 }
@@ -75,11 +81,24 @@ void JobTracker::handle(const HostEvent& event, std::vector<JobEvent>& out) {
   if (id.empty() || it == jobs_.end() || it->second.host != event.host) return;
   TrackedJob& job = it->second;
   if (const auto* error = std::get_if<proto::Error>(&*event.message)) {
+    if (job.finished || !job.error.empty()) return;  // e.g. a late answer to a CancelJob
     job.error = error->message;
-    out.push_back({event.host, id, *event.message});
+    // Only a refused StartJob means "never ran": once the job was seen (or was never ours to
+    // start), an error leaves its outcome unknown.
+    const bool unknown =
+        error->code == proto::ErrorCode::kUnknownJob || job.attach_only || job.last_seq > 0;
+    out.push_back({event.host, id, *event.message, unknown});
     return;
   }
   const auto* started = std::get_if<proto::JobStarted>(&*event.message);
+  if (started && !started->existing && job.attach_only && started->seq > job.last_seq) {
+    // The start an Attach replays: this cockpit found the job on the agent, it started nothing.
+    job.last_seq = started->seq;
+    proto::JobStarted note = *started;
+    note.existing = true;
+    out.push_back({event.host, id, note});
+    return;
+  }
   if (started && started->existing) {
     // A note about the claim, not an event of the log: the agent already had the job (a
     // re-attach). Passed on so the caller can say so; it moves no seq.

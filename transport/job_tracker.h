@@ -6,6 +6,8 @@
 // job; when a host comes back it asks for what came after (Attach{after_seq}), or
 // repeats StartJob if nothing was heard yet (the claim may or may not have happened).
 // Anything at or below the newest seq is dropped, so a replay never doubles an event.
+// A followed job (one an earlier cockpit started) is only ever asked for with Attach, on
+// every link: an agent without it answers Error(kUnknownJob), passed on as unknown.
 #pragma once
 
 #include <cstdint>
@@ -25,14 +27,18 @@ struct JobEvent {
   std::string job_id;
   proto::Message message;  // JobStarted (existing = a re-attach note), Progress, LogLine, Health,
                            // JobFinished or Error
+  bool unknown = false;    // an Error after which nobody can tell whether the job ran: the agent
+                           // has no such job (never started there, or its spool was acknowledged
+                           // or expired: kUnknownJob), or lost one it had started
 };
 
 // What the tracker knows about one job.
 struct TrackedJob {
   std::string host;
   proto::StartJob request;
-  uint64_t last_seq = 0;  // the newest event delivered
-  bool asked = false;     // StartJob/Attach went out on the current link
+  uint64_t last_seq = 0;     // the newest event delivered
+  bool asked = false;        // StartJob/Attach went out on the current link
+  bool attach_only = false;  // followed, not started here: never sent a StartJob
   std::optional<proto::JobFinished> finished;
   std::string error;  // the agent refused or lost the job (an Error naming it)
   int requests = 0;   // StartJob/Attach messages sent (after reconnects > 1)
@@ -45,7 +51,8 @@ class JobTracker {
 
   // Starts a job on host (now if the host is ready, else as soon as it is).
   void start(const std::string& host, proto::StartJob request);
-  // Follows a job started earlier (e.g. by a cockpit that died) from after_seq on.
+  // Follows a job started earlier (e.g. by a cockpit that died) from after_seq on, with Attach
+  // only. Asks again even when the job is done here (the agent is asked afresh, from after_seq).
   void follow(const std::string& host, const std::string& job_id, uint64_t after_seq);
   // Takes one fleet event: re-asks after a reconnect, appends new job events to out.
   void handle(const HostEvent& event, std::vector<JobEvent>& out);
