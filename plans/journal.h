@@ -7,6 +7,7 @@
 #include <cstdint>
 #include <map>
 #include <optional>
+#include <set>
 #include <string>
 #include <vector>
 
@@ -40,6 +41,9 @@ class Journal {
   const std::string& error() const { return error_; }
   // True once open() succeeded.
   bool is_open() const { return fd_ >= 0; }
+  // True when open() found the journal's last line torn (no final newline, as a crash
+  // mid-append leaves it) and ended it, so the next record starts on a line of its own.
+  bool ended_torn_line() const { return ended_torn_line_; }
 
  private:
   int fd_ = -1;
@@ -47,6 +51,7 @@ class Journal {
   std::string path_;
   std::string audit_path_;
   std::string error_;
+  bool ended_torn_line_ = false;
 };
 
 // One agent job as the journal knows it.
@@ -64,10 +69,21 @@ struct JournalStep {
   uint32_t attempt = 0;
   uint32_t round = 0;
   bool approved = false;
+  std::string approved_by;   // who approved it ("" when not approved, or revoked)
+  std::string approved_how;  // "gate", "ahead", "--approve" or "--approve-all"
   std::string detail;
   std::vector<nlohmann::json> results;  // the finished jobs' results of the last attempt
-  double started_unix = 0;
-  double ended_unix = 0;
+  std::vector<nlohmann::json> done;     // the same jobs' "done" records (host, state, error)
+  double started_unix = 0;              // when its last attempt started (0: never)
+  double ended_unix = 0;                // when its last attempt ended (0: not yet)
+  size_t last_line = 0;                 // the journal line of the last record naming it
+  bool damaged = false;                 // a record naming it (or its job) could not be read
+};
+
+// One journal line that could not be read (garbage, or a record cut short by a crash).
+struct DamagedLine {
+  size_t line = 0;   // counting from 1
+  std::string step;  // the step it names, when that much of it is legible; "" when unknown
 };
 
 // What replaying a journal says about a run.
@@ -77,15 +93,30 @@ struct JournalState {
   std::string plan_sha256;
   std::map<std::string, std::string> fingerprints;  // step id → fingerprint at run start
   std::map<std::string, JournalStep> steps;
+  // host → where the run reached it ("address:port" and its key), from "host" records.
+  std::map<std::string, std::pair<std::string, std::string>> hosts;
   std::vector<JournalJob> jobs;  // in start order
   std::optional<double> downtime_started_unix;
   std::optional<double> downtime_ended_unix;
   std::optional<double> predicted_s;
-  std::optional<std::string> ended;  // the run's final state, when it ended
-  bool aborting = false;             // an abort was asked (its rollbacks may be unfinished)
+  std::optional<double> downtime_seconds;  // as the "ended" record gave it
+  std::string downtime_ended_how;          // "rollback" when a rollback ended it, else ""
+  std::optional<std::string> ended;        // the run's final state, when it ended
+  bool aborting = false;                   // an abort was asked (its rollbacks may be unfinished)
   double started_unix = 0;
+  double last_unix = 0;  // the time of the last readable record
   size_t records = 0;
-  size_t torn = 0;  // unreadable lines skipped (a crash mid-append leaves at most one)
+  size_t torn = 0;                   // unreadable lines skipped (damaged.size())
+  std::vector<DamagedLine> damaged;  // every unreadable line, in file order
+  bool unterminated = false;         // the last line has no final newline (a torn append)
+
+  // The first damaged line (0: none): records from there on may be missing.
+  size_t damage_from() const { return damaged.empty() ? 0 : damaged.front().line; }
+  // True when the journal cannot be trusted about step: a record naming it was unreadable,
+  // or some unreadable line names no step (it may have been about any step).
+  bool in_doubt(const std::string& step) const;
+  // The steps the journal shows succeeded or skipped (and not in doubt): their actions are done.
+  std::set<std::string> finished_steps() const;
 };
 
 // Reads the journal at dir; nullopt with error set when there is none or it is unreadable.

@@ -8,17 +8,19 @@ add_executable(plans_tests
   plans/job_spec_test.cpp
   plans/load_test.cpp
   plans/parts_test.cpp
+  plans/preflight_test.cpp
   plans/show_test.cpp
   plans/steps_test.cpp)
 # cutpilot_agent: the job specs a plan's steps become are checked by the agent's own parsers.
-target_link_libraries(plans_tests PRIVATE cutpilot_plans cutpilot_agent GTest::gtest_main)
+target_link_libraries(plans_tests PRIVATE cutpilot_plans cutpilot_agent GTest::gmock GTest::gtest_main)
 target_compile_definitions(plans_tests PRIVATE CUTPILOT_SOURCE_DIR="${PROJECT_SOURCE_DIR}")
 gtest_discover_tests(plans_tests TEST_PREFIX "plans." PROPERTIES LABELS "unit" TIMEOUT 60)
 
 # The executor and its journal against a fake JobPort, with an explicit clock (no sleeps).
 add_executable(executor_tests
   plans/executor_test.cpp
-  plans/executor_resume_test.cpp)
+  plans/executor_resume_test.cpp
+  plans/journal_test.cpp)
 target_link_libraries(executor_tests PRIVATE cutpilot_plans GTest::gmock GTest::gtest_main)
 gtest_discover_tests(executor_tests TEST_PREFIX "plans." PROPERTIES LABELS "unit" TIMEOUT 60)
 
