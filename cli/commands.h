@@ -27,13 +27,16 @@ int trust(const std::vector<std::string>& args);
 // `cutpilot run PLAN ...`: run (or resume) a plan.
 int run_command(const std::vector<std::string>& args);
 
-// `cutpilot approve STEP`, `skip STEP`, `retry STEP`, `abort`, `status`: a running cockpit's
-// control socket.
+// `cutpilot approve STEP`, `skip STEP`, `retry STEP`, `abort`: a running cockpit's control
+// socket; `status [PLAN]` asks it too, or reads a stopped or finished run from its journal.
 int approve(const std::vector<std::string>& args);
 int skip(const std::vector<std::string>& args);
 int retry(const std::vector<std::string>& args);
 int abort_run(const std::vector<std::string>& args);
 int status(const std::vector<std::string>& args);
+
+// `cutpilot runs [PLAN] [--json]`: a plan's runs (or every plan's) with state, start, downtime.
+int runs(const std::vector<std::string>& args);
 
 // `cutpilot demo`: the local lab with a source and a target host.
 int demo(const std::vector<std::string>& args);

@@ -1,13 +1,12 @@
 // `cutpilot approve STEP`, `status`, `abort`, `skip STEP`, `retry STEP`: talk to a running
 // cockpit through its control socket (from another tmux pane or a script).
-#include <dirent.h>
-
 #include <cstdio>
 #include <cstdlib>
 
 #include "cli/commands.h"
 #include "cli/output.h"
 #include "cli/run_plan.h"
+#include "cli/runs.h"
 #include "plans/control.h"
 #include "plans/downtime.h"
 #include "plans/journal.h"
@@ -15,14 +14,23 @@
 namespace cutpilot::cli {
 namespace {
 
-std::vector<std::string> subdirs(const std::string& dir) {
-  std::vector<std::string> out;
-  if (DIR* d = opendir(dir.c_str())) {
-    while (dirent* e = readdir(d))
-      if (e->d_name[0] != '.') out.push_back(dir + "/" + e->d_name);
-    closedir(d);
+// The run directories under the default state root whose cockpit answers a ping.
+std::vector<std::string> live_runs() {
+  std::vector<std::string> live;
+  for (const auto& run_dir : all_runs(default_state_root())) {
+    std::string ignored;
+    if (plans::control_request(run_dir + "/" + plans::kControlSocket, {{"cmd", "ping"}}, ignored))
+      live.push_back(run_dir);
   }
-  return out;
+  return live;
+}
+
+// "several cockpits are running; ..." listing them.
+std::string several(const std::vector<std::string>& live) {
+  std::string error = "several cockpits are running; give one's --state-dir:";
+  for (const auto& dir : live)
+    error += "\n  " + dir;
+  return error;
 }
 
 // The control socket of the cockpit to talk to: --state-dir, $CUTPILOT_STATE_DIR, or the
@@ -32,52 +40,22 @@ std::string find_socket(const std::string& state_dir, std::string& error) {
   if (dir.empty())
     if (const char* env = std::getenv("CUTPILOT_STATE_DIR")) dir = env;
   if (!dir.empty()) return dir + "/" + plans::kControlSocket;
-  std::vector<std::string> live;
-  for (const auto& plan_dir : subdirs(default_state_root()))
-    for (const auto& run_dir : subdirs(plan_dir)) {
-      const std::string socket = run_dir + "/" + plans::kControlSocket;
-      std::string ignored;
-      if (plans::control_request(socket, {{"cmd", "ping"}}, ignored)) live.push_back(socket);
-    }
-  if (live.size() == 1) return live[0];
-  if (live.empty()) {
+  const auto live = live_runs();
+  if (live.size() == 1) return live[0] + "/" + plans::kControlSocket;
+  if (live.empty())
     error =
         "no running cockpit found under " + default_state_root() + " (give the run's --state-dir)";
-  } else {
-    error = "several cockpits are running; give one's --state-dir:";
-    for (const auto& s : live)
-      error += "\n  " + s.substr(0, s.rfind('/'));
-  }
+  else
+    error = several(live);
   return "";
-}
-
-void print_status(const nlohmann::json& status) {
-  std::printf("run %s of \"%s\": %s after %s\n", status.value("run", "").c_str(),
-              status.value("plan", "").c_str(), status.value("state", "").c_str(),
-              plans::format_seconds(status.value("seconds", 0.0)).c_str());
-  const auto& downtime = status["downtime"];
-  if (downtime.value("started", false))
-    std::printf("downtime %s %s\n", downtime.value("ended", false) ? "ended after" : "running for",
-                plans::format_seconds(downtime.value("seconds", 0.0)).c_str());
-  if (downtime.contains("predicted_s"))
-    std::printf("downtime predicted %s\n",
-                plans::format_seconds(downtime["predicted_s"].get<double>()).c_str());
-  Table table({"STEP", "PHASE", "STATE", "DETAIL"});
-  for (const auto& step : status["steps"])
-    table.add({step.value("step", ""), step.value("phase", ""), step.value("state", ""),
-               step.value("detail", "")});
-  table.print(stdout);
 }
 
 int control_verb(const std::string& verb, const std::vector<std::string>& args, bool needs_step) {
   std::string step, state_dir, confirm;
-  bool json = false;
   for (size_t i = 0; i < args.size(); ++i) {
     if ((args[i] == "--state-dir" || args[i] == "--confirm") && i + 1 < args.size()) {
       (args[i] == "--state-dir" ? state_dir : confirm) = args[i + 1];
       ++i;
-    } else if (args[i] == "--json" && verb == "status") {
-      json = true;
     } else if (needs_step && step.empty() && !args[i].empty() && args[i][0] != '-') {
       step = args[i];
     } else {
@@ -109,15 +87,30 @@ int control_verb(const std::string& verb, const std::vector<std::string>& args, 
                  answer->value("error", "refused").c_str());
     return kFailed;
   }
-  if (verb == "status") {
-    if (json)
-      std::printf("%s\n", answer->dump().c_str());
-    else
-      print_status(*answer);
-  } else {
-    std::printf("%s%s%s: ok\n", verb.c_str(), needs_step ? " " : "", step.c_str());
-  }
+  std::printf("%s%s%s: ok\n", verb.c_str(), needs_step ? " " : "", step.c_str());
   return kOk;
+}
+
+constexpr const char* kStatusUsage = "usage: cutpilot status [--json] [--state-dir DIR] [PLAN]";
+
+// The run `cutpilot status` shows: --state-dir (or $CUTPILOT_STATE_DIR); else PLAN's newest run;
+// else the one live cockpit; else the newest run of any plan. "" with error set when none.
+std::string status_run_dir(const std::string& state_dir, const std::string& plan_path,
+                           std::string& error) {
+  if (!state_dir.empty()) return state_dir;
+  if (const char* env = std::getenv("CUTPILOT_STATE_DIR"); env && *env) return env;
+  if (!plan_path.empty()) {
+    const auto runs = runs_of_plan(default_state_root(), plan_path);
+    if (runs.empty()) error = "no run of " + plan_path + " under " + default_state_root();
+    return runs.empty() ? "" : runs.back();
+  }
+  if (const auto live = live_runs(); !live.empty()) {
+    if (live.size() > 1) error = several(live);
+    return live.size() == 1 ? live[0] : "";
+  }
+  const auto runs = all_runs(default_state_root());
+  if (runs.empty()) error = "no run found under " + default_state_root();
+  return runs.empty() ? "" : runs.back();
 }
 
 }  // namespace
@@ -135,7 +128,54 @@ int abort_run(const std::vector<std::string>& args) {
   return control_verb("abort", args, false);
 }
 int status(const std::vector<std::string>& args) {
-  return control_verb("status", args, false);
+  std::string state_dir, plan_path;
+  bool json = false;
+  for (size_t i = 0; i < args.size(); ++i) {
+    if (args[i] == "--help" || args[i] == "-h") {
+      std::printf(
+          "%s\nA running cockpit answers through its control socket; a stopped or finished "
+          "run is read from its journal (\"live\": false).\n",
+          kStatusUsage);
+      return kOk;
+    }
+    if (args[i] == "--state-dir" && i + 1 < args.size()) {
+      state_dir = args[++i];
+    } else if (args[i] == "--json") {
+      json = true;
+    } else if (plan_path.empty() && !args[i].empty() && args[i][0] != '-') {
+      plan_path = args[i];
+    } else {
+      std::fprintf(stderr, "cutpilot status: unexpected '%s'\n%s\n", args[i].c_str(), kStatusUsage);
+      return kUsage;
+    }
+  }
+  std::string error;
+  const std::string run_dir = status_run_dir(state_dir, plan_path, error);
+  if (run_dir.empty()) {
+    std::fprintf(stderr, "cutpilot status: %s\n", error.c_str());
+    return kFailed;
+  }
+  std::optional<nlohmann::json> answer =
+      plans::control_request(run_dir + "/" + plans::kControlSocket, {{"cmd", "status"}}, error);
+  if (answer && !answer->value("ok", false)) {
+    std::fprintf(stderr, "cutpilot status: %s\n", answer->value("error", "refused").c_str());
+    return kFailed;
+  }
+  if (answer) {
+    answer->erase("ok");
+  } else {
+    // No cockpit answers: the run stopped or ended; its journal tells what it did.
+    answer = journal_status(run_dir, plans::unix_now(), error);
+    if (!answer) {
+      std::fprintf(stderr, "cutpilot status: no cockpit answers and %s\n", error.c_str());
+      return kFailed;
+    }
+  }
+  if (json)
+    std::printf("%s\n", answer->dump().c_str());
+  else
+    print_status(*answer);
+  return kOk;
 }
 
 }  // namespace cutpilot::cli

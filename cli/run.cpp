@@ -22,6 +22,7 @@
 #include "cli/targets.h"
 #include "plans/control.h"
 #include "plans/load.h"
+#include "plans/preflight.h"
 #include "transport/fleet.h"
 #include "tui/cockpit.h"
 
@@ -183,6 +184,13 @@ int prepare(const RunOptions& options, const plans::EventSink& sink, RunSession&
       return kFailed;
     }
   }
+  // A secret a step still needs is missing: say so before anything runs or is written.
+  const auto secrets = plans::missing_secrets(
+      plan, journalled ? journalled->finished_steps() : std::set<std::string>{},
+      plans::process_environment(), plans::environment_names());
+  for (const auto& d : secrets)
+    std::fprintf(stderr, "%s\n", plans::format_diagnostic(d).c_str());
+  if (plans::has_errors(secrets)) return kFailed;
   if (!make_dirs(state_dir)) {
     std::fprintf(stderr, "cutpilot run: cannot create the state directory %s: %s\n",
                  state_dir.c_str(), std::strerror(errno));
