@@ -22,10 +22,11 @@ constexpr Verb kVerbs[] = {
     {"plan", "plan PLAN", plan},
     {"hosts", "hosts PLAN [--json]", hosts},
     {"run",
-     "run PLAN [--headless] [--json] [--approve STEP]... [--approve-all] [--resume] "
-     "[--state-dir DIR]",
+     "run PLAN [--headless] [--json] [--approve STEP[=CONFIRM-TEXT]]... [--approve-all] "
+     "[--resume] [--new-run[=PLAN-NAME]] [--on-failure wait|rollback|exit] [--state-dir DIR]",
      run_command},
-    {"approve", "approve STEP [--confirm TEXT] [--state-dir DIR]", approve},
+    {"approve", "approve STEP [--confirm TEXT] [--ahead] [--state-dir DIR]", approve},
+    {"revoke", "revoke STEP [--state-dir DIR]", revoke},
     {"status", "status [--json] [--state-dir DIR] [PLAN]", status},
     {"runs", "runs [PLAN] [--json]", runs},
     {"abort", "abort [--state-dir DIR]", abort_run},
@@ -60,6 +61,10 @@ int run(const std::vector<std::string>& args) {
   }
   for (const Verb& verb : kVerbs) {
     if (verb.name != args[0]) continue;
+    if (args.size() > 1 && (args[1] == "--help" || args[1] == "-h")) {
+      std::printf("usage: cutpilot %.*s\n", static_cast<int>(verb.usage.size()), verb.usage.data());
+      return kOk;
+    }
     if (!verb.handler) {
       std::fprintf(stderr, "cutpilot %s: not built yet in cutpilot %s (see the open issues)\n",
                    args[0].c_str(), kVersion);

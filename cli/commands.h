@@ -33,6 +33,8 @@ int approve(const std::vector<std::string>& args);
 int skip(const std::vector<std::string>& args);
 int retry(const std::vector<std::string>& args);
 int abort_run(const std::vector<std::string>& args);
+// `cutpilot revoke STEP`: takes back an approval given ahead (before the step was reached).
+int revoke(const std::vector<std::string>& args);
 int status(const std::vector<std::string>& args);
 
 // `cutpilot runs [PLAN] [--json]`: a plan's runs (or every plan's) with state, start, downtime.

@@ -6,6 +6,7 @@
 #include "cli/commands.h"
 #include "cli/output.h"
 #include "cli/run_plan.h"
+#include "cli/run_state.h"
 #include "cli/runs.h"
 #include "plans/control.h"
 #include "plans/downtime.h"
@@ -33,6 +34,25 @@ std::string several(const std::vector<std::string>& live) {
   return error;
 }
 
+// The one run under the default state root that stopped unfinished with no cockpit holding
+// it; "" with error set when there is none, or several.
+std::string stopped_run(std::string& error) {
+  std::vector<std::string> stopped;
+  for (const auto& run_dir : all_runs(default_state_root())) {
+    std::string ignored;
+    const auto journal = plans::replay_journal(run_dir, ignored);
+    if (journal && (!journal->ended || *journal->ended == "failed") && !run_is_live(run_dir))
+      stopped.push_back(run_dir);
+  }
+  if (stopped.size() == 1) return stopped[0];
+  if (stopped.size() > 1) {
+    error = "no cockpit is running, and several runs stopped unfinished; give one's --state-dir:";
+    for (const auto& dir : stopped)
+      error += "\n  " + dir;
+  }
+  return "";
+}
+
 // The control socket of the cockpit to talk to: --state-dir, $CUTPILOT_STATE_DIR, or the
 // one live cockpit under the default state root.
 std::string find_socket(const std::string& state_dir, std::string& error) {
@@ -52,10 +72,13 @@ std::string find_socket(const std::string& state_dir, std::string& error) {
 
 int control_verb(const std::string& verb, const std::vector<std::string>& args, bool needs_step) {
   std::string step, state_dir, confirm;
+  bool ahead = false;
   for (size_t i = 0; i < args.size(); ++i) {
     if ((args[i] == "--state-dir" || args[i] == "--confirm") && i + 1 < args.size()) {
       (args[i] == "--state-dir" ? state_dir : confirm) = args[i + 1];
       ++i;
+    } else if (args[i] == "--ahead" && verb == "approve") {
+      ahead = true;
     } else if (needs_step && step.empty() && !args[i].empty() && args[i][0] != '-') {
       step = args[i];
     } else {
@@ -65,11 +88,16 @@ int control_verb(const std::string& verb, const std::vector<std::string>& args, 
   }
   if (needs_step && step.empty()) {
     std::fprintf(stderr, "usage: cutpilot %s STEP [--state-dir DIR]%s\n", verb.c_str(),
-                 verb == "approve" ? " [--confirm TEXT]" : "");
+                 verb == "approve" ? " [--confirm TEXT] [--ahead]" : "");
     return kUsage;
   }
   std::string error;
   const std::string socket = find_socket(state_dir, error);
+  if (socket.empty() && verb == "abort") {
+    // No live cockpit: the one stopped, unfinished run is taken up from its journal.
+    if (const std::string stopped = stopped_run(error); !stopped.empty())
+      return abort_stopped_run(stopped);
+  }
   if (socket.empty()) {
     std::fprintf(stderr, "cutpilot %s: %s\n", verb.c_str(), error.c_str());
     return kFailed;
@@ -77,6 +105,9 @@ int control_verb(const std::string& verb, const std::vector<std::string>& args, 
   nlohmann::json request = {{"cmd", verb}};
   if (needs_step) request["step"] = step;
   if (!confirm.empty()) request["confirm"] = confirm;
+  if (ahead) request["ahead"] = true;
+  const std::string run_dir = socket.substr(0, socket.rfind('/'));
+  if (verb == "abort" && !run_is_live(run_dir)) return abort_stopped_run(run_dir);
   const auto answer = plans::control_request(socket, request, error);
   if (!answer) {
     std::fprintf(stderr, "cutpilot %s: %s\n", verb.c_str(), error.c_str());
@@ -123,6 +154,9 @@ int skip(const std::vector<std::string>& args) {
 }
 int retry(const std::vector<std::string>& args) {
   return control_verb("retry", args, true);
+}
+int revoke(const std::vector<std::string>& args) {
+  return control_verb("revoke", args, true);
 }
 int abort_run(const std::vector<std::string>& args) {
   return control_verb("abort", args, false);

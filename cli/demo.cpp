@@ -163,7 +163,11 @@ int demo(const std::vector<std::string>& args) {
     }
     options.plan_path = demo_plan();
     options.state_dir = dir + "/state";
-    options.end_on_failure = options.headless || options.json || !isatty(STDOUT_FILENO);
+    // Each demo has a lab of its own: earlier demos' runs are none of its business.
+    options.plan_dir = dir;
+    options.on_failure = options.headless || options.json || !isatty(STDOUT_FILENO)
+                             ? plans::OnFailure::kExit
+                             : plans::OnFailure::kWait;
     // The stop signals stay blocked: the run's loop reads them (and leaves), then the lab stops.
     result = run_plan(options);
     std::fprintf(stderr, "cutpilot demo: the run's journal and audit log were in %s/state\n",

@@ -153,6 +153,12 @@ std::optional<plans::PeerAccess> FleetPort::peer_access(std::string_view host) {
 
 void FleetPort::deliver(const transport::HostEvent& event, plans::Executor& executor,
                         plans::RunClock::time_point now) {
+  if (event.state == transport::LinkState::kReady) {
+    // Where the host is now must be where this run's steps ran before anything is asked of it.
+    const transport::LinkInfo& info = fleet_.info(event.host);
+    executor.on_host_ready(event.host, info.endpoint, info.host_key);
+    if (!executor.fatal().empty()) return;
+  }
   if (event.state) {
     const std::string state = schema_host_state(*event.state);
     std::string& shown = shown_[event.host];

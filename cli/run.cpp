@@ -19,6 +19,7 @@
 #include "cli/fleet_port.h"
 #include "cli/run_output.h"
 #include "cli/run_plan.h"
+#include "cli/run_state.h"
 #include "cli/targets.h"
 #include "plans/control.h"
 #include "plans/load.h"
@@ -30,8 +31,9 @@ namespace cutpilot::cli {
 namespace {
 
 constexpr const char* kRunUsage =
-    "usage: cutpilot run PLAN [--headless] [--json] [--approve STEP]... [--approve-all] "
-    "[--resume] [--state-dir DIR]";
+    "usage: cutpilot run PLAN [--headless] [--json] [--approve STEP[=CONFIRM-TEXT]]... "
+    "[--approve-all] [--resume] [--new-run[=PLAN-NAME]] [--on-failure wait|rollback|exit] "
+    "[--state-dir DIR]";
 
 std::string new_run_id() {
   const std::time_t now = std::time(nullptr);
@@ -64,6 +66,8 @@ nlohmann::json answer(plans::Executor& executor, const nlohmann::json& request) 
   plans::Command command;
   if (cmd == "approve")
     command.kind = plans::CommandKind::kApprove;
+  else if (cmd == "revoke")
+    command.kind = plans::CommandKind::kRevoke;
   else if (cmd == "skip")
     command.kind = plans::CommandKind::kSkip;
   else if (cmd == "retry")
@@ -75,6 +79,7 @@ nlohmann::json answer(plans::Executor& executor, const nlohmann::json& request) 
   command.step = request.value("step", "");
   command.confirm = request.value("confirm", "");
   command.by = request.value("by", "");
+  command.ahead = request.value("ahead", false);
   const std::string error = executor.command(command, now);
   if (!error.empty()) return {{"ok", false}, {"error", error}};
   return {{"ok", true}};
@@ -116,10 +121,31 @@ int parse_run_options(const std::vector<std::string>& args, RunOptions& options)
       options.approve_all = true;
     } else if (arg == "--resume") {
       options.resume = true;
-    } else if ((arg == "--approve" || arg == "--state-dir") && i + 1 < args.size()) {
-      (arg == "--approve" ? options.approve.emplace_back(args[i + 1]) : options.state_dir) =
-          args[i + 1];
-      ++i;
+    } else if (arg == "--new-run" || arg.rfind("--new-run=", 0) == 0) {
+      options.new_run = true;
+      if (arg.size() > 9) options.new_run_name = arg.substr(10);
+    } else if (arg == "--on-failure" && i + 1 < args.size()) {
+      const std::string& how = args[++i];
+      if (how == "wait") {
+        options.on_failure = plans::OnFailure::kWait;
+      } else if (how == "rollback") {
+        options.on_failure = plans::OnFailure::kRollback;
+      } else if (how == "exit") {
+        options.on_failure = plans::OnFailure::kExit;
+      } else {
+        std::fprintf(stderr, "cutpilot run: --on-failure takes wait, rollback or exit, not '%s'\n",
+                     how.c_str());
+        return kUsage;
+      }
+    } else if (arg == "--approve" && i + 1 < args.size()) {
+      // STEP, or STEP=TEXT for a step with a confirmation text (step ids hold no '=').
+      const std::string& value = args[++i];
+      const size_t eq = value.find('=');
+      options.approve.push_back(value.substr(0, eq));
+      if (eq != std::string::npos)
+        options.approve_confirm[value.substr(0, eq)] = value.substr(eq + 1);
+    } else if (arg == "--state-dir" && i + 1 < args.size()) {
+      options.state_dir = args[++i];
     } else if (!arg.empty() && arg[0] != '-' && options.plan_path.empty()) {
       options.plan_path = arg;
     } else {
@@ -138,6 +164,7 @@ namespace {
 
 // Everything one run holds, from the loaded plan to the executor.
 struct RunSession {
+  RunLocks locks;  // released last
   plans::LoadResult loaded;
   std::string state_dir;
   std::string run_id;
@@ -157,11 +184,30 @@ int prepare(const RunOptions& options, const plans::EventSink& sink, RunSession&
     std::fprintf(stderr, "%s\n", plans::format_diagnostic(d).c_str());
   if (!run.loaded.ok()) return kFailed;
   const plans::Plan& plan = run.loaded.plan;
-  const std::string plan_dir = default_state_root() + "/" + plan_slug(plan.path);
-
+  const std::string plan_dir =
+      options.plan_dir.empty() ? plan_state_dir(plan.path) : options.plan_dir;
+  std::string error;
+  {
+    plans::ExecutorOptions approvals;
+    approvals.approve = {options.approve.begin(), options.approve.end()};
+    approvals.approve_confirm = options.approve_confirm;
+    if (const std::string refused = plans::check_approvals(plan, approvals); !refused.empty()) {
+      std::fprintf(stderr, "cutpilot run: %s\n", refused.c_str());
+      return kFailed;
+    }
+  }
+  if (!make_dirs(plan_dir)) {
+    std::fprintf(stderr, "cutpilot run: cannot create the plan's state directory %s: %s\n",
+                 plan_dir.c_str(), std::strerror(errno));
+    return kFailed;
+  }
+  // One cockpit per plan, whatever its state directory: a second one meets this lock.
+  if (!run.locks.lock_plan(plan_dir, error)) {
+    std::fprintf(stderr, "cutpilot run: %s\n", error.c_str());
+    return kFailed;
+  }
   std::string& state_dir = run.state_dir = options.state_dir;
   std::optional<plans::JournalState> journalled;
-  std::string error;
   if (options.resume) {
     if (state_dir.empty()) state_dir = plans::latest_run_dir(plan_dir);
     if (state_dir.empty()) {
@@ -174,7 +220,22 @@ int prepare(const RunOptions& options, const plans::EventSink& sink, RunSession&
       std::fprintf(stderr, "cutpilot run: --resume: %s\n", error.c_str());
       return kFailed;
     }
+    // Damage is said, line by line; the steps it may hide are asked of the agents, not guessed.
+    for (const auto& damage : journalled->damaged)
+      std::fprintf(stderr,
+                   "cutpilot run: warning: %s/%s:%zu: unreadable record%s; the steps it may "
+                   "speak of are treated as unknown and asked of the agents\n",
+                   state_dir.c_str(), plans::kJournalFile, damage.line,
+                   damage.step.empty() ? "" : (" (step " + damage.step + ")").c_str());
   } else {
+    // Never a new migration by accident over an earlier run that is live, unfinished, or
+    // past its point of no return.
+    const std::string refused =
+        new_run_refusal(plan, earlier_runs(plan_dir, plan), options.new_run, options.new_run_name);
+    if (!refused.empty()) {
+      std::fprintf(stderr, "cutpilot run: refusing a new run: %s\n", refused.c_str());
+      return kFailed;
+    }
     if (state_dir.empty()) state_dir = plan_dir + "/" + new_run_id();
     if (access((state_dir + "/" + plans::kJournalFile).c_str(), F_OK) == 0) {
       std::fprintf(stderr,
@@ -196,6 +257,18 @@ int prepare(const RunOptions& options, const plans::EventSink& sink, RunSession&
                  state_dir.c_str(), std::strerror(errno));
     return kFailed;
   }
+  // Unique across runs (agent job ids start with it), whatever the state directory is called.
+  run.run_id = journalled                  ? journalled->run_id
+               : options.state_dir.empty() ? state_dir.substr(state_dir.rfind('/') + 1)
+                                           : new_run_id();
+  // Held for the cockpit's whole life: a frozen cockpit's run is never taken over.
+  if (!run.locks.lock_run(state_dir, run.run_id, error)) {
+    std::fprintf(stderr, "cutpilot run: %s\n", error.c_str());
+    return kFailed;
+  }
+  if (!journalled && !options.state_dir.empty())
+    if (const std::string warning = link_run(plan_dir, run.run_id, state_dir); !warning.empty())
+      std::fprintf(stderr, "cutpilot run: warning: %s\n", warning.c_str());
   if (!run.journal.open(state_dir, error) ||
       !run.control.open(state_dir + "/" + plans::kControlSocket, error)) {
     std::fprintf(stderr, "cutpilot run: %s\n", error.c_str());
@@ -207,15 +280,17 @@ int prepare(const RunOptions& options, const plans::EventSink& sink, RunSession&
     return kFailed;
   }
   plans::ExecutorOptions exec;
-  // Unique across runs (agent job ids start with it), whatever the state directory is called.
-  exec.run_id = journalled                  ? journalled->run_id
-                : options.state_dir.empty() ? state_dir.substr(state_dir.rfind('/') + 1)
-                                            : new_run_id();
+  exec.run_id = run.run_id;
   exec.approve = {options.approve.begin(), options.approve.end()};
+  exec.approve_confirm = options.approve_confirm;
   exec.approve_all = options.approve_all;
   exec.operator_name = plans::operator_identity();
-  exec.end_on_failure = options.end_on_failure;
-  run.run_id = exec.run_id;
+  exec.on_failure = options.on_failure;
+  exec.control_hint = " --state-dir " + state_dir;
+  if (options.approve_all)
+    std::fprintf(stderr,
+                 "cutpilot run: --approve-all: every gate is approved and every confirmation "
+                 "text counts as typed, without stopping (the audit log names each step)\n");
   run.resuming = journalled.has_value();
   run.fleet = std::make_unique<transport::Fleet>(ssh_targets(plan), std::move(*agent));
   run.port = std::make_unique<FleetPort>(plan, *run.fleet);
@@ -226,6 +301,13 @@ int prepare(const RunOptions& options, const plans::EventSink& sink, RunSession&
                    : run.executor->begin(now, error))) {
     std::fprintf(stderr, "cutpilot run: %s\n", error.c_str());
     return kFailed;
+  }
+  if (options.abort_at_start) {
+    const plans::Command abort{.kind = plans::CommandKind::kAbort, .by = exec.operator_name};
+    if (const std::string refused = run.executor->command(abort, now); !refused.empty()) {
+      std::fprintf(stderr, "cutpilot abort: %s\n", refused.c_str());
+      return kFailed;
+    }
   }
   return kOk;
 }
@@ -280,6 +362,10 @@ int loop(const RunOptions& options, const plans::EventSink& sink, RunSession& ru
                   std::chrono::milliseconds(150));
   close(signal_fd);
   pthread_sigmask(SIG_UNBLOCK, &signals, nullptr);
+  if (!executor.fatal().empty() && !executor.ended()) {
+    std::fprintf(stderr, "cutpilot run: %s\n", executor.fatal().c_str());
+    return kFailed;
+  }
   if (left && !executor.ended()) return tui::kCockpitLeft;
   return executor.exit_code();
 }
@@ -362,8 +448,33 @@ int run_plan(const RunOptions& options) {
 int run_command(const std::vector<std::string>& args) {
   RunOptions options;
   if (const int status = parse_run_options(args, options); status != kOk) return status;
-  // Nobody watches a headless run's failures: a failed step ends it (resume to retry).
-  options.end_on_failure = options.headless || options.json || !isatty(STDOUT_FILENO);
+  return run_plan(options);
+}
+
+int abort_stopped_run(const std::string& state_dir) {
+  std::string error;
+  const auto journal = plans::replay_journal(state_dir, error);
+  if (!journal) {
+    std::fprintf(stderr, "cutpilot abort: %s\n", error.c_str());
+    return kFailed;
+  }
+  if (journal->ended && *journal->ended != "failed") {
+    std::fprintf(stderr, "cutpilot abort: run %s in %s already ended (%s)\n",
+                 journal->run_id.c_str(), state_dir.c_str(), journal->ended->c_str());
+    return kFailed;
+  }
+  std::fprintf(stderr,
+               "cutpilot abort: no cockpit holds run %s; taking it up from its journal to "
+               "abort it (%s)\n",
+               journal->run_id.c_str(), journal->plan_path.c_str());
+  RunOptions options;
+  options.plan_path = journal->plan_path;
+  options.state_dir = state_dir;
+  options.resume = true;
+  options.headless = true;
+  options.abort_at_start = true;
+  // A rollback that fails is reported; nothing waits for an operator who asked to end it.
+  options.on_failure = plans::OnFailure::kExit;
   return run_plan(options);
 }
 

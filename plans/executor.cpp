@@ -83,7 +83,7 @@ void Executor::set_state(StepRun& run, StepState state, std::string detail, bool
              {"attempt", run.attempt},
              {"round", run.round},
              {"detail", run.detail}});
-  sink_(StepEvent{run.step->id, state, run.detail});
+  sink_(StepEvent{run.step->id, state, run.detail, run.approved && state == StepState::kPending});
 }
 
 std::string Executor::job_id(const StepRun& run, const std::string& host, bool rollback) const {
@@ -94,12 +94,44 @@ std::string Executor::job_id(const StepRun& run, const std::string& host, bool r
   return id;
 }
 
+std::string check_approvals(const Plan& plan, const ExecutorOptions& options) {
+  for (const auto& id : options.approve) {
+    const Step* step = plan.find_step(id);
+    if (!step) return "--approve " + id + ": the plan has no step \"" + id + "\"";
+    if (!gated(*step)) return "--approve " + id + ": " + id + " has no gate to approve";
+    // A confirm text is typed, never implied by naming the step: --approve 'STEP=TEXT'.
+    const auto typed = options.approve_confirm.find(id);
+    if (step->confirm &&
+        (typed == options.approve_confirm.end() || typed->second != *step->confirm))
+      return "--approve " + id + ": " + id +
+             " asks for its confirmation text typed exactly: " + "--approve '" + id + "=" +
+             *step->confirm + "'";
+  }
+  return "";
+}
+
+bool Executor::approve_from_options(std::string& error) {
+  error = check_approvals(plan_, options_);
+  if (!error.empty()) return false;
+  for (auto& run : runs_) {
+    if (run.approved || !gated(*run.step)) continue;
+    if (run.state != StepState::kPending && run.state != StepState::kAwaitingApproval) continue;
+    const bool named = options_.approve.count(run.step->id) > 0;
+    if (!named && !options_.approve_all) continue;
+    run.approved = true;
+    run.approved_how = named ? "--approve" : "--approve-all";
+    run.approved_by = options_.operator_name;
+    operator_did("approve", run.step->id, options_.operator_name + " (" + run.approved_how + ")",
+                 {{"how", run.approved_how}});
+    sink_(StepEvent{run.step->id, run.state, run.detail, run.state == StepState::kPending});
+  }
+  return fatal_.empty();
+}
+
 bool Executor::begin(RunClock::time_point now, std::string& error) {
-  for (const auto& id : options_.approve)
-    if (!find(id)) {
-      error = "--approve " + id + ": the plan has no step \"" + id + "\"";
-      return false;
-    }
+  // Refused options change nothing: not even the journal's first record.
+  error = check_approvals(plan_, options_);
+  if (!error.empty()) return false;
   nlohmann::json prints = nlohmann::json::object();
   for (const auto& step : plan_.steps)
     prints[step.id] = fingerprint(plan_, step);
@@ -112,15 +144,9 @@ bool Executor::begin(RunClock::time_point now, std::string& error) {
     error = fatal_;
     return false;
   }
-  for (auto& run : runs_) {
+  for (auto& run : runs_)
     sink_(StepEvent{run.step->id, StepState::kPending, ""});
-    if ((options_.approve_all || options_.approve.count(run.step->id)) && gated(*run.step)) {
-      run.approved = true;
-      operator_did(
-          "approve", run.step->id,
-          options_.operator_name + (options_.approve_all ? " (--approve-all)" : " (--approve)"));
-    }
-  }
+  if (!approve_from_options(error)) return false;
   update_prediction();
   return fatal_.empty();
 }
@@ -152,6 +178,8 @@ bool Executor::resume(const JournalState& state, RunClock::time_point now, std::
     error += "; resume only while changed steps are still pending, or start a new run";
     return false;
   }
+  error = check_approvals(plan_, options_);
+  if (!error.empty()) return false;
   begun_ = now;
   resumed_ = true;
   nlohmann::json prints = nlohmann::json::object();
@@ -161,32 +189,44 @@ bool Executor::resume(const JournalState& state, RunClock::time_point now, std::
     error = fatal_;
     return false;
   }
-  if (state.downtime_started_unix) downtime_.start(*state.downtime_started_unix);
-  if (state.downtime_ended_unix) downtime_.end(*state.downtime_ended_unix);
   if (state.predicted_s) downtime_.set_predicted(state.predicted_s);
+  if (state.downtime_started_unix) {
+    // The views learn the clock from events: a resumed cockpit shows it as status does.
+    downtime_.start(*state.downtime_started_unix);
+    if (state.downtime_ended_unix) downtime_.end(*state.downtime_ended_unix);
+    sink_(downtime_.event(downtime_.ended() ? "ended" : "started", unix_now()));
+  }
   for (auto& run : runs_) {
     const auto it = state.steps.find(run.step->id);
     if (it == state.steps.end()) {
+      if (state.in_doubt(run.step->id)) {
+        probe(run, JournalStep{}, now);
+        continue;
+      }
       sink_(StepEvent{run.step->id, StepState::kPending, ""});
       continue;
     }
     const JournalStep& was = it->second;
+    if (state.in_doubt(run.step->id) &&
+        (was.state == "pending" || was.state == "awaiting-approval")) {
+      probe(run, was, now);
+      continue;
+    }
     run.attempt = was.attempt;
     run.round = was.round;
-    run.approved = was.approved || (options_.approve_all && gated(*run.step)) ||
-                   options_.approve.count(run.step->id);
+    run.approved = was.approved;
     for (const auto& result : was.results)
       run.results.push_back(result.is_null() ? "" : result.dump());
     const StepState journalled = parse_state(was.state).value_or(StepState::kPending);
     if (journalled == StepState::kSucceeded) completed_.push_back(run.step->id);
     if (journalled != StepState::kRunning) {
-      // A failed step is offered again: the operator resumed to retry it.
+      // A failed step stays failed: it waits for the operator's retry, skip or abort, never
+      // starts again by itself because a cockpit came back.
       const StepState now_state =
-          journalled == StepState::kFailed || journalled == StepState::kAwaitingApproval
-              ? StepState::kPending
-              : journalled;
+          journalled == StepState::kAwaitingApproval ? StepState::kPending : journalled;
       run.state = now_state;
-      sink_(StepEvent{run.step->id, now_state, was.detail});
+      sink_(StepEvent{run.step->id, now_state, was.detail,
+                      run.approved && now_state == StepState::kPending});
       continue;
     }
     // Running when the cockpit died: re-attach to each job, never start a second one.
@@ -225,9 +265,60 @@ bool Executor::resume(const JournalState& state, RunClock::time_point now, std::
       step_jobs_done(run, now);
     }
   }
+  host_ids_ = state.hosts;
+  if (!approve_from_options(error)) return false;
   if (state.aborting) start_abort(now);
   update_prediction();
   return fatal_.empty();
+}
+
+void Executor::probe(StepRun& run, const JournalStep& was, RunClock::time_point now) {
+  // The journal cannot say whether this step started: its next attempt's job ids are asked
+  // for (attach only). An agent that has one is followed; one that has none says "unknown",
+  // and the operator decides. Never started afresh on a guess.
+  run.attempt = was.attempt + 1;
+  run.approved = was.approved;
+  run.state = StepState::kRunning;
+  run.started = now;
+  for (const auto& host : run.step->on) {
+    const std::string id = job_id(run, host, false);
+    run.jobs.push_back(HostJob{host, id, false, false, false, "", true});
+    job_step_[id] = run.step->id;
+  }
+  log(run.step->id, "",
+      "the journal is damaged where it may speak of " + run.step->id +
+          ": asking the agents whether it started");
+  sink_(StepEvent{run.step->id, StepState::kRunning, "outcome unknown: asking the agents"});
+}
+
+void Executor::on_host_ready(const std::string& host, const std::string& endpoint,
+                             const std::string& key) {
+  const auto known = host_ids_.find(host);
+  if (known == host_ids_.end()) {
+    host_ids_[host] = {endpoint, key};
+    journal({{"r", "host"}, {"host", host}, {"endpoint", endpoint}, {"key", key}});
+    return;
+  }
+  if (known->second == std::make_pair(endpoint, key)) return;
+  // Only a host that started steps used matters: elsewhere nothing of this run happened yet.
+  bool used = false;
+  for (const auto& run : runs_) {
+    if (run.state == StepState::kPending || run.state == StepState::kAwaitingApproval) continue;
+    used = used || std::count(run.step->on.begin(), run.step->on.end(), host) > 0;
+    for (const auto& link : peer_links_of(plan_, *run.step, true))
+      used = used || link.host == host || link.peer == host;
+  }
+  if (!used) {
+    host_ids_[host] = {endpoint, key};
+    journal({{"r", "host"}, {"host", host}, {"endpoint", endpoint}, {"key", key}});
+    return;
+  }
+  const bool moved = known->second.first != endpoint;
+  fatal_ = host + " now resolves to " + (moved ? endpoint : "a host with another key") +
+           ", but this run's started steps ran on it at " + known->second.first +
+           (moved ? "" : " with another key") +
+           ": refusing to touch it. Put the plan's host back, or abort the run and start a new one";
+  log("", host, fatal_);
 }
 
 const std::string* Executor::failed_optional_need(const StepRun& run) const {
@@ -250,25 +341,13 @@ bool Executor::ready_to_start(const StepRun& run) const {
   return true;
 }
 
-void Executor::reattach(StepRun& run, RunClock::time_point now) {
-  // A sync or db job's spec names its peer's verified key: wait until that host is connected.
-  for (const auto& link : peer_links_of(plan_, *run.step, run.rolling_back))
-    if (!port_.peer_access(link.peer)) return;
-  const Action& action = run.rolling_back ? *run.step->rollback : run.step->action;
+void Executor::reattach(StepRun& run, RunClock::time_point) {
+  // Attach only: an agent that does not know the job says so; it is never started again.
   for (auto& job : run.jobs) {
     if (!job.reattach) continue;
     job.reattach = false;
-    const Translation t = job_for(plan_, *run.step, action, job.host, context_);
-    if (t.ok() && t.job) {
-      log(run.step->id, job.host, "asking the agent for job " + job.job_id + " again");
-      port_.start(job.host, job.job_id, *t.job);
-      continue;
-    }
-    JobUpdate failed;
-    failed.kind = JobUpdate::Kind::kFinished;
-    failed.state = "failed";
-    failed.error = "cannot re-attach: " + t.error;
-    finish_job(run, job, failed, now);
+    log(run.step->id, job.host, "asking the agent for job " + job.job_id + " again");
+    port_.attach(job.host, job.job_id);
   }
 }
 
@@ -340,9 +419,13 @@ void Executor::tick(RunClock::time_point now) {
     return r.state == StepState::kAwaitingApproval;
   });
   if (halted) {
-    if (options_.end_on_failure) {
+    if (options_.on_failure == OnFailure::kExit) {
       end_state_ = "failed";
       teardown_or_end(now);
+    } else if (options_.on_failure == OnFailure::kRollback && !failure_handled_) {
+      failure_handled_ = true;
+      log("", "", "a step failed and --on-failure is rollback: aborting");
+      start_abort(now);
     }
     return;
   }

@@ -31,22 +31,33 @@ namespace cutpilot::plans {
 // The executor's clock.
 using RunClock = std::chrono::steady_clock;
 
+// What a run does once a step failed for good (`--on-failure`).
+enum class OnFailure {
+  kWait,      // stay up: the operator retries, skips or aborts (from any pane)
+  kRollback,  // abort: roll the finished steps back in reverse, then end
+  kExit,      // end the run as failed once nothing else runs (for scripts that ask for it)
+};
+
 // How a run behaves.
 struct ExecutorOptions {
   std::string run_id;
   std::set<std::string> approve;  // --approve STEP: approved up front
-  bool approve_all = false;       // --approve-all (counts as typing every confirm text)
-  std::string operator_name;      // user@host, for approvals given on the command line
-  size_t max_parallel = 8;        // steps running at once
-  // A failed step ends the run (once nothing else runs) instead of waiting for the
-  // operator's retry, skip or abort: for runs nobody is watching.
-  bool end_on_failure = false;
+  // The confirm texts typed on the command line (--approve 'STEP=TEXT'), by step.
+  std::map<std::string, std::string> approve_confirm;
+  bool approve_all = false;   // --approve-all (counts as typing every confirm text)
+  std::string operator_name;  // user@host, for approvals given on the command line
+  size_t max_parallel = 8;    // steps running at once
+  OnFailure on_failure = OnFailure::kWait;
+  // How another pane names this run (" --state-dir DIR"), for the hints a failure prints.
+  std::string control_hint;
   std::chrono::milliseconds retry_backoff{2000};  // doubled per retry, at most 30 s
 };
 
 // Something a job the executor started reported.
 struct JobUpdate {
-  enum class Kind { kStarted, kProgress, kLog, kHealth, kFinished };
+  // kUnknown: an attach-only request found no such job on the agent (it never started there,
+  // or its spool is gone): the step's outcome is unknown, never "not run".
+  enum class Kind { kStarted, kProgress, kLog, kHealth, kFinished, kUnknown };
   Kind kind = Kind::kLog;
   bool existing = false;   // kStarted: the agent already had this job (re-attached)
   ProgressEvent progress;  // kProgress (step and host filled in by the executor)
@@ -68,6 +79,9 @@ class JobPort {
   virtual ~JobPort() = default;
   // Starts (or, for an id the agent already has, re-attaches to) a job on host.
   virtual void start(const std::string& host, const std::string& job_id, const JobSpec& job) = 0;
+  // Asks host's agent for a job an earlier cockpit started, without ever starting it: an agent
+  // that does not know job_id answers, and the executor gets a kUnknown update.
+  virtual void attach(const std::string& host, const std::string& job_id) = 0;
   // Asks the job's agent to cancel it.
   virtual void cancel(const std::string& job_id) = 0;
   // Tells the agent the job's result is journalled (its spool may go).
@@ -80,6 +94,10 @@ class JobPort {
 inline bool gated(const Step& step) {
   return step.gate == Gate::kApprove || step.confirm;
 }
+
+// Why --approve / --approve-all cannot be taken for plan ("" when they can): a step that does
+// not exist or has no gate, or a confirm text not typed exactly. Changes nothing.
+std::string check_approvals(const Plan& plan, const ExecutorOptions& options);
 
 // Runs one plan.
 class Executor {
@@ -100,6 +118,10 @@ class Executor {
   // host fails its steps.
   void on_host(const std::string& host, const std::string& state, const std::string& error,
                RunClock::time_point now, const std::string& facts = "");
+  // A host's link became ready at endpoint (address:port) with its verified key. The first
+  // time it is journalled; a resumed run whose started steps used the host somewhere else (its
+  // address, port or key changed) stops (fatal) before anything is asked of it.
+  void on_host_ready(const std::string& host, const std::string& endpoint, const std::string& key);
   // An operator command; returns "" when accepted, else why not (for the control socket).
   std::string command(const Command& command, RunClock::time_point now);
   // When tick() next has something to do (nullopt: only an update can change anything).
@@ -119,6 +141,7 @@ class Executor {
     std::string job_id;
     bool done = false;
     bool ok = false;
+    bool unknown = false;  // its agent had no record of it: the outcome is not known
     std::string result;
     bool reattach = false;  // journalled by an earlier cockpit; not yet asked for again
   };
@@ -128,6 +151,8 @@ class Executor {
     uint32_t attempt = 0;
     uint32_t round = 0;  // hot pre-sync rounds
     bool approved = false;
+    std::string approved_how;  // gate, ahead, --approve, --approve-all
+    std::string approved_by;
     std::string detail;
     std::vector<HostJob> jobs;  // the current attempt's (or rollback's) jobs
     std::vector<std::string> results;
@@ -161,6 +186,8 @@ class Executor {
   const std::string* failed_optional_need(const StepRun& run) const;
   bool links_ready(StepRun& run, RunClock::time_point now);
   void start_step(StepRun& run, RunClock::time_point now);
+  // A step the damaged journal may not tell all of: ask the agents for its next attempt.
+  void probe(StepRun& run, const JournalStep& was, RunClock::time_point now);
   // Asks again for the jobs an earlier cockpit started, once their hosts' keys are known.
   void reattach(StepRun& run, RunClock::time_point now);
   bool start_jobs(StepRun& run, const Action& action, bool rollback);
@@ -170,13 +197,27 @@ class Executor {
   void advance_peer(PeerSetup& setup);
   void start_peer_job(PeerSetup& setup, const std::string& host, const std::string& action,
                       const std::string& key);
+  // Checks --approve and --approve-all against the plan and applies them to steps that have
+  // not finished; false with error set when one cannot be taken.
+  bool approve_from_options(std::string& error);
+  std::string approve(StepRun& run, const Command& command);
+  std::string revoke(StepRun& run, const Command& command);
+  // A step failed for good: what --on-failure says, and the commands that help.
+  void on_step_failed(StepRun& run);
   void start_abort(RunClock::time_point now);
   void next_rollback(RunClock::time_point now);
+  // A rollback failed: the steps the failed one needs are left as they are.
+  void rollback_failed(StepRun& run, const std::string& why);
+  // The rollback of the step that began the downtime brought the old service back.
+  void end_downtime_by_rollback(const StepRun& run);
+  // What an abort did, as one log line per list.
+  void abort_summary();
   void teardown_or_end(RunClock::time_point now);
   void end_run(const std::string& state, RunClock::time_point now);
   void update_prediction();
   // Journals and audits an operator's approve, skip, retry or abort.
-  void operator_did(const std::string& verb, const std::string& step, const std::string& by);
+  void operator_did(const std::string& verb, const std::string& step, const std::string& by,
+                    nlohmann::json extra = nlohmann::json::object());
   void log(const std::string& step, const std::string& host, const std::string& line);
   std::string job_id(const StepRun& run, const std::string& host, bool rollback) const;
 
@@ -193,6 +234,11 @@ class Executor {
   std::map<std::string, size_t> peer_jobs_;  // job id → index in peers_
   std::vector<std::string> completed_;       // step ids in the order they succeeded
   bool aborting_ = false;
+  bool failure_handled_ = false;  // --on-failure acted on the current halt
+  // step → the step whose failed rollback leaves it as it is (it needs that one)
+  std::map<std::string, std::string> rollback_blocked_;
+  std::vector<std::string> rolled_back_, rollback_failed_, left_;  // the abort's lists
+  std::string downtime_ended_by_;  // "rollback" when a rollback ended the downtime
   bool tearing_down_ = false;
   bool resumed_ = false;   // links made by an earlier cockpit are torn down too
   std::string end_state_;  // what the run ends as once torn down
@@ -201,6 +247,8 @@ class Executor {
   RunClock::time_point begun_{};
   DowntimeClock downtime_;
   std::map<std::string, std::string> host_state_;
+  // host → where this run reached it (endpoint, key), as journalled.
+  std::map<std::string, std::pair<std::string, std::string>> host_ids_;
 };
 
 }  // namespace cutpilot::plans

@@ -96,6 +96,17 @@ void Executor::on_job(const std::string& id, const JobUpdate& update, RunClock::
     case JobUpdate::Kind::kFinished:
       finish_job(*run, *job, update, now);
       break;
+    case JobUpdate::Kind::kUnknown: {
+      // Asked for a job an earlier cockpit started, the agent has none: it may never have
+      // started, or its record is gone. Not "not run": the operator decides.
+      JobUpdate unknown = update;
+      unknown.state = "unknown";
+      if (unknown.error.empty()) unknown.error = job->host + " has no record of job " + id;
+      unknown.error += " — it may never have started there, or its record is gone; check on " +
+                       job->host + ", then retry or skip " + step;
+      finish_job(*run, *job, unknown, now);
+      break;
+    }
   }
 }
 
@@ -103,6 +114,7 @@ void Executor::finish_job(StepRun& run, HostJob& job, const JobUpdate& update,
                           RunClock::time_point now) {
   job.done = true;
   job.ok = update.state == "succeeded";
+  job.unknown = update.state == "unknown";
   job.result = update.result;
   journal({{"r", "done"},
            {"job", job.job_id},
@@ -124,20 +136,22 @@ void Executor::finish_job(StepRun& run, HostJob& job, const JobUpdate& update,
 void Executor::step_jobs_done(StepRun& run, RunClock::time_point now) {
   const bool ok =
       std::all_of(run.jobs.begin(), run.jobs.end(), [](const HostJob& j) { return j.ok; });
-  std::string why;
+  std::string failed, unknown;
   for (const auto& j : run.jobs)
-    if (!j.ok) why += (why.empty() ? "failed on " : ", ") + j.host;
+    if (!j.ok)
+      (j.unknown ? unknown : failed) +=
+          (j.unknown ? unknown : failed).empty() ? j.host : ", " + j.host;
+  std::string why = failed.empty() ? "" : "failed on " + failed;
+  if (!unknown.empty())
+    why += (why.empty() ? "" : "; ") + std::string("outcome unknown on ") + unknown;
   if (run.rolling_back) {
     run.rolling_back = false;
     if (ok) {
+      rolled_back_.push_back(run.step->id);
       set_state(run, StepState::kRolledBack, "");
+      end_downtime_by_rollback(run);
     } else {
-      set_state(run, StepState::kFailed, "rollback " + why);
-      log(run.step->id, "",
-          "rollback of " + run.step->id + " " + why +
-              "; the remaining rollbacks are not run (check by hand)");
-      end_state_ = "aborted";
-      teardown_or_end(now);
+      rollback_failed(run, why);
     }
     return;
   }
@@ -194,6 +208,7 @@ void Executor::step_jobs_done(StepRun& run, RunClock::time_point now) {
     return;
   }
   set_state(run, StepState::kFailed, why);
+  on_step_failed(run);
 }
 
 bool Executor::links_ready(StepRun& run, RunClock::time_point) {
@@ -268,109 +283,6 @@ void Executor::on_peer_job(PeerSetup& setup, const JobUpdate& update) {
   }
 }
 
-void Executor::operator_did(const std::string& verb, const std::string& step,
-                            const std::string& by) {
-  journal({{"r", verb}, {"step", step}, {"by", by}});
-  if (!journal_.audit(verb, step, by, plan_.sha256, options_.run_id))
-    log("", "", "warning: " + journal_.error());
-}
-
-std::string Executor::command(const Command& command, RunClock::time_point now) {
-  if (ended_) return "the run has ended (" + *ended_ + ")";
-  const char* verb = command_name(command.kind);
-  auto audit = [&](const std::string& step) { operator_did(verb, step, command.by); };
-  if (command.kind == CommandKind::kAbort) {
-    if (aborting_) return "already aborting";
-    audit("");
-    start_abort(now);
-    return "";
-  }
-  StepRun* run = find(command.step);
-  if (!run) return "the plan has no step \"" + command.step + "\"";
-  const std::string is = std::string(" (it is ") + state_name(run->state) + ")";
-  switch (command.kind) {
-    case CommandKind::kApprove:
-      if (!gated(*run->step)) return command.step + " has no gate";
-      if (run->approved) return command.step + " is already approved";
-      if (run->state != StepState::kPending && run->state != StepState::kAwaitingApproval)
-        return command.step + " is not waiting for approval" + is;
-      if (run->step->confirm && command.confirm != *run->step->confirm)
-        return command.step + " needs its confirmation text typed exactly: " + *run->step->confirm;
-      run->approved = true;
-      audit(command.step);
-      log(command.step, "", "approved by " + command.by);
-      if (run->state == StepState::kAwaitingApproval)
-        set_state(*run, StepState::kPending, "approved");
-      break;
-    case CommandKind::kSkip:
-      if (run->state == StepState::kRunning ||
-          (is_settled(run->state) && run->state != StepState::kFailed))
-        return command.step + " cannot be skipped" + is;
-      audit(command.step);
-      set_state(*run, StepState::kSkipped, "skipped by " + command.by);
-      break;
-    case CommandKind::kRetry:
-      if (run->state != StepState::kFailed) return command.step + " has not failed" + is;
-      audit(command.step);
-      set_state(*run, StepState::kPending, "retry asked by " + command.by);
-      break;
-    case CommandKind::kAbort:
-      break;
-  }
-  tick(now);
-  return "";
-}
-
-void Executor::start_abort(RunClock::time_point now) {
-  aborting_ = true;
-  journal({{"r", "abort"}});
-  log("", "", "aborting: running steps are cancelled, then completed steps are rolled back");
-  for (auto& run : runs_) {
-    // A rollback re-attached by a resumed abort is the abort's own work: never cancelled.
-    if (run.state != StepState::kRunning || run.rolling_back) continue;
-    const bool retry_wait = run.retry_at.has_value();
-    run.retry_at.reset();
-    if (run.wait_until || retry_wait || run.jobs.empty()) {
-      run.wait_until.reset();
-      set_state(run, StepState::kFailed, "cancelled by abort");
-      continue;
-    }
-    for (const auto& job : run.jobs)
-      if (!job.done) port_.cancel(job.job_id);
-  }
-  tick(now);
-}
-
-void Executor::next_rollback(RunClock::time_point now) {
-  if (tearing_down_ || ended_) return;
-  while (!completed_.empty()) {
-    StepRun* run = find(completed_.back());
-    completed_.pop_back();
-    if (!run || run->state != StepState::kSucceeded) continue;
-    if (run->step->point_of_no_return) {
-      log(run->step->id, "", "point of no return: the steps before it are not rolled back");
-      completed_.clear();
-      break;
-    }
-    if (!run->step->rollback) {
-      log(run->step->id, "", "no rollback for " + run->step->id + "; it stays done");
-      continue;
-    }
-    run->rolling_back = true;
-    run->jobs.clear();
-    run->started = now;
-    set_state(*run, StepState::kRunning, "rolling back");
-    if (const auto* wait = std::get_if<WaitAction>(&*run->step->rollback)) {
-      run->wait_until = now + wait->duration;
-      return;
-    }
-    if (start_jobs(*run, *run->step->rollback, true)) return;
-    run->rolling_back = false;
-  }
-  end_state_ = "aborted";
-  teardown_or_end(now);
-}
-
 void Executor::teardown_or_end(RunClock::time_point now) {
   using Stage = PeerSetup::Stage;
   if (!tearing_down_) {
@@ -414,7 +326,7 @@ void Executor::end_run(const std::string& state, RunClock::time_point now) {
 }
 
 void Executor::on_host(const std::string& host, const std::string& state, const std::string& error,
-                       RunClock::time_point now, const std::string& facts) {
+                       RunClock::time_point, const std::string& facts) {
   host_state_[host] = state;
   sink_(HostEvent{host, state, error, facts});
   if (state != "failed") return;
@@ -433,16 +345,22 @@ void Executor::on_host(const std::string& host, const std::string& state, const 
     }
     setup.job_id.clear();
   }
+  // A job on a host that cannot be reached may still be running there: its outcome is
+  // unknown, never "failed". The step waits until the agent can be asked (a resume, once the
+  // host is back), or the operator aborts.
   for (auto& run : runs_) {
     if (run.state != StepState::kRunning) continue;
-    for (auto& job : run.jobs)
+    for (const auto& job : run.jobs)
       if (job.host == host && !job.done) {
-        JobUpdate lost;
-        lost.kind = JobUpdate::Kind::kFinished;
-        lost.state = "failed";
-        lost.error = host + " is unreachable: " + error +
-                     " (its job may still be running there; check before a retry)";
-        finish_job(run, job, lost, now);
+        set_state(run, StepState::kRunning,
+                  "outcome unknown: " + host +
+                      " is unreachable (its job may still be running "
+                      "there); waiting to ask its agent",
+                  false);
+        log(run.step->id, host,
+            host + " is unreachable: " + error + "; job " + job.job_id +
+                " may still be running there. It is not started again: leave and --resume once "
+                "the host is back, or abort");
         break;
       }
   }
@@ -469,19 +387,28 @@ void Executor::update_prediction() {
 nlohmann::json Executor::status(RunClock::time_point now) const {
   nlohmann::json steps = nlohmann::json::array();
   nlohmann::json awaiting = nlohmann::json::array();
+  nlohmann::json pre_approved = nlohmann::json::array();
   for (const auto& run : runs_) {
+    const bool ahead = run.approved && run.state == StepState::kPending;
     steps.push_back({{"step", run.step->id},
                      {"phase", run.step->phase},
                      {"state", state_name(run.state)},
                      {"detail", run.detail},
-                     {"attempt", run.attempt}});
+                     {"attempt", run.attempt},
+                     {"approved", run.approved},
+                     {"approved_by", run.approved_by},
+                     {"approved_how", run.approved_how},
+                     {"pre_approved", ahead}});
     if (run.state == StepState::kAwaitingApproval) awaiting.push_back(run.step->id);
+    if (ahead) pre_approved.push_back(run.step->id);
   }
   nlohmann::json downtime = {{"started", downtime_.started()},
                              {"ended", downtime_.ended()},
                              {"seconds", downtime_.elapsed(unix_now())}};
   if (downtime_.predicted()) downtime["predicted_s"] = *downtime_.predicted();
-  return {{"run", options_.run_id},
+  if (!downtime_ended_by_.empty()) downtime["ended_by"] = downtime_ended_by_;
+  return {{"live", true},
+          {"run", options_.run_id},
           {"plan", plan_.settings.name},
           {"state", ended_      ? *ended_
                     : aborting_ ? "aborting"
@@ -489,6 +416,7 @@ nlohmann::json Executor::status(RunClock::time_point now) const {
           {"seconds", std::chrono::duration<double>(now - begun_).count()},
           {"steps", steps},
           {"awaiting_approval", awaiting},
+          {"pre_approved", pre_approved},
           {"downtime", downtime}};
 }
 

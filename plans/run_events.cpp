@@ -37,6 +37,8 @@ const char* command_name(CommandKind kind) {
       return "retry";
     case CommandKind::kAbort:
       return "abort";
+    case CommandKind::kRevoke:
+      return "revoke";
   }
   return "?";
 }

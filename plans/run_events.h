@@ -36,6 +36,7 @@ struct StepEvent {
   std::string step;
   StepState state = StepState::kPending;
   std::string detail;
+  bool pre_approved = false;  // pending with an approval given ahead (views mark it)
 };
 
 // How far a job has come. total and eta_s are unknown when absent.
@@ -97,7 +98,7 @@ using Event = std::variant<StepEvent, ProgressEvent, LogEvent, HealthEvent, Host
 using EventSink = std::function<void(const Event&)>;
 
 // What the operator can ask of a run.
-enum class CommandKind { kApprove, kSkip, kRetry, kAbort };
+enum class CommandKind { kApprove, kSkip, kRetry, kAbort, kRevoke };
 
 // One operator command. `by` is who (user@host) for the audit log.
 struct Command {
@@ -105,6 +106,7 @@ struct Command {
   std::string step;  // empty for abort
   std::string by;
   std::string confirm;  // the typed confirmation text of a destructive step
+  bool ahead = false;   // approve: pre-approve a step that is not waiting yet (`--ahead`)
 };
 
 // The command's verb as the CLI and the control socket spell it.

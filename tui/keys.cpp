@@ -119,7 +119,9 @@ std::optional<plans::Command> answer(UiState& ui, int key) {
   Prompt& prompt = *ui.prompt;
   std::optional<plans::Command> out;
   if (prompt.kind == Prompt::Kind::kYesNo) {
-    if (key == 'y' || key == 'Y') {
+    if ((key == 'y' || key == 'Y') && prompt.leave) {
+      ui.leave = true;
+    } else if (key == 'y' || key == 'Y') {
       out = prompt.command;
       ui.message = std::string(plans::command_name(out->kind)) + " sent" +
                    (out->step.empty() ? "" : " for " + out->step);
@@ -310,6 +312,15 @@ std::optional<plans::Command> handle_key(UiState& ui, Model& model, int key) {
       model.touch(part::kAll | part::kLayout);
       break;
     case KeyAction::kLeave:
+      // Inside the downtime window the service is down: leaving must be meant.
+      if (!ended && model.downtime().state == DowntimeView::State::kStarted) {
+        ui.prompt = Prompt{.kind = Prompt::Kind::kYesNo,
+                           .question =
+                               "The downtime window is open. Leave the cockpit anyway "
+                               "(the run's jobs keep going)? [y/N] ",
+                           .leave = true};
+        break;
+      }
       ui.leave = true;
       break;
   }

@@ -58,6 +58,7 @@ struct Prompt {
   Kind kind = Kind::kYesNo;
   std::string question;
   plans::Command command;  // what answering yes (or typing expected) sends
+  bool leave = false;      // answering yes leaves the cockpit instead of sending command
   std::string expected;    // kTypeConfirm: the step's confirm text
   std::string typed;       // kTypeConfirm and kFilter: what the operator typed so far
 };

@@ -261,6 +261,7 @@ void Model::on(const plans::StepEvent& e, Clock::time_point now) {
   StepView& step = steps_[index];
   const StepState before = step.state;
   step.detail = printable(e.detail);
+  step.pre_approved = e.pre_approved;
   dirty_ |= part::kSteps;
   if (before == e.state) return;
   if (before == StepState::kAwaitingApproval) --awaiting_;

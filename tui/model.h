@@ -40,7 +40,8 @@ struct StepView {
   std::string phase;
   std::string hosts;  // "source, target"
   plans::StepState state = plans::StepState::kPending;
-  std::string detail;  // why it is in that state, when the run said
+  std::string detail;         // why it is in that state, when the run said
+  bool pre_approved = false;  // approved ahead: it will not stop at its gate
   std::optional<Clock::time_point> running_since;
   double elapsed_before = 0;           // seconds run in earlier attempts
   std::deque<std::string> last_lines;  // its newest log lines, at most kLastLines

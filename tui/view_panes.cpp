@@ -189,7 +189,11 @@ void draw_steps(WINDOW* win, const Model& model, const UiState& ui, const Style&
         step.running_since || elapsed >= 1 ? clock_text(elapsed) : std::string();
     // " id  LABEL    12:34": the id takes what the label (8) and the time (6) leave.
     put(win, y, 3, step.id, style(Role::kNormal) | extra, width - 3 - 8 - 6 - 1);
-    put(win, y, width - 14, l.label, style(l.role) | extra, 8);
+    // A step approved ahead says so where its state is: it will not stop at its gate.
+    if (step.pre_approved)
+      put(win, y, width - 14, "pre-ok", style(Role::kWarn) | extra, 8);
+    else
+      put(win, y, width - 14, l.label, style(l.role) | extra, 8);
     put(win, y, width - 6, std::string(std::max<int>(0, 5 - text_width(time)), ' ') + time,
         style(Role::kNormal) | extra, 5);
   }

@@ -201,7 +201,19 @@ rollback = {{ exec = {{ shell = "echo undo {name} >> {log}" }} }}
         self.assertEqual((events[-1]["type"], events[-1]["state"]), ("run", "aborted"))
         self.assertIn("abort by=", Path(self.state, "audit.log").read_text())
 
-    def test_failed_step_ends_a_headless_run_and_resume_retries_only_it(self):
+    def retry_in_background(self, plan, step):
+        """Resumes the run (it waits at the failed step), retries step from another process, and
+        returns the resumed run's exit code."""
+        proc, out = self.start("run", plan, "--headless", "--resume", "--state-dir", self.state)
+        wait_for(lambda: self.step_state(step) == "failed", 60, f"{step} shown failed")
+        self.assertIsNone(proc.poll(), "the resumed run did not wait for the operator")
+        res = self.cutpilot("retry", step, "--state-dir", self.state)
+        self.assertEqual(res.returncode, 0, res.stderr)
+        code = proc.wait(60)
+        out.seek(0)
+        return code, out.read()
+
+    def test_failed_step_with_on_failure_exit_ends_the_run_and_resume_waits_for_retry(self):
         flag, count = Path(self.dir, "flag"), Path(self.dir, "count")
         plan = self.plan(f'''
 [[steps]]
@@ -214,28 +226,31 @@ on = "target"
 needs = ["counted"]
 exec = {{ run = ["test", "-e", "{flag}"] }}
 ''')
-        res = self.cutpilot("run", plan, "--headless", "--state-dir", self.state)
+        res = self.cutpilot("run", plan, "--headless", "--on-failure", "exit", "--state-dir", self.state)
         self.assertEqual(res.returncode, 1, res.stdout + res.stderr)
         self.assertRegex(res.stdout, r"\d\d:\d\d:\d\d target needs-flag: failed")
         self.assertRegex(res.stdout, r"cockpit needs-flag: failed")
         flag.touch()
-        res = self.cutpilot("run", plan, "--headless", "--resume", "--state-dir", self.state)
-        self.assertEqual(res.returncode, 0, res.stdout + res.stderr)
+        code, text = self.retry_in_background(plan, "needs-flag")
+        self.assertEqual(code, 0, text)
         self.assertEqual(count.read_text(), "x\n", "a succeeded step ran again on resume")
+        jobs = [r["job"] for r in self.journal() if r["r"] == "job" and r["step"] == "needs-flag"]
+        self.assertEqual(len(jobs), 2, "one attempt before the resume, one for the retry")
 
     def test_resume_refuses_a_plan_changed_in_a_step_that_already_ran(self):
         body = '[[steps]]\nid = "done-step"\non = "source"\nexec = {{ run = ["{0}"] }}\n' \
                '[[steps]]\nid = "failing"\non = "source"\nneeds = ["done-step"]\n' \
                'exec = {{ run = ["{1}"] }}\n'
         plan = self.plan(body.format("true", "false"))
-        self.assertEqual(self.cutpilot("run", plan, "--headless", "--state-dir", self.state).returncode, 1)
+        res = self.cutpilot("run", plan, "--headless", "--on-failure", "exit", "--state-dir", self.state)
+        self.assertEqual(res.returncode, 1)
         self.plan(body.format("echo", "false"))
         res = self.cutpilot("run", plan, "--headless", "--resume", "--state-dir", self.state)
         self.assertEqual(res.returncode, 1)
         self.assertIn("the plan changed in steps that already ran: done-step", res.stderr)
-        self.plan(body.format("true", "true"))  # only the failed (pending again) step changed
-        res = self.cutpilot("run", plan, "--headless", "--resume", "--state-dir", self.state)
-        self.assertEqual(res.returncode, 0, res.stdout + res.stderr)
+        self.plan(body.format("true", "true"))  # only the failed step changed
+        code, text = self.retry_in_background(plan, "failing")
+        self.assertEqual(code, 0, text)
 
     def test_bad_plan_and_a_used_state_dir_are_refused_before_anything_runs(self):
         plan = self.plan('[[steps]]\nid = "x"\non = "nowhere"\nexec = { run = ["true"] }\n')
@@ -245,7 +260,7 @@ exec = {{ run = ["test", "-e", "{flag}"] }}
         self.assertFalse(Path(self.state).exists(), "a refused plan created its state directory")
         good = self.plan('[[steps]]\nid = "x"\non = "source"\nexec = { run = ["true"] }\n', "good.toml")
         self.assertEqual(self.cutpilot("run", good, "--headless", "--state-dir", self.state).returncode, 0)
-        res = self.cutpilot("run", good, "--headless", "--state-dir", self.state)
+        res = self.cutpilot("run", good, "--headless", "--new-run", "--state-dir", self.state)
         self.assertEqual(res.returncode, 1)
         self.assertIn("already holds a run", res.stderr)
         res = self.cutpilot("approve", "x", "--state-dir", self.state)

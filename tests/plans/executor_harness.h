@@ -39,6 +39,9 @@ class FakePort : public JobPort {
   void start(const std::string& host, const std::string& job_id, const JobSpec& job) override {
     starts.push_back(Start{host, job_id, job});
   }
+  void attach(const std::string& host, const std::string& job_id) override {
+    attaches.emplace_back(host, job_id);
+  }
   void cancel(const std::string& job_id) override { cancels.push_back(job_id); }
   void acknowledge(const std::string& job_id) override { acks.push_back(job_id); }
   std::optional<PeerAccess> peer_access(std::string_view host) override {
@@ -67,6 +70,7 @@ class FakePort : public JobPort {
   std::vector<Start> starts;         // every start(), in order
   std::vector<std::string> cancels;  // every cancel()
   std::vector<std::string> acks;     // every acknowledge()
+  std::vector<std::pair<std::string, std::string>> attaches;  // every attach(): host, job id
 };
 
 // A fresh directory under TMPDIR, removed with its contents at the end of the test.

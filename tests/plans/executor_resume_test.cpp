@@ -28,7 +28,9 @@ void run_until_b_runs(Bench& b) {
   b.begin();
   b.finish("r1/a/source/1");
   ASSERT_EQ(b.port.count("r1/b/target/1"), 1u);
-  ASSERT_EQ(b.command(CommandKind::kApprove, "g1"), "");
+  Command ahead{CommandKind::kApprove, "g1", "alice@laptop"};
+  ahead.ahead = true;  // g1 waits behind b: approving it now is approving ahead
+  ASSERT_EQ(b.exec->command(ahead, b.now), "");
   ASSERT_EQ(b.state("g2"), "awaiting-approval");
 }
 
@@ -74,8 +76,9 @@ TEST(ExecutorResume, ReattachesTheRunningJobUnderTheSameIdAndKeepsGates) {
   run_until_b_runs(b);
   b.crash();
   ASSERT_EQ(b.resume(resume_plan()), "");
-  EXPECT_THAT(b.port.ids(), ElementsAre("r1/b/target/1")) << "a is not run again";
-  EXPECT_EQ(b.port.starts[0].host, "target");
+  EXPECT_TRUE(b.port.ids().empty()) << "nothing is started: a is done, b is only asked for";
+  ASSERT_EQ(b.port.attaches.size(), 1u);
+  EXPECT_EQ(b.port.attaches[0], std::make_pair(std::string("target"), std::string("r1/b/target/1")));
   EXPECT_EQ(b.state("a"), "succeeded");
   EXPECT_EQ(b.state("b"), "running");
   EXPECT_EQ(b.state("g2"), "awaiting-approval");
@@ -88,7 +91,8 @@ TEST(ExecutorResume, ReattachesTheRunningJobUnderTheSameIdAndKeepsGates) {
   EXPECT_THAT(b.logs(), HasSubstr("re-attached to job r1/b/target/1"));
   b.finish("r1/b/target/1");
   EXPECT_EQ(b.state("b"), "succeeded");
-  EXPECT_EQ(b.port.count("r1/b/target/1"), 1u) << "re-attached once, never a second id";
+  EXPECT_EQ(b.port.count("r1/b/target/1"), 0u) << "re-attached, never started again";
+  EXPECT_EQ(b.port.attaches.size(), 1u);
   EXPECT_EQ(b.port.count("r1/g1/target/1"), 1u) << "g1's approval survived the crash";
   EXPECT_EQ(b.port.count("r1/g2/source/1"), 0u);
 }
@@ -134,7 +138,8 @@ TEST(ExecutorResume, ATornLastLineIsSkipped) {
   EXPECT_EQ(b.replayed.torn, 1u);
   EXPECT_EQ(b.replayed.records, records);
   EXPECT_EQ(b.replayed.steps.at("b").state, "running");
-  EXPECT_EQ(b.port.count("r1/b/target/1"), 1u);
+  ASSERT_EQ(b.port.attaches.size(), 1u);
+  EXPECT_EQ(b.port.attaches[0].second, "r1/b/target/1");
 }
 
 TEST(ExecutorResume, AnEndedRunIsNotResumed) {
@@ -183,11 +188,60 @@ TEST(ExecutorResume, AnInterruptedRollbackContinuesWithoutCancellingItsJob) {
   ASSERT_EQ(b.port.starts.back().id, "r1/c/source/rollback");
   b.crash();
   ASSERT_EQ(b.resume(rollback_plan()), "");
-  EXPECT_EQ(b.port.count("r1/c/source/rollback"), 1u);
+  EXPECT_EQ(b.port.count("r1/c/source/rollback"), 0u) << "asked for, not started again";
+  ASSERT_EQ(b.port.attaches.size(), 1u);
+  EXPECT_EQ(b.port.attaches[0].second, "r1/c/source/rollback");
   EXPECT_TRUE(b.port.cancels.empty()) << "the rollback itself must not be cancelled";
   b.finish("r1/c/source/rollback");
   EXPECT_EQ(b.state("c"), "rolled-back");
   EXPECT_EQ(b.port.starts.back().id, "r1/b/target/rollback");
+}
+
+TEST(ExecutorResume, AFailedStepWaitsForTheOperatorInsteadOfStartingAgain) {
+  const std::string plan = plan_head() + exec_step("a", "source") +
+                           exec_step("b", "target", needs("\"a\""));
+  ExecutorOptions exit;
+  exit.on_failure = OnFailure::kExit;
+  Bench b(plan, exit);
+  b.begin();
+  b.finish("r1/a/source/1", "failed");
+  ASSERT_TRUE(b.exec->ended());
+  b.crash();
+  ASSERT_EQ(b.resume(plan), "");
+  b.advance(std::chrono::hours(1));
+  EXPECT_EQ(b.state("a"), "failed");
+  EXPECT_EQ(b.port.count("r1/a/source/2"), 0u) << "a resume is not a retry";
+  ASSERT_EQ(b.command(CommandKind::kRetry, "a"), "");
+  EXPECT_EQ(b.port.count("r1/a/source/2"), 1u);
+}
+
+TEST(ExecutorResume, ApproveOnResumeReachesAStepTheEarlierCockpitNeverReached) {
+  Bench b(resume_plan());
+  run_until_b_runs(b);
+  b.crash();
+  ExecutorOptions options;
+  options.approve = {"g2"};
+  ASSERT_EQ(b.resume(resume_plan(), options), "");
+  EXPECT_EQ(b.port.count("r1/g2/source/1"), 1u);
+  EXPECT_THAT(b.audit(), HasSubstr("approve step=g2 by=op@cockpit (--approve)"));
+}
+
+TEST(ExecutorResume, AJobTheAgentDoesNotKnowIsUnknownNeverStartedAfresh) {
+  Bench b(resume_plan());
+  run_until_b_runs(b);
+  b.crash();
+  ASSERT_EQ(b.resume(resume_plan()), "");
+  JobUpdate unknown;
+  unknown.kind = JobUpdate::Kind::kUnknown;
+  unknown.error = "target has no job r1/b/target/1";
+  b.exec->on_job("r1/b/target/1", unknown, b.now);
+  b.exec->tick(b.now);
+  EXPECT_EQ(b.state("b"), "failed");
+  EXPECT_THAT(b.logs(), HasSubstr("it may never have started there"));
+  EXPECT_TRUE(b.port.ids().empty()) << "no attempt 2 by itself";
+  const auto done = b.records("done");
+  ASSERT_EQ(done.size(), 2u);
+  EXPECT_EQ(done[1].value("state", ""), "unknown");
 }
 
 }  // namespace

@@ -147,6 +147,71 @@ TEST(ExecutorGates, ApproveAllCountsAsEveryConfirmation) {
   EXPECT_THAT(b.audit(), HasSubstr("approve step=h by=op@cockpit (--approve-all)"));
 }
 
+TEST(ExecutorGates, ApprovingAStepThatIsNotWaitingIsRefusedUnlessAhead) {
+  Bench b(gated_plan());
+  b.begin();
+  ASSERT_EQ(b.state("g"), "pending") << "a still runs";
+  EXPECT_THAT(b.command(CommandKind::kApprove, "g"),
+              HasSubstr("g is not waiting for approval: it is pending"));
+  EXPECT_TRUE(b.records("approve").empty()) << "a refused approval arms nothing";
+  Command ahead{CommandKind::kApprove, "g", "alice@laptop"};
+  ahead.ahead = true;
+  EXPECT_EQ(b.exec->command(ahead, b.now), "");
+  const auto status = b.exec->status(b.now);
+  EXPECT_EQ(status["pre_approved"], nlohmann::json::array({"g"}));
+  EXPECT_THAT(b.audit(), HasSubstr("approve step=g by=alice@laptop (ahead)"));
+  EXPECT_EQ(b.command(CommandKind::kRevoke, "g"), "");
+  EXPECT_THAT(b.audit(), HasSubstr("revoke step=g by=alice@laptop"));
+  EXPECT_EQ(b.exec->status(b.now)["pre_approved"], nlohmann::json::array());
+  b.finish("r1/a/source/1");
+  EXPECT_EQ(b.state("g"), "awaiting-approval") << "a revoked approval waits at the gate";
+  EXPECT_EQ(b.port.count("r1/g/target/1"), 0u);
+  EXPECT_THAT(b.command(CommandKind::kRevoke, "g"), HasSubstr("no approval to take back"));
+}
+
+TEST(ExecutorGates, AnAheadApprovalLetsTheStepRunWithoutStopping) {
+  Bench b(gated_plan());
+  b.begin();
+  Command ahead{CommandKind::kApprove, "g", "alice@laptop"};
+  ahead.ahead = true;
+  ASSERT_EQ(b.exec->command(ahead, b.now), "");
+  b.finish("r1/a/source/1");
+  EXPECT_EQ(b.port.count("r1/g/target/1"), 1u);
+  EXPECT_THAT(b.command(CommandKind::kRevoke, "g"), HasSubstr("already started"));
+}
+
+TEST(ExecutorGates, AnUpFrontApprovalOfAConfirmStepNeedsItsText) {
+  ExecutorOptions options;
+  options.approve = {"h"};
+  Bench b(gated_plan(), options);
+  std::string error;
+  EXPECT_FALSE(b.exec->begin(b.now, error));
+  EXPECT_THAT(error, HasSubstr("--approve 'h=DROP shop'"));
+  EXPECT_TRUE(b.port.starts.empty());
+
+  ExecutorOptions typed;
+  typed.approve = {"h"};
+  typed.approve_confirm = {{"h", "DROP shop"}};
+  Bench c(gated_plan(), typed);
+  c.begin();
+  EXPECT_EQ(c.port.count("r1/h/target/1"), 1u);
+
+  ExecutorOptions wrong;
+  wrong.approve = {"h"};
+  wrong.approve_confirm = {{"h", "drop shop"}};
+  Bench d(gated_plan(), wrong);
+  EXPECT_FALSE(d.exec->begin(d.now, error));
+}
+
+TEST(ExecutorGates, AnUpFrontApprovalOfAStepWithoutAGateIsRefused) {
+  ExecutorOptions options;
+  options.approve = {"a"};
+  Bench b(gated_plan(), options);
+  std::string error;
+  EXPECT_FALSE(b.exec->begin(b.now, error));
+  EXPECT_THAT(error, HasSubstr("a has no gate"));
+}
+
 TEST(ExecutorFailure, StepFailsAfterAllItsHostsAndNothingNewStarts) {
   Bench b(plan_head() + exec_step("a", R"(["source", "target"])") + exec_step("b", "source") +
           exec_step("c", "source", needs("\"b\"")));
@@ -213,7 +278,7 @@ TEST(ExecutorFailure, SkipMarksTheStepSkippedAndDependentsRun) {
 
 TEST(ExecutorFailure, EndOnFailureEndsTheRunOnceNothingRuns) {
   ExecutorOptions options;
-  options.end_on_failure = true;
+  options.on_failure = OnFailure::kExit;
   Bench b(plan_head() + exec_step("a", "source") + exec_step("b", "target"), options);
   b.begin();
   b.finish("r1/a/source/1", "failed");
@@ -227,7 +292,7 @@ TEST(ExecutorFailure, EndOnFailureEndsTheRunOnceNothingRuns) {
 
 TEST(ExecutorFailure, AFailedOptionalStepSkipsItsDependentsAndTheRunGoesOn) {
   ExecutorOptions options;
-  options.end_on_failure = true;
+  options.on_failure = OnFailure::kExit;
   Bench b(plan_head() + exec_step("probe", "target", "optional = true\n") +
               exec_step("uses", "target", needs("\"probe\"")) + exec_step("other", "source"),
           options);
@@ -240,6 +305,59 @@ TEST(ExecutorFailure, AFailedOptionalStepSkipsItsDependentsAndTheRunGoesOn) {
   b.finish("r1/other/source/1");
   ASSERT_TRUE(b.exec->ended());
   EXPECT_EQ(b.exec->exit_code(), 0) << "an optional failure does not fail the run";
+}
+
+TEST(ExecutorFailure, WaitIsTheDefaultAndNamesTheCommandsThatHelp) {
+  ExecutorOptions options;
+  options.control_hint = " --state-dir /s";
+  Bench b(plan_head() + exec_step("a", "source"), options);
+  b.begin();
+  b.finish("r1/a/source/1", "failed");
+  b.advance(1h);
+  EXPECT_FALSE(b.exec->ended()) << "the run stays up for the operator";
+  EXPECT_THAT(b.logs(), HasSubstr("cutpilot retry a --state-dir /s | cutpilot skip a "
+                                  "--state-dir /s | cutpilot abort --state-dir /s"));
+}
+
+TEST(ExecutorFailure, OnFailureRollbackRollsTheFinishedStepsBack) {
+  ExecutorOptions options;
+  options.on_failure = OnFailure::kRollback;
+  Bench b(plan_head() + exec_step("a", "source", undo("a")) +
+              exec_step("b", "target", needs("\"a\"")),
+          options);
+  b.begin();
+  b.finish("r1/a/source/1");
+  b.finish("r1/b/target/1", "failed");
+  EXPECT_EQ(b.port.count("r1/a/source/rollback"), 1u);
+  b.finish("r1/a/source/rollback");
+  ASSERT_TRUE(b.exec->ended());
+  EXPECT_EQ(b.exec->exit_code(), 3);
+  EXPECT_EQ(b.state("a"), "rolled-back");
+}
+
+TEST(ExecutorFailure, AnApprovalDoesNotCarryOverToARetryInsideTheDowntimeWindow) {
+  Bench b(plan_head() + exec_step("stop", "source", "downtime = \"start\"\n") +
+          exec_step("cut", "target", needs("\"stop\"") + "gate = \"approve\"\n") +
+          exec_step("up", "target", needs("\"cut\"") + "downtime = \"end\"\n"));
+  b.begin();
+  b.finish("r1/stop/source/1");
+  ASSERT_EQ(b.command(CommandKind::kApprove, "cut"), "");
+  b.finish("r1/cut/target/1", "failed");
+  ASSERT_EQ(b.command(CommandKind::kRetry, "cut"), "");
+  EXPECT_EQ(b.state("cut"), "awaiting-approval");
+  EXPECT_EQ(b.port.count("r1/cut/target/2"), 0u);
+  EXPECT_EQ(b.command(CommandKind::kApprove, "cut"), "");
+  EXPECT_EQ(b.port.count("r1/cut/target/2"), 1u);
+}
+
+TEST(ExecutorFailure, ALostHostLeavesItsJobUnknownNotFailed) {
+  Bench b(plan_head() + exec_step("a", "source"));
+  b.begin();
+  b.exec->on_host("source", "failed", "connection timed out", b.now);
+  b.exec->tick(b.now);
+  EXPECT_EQ(b.state("a"), "running");
+  EXPECT_TRUE(b.records("done").empty()) << "nothing journals the job as finished";
+  EXPECT_THAT(b.logs(), HasSubstr("may still be running there"));
 }
 
 TEST(ExecutorAbort, RollsBackCompletedStepsInReverseOrder) {
@@ -274,6 +392,53 @@ TEST(ExecutorAbort, PointOfNoReturnStopsRollbackOfTheStepsBeforeIt) {
   EXPECT_EQ(b.state("a"), "succeeded");
   EXPECT_TRUE(b.exec->ended());
   EXPECT_THAT(b.logs(), HasSubstr("point of no return"));
+}
+
+TEST(ExecutorAbort, AFailedRollbackLeavesWhatItNeedsAndTheOthersStillRollBack) {
+  Bench b(plan_head() + exec_step("x", "source", undo("x")) +
+          exec_step("y", "target", needs("\"x\"") + undo("y")) +
+          exec_step("z", "source", undo("z")) +
+          exec_step("w", "target", needs("\"y\", \"z\"") + "gate = \"approve\"\n"));
+  b.begin();
+  b.finish("r1/x/source/1");
+  b.finish("r1/z/source/1");
+  b.finish("r1/y/target/1");
+  ASSERT_EQ(b.state("w"), "awaiting-approval");
+  b.command(CommandKind::kAbort);
+  EXPECT_EQ(b.state("w"), "pending") << "an aborted run shows no step awaiting approval";
+  EXPECT_EQ(b.port.starts.back().id, "r1/y/target/rollback");
+  b.finish("r1/y/target/rollback", "failed");
+  EXPECT_EQ(b.state("y"), "succeeded");
+  std::string y_detail;
+  for (const auto& e : b.all_of<StepEvent>())
+    if (e.step == "y") y_detail = e.detail;
+  EXPECT_THAT(y_detail, HasSubstr("its rollback failed on target"));
+  EXPECT_EQ(b.port.starts.back().id, "r1/z/source/rollback") << "z does not depend on y";
+  b.finish("r1/z/source/rollback");
+  EXPECT_EQ(b.port.count("r1/x/source/rollback"), 0u) << "y needs x and is still in effect";
+  ASSERT_TRUE(b.exec->ended());
+  EXPECT_EQ(b.state("z"), "rolled-back");
+  EXPECT_EQ(b.state("x"), "succeeded");
+  EXPECT_THAT(b.logs(), HasSubstr("Rolled back: z"));
+  EXPECT_THAT(b.logs(), HasSubstr("rollback failed (check by hand): y"));
+  EXPECT_THAT(b.logs(), HasSubstr("left as they are: x (y needs it"));
+}
+
+TEST(ExecutorAbort, TheRollbackOfTheDowntimeStartEndsTheDowntime) {
+  Bench b(plan_head() + exec_step("stop", "source", "downtime = \"start\"\n" + undo("stop")) +
+          exec_step("cut", "target", needs("\"stop\"")) +
+          exec_step("up", "target", needs("\"cut\"") + "downtime = \"end\"\n"));
+  b.begin();
+  b.finish("r1/stop/source/1");
+  b.finish("r1/cut/target/1", "failed");
+  b.command(CommandKind::kAbort);
+  b.finish("r1/stop/source/rollback");
+  ASSERT_TRUE(b.exec->ended());
+  EXPECT_THAT(b.logs(), HasSubstr("downtime ended by rollback after"));
+  EXPECT_THAT(b.logs(), Not(HasSubstr("never ended")));
+  const auto downtime = b.records("downtime");
+  ASSERT_EQ(downtime.size(), 2u);
+  EXPECT_EQ(downtime[1].value("how", ""), "rollback");
 }
 
 TEST(ExecutorAbort, CancelsTheRunningStepThenRollsBack) {

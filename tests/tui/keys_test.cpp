@@ -144,6 +144,27 @@ TEST_F(KeysTest, AfterTheEndCommandsAreRefusedAndQLeaves) {
   EXPECT_TRUE(ui_.leave);
 }
 
+TEST_F(KeysTest, QInsideTheDowntimeWindowAsksFirst) {
+  model_.apply(plans::DowntimeEvent{.state = "started", .seconds = 3}, Clock::now());
+  EXPECT_FALSE(press('q'));
+  ASSERT_TRUE(ui_.prompt);
+  EXPECT_NE(ui_.prompt->question.find("downtime window is open"), std::string::npos);
+  EXPECT_FALSE(press('n'));
+  EXPECT_FALSE(ui_.leave);
+  EXPECT_FALSE(ui_.prompt);
+  press('q');
+  EXPECT_FALSE(press('y'));  // yes leaves; it sends no command
+  EXPECT_TRUE(ui_.leave);
+}
+
+TEST_F(KeysTest, QOutsideTheDowntimeWindowLeavesAtOnce) {
+  model_.apply(plans::DowntimeEvent{.state = "started", .seconds = 3}, Clock::now());
+  model_.apply(plans::DowntimeEvent{.state = "ended", .seconds = 9}, Clock::now());
+  press('q');
+  EXPECT_FALSE(ui_.prompt);
+  EXPECT_TRUE(ui_.leave);
+}
+
 TEST_F(KeysTest, MovingTheSelectionStopsFollowingTheRun) {
   set("copy-db", StepState::kRunning);
   follow_run(ui_, model_);

@@ -212,6 +212,24 @@ class CockpitTmuxTest(unittest.TestCase):
         self.assertEqual(self.recorded()[-1], ["exit", "4"])  # left before the run ended
         self.wait_for(lambda s: self.t.dead(), "the cockpit gone")
 
+    def test_q_inside_the_downtime_window_asks_first(self):
+        self.start("--speed", "4")
+        self.wait_text(r"stop-app +APPROVE\?")
+        self.t.keys("a")
+        self.wait_text(r'type "stop shop"')
+        self.t.keys("stop shop", literal=True)
+        self.t.keys("Enter")
+        self.wait_text(r"DOWNTIME ")
+        self.t.keys("q")
+        self.wait_text(r"The downtime window is open\. Leave the cockpit anyway")
+        self.t.keys("n")
+        self.wait_text(r"cancelled")
+        self.assertFalse(self.t.dead())
+        self.t.keys("q")
+        self.wait_text(r"The downtime window is open")
+        self.t.keys("y")
+        self.assertEqual(self.recorded()[-1], ["exit", "4"])
+
     def test_help_table_in_monochrome_on_screen_256color(self):
         self.start("--speed", "4", term="screen-256color", env={"NO_COLOR": "1"})
         self.wait_text(r"stop-app +APPROVE\?")
