@@ -26,10 +26,10 @@ constexpr auto kDrainAfterExit = std::chrono::seconds(2);
 // How often the caller's tick runs while commands run.
 constexpr auto kTickEvery = std::chrono::milliseconds(100);
 
-// Starts command in its own process group with the given descriptors as stdin (-1: /dev/null),
-// stdout and stderr; its pid, or -1 with error saying why. posix_spawn (a vfork underneath)
-// copies none of the runner's page tables: a fork of the 6 MB static agent cost more than a
-// short command itself.
+}  // namespace
+
+// posix_spawn (a vfork underneath) copies none of the runner's page tables: a fork of the
+// 6 MB static agent cost more than a short command itself.
 pid_t spawn_command(const Command& command, int in, int out, int err, std::string& error) {
   posix_spawn_file_actions_t actions;
   posix_spawnattr_t attr;
@@ -90,6 +90,8 @@ pid_t spawn_command(const Command& command, int in, int out, int err, std::strin
   }
   return -1;
 }
+
+namespace {
 
 int exit_code_of(int status) {
   return WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);

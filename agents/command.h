@@ -111,6 +111,10 @@ class Background {
   bool exited_ = false;
 };
 
+// Starts command in its own process group with the given descriptors as stdin (-1: /dev/null),
+// stdout and stderr; its pid, or -1 with error saying why (for a caller that talks to it).
+pid_t spawn_command(const Command& command, int in, int out, int err, std::string& error);
+
 // A command's exit as the operator reads it: "exit code 3".
 std::string describe_exit(int exit_code);
 

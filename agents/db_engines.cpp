@@ -1,5 +1,7 @@
 #include "agents/db_engines.h"
 
+#include <algorithm>
+
 namespace cutpilot::agent {
 namespace {
 
@@ -38,6 +40,7 @@ std::vector<std::string> pg_dump(const DbEndpoint& e, const DbCopyOptions& o) {
   std::vector<std::string> args = {tool(e, "pg_dump"), "-v", o.format == "custom" ? "-Fc" : "-Fp"};
   for (auto& a : pg_connection(e, e.database))
     args.push_back(a);
+  if (!o.snapshot.empty()) args.push_back("--snapshot=" + o.snapshot);
   if (o.schema_only) args.push_back("--schema-only");
   if (o.no_owner) args.push_back("--no-owner");
   if (o.no_privileges) args.push_back("--no-privileges");
@@ -114,7 +117,33 @@ std::string pg_create(const std::string& database) {
 }
 
 std::string pg_drop(const std::string& database) {
-  return "DROP DATABASE IF EXISTS " + quoted(database, '"') + ";\n";
+  // No notice that a database to drop "does not exist, skipping": it reads like a failure.
+  return "SET client_min_messages = warning;\nDROP DATABASE IF EXISTS " + quoted(database, '"') +
+         ";\n";
+}
+
+// "'a', 'b'": names as SQL string literals.
+std::string literals(const std::vector<std::string>& names) {
+  std::string out;
+  for (const auto& name : names)
+    out += (out.empty() ? "" : ", ") + quoted(name, '\'');
+  return out;
+}
+
+std::string pg_existing(const std::vector<std::string>& names) {
+  return "SELECT datname FROM pg_database WHERE datname IN (" + literals(names) + ");\n";
+}
+
+std::string pg_move(const DbMoves& moves) {
+  // ALTER DATABASE ... RENAME is transactional: every rename happens, or none.
+  std::string sql = "BEGIN;\n";
+  for (const auto& [from, to] : moves)
+    sql += "ALTER DATABASE " + quoted(from, '"') + " RENAME TO " + quoted(to, '"') + ";\n";
+  return sql + "COMMIT;\n";
+}
+
+std::string no_sql(const std::string&) {
+  return "";
 }
 
 // --- MariaDB / MySQL --------------------------------------------------------------------------
@@ -150,7 +179,9 @@ std::vector<std::string> my_restore(const DbEndpoint& e, const DbCopyOptions&) {
 }
 
 std::vector<std::string> my_client(const DbEndpoint& e, std::string_view database) {
-  std::vector<std::string> args = {tool(e, "mysql"), "--batch", "--skip-column-names", "--raw"};
+  // --unbuffered: each answer comes when its query ends (a kept-open session waits for it).
+  std::vector<std::string> args = {tool(e, "mysql"), "--batch", "--skip-column-names", "--raw",
+                                   "--unbuffered"};
   for (auto& a : my_connection(e))
     args.push_back(a);
   if (!database.empty()) args.push_back(std::string(database));
@@ -170,9 +201,9 @@ bool my_chatter(std::string_view line) {
 }  // mysqldump -v
 
 std::string my_count(const std::string& table) {
-  const auto [schema, name] = split_table(table, "");
-  const std::string from =
-      schema.empty() ? quoted(name, '`') : quoted(schema, '`') + "." + quoted(name, '`');
+  // The table in the connected database: the same rows are counted in the copy, whose
+  // database has another name until it takes the target's.
+  const std::string from = quoted(split_table(table, "").second, '`');
   return "SELECT CONCAT(" + quoted(table, '\'') + ", '|', COUNT(*)) FROM " + from + ";\n";
 }
 
@@ -190,6 +221,53 @@ std::string my_drop(const std::string& database) {
   return "DROP DATABASE IF EXISTS " + quoted(database, '`') + ";\n";
 }
 
+std::string my_existing(const std::vector<std::string>& names) {
+  return "SELECT schema_name FROM information_schema.schemata WHERE schema_name IN (" +
+         literals(names) + ");\n";
+}
+
+// SQL text that is name quoted as an identifier, computed by the server.
+std::string my_ident(const std::string& column) {
+  return "CONCAT('`', REPLACE(" + column + ", '`', '``'), '`')";
+}
+
+std::string my_drop_if_empty(const std::string& database) {
+  const std::string name = quoted(database, '\'');
+  return "SET @cutpilot_drop = IF((SELECT COUNT(*) FROM information_schema.tables WHERE "
+         "table_schema = " +
+         name +
+         ") + (SELECT COUNT(*) FROM information_schema.routines WHERE routine_schema = " + name +
+         ") = 0, " + quoted("DROP DATABASE IF EXISTS " + quoted(database, '`'), '\'') +
+         ", 'DO 0');\nEXECUTE IMMEDIATE @cutpilot_drop;\n";
+}
+
+std::string my_move(const DbMoves& moves) {
+  // No database rename: one RENAME TABLE (atomic) moves every table of each database, in the
+  // order of moves (the old target's tables leave before the copy's arrive).
+  std::string sql = "SET SESSION group_concat_max_len = 16777216;\n";
+  std::string to_case = "CASE table_schema", order = "FIELD(table_schema", from;
+  for (const auto& [a, b] : moves) {
+    sql += my_create(b);
+    to_case += " WHEN " + quoted(a, '\'') + " THEN " + quoted(b, '\'');
+    order += ", " + quoted(a, '\'');
+    from += (from.empty() ? "" : ", ") + quoted(a, '\'');
+  }
+  sql += "SELECT GROUP_CONCAT(CONCAT(" + my_ident("table_schema") + ", '.', " +
+         my_ident("table_name") + ", ' TO ', " + my_ident(to_case + " END") + ", '.', " +
+         my_ident("table_name") + ") ORDER BY " + order +
+         ") SEPARATOR ', ') INTO @cutpilot_moves FROM information_schema.tables WHERE "
+         "table_schema IN (" +
+         from +
+         ");\nSET @cutpilot_moves = IF(@cutpilot_moves IS NULL, 'DO 0', CONCAT('RENAME TABLE ', "
+         "@cutpilot_moves));\nEXECUTE IMMEDIATE @cutpilot_moves;\n";
+  for (const auto& [a, b] : moves) {
+    const bool refilled =
+        std::any_of(moves.begin(), moves.end(), [&](const auto& m) { return m.second == a; });
+    if (!refilled) sql += my_drop_if_empty(a);
+  }
+  return sql;
+}
+
 constexpr DbEngine kEngines[] = {
     {"postgres", "PGPASSWORD", "postgres", pg_dump, pg_restore, pg_client, pg_table_of, pg_chatter,
      "SELECT coalesce(sum(pg_total_relation_size(c.oid)), 0) FROM pg_class c JOIN pg_namespace n "
@@ -205,6 +283,9 @@ constexpr DbEngine kEngines[] = {
      "DO $$BEGIN IF current_setting('server_version_num')::int >= 110000 THEN SET jit = off; "
      "END IF; END$$;\n",
      pg_connections, pg_create, pg_drop,
+     "BEGIN ISOLATION LEVEL REPEATABLE READ, READ ONLY;\n"
+     "SELECT 'snapshot|' || pg_export_snapshot();\n",
+     "", pg_existing, pg_move, no_sql,
      // psql runs the restore with -o /dev/null; \o puts query output back on stdout.
      "\\o\n\\pset format unaligned\n\\pset tuples_only on\n"},
     {"mariadb", "MYSQL_PWD", "", my_dump, my_restore, my_client, my_table_of, my_chatter,
@@ -212,7 +293,12 @@ constexpr DbEngine kEngines[] = {
      "table_schema = DATABASE();\n",
      "SELECT CONCAT(table_schema, '.', table_name) FROM information_schema.tables WHERE "
      "table_schema = DATABASE() AND table_type = 'BASE TABLE' ORDER BY 1;\n",
-     my_count, "", my_connections, my_create, my_drop, ""},
+     my_count, "", my_connections, my_create, my_drop,
+     // mysqldump --single-transaction starts its own consistent snapshot: writes wait for this
+     // lock until it has, so this session's snapshot and the dump's hold the same rows.
+     "FLUSH TABLES WITH READ LOCK;\nSTART TRANSACTION WITH CONSISTENT SNAPSHOT;\n"
+     "SELECT 'snapshot|held';\n",
+     "UNLOCK TABLES;\n", my_existing, my_move, my_drop_if_empty, ""},
 };
 
 }  // namespace

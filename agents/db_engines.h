@@ -27,7 +27,11 @@ struct DbCopyOptions {
   bool no_owner = false;
   bool no_privileges = false;
   std::vector<std::string> exclude_tables;  // "schema.table" or "table"
+  std::string snapshot;  // postgres: the exported snapshot the dump reads ("": its own)
 };
+
+// Database renames: each {from, to}, in order.
+using DbMoves = std::vector<std::pair<std::string, std::string>>;
 
 // One engine: its tools and SQL.
 struct DbEngine {
@@ -52,6 +56,17 @@ struct DbEngine {
   std::string (*connections_sql)(const std::string& database);  // rows: "user|client|app"
   std::string (*create_sql)(const std::string& database);
   std::string (*drop_sql)(const std::string& database);
+  // Opens the snapshot the dump and the source's counts share; prints "snapshot|ID".
+  std::string_view snapshot_open;
+  // Run once the dump has started its own transaction ("": nothing to release).
+  std::string_view snapshot_release;
+  // One row per name in names that is a database on the server.
+  std::string (*existing_sql)(const std::vector<std::string>& names);
+  // Renames databases as moves say, all or none (mariadb: moves their tables with one
+  // RENAME TABLE and drops a database it emptied unless a move fills it again).
+  std::string (*move_sql)(const DbMoves& moves);
+  // Drops database when it holds no table and no routine ("": the engine needs no such thing).
+  std::string (*drop_if_empty_sql)(const std::string& database);
   // Appended to a plain-format restore's input, sends the rows of the queries after it to
   // stdout as "a|b" lines, inside the restore's transaction ("": the engine cannot).
   std::string_view restore_rows_on;

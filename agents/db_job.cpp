@@ -12,7 +12,10 @@
 
 #include "agents/command.h"
 #include "agents/db_engines.h"
+#include "agents/db_run.h"
+#include "agents/db_session.h"
 #include "agents/db_spec.h"
+#include "agents/db_swap.h"
 #include "agents/net_stream.h"
 #include "agents/peer_ssh.h"
 #include "agents/rate_meter.h"
@@ -24,105 +27,6 @@ namespace {
 
 using Clock = std::chrono::steady_clock;
 using Json = nlohmann::json;
-
-// At most this many mismatching tables or clients are listed in a message.
-constexpr size_t kMaxListed = 10;
-// Measuring, listing and counting queries get this long each (unless the job has less).
-constexpr uint64_t kQueryTimeoutMs = 10 * 60 * 1000;
-
-// Where a command runs: on this host, or on the peer through ssh.
-struct Side {
-  std::string name;              // "source" or "target", for messages
-  std::vector<std::string> ssh;  // empty: here
-};
-
-// command (argv) on side, with the endpoint's password in the engine's variable.
-Command on(const Side& side, const DbEngine& engine, const DbEndpoint& e,
-           std::vector<std::string> argv, std::string input = "") {
-  const std::string var(engine.password_env);
-  if (side.ssh.empty()) {
-    Command c{.argv = std::move(argv), .stdin_text = std::move(input)};
-    if (!e.password.empty()) c.env[var] = e.password;
-    return c;
-  }
-  // The password is the first line of ssh's stdin, read by the far shell into the variable.
-  const std::string script = "IFS= read -r p || :; if [ -n \"$p\" ]; then " + var + "=$p; export " +
-                             var + "; fi; unset p; exec \"$@\"";
-  std::vector<std::string> remote = {"sh", "-c", script, "sh"};
-  remote.insert(remote.end(), argv.begin(), argv.end());
-  Command c{.argv = side.ssh};
-  c.argv.push_back(shell_line(remote));
-  c.stdin_text = e.password + "\n" + input;
-  return c;
-}
-
-// The last few stderr lines of one command, to say why it failed.
-struct Complaints {
-  std::vector<std::string> lines;
-  void add(const std::string& line) {
-    if (line.empty()) return;
-    lines.push_back(line);
-    if (lines.size() > 3) lines.erase(lines.begin());
-  }
-  std::string text() const {
-    std::string out;
-    for (const auto& l : lines)
-      out += (out.empty() ? "" : " | ") + l;
-    return out;
-  }
-};
-
-// One query: SQL through the engine's client on a side.
-struct Query {
-  const Side& side;
-  const DbEndpoint& endpoint;
-  std::string database;
-  std::string sql;
-};
-
-// Runs queries at once (each side pays its round trips in parallel); each one's output
-// lines, or nullopt with error set to the first failure.
-std::vector<std::optional<std::vector<std::string>>> run_queries(const std::vector<Query>& queries,
-                                                                 const DbEngine& engine,
-                                                                 JobContext& job,
-                                                                 std::string& error) {
-  std::vector<Command> commands;
-  for (const auto& q : queries)
-    commands.push_back(
-        on(q.side, engine, q.endpoint, engine.client(q.endpoint, q.database), q.sql));
-  std::vector<std::vector<std::string>> rows(queries.size());
-  std::vector<Complaints> complaints(queries.size());
-  const RunResult run = run_commands(
-      commands,
-      [&](size_t i, proto::Stream stream, std::string line) {
-        if (stream == proto::Stream::kStdout) {
-          if (!line.empty()) rows[i].push_back(std::move(line));
-          return;
-        }
-        complaints[i].add(line);
-        job.log(stream, "[" + queries[i].side.name + "] " + line);
-      },
-      {.timeout = std::chrono::milliseconds(kQueryTimeoutMs)}, job);
-  std::vector<std::optional<std::vector<std::string>>> out(queries.size());
-  for (size_t i = 0; i < queries.size(); ++i) {
-    const CommandResult& r = run.commands[i];
-    std::string why;
-    if (run.stop != StopReason::kNone) {
-      why = run.stop == StopReason::kCancelled ? "cancelled" : "timed out";
-    } else if (!r.start_error.empty()) {
-      why = r.start_error;
-    } else if (r.exit_code != 0) {
-      why = describe_exit(r.exit_code.value_or(-1)) +
-            (complaints[i].lines.empty() ? "" : ": " + complaints[i].text());
-    }
-    if (why.empty()) {
-      out[i] = std::move(rows[i]);
-    } else if (error.empty()) {
-      error = "on the " + queries[i].side.name + ": " + why;
-    }
-  }
-  return out;
-}
 
 // Row counts per table ("schema.table" -> count) from a count query's rows.
 std::map<std::string, uint64_t> counts_of(const std::vector<std::string>& rows) {
@@ -139,10 +43,6 @@ bool excluded(const DbSpec& spec, const std::string& table) {
   for (const auto& x : spec.options.exclude_tables)
     if (x == table || x == bare) return true;
   return false;
-}
-
-proto::JobFinished fail(JobContext& job, std::string error) {
-  return failed_result(job.job_id(), std::move(error));
 }
 
 // The moving part of a copy: what it reports as progress, never going backwards.
@@ -178,7 +78,7 @@ std::optional<proto::JobFinished> outcome(const RunResult& run, const DbSpec& sp
     done.error = run.stop == StopReason::kCancelled
                      ? "cancelled"
                      : "timed out after " + std::to_string(spec.timeout_ms) + " ms";
-    done.error += "; the target database may hold a partial copy";
+    done.error += "; the target database is unchanged";
     return done;
   }
   std::string why;
@@ -194,61 +94,44 @@ std::optional<proto::JobFinished> outcome(const RunResult& run, const DbSpec& sp
     }
   }
   if (why.empty()) return std::nullopt;
-  done.error = why;
+  done.error = why + "; the target database is unchanged";
   return done;
 }
 
-// The row counts a copy takes while it runs: the source's once it is dumped (while the target
-// still builds its indexes), the target's inside the restore's transaction, before it commits
-// (its own rows need no commit-log lookups and leave no hint bits to write).
-struct RunningCounts {
-  std::function<std::optional<Command>()> source;  // the source's count (nullopt: none)
-  // The target's count, queries the restore runs before it commits ("": not inside it).
-  std::function<std::string()> target;
-  std::vector<std::string> source_rows, target_rows;
-  bool source_started = false, target_inside = false;
+// How a streamed copy runs: where it restores, and what it does while it streams.
+struct Streaming {
+  DbEndpoint into;                     // the side database on the target
+  DbCopyOptions dump;                  // the dump's options (with the source's snapshot)
+  std::string target_counts;           // queries the restore runs before it commits ("": none)
+  std::function<void()> dump_started;  // the dump said its first table: it holds its snapshot
+  std::vector<std::string> target_rows;
 };
 
-// Dump there, piped through this runner (counted) into the restore here. A query given as
-// beside runs at the same time (the source's measurement: no round trip before the first
-// byte moves); its rows land in beside_rows. Rows are counted as counts says.
-std::optional<proto::JobFinished> stream_copy(Transfer& t, const Side& source, const Query* beside,
-                                              std::vector<std::string>& beside_rows,
-                                              RunningCounts& counts) {
+// Dump there, piped through this runner (counted) into the restore into the side database.
+std::optional<proto::JobFinished> stream_copy(Transfer& t, const Side& source, Streaming& s) {
   const DbSpec& spec = t.spec;
   const DbEngine& engine = *spec.engine;
-  std::vector<Complaints> said(4);
-  bool dumped = false, measured = !beside;  // each finished cleanly
+  std::vector<Complaints> said(2);
   std::vector<Command> pipeline = {
-      on(source, engine, spec.from, engine.dump(spec.from, spec.options)), [&] {
+      on(source, engine, spec.from, engine.dump(spec.from, s.dump)), [&] {
         Command restore =
-            on(Side{"target", {}}, engine, spec.to, engine.restore(spec.to, spec.options));
+            on(Side{"target", {}}, engine, s.into, engine.restore(s.into, spec.options));
         restore.stdin_from = 0;
         restore.stop_if_producer_fails = true;
-        restore.stdin_after = [&] {
-          std::string sql = measured ? counts.target() : "";  // the tables must all be known
-          counts.target_inside = !sql.empty();
-          return sql;
-        };
+        restore.stdin_after = [&] { return s.target_counts; };
         return restore;
       }()};
-  if (beside)
-    pipeline.push_back(on(beside->side, engine, beside->endpoint,
-                          engine.client(beside->endpoint, beside->database), beside->sql));
-  const size_t counting = pipeline.size();
+  bool started = false;
   const RunResult run = run_commands(
       pipeline,
       [&](size_t i, proto::Stream stream, std::string line) {
         if (line.empty()) return;
-        if (i == counting && stream == proto::Stream::kStdout)
-          return counts.source_rows.push_back(std::move(line));
-        if (i == 1 && counts.target_inside && stream == proto::Stream::kStdout)
-          return counts.target_rows.push_back(std::move(line));
-        if (i == 2 && beside && stream == proto::Stream::kStdout)
-          return t.on_measured(beside_rows, std::move(line));
+        if (i == 1 && stream == proto::Stream::kStdout && !s.target_counts.empty())
+          return s.target_rows.push_back(std::move(line));
         said[i].add(line);
         if (i == 0 && stream == proto::Stream::kStderr) {
           if (auto table = engine.table_of(line)) {
+            if (!std::exchange(started, true)) s.dump_started();
             if (!t.current.empty()) ++t.tables_done;
             t.current = "table " + *table;
             t.report();
@@ -256,29 +139,16 @@ std::optional<proto::JobFinished> stream_copy(Transfer& t, const Side& source, c
             return;
           }
         }
-        t.job.log(stream,
-                  (i == 1 ? "[target] " : "[source] ") + line);  // 2, 3: measuring, counting
+        t.job.log(stream, (i == 1 ? "[target] " : "[source] ") + line);
       },
       {.timeout = std::chrono::milliseconds(spec.timeout_ms),
        .piped =
            [&](size_t, uint64_t n) {
              t.bytes += n;
              t.report();
-           },
-       .finished = [&](size_t i, int exit_code) -> std::vector<Command> {
-         dumped = dumped || (i == 0 && exit_code == 0);
-         measured = measured || (i == 2 && exit_code == 0);
-         if (!dumped || !measured || counts.source_started) return {};
-         auto command = counts.source();
-         counts.source_started = command.has_value();
-         if (!command) return {};
-         return {std::move(*command)};
-       }},
+           }},
       t.job);
-  return outcome(run, spec,
-                 {"the dump on the source", "the restore on the target", "measuring the source",
-                  "counting the source's rows"},
-                 said, t.job);
+  return outcome(run, spec, {"the dump on the source", "the restore on the target"}, said, t.job);
 }
 
 // True once 127.0.0.1:port accepts a connection (the tunnel is up).
@@ -292,7 +162,8 @@ bool accepts(uint16_t port) {
 
 // pg_dump -Fd -j N here (through an ssh tunnel to the source's server when there is a
 // peer) into the job's spool, then pg_restore -j N; the staging is removed either way.
-std::optional<proto::JobFinished> parallel_copy(Transfer& t, const Side& source) {
+std::optional<proto::JobFinished> parallel_copy(Transfer& t, const Side& source,
+                                                const Streaming& s) {
   const DbSpec& spec = t.spec;
   JobContext& job = t.job;
   DbEndpoint from = spec.from;
@@ -342,7 +213,7 @@ std::optional<proto::JobFinished> parallel_copy(Transfer& t, const Side& source)
   };
   // Dump and restore each count their tables: the total is both.
   t.tables_total *= 2;
-  Command dump = on(here, *spec.engine, from, spec.engine->dump(from, spec.options));
+  Command dump = on(here, *spec.engine, from, spec.engine->dump(from, s.dump));
   std::erase_if(dump.argv, [](const std::string& a) { return a == "-Fp" || a == "-Fc"; });
   // Uncompressed: the staging is local and short-lived, gzip only costs CPU here.
   dump.argv.insert(dump.argv.end(), {"-Fd", "-Z", "0", "-j", jobs, "-f", stage});
@@ -375,7 +246,7 @@ std::optional<proto::JobFinished> parallel_copy(Transfer& t, const Side& source)
     if (!spec.to.password.empty()) restore.env["PGPASSWORD"] = spec.to.password;
     if (spec.options.no_owner) restore.argv.push_back("--no-owner");
     if (spec.options.no_privileges) restore.argv.push_back("--no-privileges");
-    const auto client = spec.engine->client(spec.to, spec.to.database);
+    const auto client = spec.engine->client(s.into, s.into.database);
     restore.argv.insert(restore.argv.end(), std::find(client.begin(), client.end(), "-w"),
                         client.end());
     restore.argv.push_back(stage);
@@ -387,71 +258,93 @@ std::optional<proto::JobFinished> parallel_copy(Transfer& t, const Side& source)
   return failed;
 }
 
+// The source's session: its snapshot, its measurement (size, then tables) and its counts.
+struct SourceSnapshot {
+  std::string id;                     // postgres: the exported snapshot
+  std::vector<std::string> measured;  // the size, then one table per row
+  bool released = false;              // mariadb: the read lock is gone
+};
+
+// Reads what the source's session says up to marker; the failure's message on error.
+std::optional<std::vector<std::string>> answer(DbSession& session, const std::string& marker,
+                                               const DbSpec& spec, const char* doing,
+                                               JobContext& job, std::string& error) {
+  const auto deadline =
+      Clock::now() + std::chrono::milliseconds(spec.timeout_ms ? spec.timeout_ms : kQueryTimeoutMs);
+  auto rows = session.read_until(marker, deadline, error);
+  if (!rows) error = std::string(doing) + " on the source: " + error;
+  if (!rows) job.log(proto::Stream::kAgent, error);
+  return rows;
+}
+
 proto::JobFinished copy(const DbSpec& spec, const Side& source, JobContext& job) {
   const DbEngine& engine = *spec.engine;
-  const Side target{"target", {}};
   const auto started = Clock::now();
+  const SideNames names = side_names(engine, spec.to.database, spec.run);
+  // The source opens the snapshot that both the dump and its counts read, and says what it
+  // holds; meanwhile the target's server gets the side database. The target itself changes
+  // only at the very end.
+  const std::string marker = "measured|cutpilot";
+  DbSession session(on(source, engine, spec.from, engine.client(spec.from, spec.from.database),
+                       std::string(engine.snapshot_open) + std::string(engine.size_sql) +
+                           std::string(engine.tables_sql) + "SELECT '" + marker + "';\n"),
+                    job.dir() + "/source-session.log");
+  bool target_exists = false;
+  std::string refused = prepare_side(spec, names, target_exists, job);
   std::string error;
-  // Measure the source (its size, then its tables, one round trip): what will move, and
-  // which tables to count afterwards. A streamed copy into a database that needs no preparing
-  // measures while the dump runs; otherwise the target is made ready meanwhile.
-  const Query measure{source, spec.from, spec.from.database,
-                      std::string(engine.size_sql) + std::string(engine.tables_sql)};
-  const bool measure_beside = spec.jobs == 1 && !spec.drop && !spec.create;
+  auto opened = answer(session, marker, spec, "measuring the source database", job, error);
+  const auto abandon = [&](std::string why) {
+    drop_side(spec, names, job);
+    return fail(job, std::move(why));
+  };
+  if (!opened)
+    return refused.empty() ? abandon(error + "; the target database is unchanged")
+                           : fail(job, error + "; the target database is unchanged");
+  if (!refused.empty()) return abandon(refused);
   Transfer transfer{spec, job};
-  std::vector<std::string> measured;
-  if (!measure_beside) {
-    std::vector<Query> first = {measure};
-    if (spec.drop || spec.create)
-      first.push_back({target, spec.to, std::string(engine.maintenance_db),
-                       (spec.drop ? engine.drop_sql(spec.to.database) : "") +
-                           engine.create_sql(spec.to.database)});
-    auto answers = run_queries(first, engine, job, error);
-    if (!answers[0]) return fail(job, "measuring the source database " + error);
-    if (answers.size() > 1 && !answers[1])
-      return fail(job, "preparing the target database " + error);
-    for (auto& row : *answers[0])
-      transfer.on_measured(measured, std::move(row));
+  SourceSnapshot snapshot;
+  for (auto& row : *opened) {
+    if (row.starts_with("snapshot|")) {
+      snapshot.id = row.substr(9);
+    } else {
+      transfer.on_measured(snapshot.measured, std::move(row));
+    }
   }
-  const auto log_measured = [&] {
-    job.log(proto::Stream::kAgent, std::to_string(transfer.tables_total) + " tables, " +
-                                       std::to_string(transfer.total) + " bytes on the source");
-  };
-  if (!measure_beside) log_measured();
+  job.log(proto::Stream::kAgent, std::to_string(transfer.tables_total) + " tables, " +
+                                     std::to_string(transfer.total) + " bytes on the source");
   // The tables to count: what the measurement listed, less the excluded ones.
-  const auto listed = [&] {
-    std::vector<std::string> tables;
-    for (size_t i = 1; i < measured.size(); ++i)
-      if (!excluded(spec, measured[i])) tables.push_back(measured[i]);
-    return tables;
-  };
-  const auto count_sql = [&](const std::vector<std::string>& tables) {
-    std::string sql(engine.count_preamble);
-    for (const auto& t : tables)
-      sql += engine.count_sql(t);
-    return sql;
-  };
+  std::vector<std::string> tables;
+  for (size_t i = 1; i < snapshot.measured.size(); ++i)
+    if (!excluded(spec, snapshot.measured[i])) tables.push_back(snapshot.measured[i]);
+  std::string count_sql(engine.count_preamble);
+  for (const auto& t : tables)
+    count_sql += engine.count_sql(t);
   const bool verify = spec.verify && !spec.options.schema_only;
-  RunningCounts counts{
-      [&]() -> std::optional<Command> {
-        if (!verify) return std::nullopt;
-        return on(source, engine, spec.from, engine.client(spec.from, spec.from.database),
-                  count_sql(listed()));
-      },
-      [&]() -> std::string {
-        if (!verify || engine.restore_rows_on.empty() || spec.options.format != "plain") return "";
-        return std::string(engine.restore_rows_on) + count_sql(listed());
-      }};
-  const auto failed =
-      spec.jobs > 1
-          ? parallel_copy(transfer, source)
-          : stream_copy(transfer, source, measure_beside ? &measure : nullptr, measured, counts);
-  if (failed) return *failed;
-  if (measure_beside) {
-    if (measured.empty()) return fail(job, "measuring the source database: no answer");
-    log_measured();
+  const std::string counted = "counted|cutpilot";
+  const std::string source_counts = count_sql + "SELECT '" + counted + "';\n";
+  // Counted in the snapshot: postgres at once (the dump reads the exported snapshot), mariadb
+  // once the dump has started its own (until then this session's lock holds every write).
+  const auto release = [&] {
+    if (snapshot.released) return;
+    snapshot.released = true;
+    session.write(std::string(engine.snapshot_release) + (verify ? source_counts : ""));
+  };
+  if (engine.snapshot_release.empty()) release();
+
+  Streaming streaming{spec.to, spec.options};
+  streaming.into.database = names.side;
+  if (engine.name == "postgres") streaming.dump.snapshot = snapshot.id;
+  const bool inside =
+      verify && !engine.restore_rows_on.empty() && spec.options.format == "plain" && spec.jobs == 1;
+  if (inside) streaming.target_counts = std::string(engine.restore_rows_on) + count_sql;
+  streaming.dump_started = release;
+  auto failed = spec.jobs > 1 ? parallel_copy(transfer, source, streaming)
+                              : stream_copy(transfer, source, streaming);
+  release();
+  if (failed) {
+    drop_side(spec, names, job);
+    return *failed;
   }
-  const std::vector<std::string> tables = listed();
   transfer.tables_done = transfer.tables_total;
   transfer.current.clear();
   transfer.report();
@@ -460,45 +353,43 @@ proto::JobFinished copy(const DbSpec& spec, const Side& source, JobContext& job)
   Json result = {{"bytes", transfer.bytes},
                  {"size", transfer.total},
                  {"tables", tables.size()},
-                 {"seconds", std::chrono::duration<double>(Clock::now() - started).count()}};
+                 {"database", spec.to.database},
+                 {"kept", target_exists ? Json(names.kept) : Json(nullptr)}};
   if (verify) {
-    const std::string sql = count_sql(tables);
-    // Whatever was not counted while the copy ran is counted now.
-    std::vector<Query> queries;
-    if (!counts.target_inside) queries.push_back({target, spec.to, spec.to.database, sql});
-    if (!counts.source_started) queries.push_back({source, spec.from, spec.from.database, sql});
-    auto later = run_queries(queries, engine, job, error);            // none: nothing runs
-    std::vector<std::optional<std::vector<std::string>>> counted(2);  // source, target
-    size_t next = 0;
-    counted[1] = counts.target_inside ? std::optional(counts.target_rows) : later[next++];
-    counted[0] = counts.source_started ? std::optional(counts.source_rows) : later[next++];
-    if (!counted[0] || !counted[1]) return fail(job, "counting rows " + error);
-    const auto there = counts_of(*counted[0]);
-    const auto here = counts_of(*counted[1]);
+    auto there = answer(session, counted, spec, "counting rows", job, error);
+    if (!there) return abandon(error + "; the target database is unchanged");
+    std::optional<std::vector<std::string>> here = streaming.target_rows;
+    if (!inside)
+      here = run_queries({{Side{"target", {}}, streaming.into, names.side, count_sql}}, engine, job,
+                         error)
+                 .front();
+    if (!here) return abandon("counting rows in the copy " + error);
+    const auto source_rows = counts_of(*there), target_rows = counts_of(*here);
     std::vector<std::string> differ;
     for (const auto& t : tables) {
-      const auto a = there.find(t), b = here.find(t);
-      const std::string left = a == there.end() ? "missing" : std::to_string(a->second);
-      const std::string right = b == here.end() ? "missing" : std::to_string(b->second);
+      const auto a = source_rows.find(t), b = target_rows.find(t);
+      const std::string left = a == source_rows.end() ? "missing" : std::to_string(a->second);
+      const std::string right = b == target_rows.end() ? "missing" : std::to_string(b->second);
       if (left != right) differ.push_back(t + " " + left + " vs " + right);
     }
-    result["rows"] = there;
+    result["rows"] = source_rows;
     result["mismatches"] = differ;
     if (!differ.empty()) {
-      std::string list;
-      for (size_t i = 0; i < differ.size() && i < kMaxListed; ++i)
-        list += (i ? ", " : "") + differ[i];
-      done.error = "row counts differ (source vs target) in " + std::to_string(differ.size()) +
-                   " tables: " + list;
+      drop_side(spec, names, job);
+      done.error = "row counts differ (source vs copy) in " + std::to_string(differ.size()) +
+                   " tables: " + listed(differ) + "; the copy was dropped, the target database " +
+                   "is unchanged";
       done.result = result.dump();
       return done;
     }
     job.log(proto::Stream::kAgent,
-            "row counts equal in all " + std::to_string(tables.size()) + " tables" +
-                (counts.target_inside ? " (the target's rows counted inside the restore, before "
-                                        "it committed)"
-                                      : ""));
+            "row counts equal in all " + std::to_string(tables.size()) +
+                " tables (the source's counted in the dump's snapshot" +
+                (inside ? ", the copy's inside the restore, before it committed)" : ")"));
   }
+  refused = swap_into_place(spec, names, target_exists, job);
+  if (!refused.empty()) return abandon(refused + "; the target database is unchanged");
+  result["seconds"] = std::chrono::duration<double>(Clock::now() - started).count();
   done.state = proto::JobState::kSucceeded;
   done.exit_code = 0;
   done.result = result.dump();
@@ -552,6 +443,8 @@ proto::JobFinished run_db(std::string_view text, JobContext& job) {
     source.ssh = *argv;
   }
   if (spec->action == "connections") return connections(*spec, source, job);
+  if (spec->action == "put-back") return put_back(*spec, job);
+  if (spec->action == "drop-kept") return drop_kept(*spec, job);
   return copy(*spec, source, job);
 }
 

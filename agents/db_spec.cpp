@@ -74,6 +74,7 @@ std::optional<DbSpec> parse_db_spec(std::string_view text, std::string& error) {
       {"exclude_tables", list_field(spec.options.exclude_tables)},
       {"timeout_ms", count_field(spec.timeout_ms)},
       {"jobs", count_field(spec.jobs)},
+      {"run", text_field(spec.run, error, "run")},
   };
   if (!read_fields(j, "db", fields, error)) return std::nullopt;
   spec.engine = find_db_engine(engine);
@@ -90,9 +91,13 @@ std::optional<DbSpec> parse_db_spec(std::string_view text, std::string& error) {
       error = "db \"jobs\" above 1 is for postgres only";
   } else if (spec.action == "connections") {
     if (!j.contains("db")) error = "db connections needs \"db\"";
+  } else if (spec.action == "put-back" || spec.action == "drop-kept") {
+    if (!j.contains("to")) error = "db " + spec.action + " needs \"to\"";
   } else {
-    error = "db \"action\" must be copy or connections";
+    error = "db \"action\" must be copy, connections, put-back or drop-kept";
   }
+  if (spec.action != "connections" && spec.run.empty() && error.empty())
+    error = "db " + spec.action + " needs \"run\" (it names the side and kept databases)";
   if (!error.empty()) return std::nullopt;
   return spec;
 }

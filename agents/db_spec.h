@@ -23,6 +23,7 @@ struct DbSpec {
   std::optional<uint64_t> max;
   uint64_t timeout_ms = 0;
   uint64_t jobs = 1;  // > 1: postgres directory format, dumped and restored in parallel
+  std::string run;    // the run's key: names the side and kept databases (db_swap.h)
 };
 // Parses and checks a db spec; nullopt with error set when it is not valid.
 std::optional<DbSpec> parse_db_spec(std::string_view text, std::string& error);

@@ -1,4 +1,6 @@
 // The db action kind: a database dump piped into a restore, or who is still connected.
+#include <algorithm>
+
 #include "plans/kinds.h"
 
 namespace cutpilot::plans {
@@ -10,7 +12,10 @@ using Json = nlohmann::json;
 constexpr int64_t kMaxJobs = 32;
 
 constexpr std::string_view kEngines[] = {"postgres", "mariadb"};
-constexpr std::string_view kDbOps[] = {"copy", "connections"};
+constexpr std::string_view kDbOps[] = {"copy", "connections", "put-back", "drop-kept"};
+constexpr DbOp kDbOpValues[] = {DbOp::kCopy, DbOp::kConnections, DbOp::kPutBack, DbOp::kDropKept};
+// What `cutpilot plan` shows for the run's key in the names of kept databases.
+constexpr std::string_view kRunPlaceholder = "RUN";
 constexpr std::string_view kFormats[] = {"plain", "custom"};
 
 // Where an endpoint's fields are read into, with where it was written.
@@ -84,7 +89,8 @@ constexpr FieldSpec<DbRead> kDbFields[] = {
      }},
     {"action",
      [](Reader& r, const Entry& e, DbRead& x) {
-       if (auto v = r.choice(e, kDbOps)) x.op = *v == "copy" ? DbOp::kCopy : DbOp::kConnections;
+       if (auto v = r.choice(e, kDbOps))
+         x.op = kDbOpValues[std::find(std::begin(kDbOps), std::end(kDbOps), *v) - kDbOps];
      }},
     {"from", [](Reader&, const Entry& e, DbRead& x) { x.from_table = &e.value; }},
     {"to", [](Reader&, const Entry& e, DbRead& x) { x.to_table = &e.value; }},
@@ -249,6 +255,11 @@ std::optional<Action> read_db_action(ActionInput& input) {
       refuse("uses jobs above 1, which is for postgres only");
     if (db.direct && read.from_table && !db.from.host)
       refuse("is direct, so 'from' needs the 'host' whose server the tools reach");
+  } else if (db.op == DbOp::kPutBack || db.op == DbOp::kDropKept) {
+    if (read.to_table) read_endpoint(input, *read.to_table, "to", HostUse::kSelf, db.to);
+    if (!read.to_table) refuse("needs 'to' (the copy's target: { database = \"NAME\", ... })");
+    if (read.from_table || read.db_table || read.has_max)
+      refuse("works on the target only: 'from', 'db' and 'max' are for copy and connections");
   } else {
     if (read.db_table) read_endpoint(input, *read.db_table, "db", HostUse::kSelf, db.db);
     if (!read.db_table) refuse("counts connections: it needs 'db' ({ database = \"NAME\" })");
@@ -277,6 +288,19 @@ Translation db_job(const DbAction& db, const JobInput& input) {
     if (db.max) spec["max"] = *db.max;
     redacted = spec;
     redacted["db"] = hidden;
+    return {JobSpec{"db", spec.dump(), redacted.dump()}, ""};
+  }
+  // The run's key names the side and kept databases (agents/db_swap.h).
+  if (input.context.run_key.empty()) return job_error(input, "the run has no migration key name");
+  spec["run"] = input.context.run_key;
+  if (db.op != DbOp::kCopy) {
+    spec["action"] = db.op == DbOp::kPutBack ? "put-back" : "drop-kept";
+    Json to = endpoint_json(db.to, db.to.address), hidden = to;
+    if (!add_password(db.to, input, to, hidden, error)) return job_error(input, error);
+    spec["to"] = to;
+    if (const uint64_t timeout = timeout_ms(db.timeout, input)) spec["timeout_ms"] = timeout;
+    redacted = spec;
+    redacted["to"] = hidden;
     return {JobSpec{"db", spec.dump(), redacted.dump()}, ""};
   }
   spec["action"] = "copy";
@@ -316,11 +340,34 @@ Translation db_job(const DbAction& db, const JobInput& input) {
   return {JobSpec{"db", spec.dump(), redacted.dump()}, ""};
 }
 
+std::optional<Action> default_rollback(const Action& action) {
+  const auto* db = std::get_if<DbAction>(&action);
+  if (!db || db->op != DbOp::kCopy) return std::nullopt;
+  DbAction put_back;
+  put_back.engine = db->engine;
+  put_back.op = DbOp::kPutBack;
+  put_back.to = db->to;
+  put_back.timeout = db->timeout;
+  return Action(std::move(put_back));
+}
+
 std::string describe_db(const DbAction& db, const DescribeInput& input) {
   const std::string engine = db.engine == DbEngine::kPostgres ? "postgres" : "mariadb";
   if (db.op == DbOp::kConnections)
     return "count the clients connected to " + engine + " database " + quote(db.db.database) +
            (db.max ? "; fail when more than " + std::to_string(*db.max) : "");
+  const std::string& target = db.to.database;
+  const auto named = [&](std::string_view role) {
+    return target + "_" + std::string(role) + "_" + std::string(kRunPlaceholder);
+  };
+  if (db.op == DbOp::kPutBack)
+    return "put back " + engine + " database " + quote(target) + ": rename it to " +
+           quote(named("undone")) + " and " + quote(named("old")) + " (kept by the copy) to " +
+           quote(target) + "; nothing is dropped (" + std::string(kRunPlaceholder) +
+           " = the run's key, names longer than the engine allows are cut and hashed)";
+  if (db.op == DbOp::kDropKept)
+    return "drop " + engine + " databases " + quote(named("old")) + " and " +
+           quote(named("undone")) + " where they exist (set aside by a copy of this run)";
   std::optional<std::string> from_address = db.from.address;
   const HostSpec* source = db.from.host ? input.plan.find_host(*db.from.host) : nullptr;
   if (source && db.direct && !from_address) from_address = default_peer_access(*source).address;
@@ -330,12 +377,14 @@ std::string describe_db(const DbAction& db, const DescribeInput& input) {
     dump = "ssh " + shell_quote((peer.user.empty() ? "" : peer.user + "@") + peer.address) +
            (peer.port == 22 ? "" : " -p " + std::to_string(peer.port)) + " " + shell_quote(dump);
   }
-  std::string line;
-  if (db.drop || db.create)
-    line += std::string(db.drop ? "drop" : "") + (db.drop && db.create ? " and " : "") +
-            (db.create ? "create" : "") + " " + quote(db.to.database) + ", then ";
-  line += dump + " | " + restore_line(db);
-  if (db.verify) line += "   (then compare row counts)";
+  DbAction side = db;
+  side.to.database = named("new");
+  std::string line = dump + " | " + restore_line(side);
+  if (db.verify) line += "   (row counts compared, the source's in the dump's snapshot)";
+  line += "; then " + quote(target) + " (if it exists) is kept as " + quote(named("old")) +
+          " and " + quote(named("new")) + " takes its name" +
+          (db.engine == DbEngine::kMariadb ? " (tables moved with one RENAME TABLE)" : "") +
+          (db.create ? "" : "; fails unless " + quote(target) + " exists (create = true)");
   return line;
 }
 

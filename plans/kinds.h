@@ -135,6 +135,8 @@ std::optional<Action> read_db_action(ActionInput& input);
 Translation db_job(const DbAction& db, const JobInput& input);
 // The equivalent `pg_dump ... | psql ...`, passwords shown as $NAME.
 std::string describe_db(const DbAction& db, const DescribeInput& input);
+// The rollback a step gets when it names none: a db copy's put-back; nullopt for other actions.
+std::optional<Action> default_rollback(const Action& action);
 // The HOST:PORT a parallel copy's tunnel opens on the source, when it opens one.
 std::optional<std::string> db_tunnel_target(const DbAction& db);
 

@@ -81,8 +81,9 @@ struct SyncAction {
 // The database engines the db job kind drives.
 enum class DbEngine { kPostgres, kMariadb };
 
-// What a db action does: copy a database, or count the clients still connected to one.
-enum class DbOp { kCopy, kConnections };
+// What a db action does: copy a database, count the clients still connected to one, put back
+// the database a copy replaced (a copy's automatic rollback), or drop what a copy set aside.
+enum class DbOp { kCopy, kConnections, kPutBack, kDropKept };
 
 // One database: `{ host = "source", database = "shop", port = 5432, password_env = "PGPASS" }`.
 struct DbEndpoint {

@@ -177,6 +177,7 @@ StepRead read_step(Reader& reader, const toml::value& table, size_t index,
       kinds += (kinds.empty() ? "" : ", ") + std::string(kind.key);
     reader.error(x.step.pos, x.section + " has no action (one of " + kinds + ")");
   }
+  if (!x.has_rollback && x.action_ok) x.step.rollback = default_rollback(x.step.action);
   if (x.step.title.empty()) x.step.title = x.step.id;
   if (!x.phase_set || x.step.phase.empty()) x.step.phase = std::string(phase);
   for (const Located& host : x.on)

@@ -79,9 +79,16 @@ TEST(ShowPlan, SyncIsTheEquivalentRsync) {
 TEST(ShowPlan, DbCopyIsDumpPipedIntoRestoreWithPasswordsAsVariables) {
   const std::string line = shown("copy-db", "target");
   EXPECT_EQ(line,
-            "drop 'shop', then ssh deploy@old.example.com -p 2222 'PGPASSWORD=$SRC_PW pg_dump "
-            "-Fp -U shop shop' | PGPASSWORD=$DST_PW psql -X -v ON_ERROR_STOP=1 "
-            "--single-transaction -p 5433 -d shop   (then compare row counts)");
+            "ssh deploy@old.example.com -p 2222 'PGPASSWORD=$SRC_PW pg_dump -Fp -U shop shop' | "
+            "PGPASSWORD=$DST_PW psql -X -v ON_ERROR_STOP=1 --single-transaction -p 5433 -d "
+            "shop_new_RUN   (row counts compared, the source's in the dump's snapshot); then "
+            "'shop' (if it exists) is kept as 'shop_old_RUN' and 'shop_new_RUN' takes its name; "
+            "fails unless 'shop' exists (create = true)");
+  // A copy without a rollback of its own gets the put-back, which drops nothing.
+  EXPECT_EQ(shown("copy-db", "target", /*rollback=*/true),
+            "put back postgres database 'shop': rename it to 'shop_undone_RUN' and "
+            "'shop_old_RUN' (kept by the copy) to 'shop'; nothing is dropped (RUN = the run's "
+            "key, names longer than the engine allows are cut and hashed)");
 }
 
 TEST(ShowPlan, HealthAndWaitReadAsSentences) {

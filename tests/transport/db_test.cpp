@@ -66,6 +66,31 @@ std::string all_files(const std::string& dir) {
   return out;
 }
 
+// Copies (run_copy) while a live application writes to the source: a shell loop running
+// insert until the file stop exists. The copy must succeed with the source's count of table
+// (counted in the dump's snapshot) equal to the copy's (copied_rows), and rows must have been
+// written while it ran (source_rows counts the source's table).
+void expect_counts_agree_while_writing(
+    const std::string& insert, const std::string& stop,
+    const std::function<uint64_t()>& source_rows,
+    const std::function<std::pair<proto::JobFinished, std::string>()>& run_copy,
+    const std::string& table, const std::function<std::string()>& copied_rows) {
+  std::thread app([&] { sh("while [ ! -e " + stop + " ]; do " + insert + "; done"); });
+  const auto deadline = std::chrono::steady_clock::now() + 60s;
+  bool writing = false;
+  while (!(writing = source_rows() >= 5) && std::chrono::steady_clock::now() < deadline) {
+  }
+  const auto [done, log] = run_copy();
+  const uint64_t after = source_rows();
+  std::ofstream(stop) << "";
+  app.join();
+  ASSERT_TRUE(writing) << "the writer wrote nothing";
+  ASSERT_EQ(done.state, proto::JobState::kSucceeded) << done.error << "\n" << log;
+  const uint64_t copied = Json::parse(done.result)["rows"][table];
+  EXPECT_EQ(copied_rows(), std::to_string(copied) + "\n");
+  EXPECT_GT(after, copied) << "no row was written while the copy ran: the test proves nothing";
+}
+
 // Two lab hosts with PostgreSQL each, linked by a migration key.
 class PgCopy : public test::PeerLab {
  protected:
@@ -99,12 +124,58 @@ class PgCopy : public test::PeerLab {
             {"peer", peer()},
             {"from", endpoint("source", "shop", kSecret)},
             {"to", endpoint("target", "shop", to_password)},
-            {"create", true}};
+            {"create", true},
+            {"run", kRun}};
+  }
+  // A put-back or drop-kept of the target database shop.
+  Json act(const std::string& action) {
+    return {{"engine", "postgres"},
+            {"action", action},
+            {"to", endpoint("target", "shop", kSecret)},
+            {"run", kRun}};
+  }
+  // A target database shop with a table only it has (three rows): what must survive.
+  void target_of_its_own() {
+    psql("target", "postgres", "CREATE DATABASE shop");
+    psql("target", "shop", "CREATE TABLE only_here AS SELECT generate_series(1, 3) AS n");
+  }
+  // A copy (drop = true) whose source endpoint edit breaks: it must fail at the source and
+  // leave the target database as it was. The job's events.
+  std::vector<proto::Message> copy_failing_at_source(const std::string& job_id,
+                                                     const std::function<void(Json&)>& edit) {
+    target_of_its_own();
+    Json spec = copy();
+    spec["drop"] = true;
+    edit(spec["from"]);
+    auto events = run("target", {job_id, "db", spec.dump()});
+    const proto::JobFinished& done = finished(events);
+    EXPECT_EQ(done.state, proto::JobState::kFailed);
+    EXPECT_NE(done.error.find("measuring the source database on the source"), std::string::npos)
+        << done.error;
+    EXPECT_NE(done.error.find("the target database is unchanged"), std::string::npos) << done.error;
+    EXPECT_EQ(target_state(), "shop: only_here=3\n");
+    return events;
+  }
+  // What the target's databases hold: each database of the cluster's only_here and big counts.
+  std::string target_state() {
+    std::string out;
+    std::istringstream names(
+        psql("target", "postgres",
+             "SELECT datname FROM pg_database WHERE datname LIKE 'shop%' ORDER BY 1"));
+    for (std::string db; std::getline(names, db);)
+      out += db + ": " +
+             psql("target", db,
+                  "SELECT string_agg(relname || '=' || "
+                  "(xpath('/row/c/text()', query_to_xml('SELECT count(*) AS c FROM ' || "
+                  "quote_ident(relname), false, true, '')))[1]::text, ' ' ORDER BY relname) "
+                  "FROM pg_class WHERE relkind = 'r' AND relnamespace = 'public'::regnamespace");
+    return out;
   }
   // Copies a 600,000-row table and SIGKILLs the process whose command line contains
   // pattern once 8 MB have moved (killed says whether it came to that); the job's events.
   std::vector<proto::Message> copy_killing(const std::string& job_id, const std::string& pattern,
                                            bool& killed) {
+    target_of_its_own();
     psql("source", "postgres", "CREATE DATABASE shop");
     psql("source", "shop",
          "CREATE TABLE big AS SELECT n, repeat('x', 200) AS pad FROM generate_series(1, 600000) n");
@@ -133,7 +204,7 @@ TEST_F(PgCopy, PgbenchDatabaseCopiedWithEqualRowCountsAndNoPasswordAnywhere) {
   EXPECT_EQ(result["rows"]["public.pgbench_accounts"], 1000000);
   EXPECT_TRUE(result["mismatches"].empty());
   EXPECT_NE(lines(events).find("row counts equal in all 4 tables"), std::string::npos);
-  EXPECT_NE(lines(events).find("the target's rows counted inside the restore"), std::string::npos)
+  EXPECT_NE(lines(events).find("the copy's inside the restore"), std::string::npos)
       << lines(events);
   // pg_dump -v says what it reads and creates, object by object: the log keeps one line per
   // table and leaves the rest out.
@@ -257,9 +328,9 @@ TEST_F(PgCopy, SchemaOnlyAndExcludedTables) {
   EXPECT_EQ(psql("target", "shop", "SELECT count(*) FROM sessions"), "0\n");
 }
 
-TEST_F(PgCopy, IntoAnExistingDatabaseTheSourceIsMeasuredWhileItStreams) {
-  // No create or drop: the measurement runs beside the dump, and still decides which tables
-  // are counted and what the progress' totals are.
+TEST_F(PgCopy, IntoAnExistingDatabaseTheMeasurementDecidesCountsAndTotals) {
+  // No create or drop: the measurement (in the dump's snapshot) decides which tables are
+  // counted and what the progress' totals are.
   psql("source", "postgres", "CREATE DATABASE shop");
   psql("source", "shop",
        "CREATE TABLE keep AS SELECT n, repeat('x', 100) AS pad FROM generate_series(1, 20000) n; "
@@ -334,9 +405,9 @@ TEST_F(PgCopy, KilledRestoreFailsAndLeavesNoHalfCopy) {
   EXPECT_EQ(done.state, proto::JobState::kFailed);
   EXPECT_NE(done.error.find("the restore on the target failed"), std::string::npos) << done.error;
   EXPECT_NE(done.error.find("exit code 137"), std::string::npos) << done.error;
-  // One transaction: nothing of the half-done restore stays.
-  EXPECT_EQ(psql("target", "shop", "SELECT count(*) FROM pg_tables WHERE tablename = 'big'"),
-            "0\n");
+  // The target database is as it was, and nothing of the half-done copy stays.
+  EXPECT_EQ(target_state(), "shop: only_here=3\n");
+  EXPECT_NE(done.error.find("the target database is unchanged"), std::string::npos) << done.error;
 }
 
 TEST_F(PgCopy, DumpKilledHalfWayStopsTheRestoreAndNothingIsCommitted) {
@@ -350,8 +421,108 @@ TEST_F(PgCopy, DumpKilledHalfWayStopsTheRestoreAndNothingIsCommitted) {
   EXPECT_NE(done.error.find("the dump on the source failed"), std::string::npos) << done.error;
   EXPECT_NE(lines(events).find("stopped: its input ended with a failure"), std::string::npos)
       << lines(events);
-  EXPECT_EQ(psql("target", "shop", "SELECT count(*) FROM pg_tables WHERE tablename = 'big'"),
-            "0\n");
+  EXPECT_EQ(target_state(), "shop: only_here=3\n");
+}
+
+TEST_F(PgCopy, WrongSourcePasswordLeavesTheTargetUnchanged) {
+  psql("source", "postgres", "CREATE DATABASE shop");
+  psql("source", "shop", "CREATE TABLE t AS SELECT generate_series(1, 10) AS n");
+  auto events = copy_failing_at_source(
+      "copy-bad-source-pw", [](Json& from) { from["password"] = "a-typo-in-password-env"; });
+  EXPECT_NE(finished(events).error.find("password authentication failed"), std::string::npos)
+      << finished(events).error;
+  EXPECT_EQ(lines(events).find("a-typo-in-password-env"), std::string::npos);
+}
+
+TEST_F(PgCopy, UnreachableSourceLeavesTheTargetUnchanged) {
+  auto events = copy_failing_at_source("copy-no-source", [](Json& from) {
+    from["port"] = 1;  // nothing listens there
+  });
+  EXPECT_NE(finished(events).error.find("Connection refused"), std::string::npos)
+      << finished(events).error;
+}
+
+TEST_F(PgCopy, VerificationMismatchDropsTheCopyAndLeavesTheTargetUnchanged) {
+  target_of_its_own();
+  psql("source", "postgres", "CREATE DATABASE shop");
+  psql("source", "shop", "CREATE TABLE t AS SELECT generate_series(1, 50) AS n");
+  // New databases on the target come from template1: there, an event trigger makes every
+  // table t drop its row n = 1 on the way in (a restore that loses a row).
+  psql("target", "template1",
+       "CREATE FUNCTION skip_one() RETURNS trigger LANGUAGE plpgsql AS \\$x\\$BEGIN IF NEW.n = 1 "
+       "THEN "
+       "RETURN NULL; END IF; RETURN NEW; END\\$x\\$; CREATE FUNCTION add_skip() RETURNS "
+       "event_trigger "
+       "LANGUAGE plpgsql AS \\$x\\$BEGIN IF EXISTS (SELECT FROM pg_event_trigger_ddl_commands() "
+       "WHERE "
+       "object_identity = 'public.t') THEN CREATE TRIGGER skip BEFORE INSERT ON public.t FOR EACH "
+       "ROW EXECUTE FUNCTION public.skip_one(); END IF; END\\$x\\$; CREATE EVENT TRIGGER add_skip "
+       "ON "
+       "ddl_command_end WHEN TAG IN ('CREATE TABLE AS', 'CREATE TABLE') EXECUTE FUNCTION "
+       "add_skip()");
+  auto events = run("target", {"copy-mismatch", "db", copy().dump()});
+  const proto::JobFinished& done = finished(events);
+  EXPECT_EQ(done.state, proto::JobState::kFailed);
+  EXPECT_NE(done.error.find("row counts differ (source vs copy) in 1 tables: public.t 50 vs 49"),
+            std::string::npos)
+      << done.error << "\n"
+      << lines(events);
+  EXPECT_EQ(target_state(), "shop: only_here=3\n");
+}
+
+TEST_F(PgCopy, TheReplacedDatabaseIsKeptAndPutBackThenDroppedOnlyWhenAsked) {
+  target_of_its_own();
+  psql("source", "postgres", "CREATE DATABASE shop");
+  psql("source", "shop", "CREATE TABLE t AS SELECT generate_series(1, 20) AS n");
+  Json spec = copy();
+  spec["drop"] = true;
+  auto events = run("target", {"copy-keeps", "db", spec.dump()});
+  const proto::JobFinished& done = finished(events);
+  ASSERT_EQ(done.state, proto::JobState::kSucceeded) << done.error << "\n" << lines(events);
+  EXPECT_EQ(Json::parse(done.result)["kept"], "shop_old_run_test");
+  EXPECT_NE(lines(events).find("the database it replaced is kept as shop_old_run_test"),
+            std::string::npos)
+      << lines(events);
+  EXPECT_EQ(target_state(), "shop: t=20\nshop_old_run_test: only_here=3\n");
+  // The rollback: the database from before the copy is back; the copy is set aside.
+  events = run("target", {"put-back", "db", act("put-back").dump()});
+  ASSERT_EQ(finished(events).state, proto::JobState::kSucceeded) << finished(events).error;
+  EXPECT_EQ(target_state(), "shop: only_here=3\nshop_undone_run_test: t=20\n");
+  // Dropping what the run set aside is its own act.
+  events = run("target", {"drop-kept", "db", act("drop-kept").dump()});
+  ASSERT_EQ(finished(events).state, proto::JobState::kSucceeded) << finished(events).error;
+  EXPECT_EQ(target_state(), "shop: only_here=3\n");
+}
+
+TEST_F(PgCopy, WithoutAnEarlierTargetThePutBackSetsTheCopyAsideAndDropsNothing) {
+  psql("source", "postgres", "CREATE DATABASE shop");
+  psql("source", "shop", "CREATE TABLE t AS SELECT generate_series(1, 5) AS n");
+  auto events = run("target", {"copy-fresh", "db", copy().dump()});
+  ASSERT_EQ(finished(events).state, proto::JobState::kSucceeded) << finished(events).error;
+  EXPECT_TRUE(Json::parse(finished(events).result)["kept"].is_null());
+  events = run("target", {"put-back-fresh", "db", act("put-back").dump()});
+  ASSERT_EQ(finished(events).state, proto::JobState::kSucceeded) << finished(events).error;
+  EXPECT_EQ(target_state(), "shop_undone_run_test: t=5\n");
+}
+
+TEST_F(PgCopy, RowsWrittenDuringTheDumpDoNotMakeTheCountsDiffer) {
+  psql("source", "postgres", "CREATE DATABASE shop");
+  psql("source", "shop",
+       "CREATE TABLE big AS SELECT n, repeat('x', 200) AS pad FROM generate_series(1, 300000) n; "
+       "CREATE TABLE delayed_jobs (id serial PRIMARY KEY, at timestamptz DEFAULT now())");
+  // The live application: a writer that inserts a row at a time until the copy has ended.
+  const auto& e = pg_["source"];
+  expect_counts_agree_while_writing(
+      e.at("PGBIN") + "/psql -X -q -h " + e.at("PGHOST") + " -p " + e.at("PGPORT") +
+          " -U postgres -d shop -c 'INSERT INTO delayed_jobs DEFAULT VALUES'",
+      lab_.dir() + "/stop-writing",
+      [&] { return std::stoull(psql("source", "shop", "SELECT count(*) FROM delayed_jobs")); },
+      [&] {
+        auto events = run("target", {"copy-live", "db", copy().dump()});
+        return std::pair(finished(events), lines(events));
+      },
+      "public.delayed_jobs",
+      [&] { return psql("target", "shop", "SELECT count(*) FROM delayed_jobs"); });
 }
 
 TEST_F(PgCopy, ConnectionsCountsOtherClients) {
@@ -406,6 +577,29 @@ class MariaCopy : public test::PeerLab {
     return sh("mysql --batch --skip-column-names -uroot --socket=" + my_[host]["MYSQL_UNIX_PORT"] +
               " -e \"" + sql + "\"");
   }
+  Json endpoint(const std::string& host) {
+    return Json{{"socket", my_[host]["MYSQL_UNIX_PORT"]}, {"database", "shop"}, {"user", "root"}};
+  }
+  Json copy() {
+    return {{"engine", "mariadb"},      {"peer", peer()}, {"from", endpoint("source")},
+            {"to", endpoint("target")}, {"create", true}, {"run", kRun}};
+  }
+  // A target database shop with a table only it has (three rows): what must survive.
+  void target_of_its_own() {
+    mysql("target",
+          "CREATE DATABASE shop; CREATE TABLE shop.only_here (n INT); "
+          "INSERT INTO shop.only_here VALUES (1), (2), (3)");
+  }
+  // The target's shop* databases and their tables; only_here's rows where it is.
+  std::string target_state() {
+    return mysql("target",
+                 "SELECT CONCAT(table_schema, ': ', GROUP_CONCAT(table_name ORDER BY table_name)) "
+                 "FROM information_schema.tables WHERE table_schema LIKE 'shop%' GROUP BY "
+                 "table_schema ORDER BY table_schema") +
+           mysql("target",
+                 "SELECT CONCAT('only_here=', COUNT(*)) FROM information_schema.tables t JOIN "
+                 "shop.only_here WHERE t.table_schema = 'shop' AND t.table_name = 'only_here'");
+  }
   std::map<std::string, std::map<std::string, std::string>> my_;
 };
 
@@ -417,15 +611,7 @@ TEST_F(MariaCopy, SchemaWithDataCopiedWithEqualRowCounts) {
         "SET SESSION max_recursive_iterations = 10000;"
         "INSERT INTO shop.orders (item) WITH RECURSIVE s(n) AS (SELECT 1 UNION ALL SELECT n + 1 "
         "FROM s WHERE n < 5000) SELECT CONCAT('item-', n) FROM s;");
-  auto endpoint = [&](const std::string& host) {
-    return Json{{"socket", my_[host]["MYSQL_UNIX_PORT"]}, {"database", "shop"}, {"user", "root"}};
-  };
-  Json spec = {{"engine", "mariadb"},
-               {"peer", peer()},
-               {"from", endpoint("source")},
-               {"to", endpoint("target")},
-               {"create", true}};
-  auto events = run("target", {"my-copy", "db", spec.dump()});
+  auto events = run("target", {"my-copy", "db", copy().dump()});
   const proto::JobFinished& done = finished(events);
   ASSERT_EQ(done.state, proto::JobState::kSucceeded) << done.error << "\n" << lines(events);
   EXPECT_EQ(mysql("target", "SELECT COUNT(*) FROM shop.orders"), "5000\n");
@@ -437,6 +623,82 @@ TEST_F(MariaCopy, SchemaWithDataCopiedWithEqualRowCounts) {
   EXPECT_NE(lines(events).find("-- Retrieving table structure for table"), std::string::npos)
       << lines(events);
   EXPECT_EQ(lines(events).find("-- Sending SELECT query"), std::string::npos) << lines(events);
+}
+
+TEST_F(MariaCopy, TheTablesReplacedAreKeptAndPutBack) {
+  target_of_its_own();
+  mysql("source",
+        "CREATE DATABASE shop; CREATE TABLE shop.orders (id INT PRIMARY KEY); "
+        "INSERT INTO shop.orders VALUES (1), (2)");
+  Json spec = copy();
+  spec["drop"] = true;
+  auto events = run("target", {"my-keeps", "db", spec.dump()});
+  ASSERT_EQ(finished(events).state, proto::JobState::kSucceeded) << finished(events).error << "\n"
+                                                                 << lines(events);
+  EXPECT_NE(lines(events).find("one RENAME TABLE"), std::string::npos) << lines(events);
+  EXPECT_EQ(target_state(), "shop: orders\nshop_old_run_test: only_here\n");
+  events = run(
+      "target",
+      {"my-put-back", "db",
+       Json{
+           {"engine", "mariadb"}, {"action", "put-back"}, {"to", endpoint("target")}, {"run", kRun}}
+           .dump()});
+  ASSERT_EQ(finished(events).state, proto::JobState::kSucceeded) << finished(events).error;
+  EXPECT_EQ(target_state(), "shop: only_here\nshop_undone_run_test: orders\nonly_here=3\n");
+}
+
+TEST_F(MariaCopy, WrongSourcePasswordLeavesTheTargetUnchanged) {
+  target_of_its_own();
+  mysql("source", std::string("CREATE DATABASE shop; CREATE USER mover@localhost IDENTIFIED BY '") +
+                      kSecret + "'; GRANT ALL ON *.* TO mover@localhost");
+  Json spec = copy();
+  spec["drop"] = true;
+  spec["from"]["user"] = "mover";
+  spec["from"]["password"] = "a-typo-in-password-env";
+  auto events = run("target", {"my-bad-pw", "db", spec.dump()});
+  const proto::JobFinished& done = finished(events);
+  EXPECT_EQ(done.state, proto::JobState::kFailed);
+  EXPECT_NE(done.error.find("measuring the source database on the source"), std::string::npos)
+      << done.error;
+  EXPECT_NE(done.error.find("Access denied"), std::string::npos) << done.error;
+  EXPECT_EQ(target_state(), "shop: only_here\nonly_here=3\n");
+}
+
+TEST_F(MariaCopy, KilledRestoreLeavesTheTargetUnchanged) {
+  target_of_its_own();
+  mysql("source",
+        "CREATE DATABASE shop; USE shop; CREATE TABLE shop.big AS SELECT seq AS n, REPEAT('x', "
+        "200) AS pad FROM seq_1_to_300000");
+  bool killed = false;
+  auto events = run("target", {"my-killed", "db", copy().dump()}, [&](const proto::Message& m) {
+    const auto* p = std::get_if<proto::Progress>(&m);
+    if (killed || !p || p->bytes < (8u << 20)) return;
+    killed = true;
+    sh("pkill -KILL -f -- 'mysql --batch --socket=" + my_["target"]["MYSQL_UNIX_PORT"] + "'");
+  });
+  ASSERT_TRUE(killed) << "the copy ended before the restore could be killed";
+  EXPECT_EQ(finished(events).state, proto::JobState::kFailed);
+  EXPECT_NE(finished(events).error.find("the restore on the target failed"), std::string::npos)
+      << finished(events).error;
+  EXPECT_EQ(target_state(), "shop: only_here\nonly_here=3\n");
+}
+
+TEST_F(MariaCopy, RowsWrittenDuringTheDumpDoNotMakeTheCountsDiffer) {
+  mysql("source",
+        "CREATE DATABASE shop; USE shop; CREATE TABLE shop.big AS SELECT seq AS n, REPEAT('x', "
+        "200) AS pad FROM seq_1_to_300000; CREATE TABLE shop.delayed_jobs (id INT "
+        "AUTO_INCREMENT PRIMARY KEY)");
+  expect_counts_agree_while_writing(
+      "mysql -uroot --socket=" + my_["source"]["MYSQL_UNIX_PORT"] +
+          " -e 'INSERT INTO shop.delayed_jobs VALUES ()'",
+      lab_.dir() + "/stop-writing",
+      [&] { return std::stoull("0" + mysql("source", "SELECT COUNT(*) FROM shop.delayed_jobs")); },
+      [&] {
+        auto events = run("target", {"my-live", "db", copy().dump()});
+        return std::pair(finished(events), lines(events));
+      },
+      "shop.delayed_jobs",
+      [&] { return mysql("target", "SELECT COUNT(*) FROM shop.delayed_jobs"); });
 }
 
 }  // namespace
