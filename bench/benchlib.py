@@ -1,8 +1,9 @@
-"""What the bench harnesses share (bench/sync/run.py, bench/db/run.py): running helper
+"""What the bench harnesses share (bench/sync/run.py, bench/db/run.py, bench/fanout/run.py): running helper
 commands, running a contender's command on a lab host through its sshd with both clocks,
 host-to-host ssh for the shell contenders, and replacing one section of RESULTS.md."""
 import re
 import shlex
+import shutil
 import subprocess
 import sys
 import time
@@ -168,6 +169,18 @@ def conclude(write_results: bool, results_file: str, section: str, text: str, fa
         log("nothing was measured")
         return 1
     return 0
+
+
+def require_tools(tools: Dict[str, str]) -> None:
+    """Exit 1, naming each one and its Debian package, when a tool a bench runs (a helper or a
+    contender) is not on PATH: a side-by-side bench with a side missing measures nothing worth
+    printing. tools maps each command to the package that installs it (scripts/deps installs
+    them all)."""
+    missing = [f"{tool} (Debian package {package})" for tool, package in tools.items()
+               if not shutil.which(tool)]
+    if missing:
+        log(f"FAILED: missing {', '.join(missing)}; scripts/deps installs every contender")
+        sys.exit(1)
 
 
 def first_line(argv, stream="stdout") -> str:

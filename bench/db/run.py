@@ -56,7 +56,8 @@ from typing import Callable, Dict, List, Optional
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from benchlib import (CIPHER, LAB, RESULTS, ROOT, Failed, Remote, env_file, log, q,  # noqa: E402
-                      first_line, memory, run_local, run_on, conclude, setup_peers)
+                      first_line, memory, run_local, run_on, conclude, setup_peers,
+                      require_tools)
 
 SECTION = "## Database copy"
 DATABASE = "bench"
@@ -519,13 +520,8 @@ def main() -> int:
         parser.error("--smoke measures nothing worth keeping: no --write-results with it")
     if args.smoke:
         args.scale, args.repeat, args.timeout = 1, 1, 60
-    for tool in ("ssh", "timeout"):
-        if not shutil.which(tool):
-            sys.exit(f"{tool} is missing (scripts/deps installs what the benches need)")
+    require_tools({"ssh": "openssh-client", "timeout": "coreutils", "pgcopydb": "pgcopydb"})
     cons = contenders(args)
-    if not shutil.which("pgcopydb"):
-        log("warning: pgcopydb is missing (Debian package pgcopydb): not measured")
-        cons = [c for c in cons if not c.name.startswith("pgcopydb")]
 
     # The postgres OS user must reach the clusters' directories: the work dir is 0755.
     work = Path(tempfile.mkdtemp(prefix="cutpilot-db-", dir=args.workdir))

@@ -19,6 +19,9 @@ import tempfile
 import time
 from pathlib import Path
 
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+from benchlib import require_tools  # noqa: E402
+
 ROOT = Path(__file__).resolve().parents[2]
 LAB = ROOT / "tests" / "lab" / "lab"
 
@@ -70,6 +73,8 @@ def main():
     sizes = [3] if args.smoke else [int(n) for n in args.sizes.split(",")]
     repeat = 1 if args.smoke else args.repeat
     cutpilot = Path(args.build) / "bin" / "cutpilot"
+    # Every side of the side-by-side must be there: a missing contender fails the bench.
+    require_tools({"parallel-ssh": "pssh", "ansible": "ansible", "ssh": "openssh-client"})
     pssh = shutil.which("parallel-ssh")
     ansible = shutil.which("ansible")
     if not cutpilot.exists():
@@ -90,12 +95,10 @@ def main():
             run([str(cutpilot), "hosts", str(plan)])
             row = {"n": n, "cutpilot": timed("cutpilot hosts", [str(cutpilot), "hosts", str(plan)],
                                              repeat)}
-            if pssh:
-                row["pssh"] = timed("parallel-ssh", [pssh, "-p", str(n), "-h", str(hosts), "-t", "60",
-                                                     "-x", f"-F {lab_dir}/ssh_config", "true"], repeat)
-            if ansible:
-                row["ansible"] = timed("ansible", [ansible, "all", "-i", str(inventory), "-m", "ping",
-                                                   "-f", str(n), "-o"], repeat, env)
+            row["pssh"] = timed("parallel-ssh", [pssh, "-p", str(n), "-h", str(hosts), "-t", "60",
+                                                 "-x", f"-F {lab_dir}/ssh_config", "true"], repeat)
+            row["ansible"] = timed("ansible", [ansible, "all", "-i", str(inventory), "-m", "ping",
+                                               "-f", str(n), "-o"], repeat, env)
             rows.append(row)
             print(f"N={n}: " + ", ".join(f"{k} {v:.3f}s" for k, v in row.items() if k != "n"),
                   file=sys.stderr)

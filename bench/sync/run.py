@@ -52,7 +52,8 @@ from typing import Callable, Dict, List, Optional
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from benchlib import (CIPHER, LAB, RESULTS, ROOT, Failed, Remote, log, q,  # noqa: E402
-                      first_line, memory, run_local, run_on, conclude, setup_peers)
+                      first_line, memory, run_local, run_on, conclude, setup_peers,
+                      require_tools)
 from data import (GiB, MiB, Dataset, DataFs, copy_tree, data_fs_size,  # noqa: E402
                   empty_dir, gen_large, gen_small, mount_data, verify)
 
@@ -536,13 +537,10 @@ def main() -> int:
         args.fpsync_jobs = args.fpsync_jobs[:1]  # fpsync costs ≥ 1.3 s a run (it sleeps 1 s)
     large_size = int(args.large_file_gib * GiB)
     large_count = max(1, round(args.large_gib / args.large_file_gib))
-    for tool in ("rsync", "ssh", "ssh-keygen", "tar", "diff", "cp", "timeout"):
-        if not shutil.which(tool):
-            sys.exit(f"{tool} is missing (scripts/deps installs what the benches need)")
+    require_tools({"rsync": "rsync", "ssh": "openssh-client", "ssh-keygen": "openssh-client",
+                   "tar": "tar", "diff": "diffutils", "cp": "coreutils", "timeout": "coreutils",
+                   **({"fpsync": "fpart"} if args.fpsync_jobs else {})})
     cons = contenders(args)
-    if not shutil.which("fpsync"):
-        log("warning: fpsync is missing (Debian package fpart): not measured")
-        cons = [c for c in cons if not c.fpsync_jobs]
 
     # A plain kill (ctest's timeout, kill PID) must still stop the lab and free the mounts;
     # SIGINT may be ignored (started in the background by a script), SIGTERM is not.
@@ -603,7 +601,8 @@ def main() -> int:
     log(f"total {time.monotonic() - started:.0f} s")
     controls = {c.name for c in cons if c.control}
     failed = sorted({f"{k[0]} ({k[1]} {k[2]})" for k, v in results.items()
-                     if v.status.startswith("FAILED") and k[0] not in controls})
+                     if (v.status.startswith("FAILED") or v.status == "not built")
+                     and k[0] not in controls})
     for k, v in results.items():
         if k[0] in controls:
             if v.status.startswith("FAILED") and "differs" in v.status:
