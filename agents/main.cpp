@@ -3,12 +3,13 @@
 #include <cstring>
 
 #include "agents/serve.h"
+#include "cutpilot/revision.h"
 #include "cutpilot/version.h"
 #include "transport/protocol.h"
 
 int main(int argc, char** argv) {
   if (argc == 2 && std::strcmp(argv[1], "--version") == 0) {
-    std::printf("cutpilot-agent %s (protocol %u)\n", cutpilot::kVersion,
+    std::printf("cutpilot-agent %s (git %s, protocol %u)\n", cutpilot::kVersion, cutpilot::kRevision,
                 cutpilot::proto::kProtocolVersion);
     return 0;
   }

@@ -3,6 +3,7 @@
 #include <cstdio>
 #include <string_view>
 
+#include "cutpilot/revision.h"
 #include "cutpilot/version.h"
 
 namespace cutpilot::cli {
@@ -19,7 +20,7 @@ struct Verb {
 
 constexpr Verb kVerbs[] = {
     {"check", "check PLAN", check},
-    {"plan", "plan PLAN", plan},
+    {"plan", "plan PLAN | plan --ids PLAN | plan --hosts PLAN", plan},
     {"hosts", "hosts PLAN [--json]", hosts},
     {"run",
      "run PLAN [--headless] [--json] [--approve STEP[=CONFIRM-TEXT]]... [--approve-all] "
@@ -33,7 +34,7 @@ constexpr Verb kVerbs[] = {
     {"skip", "skip STEP [--state-dir DIR]", skip},
     {"retry", "retry STEP [--state-dir DIR]", retry},
     {"trust", "trust HOST [--plan PLAN] [--yes]", trust},
-    {"demo", "demo [--headless]", demo},
+    {"demo", "demo [--headless] [--json] [--approve-all]", demo},
 };
 
 void usage(std::FILE* to) {
@@ -52,7 +53,7 @@ int run(const std::vector<std::string>& args) {
     return kUsage;
   }
   if (args[0] == "--version") {
-    std::printf("cutpilot %s\n", kVersion);
+    std::printf("cutpilot %s (git %s)\n", kVersion, kRevision);
     return kOk;
   }
   if (args[0] == "--help" || args[0] == "-h" || args[0] == "help") {

@@ -43,15 +43,20 @@ std::chrono::seconds connect_budget(const plans::Plan& plan) {
 }
 
 std::optional<transport::AgentBinary> load_agent_binary(std::string& error) {
-  std::string path;
-  if (const char* env = std::getenv("CUTPILOT_AGENT")) {
-    path = env;
-  } else {
-    std::error_code ec;
-    const auto self = std::filesystem::read_symlink("/proc/self/exe", ec);
-    path = (self.parent_path() / "cutpilot-agent").string();
-  }
-  return transport::AgentBinary::load(path, error);
+  if (const char* env = std::getenv("CUTPILOT_AGENT"))
+    return transport::AgentBinary::load(env, error);
+  // Beside the cockpit (the build tree: build/bin/), else where `cmake --install` and the .deb
+  // put it: PREFIX/libexec/cutpilot/ for PREFIX/bin/cutpilot.
+  std::error_code ec;
+  const std::filesystem::path dir = std::filesystem::read_symlink("/proc/self/exe", ec).parent_path();
+  const std::filesystem::path beside = dir / "cutpilot-agent";
+  const std::filesystem::path installed =
+      (dir.parent_path() / "libexec" / "cutpilot" / "cutpilot-agent").lexically_normal();
+  if (!std::filesystem::exists(beside, ec) && std::filesystem::exists(installed, ec))
+    return transport::AgentBinary::load(installed.string(), error);
+  auto agent = transport::AgentBinary::load(beside.string(), error);
+  if (!agent) error += " (nor is there " + installed.string() + "; CUTPILOT_AGENT names another)";
+  return agent;
 }
 
 }  // namespace cutpilot::cli

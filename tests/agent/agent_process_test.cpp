@@ -5,6 +5,7 @@
 
 #include <filesystem>
 
+#include "cutpilot/revision.h"
 #include "cutpilot/version.h"
 #include "tests/support/child.h"
 #include "transport/codec.h"
@@ -55,10 +56,10 @@ class AgentConversation {
   FrameDecoder decoder_;
 };
 
-TEST(AgentProcess, VersionNamesAgentAndProtocol) {
+TEST(AgentProcess, VersionNamesAgentRevisionAndProtocol) {
   Child child({kAgent, "--version"});
   const std::string out = child.read_at_least(10, 5s);
-  EXPECT_EQ(out, std::string("cutpilot-agent ") + kVersion + " (protocol " +
+  EXPECT_EQ(out, std::string("cutpilot-agent ") + kVersion + " (git " + kRevision + ", protocol " +
                      std::to_string(kProtocolVersion) + ")\n");
   EXPECT_EQ(child.wait(5s), 0);
 }
