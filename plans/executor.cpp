@@ -200,7 +200,7 @@ bool Executor::resume(const JournalState& state, RunClock::time_point now, std::
     const auto it = state.steps.find(run.step->id);
     if (it == state.steps.end()) {
       if (state.in_doubt(run.step->id)) {
-        probe(run, JournalStep{}, now);
+        probe(run, 1, false, now);
         continue;
       }
       sink_(StepEvent{run.step->id, StepState::kPending, ""});
@@ -209,7 +209,7 @@ bool Executor::resume(const JournalState& state, RunClock::time_point now, std::
     const JournalStep& was = it->second;
     if (state.in_doubt(run.step->id) &&
         (was.state == "pending" || was.state == "awaiting-approval")) {
-      probe(run, was, now);
+      probe(run, was.attempt + 1, was.approved, now);
       continue;
     }
     run.attempt = was.attempt;
@@ -256,7 +256,11 @@ bool Executor::resume(const JournalState& state, RunClock::time_point now, std::
       }
       run.jobs.push_back(host_job);
     }
-    if (run.jobs.empty()) {
+    if (run.jobs.empty() && state.in_doubt(run.step->id) && !rollback) {
+      // The job record may be the unreadable line: ask for this attempt's jobs, never guess.
+      run.jobs.clear();
+      probe(run, std::max<uint32_t>(was.attempt, 1), run.approved, now);
+    } else if (run.jobs.empty()) {
       // Journalled as running but no job went out: nothing ran; start it afresh.
       run.state = StepState::kPending;
       sink_(StepEvent{run.step->id, StepState::kPending, ""});
@@ -272,12 +276,13 @@ bool Executor::resume(const JournalState& state, RunClock::time_point now, std::
   return fatal_.empty();
 }
 
-void Executor::probe(StepRun& run, const JournalStep& was, RunClock::time_point now) {
-  // The journal cannot say whether this step started: its next attempt's job ids are asked
-  // for (attach only). An agent that has one is followed; one that has none says "unknown",
-  // and the operator decides. Never started afresh on a guess.
-  run.attempt = was.attempt + 1;
-  run.approved = was.approved;
+void Executor::probe(StepRun& run, uint32_t attempt, bool approved, RunClock::time_point now) {
+  // The journal cannot say whether this attempt started: its job ids are asked for (attach
+  // only). An agent that has one is followed; one that has none says "unknown", and the
+  // operator decides. Never started afresh on a guess.
+  run.attempt = attempt;
+  run.round = 0;
+  run.approved = approved;
   run.state = StepState::kRunning;
   run.started = now;
   for (const auto& host : run.step->on) {

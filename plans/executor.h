@@ -186,8 +186,8 @@ class Executor {
   const std::string* failed_optional_need(const StepRun& run) const;
   bool links_ready(StepRun& run, RunClock::time_point now);
   void start_step(StepRun& run, RunClock::time_point now);
-  // A step the damaged journal may not tell all of: ask the agents for its next attempt.
-  void probe(StepRun& run, const JournalStep& was, RunClock::time_point now);
+  // A step the damaged journal may not tell all of: ask the agents for attempt's jobs.
+  void probe(StepRun& run, uint32_t attempt, bool approved, RunClock::time_point now);
   // Asks again for the jobs an earlier cockpit started, once their hosts' keys are known.
   void reattach(StepRun& run, RunClock::time_point now);
   bool start_jobs(StepRun& run, const Action& action, bool rollback);

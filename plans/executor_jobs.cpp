@@ -396,8 +396,8 @@ nlohmann::json Executor::status(RunClock::time_point now) const {
                      {"detail", run.detail},
                      {"attempt", run.attempt},
                      {"approved", run.approved},
-                     {"approved_by", run.approved_by},
-                     {"approved_how", run.approved_how},
+                     {"approved_by", run.approved ? nlohmann::json(run.approved_by) : nullptr},
+                     {"approved_how", run.approved ? nlohmann::json(run.approved_how) : nullptr},
                      {"pre_approved", ahead}});
     if (run.state == StepState::kAwaitingApproval) awaiting.push_back(run.step->id);
     if (ahead) pre_approved.push_back(run.step->id);

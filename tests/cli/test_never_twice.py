@@ -13,6 +13,9 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from runcase import RunCase, wait_for  # noqa: E402
 
+HEADER_HOSTS = ('[plan]\nname = "moving"\nssh_config = "${env:CUTPILOT_LAB}/ssh_config"\n'
+                '[hosts.source]\n[hosts.target]\n[hosts.a]\n')
+
 
 class NeverTwiceTest(RunCase):
     def status(self):
@@ -101,6 +104,77 @@ exec = {{ shell = "echo start >> {marker}; while [ ! -e {release} ]; do sleep 0.
         self.assertEqual(res.returncode, 0, res.stderr)
         self.assertEqual(resumed.wait(60), 3)
         self.assertEqual(marker.read_text(), "start\n")
+
+    def held_job(self, host_lines=""):
+        """A plan whose step `held` runs on host a until release exists; returns plan, marker."""
+        marker, release = Path(self.dir, "marker"), Path(self.dir, "release")
+        body = (HEADER_HOSTS + host_lines + f'''
+[[steps]]
+id = "first"
+on = "a"
+exec = {{ shell = "echo first >> {marker}" }}
+[[steps]]
+id = "held"
+on = "a"
+needs = ["first"]
+exec = {{ shell = "echo held-start >> {marker}; while [ ! -e {release} ]; do sleep 0.05; done; echo held-end >> {marker}" }}
+''')
+        return body, marker, release
+
+    def write_plan(self, body):
+        path = Path(self.dir, "moving.toml")
+        path.write_text(body)
+        return str(path)
+
+    def crash_while_held(self, plan, marker):
+        proc, _ = self.start("run", plan, "--headless", "--state-dir", self.state)
+        wait_for(lambda: marker.exists() and "held-start" in marker.read_text(), 60, "held to start")
+        proc.send_signal(signal.SIGKILL)
+        proc.wait(10)
+
+    def test_a_resume_whose_host_now_resolves_elsewhere_is_refused(self):
+        body, marker, release = self.held_job('address = "source"\n')
+        plan = self.write_plan(body)
+        self.crash_while_held(plan, marker)
+        # The plan is edited between the crash and the resume: host a now points at target.
+        self.write_plan(body.replace('address = "source"', 'address = "target"'))
+        res = self.cutpilot("run", plan, "--headless", "--resume", "--state-dir", self.state)
+        self.assertEqual(res.returncode, 1, res.stdout + res.stderr)
+        self.assertIn("a now resolves to", res.stderr)
+        self.assertIn("refusing to touch it", res.stderr)
+        self.assertEqual(marker.read_text().split(), ["first", "held-start"])
+        # Put back, the resume follows the job that still runs on source.
+        self.write_plan(body)
+        resumed, out = self.start("run", plan, "--headless", "--resume", "--state-dir", self.state)
+        wait_for(lambda: "re-attached to job" in (out.seek(0) or out.read()), 60, "the re-attach")
+        release.touch()
+        self.assertEqual(resumed.wait(60), 0)
+        self.assertEqual(marker.read_text().split(), ["first", "held-start", "held-end"])
+
+    def test_a_damaged_journal_is_reported_by_line_and_nothing_runs_twice(self):
+        body, marker, release = self.held_job('address = "source"\n')
+        plan = self.write_plan(body)
+        self.crash_while_held(plan, marker)
+        journal = Path(self.state, "journal.jsonl")
+        lines = journal.read_text().splitlines(keepends=True)
+        # The record of held's job is garbled (without it, "running" with no job reads as
+        # "nothing went out"), and the file ends in a torn line.
+        hit = next(i for i, line in enumerate(lines)
+                   if '"r":"job"' in line.replace(" ", "") and '"step":"held"' in line.replace(" ", ""))
+        lines[hit] = "\x00\x00garbage\n"
+        journal.write_text("".join(lines) + '{"r":"step","step":"held","sta')
+        resumed, out = self.start("run", plan, "--headless", "--resume", "--state-dir", self.state)
+        wait_for(lambda: "asking the agents whether it started" in (out.seek(0) or out.read()),
+                 60, "the agents asked about held")
+        wait_for(lambda: "re-attached to job" in (out.seek(0) or out.read()), 60, "the re-attach")
+        release.touch()
+        code = resumed.wait(60)
+        out.seek(0)
+        text = out.read()
+        self.assertIn(f"journal.jsonl:{hit + 1}: unreadable record", text)
+        self.assertEqual(code, 0, text)
+        self.assertEqual(marker.read_text().split(), ["first", "held-start", "held-end"],
+                         "a step whose record was unreadable ran again")
 
     @staticmethod
     def cmdline(pid):

@@ -137,13 +137,18 @@ class CockpitRunTest(LabCase):
             self.assert_clean(t, cols, rows)
         # q leaves the cockpit; the agent's job goes on without it.
         self.assertTrue(self.sleeping(), "the slow step's job is not running")
+        # Inside the downtime window q asks first.
         t.keys("q")
+        self.wait(t, r"The downtime window is open")
+        t.keys("y")
         # What cutpilot says after the cockpit closed (long lines wrap at 80 columns).
         self.wait(t, r"--resume --state-dir")
         self.assertTrue(self.sleeping(), "leaving the cockpit stopped the agent's job")
         # --resume shows the job again, and the run finishes.
         again = self.cockpit("--resume")
         self.wait(again, r"slow\s+running")
+        # The resumed cockpit shows the clock that kept running, as status does.
+        self.wait(again, r"DOWNTIME \d+:\d\d")
         self.wait(again, r"succeeded", timeout=WAIT)
         self.wait(again, r"done\s+ok")
         again.keys("q")
