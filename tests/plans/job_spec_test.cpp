@@ -185,7 +185,18 @@ TEST(JobSpec, EveryStepAndRollbackIsAcceptedByTheAgent) {
       }
     }
   }
-  EXPECT_EQ(jobs, 19u);
+  EXPECT_EQ(jobs, 21u);  // the two db copies have their automatic put-back as rollback
+}
+
+TEST(JobSpec, ADbCopyWithoutARollbackGetsAPutBackOfItsTarget) {
+  const Json copy = spec_of("copy-db", "target");
+  EXPECT_EQ(copy["run"], "run-1");
+  const Json back = spec_of("copy-db", "target", /*rollback=*/true);
+  EXPECT_EQ(back["action"], "put-back");
+  EXPECT_EQ(back["run"], "run-1");
+  EXPECT_EQ(back["to"]["database"], "shop");
+  EXPECT_EQ(back["to"]["password"], "s3cret-dst");
+  EXPECT_FALSE(back.contains("from"));
 }
 
 TEST(JobSpec, ExecTakesTheHostsSudoAndTheStepsTimeout) {
