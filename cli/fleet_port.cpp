@@ -156,7 +156,9 @@ void FleetPort::deliver(const transport::HostEvent& event, plans::Executor& exec
   if (event.state == transport::LinkState::kReady) {
     // Where the host is now must be where this run's steps ran before anything is asked of it.
     const transport::LinkInfo& info = fleet_.info(event.host);
-    executor.on_host_ready(event.host, info.endpoint, info.host_key);
+    const plans::HostSpec* spec = plan_.find_host(event.host);
+    const std::string user = spec && spec->user ? *spec->user + "@" : "";
+    executor.on_host_ready(event.host, user + info.endpoint, info.host_key);
     if (!executor.fatal().empty()) return;
   }
   if (event.state) {

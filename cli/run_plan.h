@@ -22,12 +22,12 @@ struct RunOptions {
   bool approve_all = false;
   std::map<std::string, std::string> approve_confirm;  // --approve STEP=TEXT
   bool resume = false;
-  bool new_run = false;          // --new-run: start over although an earlier run would refuse it
-  std::string new_run_name;      // --new-run=NAME: the plan's name, typed (past a point of no return)
-  std::string state_dir;  // the run's directory; "" for the default (or, resuming, the latest)
+  bool new_run = false;      // --new-run: start over although an earlier run would refuse it
+  std::string new_run_name;  // --new-run=NAME: the plan's name, typed (past a point of no return)
+  std::string state_dir;     // the run's directory; "" for the default (or, resuming, the latest)
   plans::OnFailure on_failure = plans::OnFailure::kWait;  // --on-failure
   bool abort_at_start = false;  // `cutpilot abort` of a run whose cockpit is gone
-  std::string plan_dir;  // where the plan's runs and lock live; "" for plan_state_dir()
+  std::string plan_dir;         // where the plan's runs and lock live; "" for plan_state_dir()
   // A view's hooks (the TUI): events go to sink instead of the printer; wake_fd is
   // readable when take_commands has commands; should_leave says the view is gone.
   plans::EventSink sink;

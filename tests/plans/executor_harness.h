@@ -67,9 +67,9 @@ class FakePort : public JobPort {
     return nullptr;
   }
 
-  std::vector<Start> starts;         // every start(), in order
-  std::vector<std::string> cancels;  // every cancel()
-  std::vector<std::string> acks;     // every acknowledge()
+  std::vector<Start> starts;                                  // every start(), in order
+  std::vector<std::string> cancels;                           // every cancel()
+  std::vector<std::string> acks;                              // every acknowledge()
   std::vector<std::pair<std::string, std::string>> attaches;  // every attach(): host, job id
 };
 

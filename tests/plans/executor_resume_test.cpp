@@ -78,7 +78,8 @@ TEST(ExecutorResume, ReattachesTheRunningJobUnderTheSameIdAndKeepsGates) {
   ASSERT_EQ(b.resume(resume_plan()), "");
   EXPECT_TRUE(b.port.ids().empty()) << "nothing is started: a is done, b is only asked for";
   ASSERT_EQ(b.port.attaches.size(), 1u);
-  EXPECT_EQ(b.port.attaches[0], std::make_pair(std::string("target"), std::string("r1/b/target/1")));
+  EXPECT_EQ(b.port.attaches[0],
+            std::make_pair(std::string("target"), std::string("r1/b/target/1")));
   EXPECT_EQ(b.state("a"), "succeeded");
   EXPECT_EQ(b.state("b"), "running");
   EXPECT_EQ(b.state("g2"), "awaiting-approval");
@@ -198,8 +199,8 @@ TEST(ExecutorResume, AnInterruptedRollbackContinuesWithoutCancellingItsJob) {
 }
 
 TEST(ExecutorResume, AFailedStepWaitsForTheOperatorInsteadOfStartingAgain) {
-  const std::string plan = plan_head() + exec_step("a", "source") +
-                           exec_step("b", "target", needs("\"a\""));
+  const std::string plan =
+      plan_head() + exec_step("a", "source") + exec_step("b", "target", needs("\"a\""));
   ExecutorOptions exit;
   exit.on_failure = OnFailure::kExit;
   Bench b(plan, exit);

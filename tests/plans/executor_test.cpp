@@ -322,9 +322,9 @@ TEST(ExecutorFailure, WaitIsTheDefaultAndNamesTheCommandsThatHelp) {
 TEST(ExecutorFailure, OnFailureRollbackRollsTheFinishedStepsBack) {
   ExecutorOptions options;
   options.on_failure = OnFailure::kRollback;
-  Bench b(plan_head() + exec_step("a", "source", undo("a")) +
-              exec_step("b", "target", needs("\"a\"")),
-          options);
+  Bench b(
+      plan_head() + exec_step("a", "source", undo("a")) + exec_step("b", "target", needs("\"a\"")),
+      options);
   b.begin();
   b.finish("r1/a/source/1");
   b.finish("r1/b/target/1", "failed");
