@@ -8,6 +8,7 @@
 #include "cli/targets.h"
 #include "plans/load.h"
 #include "transport/fleet.h"
+#include "transport/ssh_resolve.h"
 
 namespace cutpilot::cli {
 namespace {
@@ -76,6 +77,7 @@ nlohmann::json host_json(const transport::Fleet& fleet, const std::string& host,
   j["state"] = std::string(transport::link_state_name(info.state));
   j["error"] = info.error.empty() ? nlohmann::json(nullptr) : nlohmann::json(info.error);
   j["address"] = info.endpoint;
+  j["via"] = info.via.empty() ? nlohmann::json(nullptr) : nlohmann::json(info.via);
   if (!f) return j;
   j["agent_version"] = info.agent_version;
   j["agent_uploaded"] = info.uploaded;
@@ -164,9 +166,11 @@ int hosts(const std::vector<std::string>& args) {
   for (const auto& host : fleet.hosts())
     if (fleet.info(host).state != LinkState::kReady || !facts.count(host)) ++failed;
   if (json) {
+    const std::string client = transport::ssh_client_version();
     for (const auto& host : fleet.hosts()) {
       const auto it = facts.find(host);
       auto j = host_json(fleet, host, it == facts.end() ? nullptr : &it->second);
+      j["ssh_client"] = client;  // the client whose config view (ssh -G) routed and trusted
       if (it == facts.end() && j["state"] == "ready") {
         j["state"] = "failed";
         j["error"] = host + ": no facts from the agent in time";
@@ -175,6 +179,12 @@ int hosts(const std::vector<std::string>& args) {
     }
   } else {
     print_table(fleet, facts);
+    // Routes and host keys come from this client's view of the ssh config (ssh -G).
+    const std::string client = transport::ssh_client_version();
+    std::printf("\nssh client: %s\n", client.empty() ? "not found" : client.c_str());
+    for (const auto& host : fleet.hosts())
+      if (!fleet.info(host).via.empty())
+        std::printf("%s: via %s\n", host.c_str(), fleet.info(host).via.c_str());
     std::printf("\n%zu of %zu hosts ready\n", fleet.hosts().size() - failed, fleet.hosts().size());
   }
   return failed == 0 ? kOk : kFailed;

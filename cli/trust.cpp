@@ -70,20 +70,33 @@ int trust(const std::vector<std::string>& args) {
               key.fingerprint.c_str());
   switch (session.check_host_key()) {
     case transport::KeyVerdict::kKnown:
-      std::printf("already trusted in %s\n", key.known_hosts.c_str());
+      std::printf("already trusted (%s)\n", key.decided_by.c_str());
       return kOk;
+    case transport::KeyVerdict::kRevoked:
+      std::fprintf(stderr, "cutpilot trust: %s offers a REVOKED key (%s). Refusing to trust it.\n",
+                   host.c_str(), key.decided_by.c_str());
+      return kFailed;
     case transport::KeyVerdict::kChanged:
       std::fprintf(stderr,
-                   "cutpilot trust: %s has a DIFFERENT key for %s in %s. Refusing to replace it: "
+                   "cutpilot trust: %s has a DIFFERENT key for %s: %s. Refusing to replace it: "
                    "find out why the key changed; if the host was reinstalled, remove the old "
-                   "entry yourself (ssh-keygen -R HOST -f %s) and run this again.\n",
-                   host.c_str(), key.endpoint.c_str(), key.known_hosts.c_str(),
-                   key.known_hosts.c_str());
+                   "entry yourself (ssh-keygen -R %s -f FILE) and run this again.\n",
+                   host.c_str(), key.endpoint.c_str(), key.decided_by.c_str(),
+                   session.resolved()->known_hosts_name().c_str());
       return kFailed;
     case transport::KeyVerdict::kError:
     case transport::KeyVerdict::kUnknown:
       break;
   }
+  // Where ssh itself would add the key: the first UserKnownHostsFile, under the
+  // name ssh looks it up by (HostKeyAlias, or host / [host]:port).
+  const auto& resolved = *session.resolved();
+  if (resolved.user_known_hosts.empty()) {
+    std::fprintf(stderr, "cutpilot trust: UserKnownHostsFile is none for %s: nowhere to add it\n",
+                 host.c_str());
+    return kFailed;
+  }
+  const std::string& file = resolved.user_known_hosts.front();
   if (!yes) {
     if (!isatty(STDIN_FILENO)) {
       std::fprintf(stderr,
@@ -91,7 +104,8 @@ int trust(const std::vector<std::string>& args) {
                    "checked the fingerprint with the host's owner\n");
       return kFailed;
     }
-    std::printf("Add this key to %s? Type yes to trust it: ", key.known_hosts.c_str());
+    std::printf("Add this key for %s to %s? Type yes to trust it: ",
+                resolved.known_hosts_name().c_str(), file.c_str());
     std::fflush(stdout);
     std::string answer;
     std::getline(std::cin, answer);
@@ -104,7 +118,7 @@ int trust(const std::vector<std::string>& args) {
     std::fprintf(stderr, "cutpilot trust: %s\n", session.error().c_str());
     return kFailed;
   }
-  std::printf("added to %s\n", key.known_hosts.c_str());
+  std::printf("added %s to %s\n", resolved.known_hosts_name().c_str(), file.c_str());
   return kOk;
 }
 

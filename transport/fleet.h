@@ -52,6 +52,7 @@ struct LinkInfo {
   LinkState state = LinkState::kConnecting;
   std::string error;
   std::string endpoint;               // address:port as connected
+  std::string via;                    // the ProxyJump hops in order, "ProxyCommand", or "" (direct)
   std::string host_key;               // the verified key, "TYPE BASE64" (for host-to-host ssh)
   std::string agent_version;          // from the ready line
   bool uploaded = false;              // the last connect had to upload the agent

@@ -2,24 +2,42 @@
 
 #include <unistd.h>
 
+#include <algorithm>
+#include <cerrno>
 #include <cstdlib>
 #include <cstring>
+
+#include "transport/ssh_algorithms.h"
+#include "transport/ssh_auth.h"
 
 namespace cutpilot::transport {
 namespace {
 
-std::string expand_home(const std::string& path) {
-  if (path.rfind("~/", 0) != 0) return path;
-  const char* home = std::getenv("HOME");
-  return std::string(home ? home : "") + path.substr(1);
-}
+// One ProxyJump hop, "[ssh://][user@]host[:port]", as ssh splits it.
+struct Hop {
+  std::string user, host, port;
+};
 
-std::string option(ssh_session session, ssh_options_e which) {
-  char* value = nullptr;
-  if (ssh_options_get(session, which, &value) != SSH_OK || !value) return "";
-  std::string copy = value;
-  ssh_string_free_char(value);
-  return copy;
+Hop parse_hop(std::string text) {
+  Hop hop;
+  if (text.rfind("ssh://", 0) == 0) text = text.substr(6);
+  if (const size_t at = text.rfind('@'); at != std::string::npos) {
+    hop.user = text.substr(0, at);
+    text = text.substr(at + 1);
+  }
+  if (!text.empty() && text[0] == '[') {
+    const size_t close = text.find(']');
+    hop.host = text.substr(1, close == std::string::npos ? std::string::npos : close - 1);
+    if (close != std::string::npos && close + 1 < text.size() && text[close + 1] == ':')
+      hop.port = text.substr(close + 2);
+  } else if (const size_t colon = text.find(':');
+             colon != std::string::npos && text.find(':', colon + 1) == std::string::npos) {
+    hop.host = text.substr(0, colon);
+    hop.port = text.substr(colon + 1);
+  } else {
+    hop.host = text;
+  }
+  return hop;
 }
 
 }  // namespace
@@ -50,87 +68,96 @@ bool SshSession::fail(OpenFailure kind, std::string message) {
   return false;
 }
 
-int SshSession::refuse_passphrase(const char*, char*, size_t, int, int, void* userdata) {
-  // cutpilot never prompts: a key that needs a passphrase belongs in ssh-agent.
-  static_cast<SshSession*>(userdata)->passphrase_wanted_ = true;
-  return -1;
-}
-
 bool SshSession::configure() {
+  const std::string config = expand_home(target_.ssh_config);
+  if (!config.empty() && access(config.c_str(), R_OK) != 0)
+    return fail(OpenFailure::kConfig,
+                "cannot read the ssh config " + config + ": " + std::strerror(errno));
+  std::string error;
+  resolved_ = resolve_host(target_, error);
+  if (!resolved_) {
+    failure_ = OpenFailure::kConfig;
+    error_ = error;
+    return false;
+  }
+  const ResolvedHost& h = *resolved_;
   session_ = ssh_new();
   if (!session_) return fail(OpenFailure::kConfig, "libssh could not create a session");
+  // libssh never reads a config file: every value below is what ssh resolved.
+  bool process = false;
+  ssh_options_set(session_, SSH_OPTIONS_PROCESS_CONFIG, &process);
   int verbosity = SSH_LOG_NOLOG;
   ssh_options_set(session_, SSH_OPTIONS_LOG_VERBOSITY, &verbosity);
-  ssh_options_set(session_, SSH_OPTIONS_HOST, target_.address.c_str());
+  ssh_options_set(session_, SSH_OPTIONS_HOST, h.hostname.c_str());
+  unsigned int port = static_cast<unsigned int>(h.port);
+  ssh_options_set(session_, SSH_OPTIONS_PORT, &port);
+  ssh_options_set(session_, SSH_OPTIONS_USER, h.user.c_str());
+  // Host keys are checked by known_hosts.cpp; libssh must not look at its own files.
+  ssh_options_set(session_, SSH_OPTIONS_KNOWNHOSTS, "/dev/null");
+  ssh_options_set(session_, SSH_OPTIONS_GLOBAL_KNOWNHOSTS, "/dev/null");
   // Small request/answer messages: Nagle plus delayed ACKs would add 40 ms to each.
   int nodelay = 1;
   ssh_options_set(session_, SSH_OPTIONS_NODELAY, &nodelay);
-  long timeout = static_cast<long>(SshTarget::kDefaultConnectTimeout.count());
+  long timeout = target_.connect_timeout ? static_cast<long>(target_.connect_timeout->count())
+                 : h.connect_timeout     ? *h.connect_timeout
+                                     : static_cast<long>(SshTarget::kDefaultConnectTimeout.count());
   ssh_options_set(session_, SSH_OPTIONS_TIMEOUT, &timeout);
-  callbacks_.userdata = this;
-  callbacks_.auth_function = &SshSession::refuse_passphrase;
-  ssh_callbacks_init(&callbacks_);
-  ssh_set_callbacks(session_, &callbacks_);
+  if (!apply_algorithms(session_, h, error))
+    return fail(OpenFailure::kConfig, "refusing to connect to " + h.original + ": " + error);
+  return start_proxy();
+}
 
-  const std::string config = expand_home(target_.ssh_config);
-  if (!config.empty()) {
-    if (access(config.c_str(), R_OK) != 0)
-      return fail(OpenFailure::kConfig,
-                  "cannot read the ssh config " + config + ": " + std::strerror(errno));
-    if (ssh_options_parse_config(session_, config.c_str()) < 0)
-      return fail(OpenFailure::kConfig,
-                  "cannot parse the ssh config " + config + ": " + ssh_get_error(session_));
-  } else {
-    bool process = false;
-    ssh_options_set(session_, SSH_OPTIONS_PROCESS_CONFIG, &process);
-  }
-  // The plan's own settings win over the ssh config's.
-  if (target_.user) ssh_options_set(session_, SSH_OPTIONS_USER, target_.user->c_str());
-  if (target_.port) {
-    unsigned int port = static_cast<unsigned int>(*target_.port);
-    ssh_options_set(session_, SSH_OPTIONS_PORT, &port);
-  }
-  if (target_.connect_timeout) {
-    timeout = static_cast<long>(target_.connect_timeout->count());
-    ssh_options_set(session_, SSH_OPTIONS_TIMEOUT, &timeout);
-  }
-  if (target_.known_hosts) {
-    const std::string known = expand_home(*target_.known_hosts);
-    ssh_options_set(session_, SSH_OPTIONS_KNOWNHOSTS, known.c_str());
-    ssh_options_set(session_, SSH_OPTIONS_GLOBAL_KNOWNHOSTS, "/dev/null");
-  }
-  // A jump host is reached with the operator's own ssh and the same config
-  // file, so aliases, keys and known_hosts of the jump host work as they do by
-  // hand. libssh turns a config ProxyJump into "ssh [-J ...] -W '[%h]:%p' JUMP"
-  // but drops -F, so such a command gets the config added back.
-  std::string proxy_args;
-  if (target_.jump) {
-    proxy_args = "-W '[%h]:%p' " + shell_quote(*target_.jump);
-  } else if (const std::string proxy = option(session_, SSH_OPTIONS_PROXYCOMMAND);
-             proxy.rfind("ssh ", 0) == 0 && proxy.find(" -W ") != std::string::npos) {
-    proxy_args = proxy.substr(4);
-  }
-  if (!proxy_args.empty()) {
-    std::string command = "exec ssh";
-    if (!config.empty()) command += " -F " + shell_quote(config);
-    command += " -o BatchMode=yes -o ConnectTimeout=" + std::to_string(timeout);
+bool SshSession::start_proxy() {
+  const ResolvedHost& h = *resolved_;
+  std::vector<std::string> argv;
+  if (!h.proxy_jump.empty()) {
+    // As ssh itself turns ProxyJump into a command: the last hop is the one that
+    // forwards, the earlier ones its own -J; the config goes along, and the operator's
+    // client checks each hop's key against known_hosts. Strict: never accept-new.
+    const std::string config = expand_home(target_.ssh_config);
+    argv = {"ssh",           "-F", config.empty() ? "none" : config, "-o",
+            "BatchMode=yes", "-o", "StrictHostKeyChecking=yes"};
     if (target_.known_hosts)
-      command += " -o UserKnownHostsFile=" + shell_quote(expand_home(*target_.known_hosts));
-    command += " " + proxy_args;
-    ssh_options_set(session_, SSH_OPTIONS_PROXYCOMMAND, command.c_str());
+      argv.insert(argv.end(), {"-o", "UserKnownHostsFile=" + expand_home(*target_.known_hosts)});
+    const size_t last = h.proxy_jump.rfind(',');
+    if (last != std::string::npos) argv.insert(argv.end(), {"-J", h.proxy_jump.substr(0, last)});
+    const Hop hop =
+        parse_hop(last == std::string::npos ? h.proxy_jump : h.proxy_jump.substr(last + 1));
+    if (!hop.user.empty()) argv.insert(argv.end(), {"-l", hop.user});
+    if (!hop.port.empty()) argv.insert(argv.end(), {"-p", hop.port});
+    argv.insert(argv.end(),
+                {"-W", "[" + h.hostname + "]:" + std::to_string(h.port), "--", hop.host});
+  } else if (!h.proxy_command.empty()) {
+    // A ProxyCommand is a shell command by definition; ssh runs it the same way.
+    const char* shell = std::getenv("SHELL");
+    argv = {shell && *shell ? shell : "/bin/sh", "-c", "exec " + h.proxy_command};
+  } else {
+    return true;
   }
+  std::string error;
+  if (!proxy_.start(argv, error)) return fail(OpenFailure::kConnect, error);
+  int fd = proxy_.release_socket();
+  ssh_options_set(session_, SSH_OPTIONS_FD, &fd);
   return true;
 }
 
 bool SshSession::connect_and_read_key() {
   if (!configure()) return false;
-  unsigned int port = 22;
-  ssh_options_get_port(session_, &port);
-  host_key_.endpoint = option(session_, SSH_OPTIONS_HOST) + ":" + std::to_string(port);
-  host_key_.known_hosts = option(session_, SSH_OPTIONS_KNOWNHOSTS);
-  if (ssh_connect(session_) != SSH_OK)
-    return fail(OpenFailure::kConnect,
-                "cannot connect to " + host_key_.endpoint + ": " + ssh_get_error(session_));
+  const ResolvedHost& h = *resolved_;
+  host_key_.endpoint = h.hostname + ":" + std::to_string(h.port);
+  host_key_.known_hosts = known_hosts_files(h);
+  if (ssh_connect(session_) != SSH_OK) {
+    std::string why = ssh_get_error(session_);
+    if (proxy_.started()) {
+      std::string said = proxy_.stderr_text(true);
+      for (char& c : said)
+        if (c == '\n' || c == '\r') c = ' ';
+      const std::string via =
+          h.proxy_jump.empty() ? "its ProxyCommand" : "jump host " + h.proxy_jump;
+      why = "through " + via + ": " + (said.empty() ? why : said);
+    }
+    return fail(OpenFailure::kConnect, "cannot connect to " + host_key_.endpoint + " " + why);
+  }
   ssh_key key = nullptr;
   if (ssh_get_server_publickey(session_, &key) != SSH_OK)
     return fail(OpenFailure::kConnect, "the server sent no host key");
@@ -156,75 +183,63 @@ bool SshSession::fetch_host_key() {
 }
 
 KeyVerdict SshSession::check_host_key() {
-  switch (ssh_session_is_known_server(session_)) {
-    case SSH_KNOWN_HOSTS_OK:
-      return KeyVerdict::kKnown;
-    case SSH_KNOWN_HOSTS_CHANGED:
-    case SSH_KNOWN_HOSTS_OTHER:
-      return KeyVerdict::kChanged;
-    case SSH_KNOWN_HOSTS_UNKNOWN:
-    case SSH_KNOWN_HOSTS_NOT_FOUND:
-      return KeyVerdict::kUnknown;
-    case SSH_KNOWN_HOSTS_ERROR:
-      break;
-  }
-  return KeyVerdict::kError;
+  const size_t space = host_key_.public_key.find(' ');
+  const PresentedKey presented{host_key_.type, host_key_.public_key.substr(space + 1)};
+  key_check_ = transport::check_host_key(*resolved_, presented);
+  host_key_.decided_by = key_check_.detail;
+  return key_check_.verdict;
 }
 
 bool SshSession::trust_host_key() {
-  if (ssh_session_update_known_hosts(session_) == SSH_OK) return true;
-  error_ = target_.name + ": cannot add the key to " + host_key_.known_hosts + ": " +
-           ssh_get_error(session_);
+  const size_t space = host_key_.public_key.find(' ');
+  const PresentedKey presented{host_key_.type, host_key_.public_key.substr(space + 1)};
+  std::string error;
+  if (add_known_host(*resolved_, presented, error)) return true;
+  error_ = target_.name + ": cannot add the key: " + error;
   return false;
 }
 
 bool SshSession::verify_host_key() {
   const std::string offered = host_key_.type + " " + host_key_.fingerprint;
+  const std::string name = resolved_->known_hosts_name();
+  const std::string where =
+      name == host_key_.endpoint ? name : name + " (" + host_key_.endpoint + ")";
   switch (check_host_key()) {
     case KeyVerdict::kKnown:
       return true;
+    case KeyVerdict::kRevoked:
+      return fail(OpenFailure::kHostKeyRevoked,
+                  "REVOKED HOST KEY for " + where + ": the server offers " + offered + ", " +
+                      key_check_.detail +
+                      ". Refusing to connect; a revoked key is never trusted again.");
     case KeyVerdict::kChanged:
       return fail(OpenFailure::kHostKeyChanged,
-                  "HOST KEY CHANGED for " + host_key_.endpoint + ": the server now offers " +
-                      offered + ", which does not match " + host_key_.known_hosts +
+                  "HOST KEY CHANGED for " + where + ": the server now offers " + offered +
+                      ", but " + key_check_.detail +
                       ". Someone may be intercepting the connection, or the host was "
                       "reinstalled. Refusing to connect; remove the old key only when you know "
                       "why it changed.");
     case KeyVerdict::kUnknown:
       return fail(OpenFailure::kHostKeyUnknown,
-                  "unknown host key for " + host_key_.endpoint + ": " + offered + " is not in " +
-                      host_key_.known_hosts +
+                  "unknown host key for " + where + ": " + offered + " is not in " +
+                      host_key_.known_hosts + (key_check_.detail.empty() ? "" : " (") +
+                      key_check_.detail + (key_check_.detail.empty() ? "" : ")") +
                       ". Check the fingerprint with the host's owner, then run `cutpilot trust " +
                       target_.name + "` to add it.");
     case KeyVerdict::kError:
       break;
   }
-  return fail(OpenFailure::kHostKeyUnknown, "cannot check the host key against " +
-                                                host_key_.known_hosts + ": " +
-                                                ssh_get_error(session_));
+  return fail(OpenFailure::kHostKeyUnknown,
+              "cannot check the host key of " + where + ": " + key_check_.detail);
 }
 
 bool SshSession::authenticate() {
-  const std::string user = option(session_, SSH_OPTIONS_USER);
-  int rc = ssh_userauth_none(session_, nullptr);
-  if (rc == SSH_AUTH_SUCCESS) return true;
-  if (rc == SSH_AUTH_ERROR)
-    return fail(OpenFailure::kConnect,
-                "authentication failed: " + std::string(ssh_get_error(session_)));
-  const int methods = ssh_userauth_list(session_, nullptr);
-  if (!(methods & SSH_AUTH_METHOD_PUBLICKEY))
-    return fail(OpenFailure::kAuth, "the server does not accept public keys for " + user +
-                                        "; cutpilot never types passwords");
-  rc = ssh_userauth_publickey_auto(session_, nullptr, nullptr);
-  if (rc == SSH_AUTH_SUCCESS) return true;
-  if (rc == SSH_AUTH_ERROR)
-    return fail(OpenFailure::kConnect,
-                "authentication failed: " + std::string(ssh_get_error(session_)));
-  std::string why = "no key was accepted for " + user + "@" + host_key_.endpoint +
-                    " (tried ssh-agent and the IdentityFile keys)";
-  if (passphrase_wanted_)
-    why += "; a key needs a passphrase: add it to ssh-agent (ssh-add), cutpilot never prompts";
-  return fail(OpenFailure::kAuth, "authentication failed: " + why);
+  const AuthOutcome outcome = authenticate_as_ssh_does(session_, *resolved_);
+  if (outcome.ok) return true;
+  if (outcome.transport_error)
+    return fail(OpenFailure::kConnect, "authentication failed: " + outcome.error);
+  return fail(OpenFailure::kAuth,
+              "authentication failed at " + host_key_.endpoint + ": " + outcome.error);
 }
 
 bool SshSession::open(const std::function<void()>& on_authenticating) {

@@ -1,6 +1,8 @@
-// One SSH connection to one host (libssh): config, strict host keys, key auth,
-// exec channels. Blocking calls, each bounded by a timeout; Fleet runs them on
-// its connect workers and then drives the session from its poll loop.
+// One SSH connection to one host: the operator's ssh client resolves where to go
+// (ssh -G) and carries jump hops; libssh carries the bytes, with host keys checked
+// as OpenSSH checks them and keys offered in OpenSSH's order; exec channels. Blocking calls, each
+// bounded by a timeout; Fleet runs them on its connect workers and then drives the session from its
+// poll loop.
 #pragma once
 
 #include <libssh/callbacks.h>
@@ -8,9 +10,13 @@
 
 #include <chrono>
 #include <functional>
+#include <optional>
 #include <string>
 #include <string_view>
 
+#include "transport/known_hosts.h"
+#include "transport/ssh_process.h"
+#include "transport/ssh_resolve.h"
 #include "transport/ssh_target.h"
 
 namespace cutpilot::transport {
@@ -19,16 +25,22 @@ namespace cutpilot::transport {
 struct HostKey {
   std::string type;         // "ssh-ed25519"
   std::string fingerprint;  // "SHA256:..."
-  std::string known_hosts;  // the file it was checked against
+  std::string known_hosts;  // the files it was checked against
+  std::string decided_by;   // the known_hosts line (FILE:LINE) or file that decided
   std::string endpoint;     // "127.0.0.1:2222" as connected
   std::string public_key;   // "ssh-ed25519 AAAA..." (what another host's known_hosts needs)
 };
 
-// How the server's key compares with known_hosts.
-enum class KeyVerdict { kKnown, kUnknown, kChanged, kError };
-
 // Why open() failed; decides whether retrying can help.
-enum class OpenFailure { kNone, kConfig, kConnect, kHostKeyUnknown, kHostKeyChanged, kAuth };
+enum class OpenFailure {
+  kNone,
+  kConfig,
+  kConnect,
+  kHostKeyUnknown,
+  kHostKeyChanged,
+  kHostKeyRevoked,
+  kAuth
+};
 
 // The outcome of a command run to completion over an exec channel.
 struct ExecResult {
@@ -54,7 +66,7 @@ class SshSession {
   bool fetch_host_key();
   // After fetch_host_key(): how the key compares with known_hosts.
   KeyVerdict check_host_key();
-  // After fetch_host_key(): appends the server's key to known_hosts.
+  // After fetch_host_key(): appends the server's key to the first UserKnownHostsFile.
   bool trust_host_key();
   // Runs a command to completion, feeding input on its stdin.
   ExecResult run(const std::string& command, std::string_view input,
@@ -64,6 +76,8 @@ class SshSession {
 
   // The target this session was made for.
   const SshTarget& target() const { return target_; }
+  // The host as ssh resolved it, once open()/fetch_host_key() got that far.
+  const std::optional<ResolvedHost>& resolved() const { return resolved_; }
   // The libssh session (for the poll loop: its fd, non-blocking reads).
   ssh_session handle() const { return session_; }
   // The server's key, once open()/fetch_host_key() got that far.
@@ -75,18 +89,18 @@ class SshSession {
 
  private:
   bool configure();
+  bool start_proxy();
   bool connect_and_read_key();
   bool verify_host_key();
   bool authenticate();
   bool fail(OpenFailure kind, std::string message);
-  static int refuse_passphrase(const char* prompt, char* buf, size_t len, int echo, int verify,
-                               void* userdata);
 
   SshTarget target_;
+  std::optional<ResolvedHost> resolved_;
+  ProxyProcess proxy_;  // the jump hops' ssh or the ProxyCommand, when there is one
   ssh_session session_ = nullptr;
-  ssh_callbacks_struct callbacks_{};
-  bool passphrase_wanted_ = false;
   HostKey host_key_;
+  KeyCheck key_check_;
   std::string error_;
   OpenFailure failure_ = OpenFailure::kNone;
 };

@@ -24,6 +24,7 @@ class InstallTest(LabCase):
         self.tmp = tempfile.mkdtemp(prefix="cp-install-")
         self.addCleanup(shutil.rmtree, self.tmp, True)
         self.dir = self.make_lab_dir()
+        self.lab("up", "--dir", self.dir, "source", "target")
 
     def run_ok(self, argv, **kw):
         res = subprocess.run([str(a) for a in argv], capture_output=True, text=True, timeout=300,
@@ -32,9 +33,8 @@ class InstallTest(LabCase):
         return res
 
     def hosts(self, prefix):
-        """`cutpilot hosts --json` from PREFIX/bin against a two-host lab, with no CUTPILOT_AGENT:
+        """`cutpilot hosts --json` from PREFIX/bin against the two-host lab, with no CUTPILOT_AGENT:
         the cockpit must find its agent by itself."""
-        self.lab("up", "--dir", self.dir, "source", "target")
         plan = Path(self.dir, "plan.toml")
         plan.write_text('[plan]\nname = "installed"\nssh_config = "${env:CUTPILOT_LAB}/ssh_config"\n'
                         '[hosts.source]\n[hosts.target]\n')

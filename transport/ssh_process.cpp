@@ -1,0 +1,166 @@
+#include "transport/ssh_process.h"
+
+#include <fcntl.h>
+#include <poll.h>
+#include <signal.h>
+#include <sys/socket.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <cerrno>
+#include <cstring>
+
+namespace cutpilot::transport {
+namespace {
+
+std::vector<char*> c_argv(const std::vector<std::string>& argv) {
+  std::vector<char*> args;
+  for (const auto& a : argv)
+    args.push_back(const_cast<char*>(a.c_str()));
+  args.push_back(nullptr);
+  return args;
+}
+
+void read_some(int& fd, std::string& into) {
+  char buffer[8192];
+  const ssize_t n = read(fd, buffer, sizeof buffer);
+  if (n > 0) {
+    into.append(buffer, static_cast<size_t>(n));
+  } else if (n == 0 || (errno != EINTR && errno != EAGAIN)) {
+    close(fd);
+    fd = -1;
+  }
+}
+
+std::string trimmed(std::string text) {
+  while (!text.empty() && (text.back() == '\n' || text.back() == '\r' || text.back() == ' '))
+    text.pop_back();
+  return text;
+}
+
+}  // namespace
+
+CommandOutput run_command(const std::vector<std::string>& argv, std::chrono::milliseconds timeout,
+                          const std::string& input) {
+  CommandOutput result;
+  int in[2], out[2], err[2];
+  if (pipe2(in, O_CLOEXEC) != 0 || pipe2(out, O_CLOEXEC) != 0 || pipe2(err, O_CLOEXEC) != 0) {
+    result.error = "pipe failed";
+    return result;
+  }
+  const std::vector<char*> args = c_argv(argv);
+  const pid_t pid = fork();
+  if (pid < 0) {
+    result.error = std::string("fork failed: ") + std::strerror(errno);
+    return result;
+  }
+  if (pid == 0) {
+    dup2(in[0], 0);
+    dup2(out[1], 1);
+    dup2(err[1], 2);
+    execvp(args[0], args.data());
+    _exit(127);
+  }
+  close(in[0]);
+  close(out[1]);
+  close(err[1]);
+  // Small inputs only (a key for ssh-keygen): it fits the pipe buffer.
+  if (!input.empty() && write(in[1], input.data(), input.size()) < 0) result.error = "write failed";
+  close(in[1]);
+  int fds[2] = {out[0], err[0]};
+  const auto deadline = std::chrono::steady_clock::now() + timeout;
+  while (fds[0] >= 0 || fds[1] >= 0) {
+    const auto left = std::chrono::duration_cast<std::chrono::milliseconds>(
+        deadline - std::chrono::steady_clock::now());
+    if (left.count() <= 0) {
+      kill(pid, SIGKILL);
+      result.error = argv[0] + " did not finish within " + std::to_string(timeout.count()) + " ms";
+      break;
+    }
+    pollfd p[2] = {{fds[0], POLLIN, 0}, {fds[1], POLLIN, 0}};
+    if (poll(p, 2, static_cast<int>(left.count())) < 0 && errno != EINTR) break;
+    if (fds[0] >= 0 && p[0].revents) read_some(fds[0], result.out);
+    if (fds[1] >= 0 && p[1].revents) read_some(fds[1], result.err);
+  }
+  for (int fd : fds)
+    if (fd >= 0) close(fd);
+  int status = 0;
+  while (waitpid(pid, &status, 0) < 0 && errno == EINTR) {
+  }
+  if (WIFEXITED(status)) {
+    result.exit_status = WEXITSTATUS(status);
+    if (result.exit_status == 127 && result.error.empty()) result.error = "cannot run " + argv[0];
+  }
+  return result;
+}
+
+ProxyProcess::~ProxyProcess() {
+  if (socket_ >= 0) close(socket_);
+  if (err_ >= 0) close(err_);
+  if (pid_ > 0) {
+    kill(pid_, SIGTERM);
+    int status = 0;
+    while (waitpid(pid_, &status, 0) < 0 && errno == EINTR) {
+    }
+  }
+}
+
+bool ProxyProcess::start(const std::vector<std::string>& argv, std::string& error) {
+  int pair[2], err[2];
+  if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, pair) != 0 || pipe2(err, O_CLOEXEC) != 0) {
+    error = std::string("cannot create a socket pair: ") + std::strerror(errno);
+    return false;
+  }
+  const std::vector<char*> args = c_argv(argv);
+  pid_ = fork();
+  if (pid_ < 0) {
+    error = std::string("fork failed: ") + std::strerror(errno);
+    return false;
+  }
+  if (pid_ == 0) {
+    dup2(pair[1], 0);
+    dup2(pair[1], 1);
+    dup2(err[1], 2);
+    setsid();  // no controlling terminal: ssh has nowhere to prompt
+    execvp(args[0], args.data());
+    _exit(127);
+  }
+  close(pair[1]);
+  close(err[1]);
+  started_ = true;
+  socket_ = pair[0];
+  err_ = err[0];
+  fcntl(err_, F_SETFL, O_NONBLOCK);
+  return true;
+}
+
+int ProxyProcess::release_socket() {
+  const int fd = socket_;
+  socket_ = -1;
+  return fd;
+}
+
+std::string ProxyProcess::stderr_text(bool wait) {
+  const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(5);
+  while (err_ >= 0) {
+    pollfd p{err_, POLLIN, 0};
+    const auto left = std::chrono::duration_cast<std::chrono::milliseconds>(
+        deadline - std::chrono::steady_clock::now());
+    if (poll(&p, 1, wait ? static_cast<int>(std::max<long>(left.count(), 0)) : 0) <= 0) break;
+    read_some(err_, err_text_);
+  }
+  return trimmed(err_text_);
+}
+
+bool ProxyProcess::running() {
+  if (pid_ <= 0) return false;
+  int status = 0;
+  if (waitpid(pid_, &status, WNOHANG) == pid_) {
+    pid_ = -1;
+    return false;
+  }
+  return true;
+}
+
+}  // namespace cutpilot::transport
