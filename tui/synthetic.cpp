@@ -27,6 +27,7 @@ struct ScriptedRun::Script {
   std::deque<plans::Command> inbox;
   bool stopped = false;
   bool aborted = false;
+  const plans::Step* at_gate = nullptr;  // the step waiting for approval, if any
   std::chrono::steady_clock::time_point started = std::chrono::steady_clock::now();
   std::chrono::steady_clock::time_point downtime_started{};
   std::vector<const plans::Step*> done;  // succeeded, in order: what abort rolls back
@@ -152,6 +153,8 @@ struct ScriptedRun::Script {
 
   // Rolls back what succeeded, newest first, and ends the run as aborted.
   void abort_run() {
+    // As the executor does: an aborted run has no step waiting for approval.
+    if (at_gate) step(*at_gate, StepState::kPending, "not run (aborted)");
     for (auto it = done.rbegin(); it != done.rend(); ++it) {
       const plans::Step& s = **it;
       if (!s.rollback) continue;
@@ -166,6 +169,7 @@ struct ScriptedRun::Script {
   bool run_step(const plans::Step& s) {
     if (s.gate == plans::Gate::kApprove) {
       step(s, StepState::kAwaitingApproval);
+      at_gate = &s;
       for (;;) {
         const auto c = command_for(s);
         if (!c) return false;
@@ -181,6 +185,7 @@ struct ScriptedRun::Script {
         log(s, "", "approved by " + c->by, "agent");
         break;
       }
+      at_gate = nullptr;
     }
     for (int attempt = 1;; ++attempt) {
       step(s, StepState::kRunning, attempt > 1 ? "attempt " + std::to_string(attempt) : "");

@@ -164,7 +164,9 @@ class CockpitTmuxTest(unittest.TestCase):
         screen = self.wait_text(r"The run aborted")
         self.assertRegex(screen, r"stop-app +rolled")
         self.assertRegex(screen, r"start-target +rolled")
-        self.assertRegex(screen, r"copy-db +ok")  # no rollback: stays as it was
+        self.assertRegex(screen, r"copy-db +rolled")  # a db copy puts the old database back
+        self.assertNotIn("to approve", screen.split("\n")[0], "an aborted run still asks for approval")
+        self.assertNotIn("POINT OF NO RETURN", screen)
         self.t.keys("q")
         rows = self.recorded()
         self.assertEqual([r[:2] for r in rows if r[0] in ("retry", "abort")],
