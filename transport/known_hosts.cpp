@@ -338,6 +338,39 @@ KeyCheck check_host_key(const ResolvedHost& host, const PresentedKey& key) {
   return check;
 }
 
+KeyCheck check_host_key(const ResolvedHost& host, const PresentedKey& key,
+                        const std::vector<PresentedKey>& certificates) {
+  KeyCheck check = check_host_key(host, key);
+  if (check.verdict != KeyVerdict::kUnknown) return check;
+  const std::string fp = fingerprint(key.type, key.base64);
+  for (const auto& c : certificates) {
+    const HostCert cert = read_cert(c);  // also verifies the CA's signature
+    if (!cert.parsed || cert.key_fp != fp) continue;
+    const KeyCheck with_cert = check_host_key(host, c);
+    if (with_cert.verdict == KeyVerdict::kKnown || with_cert.verdict == KeyVerdict::kRevoked)
+      return with_cert;
+    if (!with_cert.detail.empty()) check.detail = with_cert.detail;
+  }
+  return check;
+}
+
+std::vector<PresentedKey> scan_host_certificates(const ResolvedHost& host, int timeout_seconds) {
+  std::vector<PresentedKey> certs;
+  const CommandOutput out = run_command({"ssh-keyscan", "-c", "-T", std::to_string(timeout_seconds),
+                                         "-p", std::to_string(host.port), "--", host.hostname},
+                                        std::chrono::seconds(timeout_seconds + 5));
+  std::istringstream lines(out.out);
+  std::string line;
+  while (std::getline(lines, line)) {
+    // "TYPE BASE64" (with -c, ssh-keyscan prints no host name); "# ..." are comments.
+    std::istringstream w(line);
+    std::string type, b64;
+    if (!(w >> type >> b64) || type[0] == '#') continue;
+    if (type.ends_with(kCertSuffix)) certs.push_back({type, b64});
+  }
+  return certs;
+}
+
 bool add_known_host(const ResolvedHost& host, const PresentedKey& key, std::string& error) {
   if (host.user_known_hosts.empty()) {
     error = "UserKnownHostsFile is none: there is no file to add the key to";

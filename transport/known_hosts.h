@@ -29,6 +29,16 @@ struct PresentedKey {
 // Checks a presented host key for the resolved host.
 KeyCheck check_host_key(const ResolvedHost& host, const PresentedKey& key);
 
+// The same, where the server's plain key may also be vouched for by one of its host
+// certificates (libssh 0.10 does not negotiate certificate host keys; these come
+// from `ssh-keyscan -c`, and only one that certifies the very key the server proved
+// it holds counts).
+KeyCheck check_host_key(const ResolvedHost& host, const PresentedKey& key,
+                        const std::vector<PresentedKey>& certificates);
+
+// The host certificates a server offers (`ssh-keyscan -c`), for check_host_key.
+std::vector<PresentedKey> scan_host_certificates(const ResolvedHost& host, int timeout_seconds);
+
 // Whether a comma-separated known_hosts host field (patterns, negations or one
 // |1|salt|hash) matches name, as OpenSSH matches it.
 bool known_hosts_field_matches(const std::string& field, const std::string& name);

@@ -262,7 +262,8 @@ AuthOutcome authenticate_as_ssh_does(ssh_session session, const ResolvedHost& ho
     if (done) return result;
   }
   if (result.tried.empty()) result.tried = "no key: no agent key and no IdentityFile exists";
-  result.error = "no key was accepted for " + host.user + " (tried " + result.tried + ")";
+  result.error = "no key was accepted for " + host.user + "@" + host.hostname + ":" +
+                 std::to_string(host.port) + " (tried " + result.tried + ")";
   if (result.passphrase_wanted)
     result.error +=
         "; a key needs a passphrase: add it to ssh-agent (ssh-add), cutpilot never prompts";

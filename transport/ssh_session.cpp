@@ -186,6 +186,16 @@ KeyVerdict SshSession::check_host_key() {
   const size_t space = host_key_.public_key.find(' ');
   const PresentedKey presented{host_key_.type, host_key_.public_key.substr(space + 1)};
   key_check_ = transport::check_host_key(*resolved_, presented);
+  // A host known only through @cert-authority: libssh got the plain key, so ask the
+  // server for its certificates (directly reachable hosts only).
+  if (key_check_.verdict == KeyVerdict::kUnknown && !proxy_.started()) {
+    const int timeout = target_.connect_timeout
+                            ? static_cast<int>(target_.connect_timeout->count())
+                            : resolved_->connect_timeout.value_or(
+                                  static_cast<int>(SshTarget::kDefaultConnectTimeout.count()));
+    key_check_ = transport::check_host_key(*resolved_, presented,
+                                           scan_host_certificates(*resolved_, timeout));
+  }
   host_key_.decided_by = key_check_.detail;
   return key_check_.verdict;
 }
@@ -202,8 +212,10 @@ bool SshSession::trust_host_key() {
 bool SshSession::verify_host_key() {
   const std::string offered = host_key_.type + " " + host_key_.fingerprint;
   const std::string name = resolved_->known_hosts_name();
-  const std::string where =
-      name == host_key_.endpoint ? name : name + " (" + host_key_.endpoint + ")";
+  // The endpoint, and the name known_hosts is searched under when that is an alias.
+  const std::string where = resolved_->host_key_alias.empty()
+                                ? host_key_.endpoint
+                                : name + " (" + host_key_.endpoint + ")";
   switch (check_host_key()) {
     case KeyVerdict::kKnown:
       return true;
@@ -238,8 +250,7 @@ bool SshSession::authenticate() {
   if (outcome.ok) return true;
   if (outcome.transport_error)
     return fail(OpenFailure::kConnect, "authentication failed: " + outcome.error);
-  return fail(OpenFailure::kAuth,
-              "authentication failed at " + host_key_.endpoint + ": " + outcome.error);
+  return fail(OpenFailure::kAuth, "authentication failed: " + outcome.error);
 }
 
 bool SshSession::open(const std::function<void()>& on_authenticating) {

@@ -247,12 +247,6 @@ const BrokenPlan kRiskyPlans[] = {
                 "sync = { from = \"source:/a/\", to = \"/a/\", delete = true }\n",
      "8:1: warning: step 'a' is destructive (a sync with delete removes files) and has neither "
      "'rollback' nor 'confirm'"},
-    {"db copy with drop and no way back",
-     STEPS_HEAD
-     "[[steps]]\nid = \"a\"\non = \"target\"\ndb = { engine = \"postgres\", drop = "
-     "true, from = { host = \"source\", database = \"s\" }, to = { database = \"s\" } }\n",
-     "8:1: warning: step 'a' is destructive (a db copy with drop replaces the database) and has "
-     "neither 'rollback' nor 'confirm'"},
     {"container stop and no way back",
      STEPS_HEAD "[[steps]]\nid = \"a\"\non = \"source\"\n"
                 "health = { containers = [\"web\"], action = \"stop\" }\n",

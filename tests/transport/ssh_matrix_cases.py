@@ -122,6 +122,21 @@ def cases(m):
     case("other_key_type_known_only", blk("w1", "w1", known=f("kh-ecdsa")), "refuse",
          files={f("kh-ecdsa"): f"[127.0.0.1]:{p['w1']} {ecdsa_pub(m)}\n"}, reason=UNKNOWN)
 
+    # Host certificates: the second sshd serves w1's key with a certificate for 127.0.0.1, web1.prod.
+    wc = lambda *extra, known: blk("wc", "wc", *extra, known=known)  # noqa: E731
+    case("cert_authority", wc(known=f("kh-ca")), host="wc",
+         files={f("kh-ca"): f"@cert-authority [127.0.0.1]:* {m.host_ca}\n"}, route=[("wc", fp["k0"])])
+    case("cert_authority_with_alias", wc("HostKeyAlias web1.prod", known=f("kh-ca-alias")), host="wc",
+         files={f("kh-ca-alias"): f"@cert-authority web1.prod {m.host_ca}\n"}, route=[("wc", fp["k0"])])
+    case("cert_authority_wrong_principal", wc("HostKeyAlias db1.prod", known=f("kh-ca-wrong")), "refuse",
+         host="wc", files={f("kh-ca-wrong"): f"@cert-authority db1.prod {m.host_ca}\n"},
+         reason=UNKNOWN + r".*not valid for db1.prod")
+    case("cert_authority_revoked_ca", wc(known=f("kh-ca-revoked")), "refuse", host="wc",
+         files={f("kh-ca-revoked"): f"@cert-authority [127.0.0.1]:* {m.host_ca}\n@revoked * {m.host_ca}\n"},
+         reason=REVOKED)
+    case("cert_host_plain_key_entry", wc(known=f("kh-ca-plain")), host="wc",
+         files={f("kh-ca-plain"): f"[127.0.0.1]:{p['wc']} {k['w1']}\n"}, route=[("wc", fp["k0"])])
+
     # --- which algorithms --------------------------------------------------------------------
     case("kex_minus", blk("w1", "w1", "KexAlgorithms -curve25519-sha256,curve25519-sha256@libssh.org"),
          route=[("w1", fp["k0"])])

@@ -11,8 +11,10 @@ import getpass
 import os
 import re
 import shutil
+import socket
 import subprocess
 import sys
+import threading
 import unittest
 from pathlib import Path
 
@@ -21,6 +23,7 @@ from labcase import LabCase  # noqa: E402
 
 PROBE = os.environ.get("CUTPILOT_SSH_PROBE", "")
 HOSTS = ("w1", "w2", "bastion", "b2")
+CERT_HOST = "wc"  # w1's host key with a host certificate, served by a second sshd
 ACCEPTED = re.compile(r"Accepted publickey for (\S+) from \S+ port \d+ ssh2: (\S+) (\S+)")
 ME = getpass.getuser()
 
@@ -63,6 +66,44 @@ class Matrix:
                  "-V", "-1h:+1d", str(keys / (name + ".pub"))])
         shutil.move(str(keys / "kc-cert.pub"), str(keys / "kc-user.cert"))
         self.agents = {}
+        self.cert_sshd = None
+
+    def start_cert_host(self):
+        """A second sshd on w1's host key that also presents a host certificate (HOSTCA-signed)."""
+        keys, w1 = self.keys, self.d / "hosts" / "w1"
+        run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-C", "host-ca", "-f", str(keys / "host_ca")])
+        shutil.copy(w1 / "ssh_host_ed25519_key.pub", keys / "wc_host.pub")
+        run(["ssh-keygen", "-q", "-s", str(keys / "host_ca"), "-h", "-I", "wc", "-n", "127.0.0.1,web1.prod",
+             "-V", "-1h:+1d", str(keys / "wc_host.pub")])
+        self.host_ca = " ".join((keys / "host_ca.pub").read_text().split()[:2])
+        with socket.socket() as s:
+            s.bind(("127.0.0.1", 0))
+            port = s.getsockname()[1]
+        hdir = self.d / "hosts" / CERT_HOST
+        hdir.mkdir()
+        conf = [line for line in (w1 / "sshd_config").read_text().splitlines()
+                if not line.startswith(("Port ", "PidFile "))]
+        conf += [f"Port {port}", f"PidFile {hdir}/sshd.pid", f"HostCertificate {keys}/wc_host-cert.pub"]
+        (hdir / "sshd_config").write_text("\n".join(conf) + "\n")
+        log = open(hdir / "sshd.log", "a")
+        self.cert_sshd = subprocess.Popen(["/usr/sbin/sshd", "-D", "-e", "-f", str(hdir / "sshd_config")],
+                                          stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
+                                          stderr=subprocess.PIPE, text=True)
+        listening = threading.Event()
+
+        def copy():  # sshd's stderr to its log; says when it listens
+            for line in self.cert_sshd.stderr:
+                log.write(line)
+                log.flush()
+                if "Server listening" in line:
+                    listening.set()
+            listening.set()
+
+        threading.Thread(target=copy, daemon=True).start()
+        if not listening.wait(30) or self.cert_sshd.poll() is not None:
+            raise AssertionError(f"the certificate sshd did not start: {(hdir / 'sshd.log').read_text()}")
+        self.port[CERT_HOST] = port
+        self.hostkey[CERT_HOST] = self.hostkey["w1"]
 
     @staticmethod
     def fingerprint(pub: str) -> str:
@@ -92,6 +133,9 @@ class Matrix:
         return sock
 
     def stop_agents(self):
+        if self.cert_sshd:
+            self.cert_sshd.terminate()
+            self.cert_sshd.wait(timeout=30)
         for proc, _ in self.agents.values():
             proc.terminate()
             proc.wait(timeout=30)
@@ -106,12 +150,12 @@ class Matrix:
 
     def logins(self) -> dict:
         """Every lab host's sshd log size, to read what a run added."""
-        return {n: (self.d / "hosts" / n / "sshd.log").stat().st_size for n in HOSTS}
+        return {n: (self.d / "hosts" / n / "sshd.log").stat().st_size for n in self.port}
 
     def accepted_since(self, sizes: dict) -> list:
         """The logins each host accepted since sizes: [(host, user, key type, fingerprint)]."""
         out = []
-        for n in HOSTS:
+        for n in self.port:
             with open(self.d / "hosts" / n / "sshd.log", "rb") as f:
                 f.seek(sizes[n])
                 for line in f.read().decode(errors="replace").splitlines():
@@ -130,6 +174,7 @@ class SshMatrixTest(LabCase):
         self.lab("up", "--dir", str(d), *HOSTS)
         m = Matrix(d, self.state(str(d)))
         self.addCleanup(m.stop_agents)
+        m.start_cert_host()
         from ssh_matrix_cases import cases  # noqa: E402 (beside this file)
         results = []
         for case in cases(m):
