@@ -5,6 +5,7 @@
 #include <nlohmann/json.hpp>
 
 #include "plans/step.h"
+#include "plans/suggest.h"
 
 namespace cutpilot::plans {
 namespace {
@@ -124,7 +125,11 @@ std::optional<Condition> parse_condition(std::string_view text, std::string& err
     const bool state =
         parts.size() == 2 && std::find(kStates.begin(), kStates.end(), parts[1]) != kStates.end();
     if (!state) {
-      error = "tests " + quote(left) + ", which is not a state (" + std::string(kForms) + ")";
+      // `deploy.suceeded`: name the state meant before listing the forms.
+      const std::string hint =
+          parts.size() == 2 ? did_you_mean(parts[1], {kStates.begin(), kStates.end()}) : "";
+      error = "tests " + quote(left) + ", which is not a state" + hint + " (" +
+              std::string(kForms) + ")";
       return std::nullopt;
     }
     condition.state = std::string(parts[1]);

@@ -44,6 +44,11 @@ void Reader::warning(SourcePos pos, std::string message) {
   diagnostics_.push_back({path_, pos, Severity::kWarning, std::move(message)});
 }
 
+void Reader::unknown_key(SourcePos pos, std::string message) {
+  ++unknown_keys_;
+  error(pos, std::move(message));
+}
+
 void Reader::value_error(const Entry& entry, std::string_view what) {
   error(source_.pos_of(entry.value),
         quote(entry.key) + " in " + std::string(entry.section) + " " + std::string(what));

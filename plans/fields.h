@@ -46,6 +46,12 @@ class Reader {
   void error(SourcePos pos, std::string message);
   // Records a warning at pos: the plan stays usable.
   void warning(SourcePos pos, std::string message);
+  // Records an error about an unknown key at pos, and counts it (see unknown_keys()).
+  void unknown_key(SourcePos pos, std::string message);
+  // How many unknown keys were reported so far. A table with a misspelt key does not also
+  // report the key it lacks because of it (`runn` is one error, not a second "needs 'run'"):
+  // compare the count before and after reading the table.
+  size_t unknown_keys() const { return unknown_keys_; }
   // Records an error about an entry's value: "'port' in [hosts.source] " + what.
   void value_error(const Entry& entry, std::string_view what);
   // Everything recorded, in the order it was found.
@@ -87,6 +93,7 @@ class Reader {
   const SourceMap& source_;
   Expander& expander_;
   std::vector<Diagnostic> diagnostics_;
+  size_t unknown_keys_ = 0;
 };
 
 // One key a section accepts, and how to read it into the section's struct.
@@ -129,7 +136,7 @@ void read_fields(Reader& reader, const toml::value& table, std::string_view sect
     std::vector<std::string_view> known;
     for (const FieldSpec<Target>& candidate : specs)
       known.push_back(candidate.key);
-    reader.error(
+    reader.unknown_key(
         reader.source().key_pos(*value, *key),
         "unknown key " + quote(*key) + " in " + std::string(section) + did_you_mean(*key, known));
   }

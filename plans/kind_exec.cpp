@@ -54,8 +54,11 @@ std::optional<ExecAction> read_exec(Reader& reader, const toml::value& table,
   }
   ExecRead read;
   const size_t before = reader.diagnostics().size();
+  const size_t unknown = reader.unknown_keys();
   read_fields<ExecRead>(reader, table, section, kExecFields, read);
-  if (read.has_run == read.has_shell)
+  // Neither, with a misspelt key (`runn`), is that key's error alone.
+  const bool misspelt = !read.has_run && !read.has_shell && reader.unknown_keys() != unknown;
+  if (read.has_run == read.has_shell && !misspelt)
     reader.error(reader.source().pos_of(table),
                  section + " needs exactly one of 'run' (an argument vector) or 'shell'");
   if (errors_since(reader, before)) return std::nullopt;

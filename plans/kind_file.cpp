@@ -59,13 +59,15 @@ std::optional<Action> read_file_action(ActionInput& input) {
   Reader& reader = input.reader;
   const toml::value& table = input.entry.value;
   const size_t before = reader.diagnostics().size();
+  const size_t unknown = reader.unknown_keys();
   FileRead read;
   if (!read_action_table<FileRead>(
           input, kFileFields, read,
           "{ write = \"/path\", content = \"...\" } or { restore = \"/path\" }"))
     return std::nullopt;
   const SourcePos at = reader.source().pos_of(table);
-  if (read.ops != 1)
+  // None, with a misspelt key (`wirte`), is that key's error alone.
+  if (read.ops > 1 || (read.ops == 0 && reader.unknown_keys() == unknown))
     reader.error(at, input.section + " needs exactly one of 'write' or 'restore' (the path)");
   if (read.ops == 1 && read.op == FileOp::kWrite && !read.has_content)
     reader.error(at, input.section + " writes " + quote(read.path) +

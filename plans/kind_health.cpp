@@ -198,12 +198,14 @@ std::optional<Action> read_health_action(ActionInput& input) {
   Reader& reader = input.reader;
   const toml::value& table = input.entry.value;
   const size_t before = reader.diagnostics().size();
+  const size_t unknown = reader.unknown_keys();
   HealthRead read;
   if (!read_action_table<HealthRead>(input, kHealthFields, read,
                                      "{ containers = [\"web\"], timeout = \"5m\" }"))
     return std::nullopt;
   HealthAction& health = read;
   const SourcePos at = reader.source().pos_of(table);
+  if (read.named.empty() && reader.unknown_keys() != unknown) return std::nullopt;  // misspelt
   if (read.named.size() != 1) {
     std::string kinds;
     for (const std::string_view check : kChecks)

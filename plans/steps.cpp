@@ -2,6 +2,8 @@
 // its rollback.
 #include "plans/steps.h"
 
+#include <algorithm>
+
 #include "plans/step_read.h"
 
 namespace cutpilot::plans {
@@ -158,6 +160,20 @@ std::vector<FieldSpec<StepRead>> step_fields() {
   return fields;
 }
 
+// Whether the step table has an unknown key that is a likely typo of an action kind (`exce`):
+// its unknown-key error says so, and "has no action" would only repeat it.
+bool misspelt_action(const toml::value& table, const std::vector<FieldSpec<StepRead>>& fields) {
+  std::vector<std::string_view> kinds;
+  for (const ActionKindSpec& kind : action_kinds())
+    kinds.push_back(kind.key);
+  for (const auto& [key, value] : table.as_table()) {
+    const bool known = std::any_of(fields.begin(), fields.end(),
+                                   [&](const FieldSpec<StepRead>& f) { return f.key == key; });
+    if (!known && closest_match(key, kinds)) return true;
+  }
+  return false;
+}
+
 StepRead read_step(Reader& reader, const toml::value& table, size_t index,
                    const std::vector<FieldSpec<StepRead>>& fields, std::string_view phase) {
   StepRead x;
@@ -171,7 +187,7 @@ StepRead read_step(Reader& reader, const toml::value& table, size_t index,
     reader.error(x.step.pos, x.section +
                                  " has no 'id' (id = \"NAME\" names it for needs and "
                                  "approvals)");
-  if (x.actions == 0) {
+  if (x.actions == 0 && !misspelt_action(table, fields)) {
     std::string kinds;
     for (const ActionKindSpec& kind : action_kinds())
       kinds += (kinds.empty() ? "" : ", ") + std::string(kind.key);

@@ -193,6 +193,25 @@ const BrokenPlan kBrokenPlans[] = {
      "10:8: error: 'when' in step 'b' tests 'a.done', which is not a state (write STEP.succeeded, "
      "STEP.failed, STEP.skipped, not STEP.succeeded or STEP.result.FIELD < NUMBER (with < <= > >= "
      "== !=))"},
+    {"misspelt state in when, with a suggestion",
+     STEPS_HEAD "[[steps]]\nid = \"a\"\nwait = \"1s\"\n[[steps]]\nid = \"b\"\n"
+                "when = \"a.suceeded\"\nwait = \"1s\"\n",
+     "10:8: error: 'when' in step 'b' tests 'a.suceeded', which is not a state; did you mean "
+     "'succeeded'? (write STEP.succeeded, STEP.failed, STEP.skipped, not STEP.succeeded or "
+     "STEP.result.FIELD < NUMBER (with < <= > >= == !=))"},
+    {"misspelt run in exec: one error, not a second about the missing run",
+     STEPS_HEAD "[[steps]]\nid = \"a\"\non = \"target\"\nexec = { runn = [\"true\"] }\n",
+     "8:10: error: unknown key 'runn' in exec of step 'a'; did you mean 'run'?"},
+    {"misspelt write in file: one error, not a second about the missing path",
+     STEPS_HEAD "[[steps]]\nid = \"a\"\non = \"target\"\n"
+                "file = { wirte = \"/etc/x\", content = \"\" }\n",
+     "8:10: error: unknown key 'wirte' in file of step 'a'; did you mean 'write'?"},
+    {"misspelt action in a step: one error, not a second about the missing action",
+     STEPS_HEAD "[[steps]]\nid = \"a\"\non = \"target\"\nexce = { run = [\"true\"] }\n",
+     "8:1: error: unknown key 'exce' in step 'a'; did you mean 'exec'?"},
+    {"misspelt check in health: one error, not a second about the missing check",
+     STEPS_HEAD "[[steps]]\nid = \"a\"\non = \"target\"\nhealth = { tcpp = \"db:5432\" }\n",
+     "8:12: error: unknown key 'tcpp' in health of step 'a'; did you mean 'tcp'?"},
     {"unknown rollback action with a suggestion",
      STEPS_HEAD "[[steps]]\nid = \"a\"\non = \"target\"\nexec = { run = [\"true\"] }\n"
                 "rollback = { exce = { run = [\"false\"] } }\n",
