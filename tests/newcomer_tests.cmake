@@ -8,6 +8,11 @@ cutpilot_python_tests(scripts cli.deps test_deps.DepsTest "unit;cli" 120 ""
   nothing_is_installed_when_everything_is_there
   every_bench_contender_is_a_dependency
   a_failing_install_fails_the_script)
+# A bench with a contender missing (PATH emptied) fails before it starts anything.
+cutpilot_python_tests(scripts cli.bench_contenders test_deps.BenchContendersTest "unit;cli" 120 ""
+  fanout_without_parallel_ssh_and_ansible_fails
+  sync_without_fpsync_fails
+  db_without_pgcopydb_fails)
 
 # Every plan key the loader accepts is in plans/PLAN_FORMAT.md; every verb has --help and a
 # man page section; the man pages render; the completion offers verbs, flags, steps and hosts.

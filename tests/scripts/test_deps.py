@@ -6,6 +6,7 @@ fresh Debian knows none of the build dependencies); apt-get only records its arg
 
 import os
 import subprocess
+import sys
 import tempfile
 import unittest
 from pathlib import Path
@@ -107,6 +108,34 @@ class DepsTest(unittest.TestCase):
         res = self.deps(unknown=["cmake"], apt_fails=True)
         self.assertNotEqual(res.returncode, 0)
         self.assertIn("cmake", res.stderr)
+
+
+class BenchContendersTest(unittest.TestCase):
+    """A bench with a contender missing fails, naming it and its package, before it starts a lab:
+    it never prints a table with a side missing ("n/a") and exits 0."""
+
+    def bench(self, harness):
+        with tempfile.TemporaryDirectory(prefix="cp-bench-") as empty:
+            return subprocess.run([sys.executable, str(ROOT / "bench" / harness / "run.py"), "--smoke"],
+                                  capture_output=True, text=True, timeout=60,
+                                  env=dict(os.environ, PATH=empty))
+
+    def test_fanout_without_parallel_ssh_and_ansible_fails(self):
+        res = self.bench("fanout")
+        self.assertEqual(res.returncode, 1, res.stdout + res.stderr)
+        self.assertIn("parallel-ssh (Debian package pssh)", res.stderr)
+        self.assertIn("ansible (Debian package ansible)", res.stderr)
+        self.assertNotIn("n/a", res.stdout)
+
+    def test_sync_without_fpsync_fails(self):
+        res = self.bench("sync")
+        self.assertEqual(res.returncode, 1, res.stdout + res.stderr)
+        self.assertIn("fpsync (Debian package fpart)", res.stderr)
+
+    def test_db_without_pgcopydb_fails(self):
+        res = self.bench("db")
+        self.assertEqual(res.returncode, 1, res.stdout + res.stderr)
+        self.assertIn("pgcopydb (Debian package pgcopydb)", res.stderr)
 
 
 if __name__ == "__main__":
