@@ -9,8 +9,8 @@
 
 int main(int argc, char** argv) {
   if (argc == 2 && std::strcmp(argv[1], "--version") == 0) {
-    std::printf("cutpilot-agent %s (git %s, protocol %u)\n", cutpilot::kVersion, cutpilot::kRevision,
-                cutpilot::proto::kProtocolVersion);
+    std::printf("cutpilot-agent %s (git %s, protocol %u)\n", cutpilot::kVersion,
+                cutpilot::kRevision, cutpilot::proto::kProtocolVersion);
     return 0;
   }
   if (argc == 2 && std::strcmp(argv[1], "serve") == 0) return cutpilot::agent::serve(0, 1);
