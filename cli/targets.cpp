@@ -48,7 +48,8 @@ std::optional<transport::AgentBinary> load_agent_binary(std::string& error) {
   // Beside the cockpit (the build tree: build/bin/), else where `cmake --install` and the .deb
   // put it: PREFIX/libexec/cutpilot/ for PREFIX/bin/cutpilot.
   std::error_code ec;
-  const std::filesystem::path dir = std::filesystem::read_symlink("/proc/self/exe", ec).parent_path();
+  const std::filesystem::path dir =
+      std::filesystem::read_symlink("/proc/self/exe", ec).parent_path();
   const std::filesystem::path beside = dir / "cutpilot-agent";
   const std::filesystem::path installed =
       (dir.parent_path() / "libexec" / "cutpilot" / "cutpilot-agent").lexically_normal();
