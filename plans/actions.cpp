@@ -57,8 +57,7 @@ std::string_view action_kind(const Action& action) {
 std::string destructive_reason(const Action& action) {
   if (const auto* sync = std::get_if<SyncAction>(&action))
     return sync->del && sync->mode == SyncMode::kCopy ? "a sync with delete removes files" : "";
-  if (const auto* db = std::get_if<DbAction>(&action))
-    return db->op == DbOp::kCopy && db->drop ? "a db copy with drop replaces the database" : "";
+  // A db copy is not counted: it keeps the database it replaces and puts it back on rollback.
   if (const auto* file = std::get_if<FileAction>(&action))
     return file->op == FileOp::kWrite ? "a file write replaces " + file->path : "";
   if (const auto* health = std::get_if<HealthAction>(&action))

@@ -247,7 +247,7 @@ struct Step {
 };
 
 // Why an action is destructive (it deletes or overwrites data on a host), or "" when it
-// is not: a sync copy with delete, a db copy with drop, a file write, a container stop or
+// is not: a sync copy with delete, a file write, a container stop or
 // restart. An exec is opaque (cutpilot cannot tell `rm -rf` from `ls`), so it never is:
 // warning on every sudo command would teach operators to ignore the warning. `cutpilot
 // check` warns about a destructive step with neither rollback nor confirm.

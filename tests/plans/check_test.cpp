@@ -8,6 +8,8 @@
 #include <cstdlib>
 #include <string>
 
+#include "plans/load.h"
+
 namespace cutpilot::plans {
 namespace {
 
@@ -123,6 +125,21 @@ TEST(CheckPlan, MissingFileReturnsOne) {
   EXPECT_EQ(contents(out), "");
   std::fclose(out);
   std::fclose(err);
+}
+
+TEST(CheckSafety, ADbCopyWithDropIsNotCalledDestructive) {
+  // The copy keeps the database it replaces and gets a put-back rollback: no warning to teach
+  // operators to ignore.
+  const LoadResult loaded = load_plan_text(
+      "[plan]\nname = \"x\"\n[hosts.source]\n[hosts.target]\n[[steps]]\nid = \"a\"\n"
+      "on = \"target\"\ndb = { engine = \"postgres\", drop = true, from = { host = \"source\", "
+      "database = \"s\" }, to = { database = \"s\" } }\n",
+      "plan.toml");
+  ASSERT_TRUE(loaded.ok());
+  for (const auto& d : loaded.diagnostics)
+    ADD_FAILURE() << format_diagnostic(d);
+  ASSERT_EQ(loaded.plan.steps.size(), 1u);
+  EXPECT_TRUE(loaded.plan.steps[0].rollback.has_value()) << "the automatic put-back";
 }
 
 }  // namespace
