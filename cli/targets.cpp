@@ -18,9 +18,12 @@ std::vector<transport::SshTarget> ssh_targets(const plans::Plan& plan) {
     if (host.port) t.port = *host.port;
     t.jump = host.jump;
     t.sudo = host.sudo;
-    // A missing ~/.ssh/config is fine, as it is for ssh; a missing file the plan names is not.
-    if (plan.settings.ssh_config_set || std::filesystem::exists(plan.settings.ssh_config))
+    // A config the plan names is the only one read (ssh -F); without one, ssh reads its own
+    // (~/.ssh/config, /etc/ssh/ssh_config), as it does by hand.
+    if (plan.settings.ssh_config_set)
       t.ssh_config = plan.settings.ssh_config;
+    else
+      t.ssh_defaults = true;
     // A known_hosts the plan names wins over the ssh config's UserKnownHostsFile.
     if (host.known_hosts)
       t.known_hosts = host.known_hosts;

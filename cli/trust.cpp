@@ -22,9 +22,7 @@ std::optional<transport::SshTarget> target_for(const std::string& host, const st
     transport::SshTarget t;
     t.name = host;
     t.address = host;
-    const char* home = std::getenv("HOME");
-    const std::string config = std::string(home ? home : "") + "/.ssh/config";
-    if (std::filesystem::exists(config)) t.ssh_config = config;
+    t.ssh_defaults = true;  // ssh reads its own configs, as `ssh HOST` does
     return t;
   }
   const plans::LoadResult loaded = plans::load_plan(plan);
@@ -118,7 +116,7 @@ int trust(const std::vector<std::string>& args) {
     std::fprintf(stderr, "cutpilot trust: %s\n", session.error().c_str());
     return kFailed;
   }
-  std::printf("added %s to %s\n", resolved.known_hosts_name().c_str(), file.c_str());
+  std::printf("added to %s (as %s)\n", file.c_str(), resolved.known_hosts_name().c_str());
   return kOk;
 }
 

@@ -45,7 +45,9 @@ CommandOutput run_command(const std::vector<std::string>& argv, std::chrono::mil
                           const std::string& input) {
   CommandOutput result;
   int in[2], out[2], err[2];
-  if (pipe2(in, O_CLOEXEC) != 0 || pipe2(out, O_CLOEXEC) != 0 || pipe2(err, O_CLOEXEC) != 0) {
+  // stdin is a socket: a child that exits before reading it cannot SIGPIPE the cockpit.
+  if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, in) != 0 || pipe2(out, O_CLOEXEC) != 0 ||
+      pipe2(err, O_CLOEXEC) != 0) {
     result.error = "pipe failed";
     return result;
   }
@@ -66,7 +68,8 @@ CommandOutput run_command(const std::vector<std::string>& argv, std::chrono::mil
   close(out[1]);
   close(err[1]);
   // Small inputs only (a key for ssh-keygen): it fits the pipe buffer.
-  if (!input.empty() && write(in[1], input.data(), input.size()) < 0) result.error = "write failed";
+  if (!input.empty() && send(in[1], input.data(), input.size(), MSG_NOSIGNAL) < 0)
+    result.error = "cannot write to " + argv[0];
   close(in[1]);
   int fds[2] = {out[0], err[0]};
   const auto deadline = std::chrono::steady_clock::now() + timeout;

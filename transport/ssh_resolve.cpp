@@ -167,9 +167,17 @@ ResolvedHost parse_ssh_g(const std::string& output, const std::string& original)
   return h;
 }
 
+std::vector<std::string> config_args(const SshTarget& target) {
+  if (target.ssh_defaults) return {};
+  const std::string config = expand_home(target.ssh_config);
+  return {"-F", config.empty() ? "none" : config};
+}
+
 std::optional<ResolvedHost> resolve_host(const SshTarget& target, std::string& error) {
   const std::string config = expand_home(target.ssh_config);
-  std::vector<std::string> argv = {"ssh", "-G", "-F", config.empty() ? "none" : config};
+  std::vector<std::string> argv = {"ssh", "-G"};
+  for (auto& a : config_args(target))
+    argv.push_back(a);
   auto option = [&](const std::string& text) { argv.insert(argv.end(), {"-o", text}); };
   // The plan's own settings win over the config's, as -o does for ssh.
   if (target.user) option("User=" + *target.user);

@@ -46,6 +46,9 @@ ResolvedHost parse_ssh_g(const std::string& output, const std::string& original)
 // The ssh client cutpilot relies on, as `ssh -V` prints it ("OpenSSH_9.2p1 ...").
 std::string ssh_client_version();
 
+// The -F arguments for ssh: none when target.ssh_defaults, else the config or "none".
+std::vector<std::string> config_args(const SshTarget& target);
+
 // `~/x` with $HOME, for paths the plan or a config gives.
 std::string expand_home(const std::string& path);
 

@@ -114,9 +114,10 @@ bool SshSession::start_proxy() {
     // As ssh itself turns ProxyJump into a command: the last hop is the one that
     // forwards, the earlier ones its own -J; the config goes along, and the operator's
     // client checks each hop's key against known_hosts. Strict: never accept-new.
-    const std::string config = expand_home(target_.ssh_config);
-    argv = {"ssh",           "-F", config.empty() ? "none" : config, "-o",
-            "BatchMode=yes", "-o", "StrictHostKeyChecking=yes"};
+    argv = {"ssh"};
+    for (auto& a : config_args(target_))
+      argv.push_back(a);
+    argv.insert(argv.end(), {"-o", "BatchMode=yes", "-o", "StrictHostKeyChecking=yes"});
     if (target_.known_hosts)
       argv.insert(argv.end(), {"-o", "UserKnownHostsFile=" + expand_home(*target_.known_hosts)});
     const size_t last = h.proxy_jump.rfind(',');

@@ -17,7 +17,9 @@ struct SshTarget {
   std::optional<std::string> jump;         // ProxyJump host (an ssh config alias or address)
   std::optional<std::string> known_hosts;  // overrides the ssh config's UserKnownHostsFile
   std::string ssh_config;                  // the ssh config file ("" = none)
-  bool sudo = false;                       // run the agent under `sudo -n`
+  // No config named: ssh reads ~/.ssh/config and /etc/ssh/ssh_config as it always does.
+  bool ssh_defaults = false;
+  bool sudo = false;                                    // run the agent under `sudo -n`
   std::optional<std::chrono::seconds> connect_timeout;  // overrides ConnectTimeout
   // Used when neither the plan nor the ssh config sets a connect timeout.
   static constexpr std::chrono::seconds kDefaultConnectTimeout{10};
