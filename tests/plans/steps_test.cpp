@@ -319,8 +319,8 @@ TEST(Steps, DestructiveActionsAreNamed) {
   EXPECT_EQ(destructive_reason(sync), "");
   DbAction db;
   EXPECT_EQ(destructive_reason(db), "");
-  db.drop = true;
-  EXPECT_NE(destructive_reason(db), "");
+  db.drop = true;  // the copy keeps the database it replaces (and puts it back on rollback)
+  EXPECT_EQ(destructive_reason(db), "");
   EXPECT_NE(destructive_reason(FileAction{}), "");
   EXPECT_EQ(destructive_reason(FileAction{.op = FileOp::kRestore}), "");
   HealthAction health;
