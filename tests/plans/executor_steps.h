@@ -30,6 +30,13 @@ inline std::string needs(const std::string& list) {
   return "needs = [" + list + "]\n";
 }
 
+// A plan with one gated step g after a, and a gated step h that needs confirmation text.
+inline std::string gated_plan() {
+  return plan_head() + exec_step("a", "source") +
+         exec_step("g", "target", needs("\"a\"") + "gate = \"approve\"\n") +
+         exec_step("h", "target", "gate = \"approve\"\nconfirm = \"DROP shop\"\n");
+}
+
 // Three chained steps with rollbacks, a fourth gated one that keeps the run open.
 inline std::string rollback_plan(const std::string& b_extra = "") {
   return plan_head() + exec_step("a", "source", undo("a")) +

@@ -19,6 +19,7 @@ gtest_discover_tests(plans_tests TEST_PREFIX "plans." PROPERTIES LABELS "unit" T
 # The executor and its journal against a fake JobPort, with an explicit clock (no sleeps).
 add_executable(executor_tests
   plans/executor_test.cpp
+  plans/executor_gates_test.cpp
   plans/executor_resume_test.cpp
   plans/journal_test.cpp)
 target_link_libraries(executor_tests PRIVATE cutpilot_plans GTest::gmock GTest::gtest_main)
