@@ -1,9 +1,11 @@
 #include "transport/sha256.h"
 
-#include <fstream>
-#include <iterator>
+#include <fcntl.h>
+#include <sys/stat.h>
+#include <unistd.h>
 
 #include <algorithm>
+#include <cerrno>
 #include <cstring>
 
 namespace cutpilot::transport {
@@ -113,10 +115,30 @@ std::string sha256_hex(std::string_view bytes) {
 }
 
 std::optional<std::string> read_file(const std::string& path) {
-  std::ifstream in(path, std::ios::binary);
-  if (!in) return std::nullopt;
-  std::string bytes{std::istreambuf_iterator<char>(in), {}};
-  if (in.bad()) return std::nullopt;
+  // read(2) into a buffer of the file's size: a stream iterator copies byte by byte, and
+  // growing the string as it goes moves the 6 MB agent several times.
+  const int fd = open(path.c_str(), O_RDONLY | O_CLOEXEC);
+  if (fd < 0) return std::nullopt;
+  struct stat st;
+  std::string bytes;
+  if (fstat(fd, &st) == 0 && st.st_size > 0) bytes.resize(static_cast<size_t>(st.st_size));
+  size_t have = 0;
+  char extra[4096];  // past the size fstat gave (a file that grew, or /proc)
+  for (;;) {
+    const bool full = have == bytes.size();
+    const ssize_t n =
+        full ? read(fd, extra, sizeof extra) : read(fd, bytes.data() + have, bytes.size() - have);
+    if (n < 0 && errno == EINTR) continue;
+    if (n < 0) {
+      close(fd);
+      return std::nullopt;
+    }
+    if (n == 0) break;
+    if (full) bytes.append(extra, static_cast<size_t>(n));
+    have += static_cast<size_t>(n);
+  }
+  close(fd);
+  bytes.resize(have);
   return bytes;
 }
 

@@ -3,6 +3,7 @@
 #include <fcntl.h>
 #include <poll.h>
 #include <signal.h>
+#include <spawn.h>
 #include <sys/socket.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -33,6 +34,39 @@ void read_some(int& fd, std::string& into) {
   }
 }
 
+// Starts argv[0] (searched in PATH) with the given descriptors as its 0, 1 and 2.
+// posix_spawn, not fork: the cockpit is large and threaded, and a fork copies its page
+// tables (~15 ms of CPU per child on a loaded 2-core VM, once per host for `ssh -G`);
+// posix_spawn shares the memory until the exec, as vfork does. -1 and errno when it cannot.
+pid_t spawn(const std::vector<std::string>& argv, int in, int out, int err, bool new_session) {
+  const std::vector<char*> args = c_argv(argv);
+  posix_spawn_file_actions_t actions;
+  posix_spawnattr_t attr;
+  posix_spawn_file_actions_init(&actions);
+  posix_spawnattr_init(&attr);
+  posix_spawn_file_actions_adddup2(&actions, in, 0);
+  posix_spawn_file_actions_adddup2(&actions, out, 1);
+  posix_spawn_file_actions_adddup2(&actions, err, 2);
+  // The parent may ignore or block signals (SIGPIPE); the child starts with the defaults.
+  sigset_t none, all;
+  sigemptyset(&none);
+  sigfillset(&all);
+  posix_spawnattr_setsigmask(&attr, &none);
+  posix_spawnattr_setsigdefault(&attr, &all);
+  short flags = POSIX_SPAWN_SETSIGMASK | POSIX_SPAWN_SETSIGDEF;
+  if (new_session) flags |= POSIX_SPAWN_SETSID;  // no controlling terminal: nowhere to prompt
+  posix_spawnattr_setflags(&attr, flags);
+  pid_t pid = -1;
+  const int rc = posix_spawnp(&pid, args[0], &actions, &attr, args.data(), environ);
+  posix_spawn_file_actions_destroy(&actions);
+  posix_spawnattr_destroy(&attr);
+  if (rc != 0) {
+    errno = rc;
+    return -1;
+  }
+  return pid;
+}
+
 std::string trimmed(std::string text) {
   while (!text.empty() && (text.back() == '\n' || text.back() == '\r' || text.back() == ' '))
     text.pop_back();
@@ -51,18 +85,12 @@ CommandOutput run_command(const std::vector<std::string>& argv, std::chrono::mil
     result.error = "pipe failed";
     return result;
   }
-  const std::vector<char*> args = c_argv(argv);
-  const pid_t pid = fork();
+  const pid_t pid = spawn(argv, in[0], out[1], err[1], false);
   if (pid < 0) {
-    result.error = std::string("fork failed: ") + std::strerror(errno);
+    result.error = "cannot run " + argv[0] + ": " + std::strerror(errno);
+    for (int fd : {in[0], in[1], out[0], out[1], err[0], err[1]})
+      close(fd);
     return result;
-  }
-  if (pid == 0) {
-    dup2(in[0], 0);
-    dup2(out[1], 1);
-    dup2(err[1], 2);
-    execvp(args[0], args.data());
-    _exit(127);
   }
   close(in[0]);
   close(out[1]);
@@ -115,19 +143,12 @@ bool ProxyProcess::start(const std::vector<std::string>& argv, std::string& erro
     error = std::string("cannot create a socket pair: ") + std::strerror(errno);
     return false;
   }
-  const std::vector<char*> args = c_argv(argv);
-  pid_ = fork();
+  pid_ = spawn(argv, pair[1], pair[1], err[1], true);
   if (pid_ < 0) {
-    error = std::string("fork failed: ") + std::strerror(errno);
+    error = "cannot run " + argv[0] + ": " + std::strerror(errno);
+    for (int fd : {pair[0], pair[1], err[0], err[1]})
+      close(fd);
     return false;
-  }
-  if (pid_ == 0) {
-    dup2(pair[1], 0);
-    dup2(pair[1], 1);
-    dup2(err[1], 2);
-    setsid();  // no controlling terminal: ssh has nowhere to prompt
-    execvp(args[0], args.data());
-    _exit(127);
   }
   close(pair[1]);
   close(err[1]);
