@@ -136,6 +136,7 @@ int hosts(const std::vector<std::string>& args) {
     std::fprintf(stderr, "cutpilot hosts: %s\n", error.c_str());
     return kFailed;
   }
+  auto client_version = transport::ssh_client_version_async();
   transport::Fleet fleet(ssh_targets(loaded.plan), std::move(*agent));
   fleet.start();
 
@@ -166,7 +167,7 @@ int hosts(const std::vector<std::string>& args) {
   for (const auto& host : fleet.hosts())
     if (fleet.info(host).state != LinkState::kReady || !facts.count(host)) ++failed;
   if (json) {
-    const std::string client = transport::ssh_client_version();
+    const std::string client = client_version.get();
     for (const auto& host : fleet.hosts()) {
       const auto it = facts.find(host);
       auto j = host_json(fleet, host, it == facts.end() ? nullptr : &it->second);
@@ -180,7 +181,7 @@ int hosts(const std::vector<std::string>& args) {
   } else {
     print_table(fleet, facts);
     // Routes and host keys come from this client's view of the ssh config (ssh -G).
-    const std::string client = transport::ssh_client_version();
+    const std::string client = client_version.get();
     std::printf("\nssh client: %s\n", client.empty() ? "not found" : client.c_str());
     for (const auto& host : fleet.hosts())
       if (!fleet.info(host).via.empty())

@@ -1,7 +1,10 @@
 #include "transport/deploy.h"
 
+#include <sys/stat.h>
+
 #include "cutpilot/version.h"
 #include "transport/codec.h"
+#include "transport/local_cache.h"
 #include "transport/sha256.h"
 
 namespace cutpilot::transport {
@@ -167,14 +170,35 @@ bool greet(SshSession& session, RunningAgent& agent, std::string& error,
 }  // namespace
 
 std::optional<AgentBinary> AgentBinary::load(const std::string& path, std::string& error) {
+  AgentBinary agent;
+  agent.path = path;
+  struct stat st;
+  if (stat(path.c_str(), &st) != 0 || !S_ISREG(st.st_mode) || st.st_size == 0) {
+    error = "cannot read the agent binary " + path;
+    return std::nullopt;
+  }
+  // One entry per agent path; it holds the identity of the file that was hashed.
+  const std::string entry = "agent-sha256/" + sha256_hex(path).substr(0, 16);
+  const std::string identity = file_identity(st);
+  if (const auto cached = cache_read(entry)) {
+    const size_t space = cached->rfind(' ');
+    if (space != std::string::npos && cached->compare(0, space, identity) == 0 &&
+        cached->size() == space + 1 + 64) {
+      agent.sha256 = cached->substr(space + 1);
+      return agent;
+    }
+  }
   auto bytes = read_file(path);
   if (!bytes || bytes->empty()) {
     error = "cannot read the agent binary " + path;
     return std::nullopt;
   }
-  AgentBinary agent;
   agent.sha256 = sha256_hex(*bytes);
   agent.bytes = std::move(*bytes);
+  // Only a file that did not change while it was read is remembered.
+  struct stat after;
+  if (stat(path.c_str(), &after) == 0 && file_identity(after) == identity)
+    cache_write(entry, identity + " " + agent.sha256);
   return agent;
 }
 
@@ -183,9 +207,20 @@ bool start_agent(SshSession& session, const AgentBinary& agent, RunningAgent& ou
   const auto deadline = Clock::now() + timeout;
   Launch result = launch(session, agent, out, error, deadline);
   if (result == Launch::kNeedsUpload) {
+    std::string read_now;  // the bytes, when load() took only the hash from its cache
+    if (agent.bytes.empty()) {
+      auto bytes = read_file(agent.path);
+      if (!bytes || sha256_hex(*bytes) != agent.sha256) {
+        error = session.target().name + ": the agent binary " + agent.path +
+                (bytes ? " changed since the cockpit started" : " can no longer be read");
+        return false;
+      }
+      read_now = std::move(*bytes);
+    }
     const auto left =
         std::chrono::duration_cast<std::chrono::milliseconds>(deadline - Clock::now());
-    ExecResult upload = session.run(upload_script(agent), agent.bytes, left);
+    ExecResult upload =
+        session.run(upload_script(agent), agent.bytes.empty() ? read_now : agent.bytes, left);
     if (!upload.error.empty()) {
       error = upload.error;
       return false;

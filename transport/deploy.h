@@ -17,9 +17,15 @@ namespace cutpilot::transport {
 
 // The agent binary this cockpit deploys.
 struct AgentBinary {
+  // Empty when load() took the hash from the cache: a host without the agent is rare, so
+  // the bytes are read (and checked against sha256) only when one needs an upload.
   std::string bytes;
   std::string sha256;  // 64 hex digits
-  // Reads the binary; nullopt and error set when it cannot.
+  std::string path;    // where load() found it ("" when made in memory)
+  // The hash of the binary at path, and its bytes when they had to be read for it; the
+  // hash is remembered in the cockpit's cache under the file's identity (device, inode,
+  // size, mtime and ctime), so an unchanged agent is not read and hashed on every run.
+  // nullopt and error set when it cannot be read.
   static std::optional<AgentBinary> load(const std::string& path, std::string& error);
   // The file name on the host: "agent-<16 hex>".
   std::string remote_name() const { return "agent-" + sha256.substr(0, 16); }

@@ -4,8 +4,10 @@
 #include <unistd.h>
 
 #include <cstdlib>
+#include <future>
 #include <sstream>
 
+#include "transport/ssh_g_cache.h"
 #include "transport/ssh_process.h"
 
 namespace cutpilot::transport {
@@ -188,7 +190,7 @@ std::optional<ResolvedHost> resolve_host(const SshTarget& target, std::string& e
     option("GlobalKnownHostsFile=none");
   }
   argv.insert(argv.end(), {"--", target.address});
-  const CommandOutput out = run_command(argv, 10s);
+  const CommandOutput out = run_ssh_g(argv, 10s);
   if (!out.error.empty() || out.exit_status != 0) {
     std::string why = out.err.empty() ? out.error : out.err;
     while (!why.empty() && why.back() == '\n')
@@ -207,6 +209,10 @@ std::string ssh_client_version() {
   while (!text.empty() && text.back() == '\n')
     text.pop_back();
   return out.exit_status == 0 ? text : "";
+}
+
+std::future<std::string> ssh_client_version_async() {
+  return std::async(std::launch::async, ssh_client_version);
 }
 
 }  // namespace cutpilot::transport

@@ -3,6 +3,7 @@
 // the algorithm lists; cutpilot then sets each value on libssh itself.
 #pragma once
 
+#include <future>
 #include <optional>
 #include <string>
 #include <vector>
@@ -45,6 +46,9 @@ ResolvedHost parse_ssh_g(const std::string& output, const std::string& original)
 
 // The ssh client cutpilot relies on, as `ssh -V` prints it ("OpenSSH_9.2p1 ...").
 std::string ssh_client_version();
+// The same, asked on a thread of its own (started now, waited for by get()): a command that
+// prints it last need not wait for one more ssh process after its hosts are done.
+std::future<std::string> ssh_client_version_async();
 
 // The -F arguments for ssh: none when target.ssh_defaults, else the config or "none".
 std::vector<std::string> config_args(const SshTarget& target);

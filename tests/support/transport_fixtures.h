@@ -8,6 +8,7 @@
 
 #include "tests/support/lab.h"
 #include "transport/deploy.h"
+#include "transport/sha256.h"
 #include "transport/ssh_target.h"
 
 namespace cutpilot::test {
@@ -28,6 +29,8 @@ inline transport::AgentBinary agent_binary() {
   std::string error;
   auto agent = transport::AgentBinary::load(CUTPILOT_AGENT_PATH, error);
   if (!agent) throw std::runtime_error(error);
+  // The hash may come from the cockpit's cache; tests that alter the bytes need them.
+  if (agent->bytes.empty()) agent->bytes = transport::read_file(agent->path).value_or("");
   return *agent;
 }
 
