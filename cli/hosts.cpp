@@ -31,18 +31,25 @@ std::string tools_text(const proto::HostFacts& f) {
   return text.empty() ? "-" : text;
 }
 
-void print_table(const transport::Fleet& fleet,
+// Where the plan's host comes from: "plan", "inventory.ini:12" or "inventory.ini:12+plan".
+std::string origin_of(const plans::Plan& plan, const std::string& host) {
+  const plans::HostSpec* spec = plan.find_host(host);
+  return spec ? spec->origin() : "-";
+}
+
+void print_table(const plans::Plan& plan, const transport::Fleet& fleet,
                  const std::map<std::string, proto::HostFacts>& facts) {
   // SPOOLS: finished jobs whose results no cockpit acknowledged (their spools stay on the host).
+  // FROM: the plan's [hosts.NAME] table, the inventory line that names the host, or both.
   Table table({"HOST", "ADDRESS", "STATE", "AGENT", "SPOOLS", "OS", "KERNEL", "CORES", "MEM GiB",
-               "LOAD", "FREE / GiB", "TOOLS"});
+               "LOAD", "FREE / GiB", "TOOLS", "FROM"});
   for (const auto& host : fleet.hosts()) {
     const auto& info = fleet.info(host);
     const auto it = facts.find(host);
     if (it == facts.end()) {
       table.add({host, info.endpoint.empty() ? "-" : info.endpoint,
                  std::string(transport::link_state_name(info.state)), "-", "-", "-", "-", "-", "-",
-                 "-", "-", "-"});
+                 "-", "-", "-", origin_of(plan, host)});
       continue;
     }
     const auto& f = it->second;
@@ -51,7 +58,7 @@ void print_table(const transport::Fleet& fleet,
     table.add({host, info.endpoint, std::string(transport::link_state_name(info.state)),
                info.agent_version, std::to_string(f.kept_spools), f.os, f.kernel,
                std::to_string(f.cores), gib(f.mem_available) + "/" + gib(f.mem_total), load,
-               f.disks.empty() ? "-" : gib(f.disks[0].free), tools_text(f)});
+               f.disks.empty() ? "-" : gib(f.disks[0].free), tools_text(f), origin_of(plan, host)});
   }
   table.print(stdout);
   for (const auto& [host, f] : facts)
@@ -171,6 +178,7 @@ int hosts(const std::vector<std::string>& args) {
     for (const auto& host : fleet.hosts()) {
       const auto it = facts.find(host);
       auto j = host_json(fleet, host, it == facts.end() ? nullptr : &it->second);
+      j["origin"] = origin_of(loaded.plan, host);  // "plan", "inventory.ini:12", or both
       j["ssh_client"] = client;  // the client whose config view (ssh -G) routed and trusted
       if (it == facts.end() && j["state"] == "ready") {
         j["state"] = "failed";
@@ -179,7 +187,7 @@ int hosts(const std::vector<std::string>& args) {
       std::printf("%s\n", j.dump().c_str());
     }
   } else {
-    print_table(fleet, facts);
+    print_table(loaded.plan, fleet, facts);
     // Routes and host keys come from this client's view of the ssh config (ssh -G).
     const std::string client = client_version.get();
     std::printf("\nssh client: %s\n", client.empty() ? "not found" : client.c_str());

@@ -18,6 +18,7 @@ std::vector<transport::SshTarget> ssh_targets(const plans::Plan& plan) {
     if (host.port) t.port = *host.port;
     t.jump = host.jump;
     t.sudo = host.sudo;
+    t.identity_file = host.identity_file;
     // A config the plan names is the only one read (ssh -F); without one, ssh reads its own
     // (~/.ssh/config, /etc/ssh/ssh_config), as it does by hand.
     if (plan.settings.ssh_config_set)

@@ -39,6 +39,8 @@ ReadResult read_inventory(const std::string& path) {
     return fail(std::string("cannot read the inventory: ") + std::strerror(errno));
   if (S_ISDIR(info.st_mode))
     return fail("cannot read the inventory: it is a directory (name the inventory file)");
+  // A device or a pipe could be read forever (/dev/zero); an inventory is a file.
+  if (!S_ISREG(info.st_mode)) return fail("cannot read the inventory: it is not a regular file");
   if (static_cast<size_t>(info.st_size) > kMaxInventoryBytes)
     return fail("the inventory is larger than " + std::to_string(kMaxInventoryBytes >> 20) +
                 " MiB");

@@ -51,6 +51,10 @@ constexpr FieldSpec<HostFields> kHostFields[] = {
      [](Reader& r, const Entry& e, HostFields& h) {
        if (auto v = r.duration(e)) h.spec.connect_timeout = *v;
      }},
+    {"identity_file",
+     [](Reader& r, const Entry& e, HostFields& h) {
+       if (auto v = r.path(e)) h.spec.identity_file = std::move(*v);
+     }},
 };
 
 // The hops of an ssh ProxyJump value: "a,b" goes through a, then b.
@@ -127,11 +131,19 @@ bool valid_host_name(std::string_view name) {
   return true;
 }
 
-std::vector<HostSpec> read_hosts(Reader& reader, const toml::value& hosts) {
+std::vector<HostSpec> read_hosts(Reader& reader, const toml::value* hosts,
+                                 const InventoryHosts& listed) {
+  // The inventory's hosts first, in its order; a table of the same name merges into one.
   std::vector<HostFields> read;
-  const auto entries = reader.source().entries_in_order(hosts);
-  if (entries.empty())
-    reader.error(reader.source().pos_of(hosts),
+  std::map<std::string_view, size_t> from_inventory;
+  for (size_t i = 0; i < listed.hosts.size(); ++i) {
+    read.push_back({listed.hosts[i], std::nullopt});
+    from_inventory.emplace(listed.hosts[i].name, i);
+  }
+  const auto entries = hosts ? reader.source().entries_in_order(*hosts)
+                             : std::vector<std::pair<const std::string*, const toml::value*>>();
+  if (hosts && entries.empty() && listed.file.empty())
+    reader.error(reader.source().pos_of(*hosts),
                  "[hosts] is empty (add a [hosts.NAME] table for each machine)");
   for (const auto& [name, value] : entries) {
     const SourcePos at = reader.source().key_pos(*value, *name);
@@ -150,6 +162,12 @@ std::vector<HostSpec> read_hosts(Reader& reader, const toml::value& hosts) {
     host.spec.pos = reader.source().pos_of(*value);
     const std::string section = "[hosts." + *name + "]";
     read_fields<HostFields>(reader, *value, section, kHostFields, host);
+    if (const auto same = from_inventory.find(host.spec.name); same != from_inventory.end()) {
+      HostFields& merged = read[same->second];
+      merge_host(reader, *value, host.spec, listed.entries[same->second], listed.file, merged.spec);
+      merged.jump_pos = host.jump_pos;
+      continue;
+    }
     if (host.spec.address.empty()) host.spec.address = host.spec.name;
     read.push_back(std::move(host));
   }

@@ -11,6 +11,7 @@
 
 #include "plans/fields.h"
 #include "plans/hosts.h"
+#include "plans/inventory_hosts.h"
 #include "plans/steps.h"
 #include "plans/toml_read.h"
 #include "transport/sha256.h"
@@ -81,6 +82,11 @@ constexpr FieldSpec<PlanSettings> kPlanFields[] = {
      [](Reader& r, const Entry& e, PlanSettings& p) {
        p.known_hosts_set = true;
        if (auto v = r.path(e)) p.known_hosts = std::move(*v);
+     }},
+    {"inventory",
+     [](Reader& r, const Entry& e, PlanSettings& p) {
+       p.inventory_pos = r.source().pos_of(e.value);
+       if (auto v = r.path(e)) p.inventory = std::move(*v);
      }},
 };
 
@@ -167,12 +173,15 @@ class PlanLoader {
     } else if (!root.contains("plan")) {
       reader.error({}, "the plan has no [plan] table (it needs at least [plan] name = \"...\")");
     }
-    if (tables.hosts) {
-      result.plan.hosts = read_hosts(reader, *tables.hosts);
+    const InventoryHosts listed = read_inventory_hosts(reader, result.plan.settings, path_);
+    if (tables.hosts || result.plan.settings.inventory) {
+      result.plan.hosts = read_hosts(reader, tables.hosts, listed);
     } else if (!root.contains("hosts")) {
       reader.error({}, "the plan has no hosts (add a [hosts.NAME] table for each machine)");
     }
-    if (tables.steps) result.plan.steps = read_steps(reader, *tables.steps, result.plan.hosts);
+    result.plan.groups = listed.groups;
+    if (tables.steps)
+      result.plan.steps = read_steps(reader, *tables.steps, result.plan.hosts, result.plan.groups);
     append(diagnostics, reader.diagnostics());
     std::stable_sort(
         diagnostics.begin(), diagnostics.end(), [](const Diagnostic& a, const Diagnostic& b) {

@@ -29,7 +29,14 @@ struct PlanSettings {
   // ssh config's UserKnownHostsFile.
   bool ssh_config_set = false;
   bool known_hosts_set = false;
+  // The Ansible inventory the plan takes hosts and groups from, as written (${...} and "~/"
+  // expanded; relative to the plan's directory), and where `inventory =` is written.
+  std::optional<std::string> inventory;
+  SourcePos inventory_pos;
 };
+
+// How a step's `on` names an inventory group: "group:web".
+inline constexpr std::string_view kGroupPrefix = "group:";
 
 // The defaults for PlanSettings paths, before "~/" expansion.
 inline constexpr std::string_view kDefaultSshConfig = "~/.ssh/config";
@@ -47,7 +54,19 @@ struct HostSpec {
   std::optional<std::string> peer_address;  // how the other hosts reach this one
   std::optional<std::string> role;
   std::optional<std::chrono::milliseconds> connect_timeout;
-  SourcePos pos;  // where the table starts, for later diagnostics about the host
+  std::optional<std::string> identity_file;  // a key ssh tries first (IdentityFile)
+  SourcePos pos;  // where the table starts (or `inventory =`), for later diagnostics about the host
+  bool in_plan = true;                      // a [hosts.NAME] table names it
+  std::optional<std::string> inventory_at;  // "inventory.ini:12": the inventory line naming it
+
+  // Where the host comes from: "plan", "inventory.ini:12" or "inventory.ini:12+plan".
+  std::string origin() const;
+};
+
+// An inventory group: its hosts in inventory order, for `on = "group:NAME"`.
+struct HostGroup {
+  std::string name;
+  std::vector<std::string> hosts;
 };
 
 // A loaded plan. Meaningful only when the load reported no errors.
@@ -55,9 +74,10 @@ struct Plan {
   std::string path;    // as the operator named it
   std::string sha256;  // of the file's bytes, lowercase hex: the journal ties a run to it
   PlanSettings settings;
-  Vars vars;                    // [vars], expanded
-  std::vector<HostSpec> hosts;  // in file order
-  std::vector<Step> steps;      // in file order
+  Vars vars;                      // [vars], expanded
+  std::vector<HostSpec> hosts;    // the inventory's in its order, then the plan's in file order
+  std::vector<HostGroup> groups;  // the inventory's groups (all and ungrouped included)
+  std::vector<Step> steps;        // in file order
 
   // The host called name, or nullptr.
   const HostSpec* find_host(std::string_view name) const;

@@ -174,8 +174,55 @@ bool misspelt_action(const toml::value& table, const std::vector<FieldSpec<StepR
   return false;
 }
 
+// Replaces each "group:NAME" in `on` with the group's hosts, in inventory order. A host that
+// two groups (or a group and its own name) bring in is kept once; a host named twice by
+// itself stays twice, for check_steps to report.
+void expand_groups(Reader& reader, StepRead& x, const std::vector<HostGroup>& groups) {
+  std::vector<Located> hosts;
+  std::vector<bool> by_group;  // hosts[i] came from a group
+  const auto has = [&](const std::string& name) {
+    for (size_t i = 0; i < hosts.size(); ++i)
+      if (hosts[i].text == name) return std::optional<size_t>(i);
+    return std::optional<size_t>();
+  };
+  for (Located& item : x.on) {
+    if (item.text.rfind(kGroupPrefix, 0) != 0) {
+      const auto seen = has(item.text);
+      if (seen && by_group[*seen]) continue;
+      hosts.push_back(std::move(item));
+      by_group.push_back(false);
+      continue;
+    }
+    const std::string name = item.text.substr(kGroupPrefix.size());
+    const auto group = std::find_if(groups.begin(), groups.end(),
+                                    [&](const HostGroup& g) { return g.name == name; });
+    if (group == groups.end()) {
+      std::vector<std::string_view> known;
+      if (groups.size() <= kMaxSuggestCandidates)
+        for (const HostGroup& g : groups)
+          known.push_back(g.name);
+      reader.error(item.pos, "unknown group " + quote(name) + " in 'on' of " + x.section +
+                                 (groups.empty() ? std::string(" (groups come from an Ansible "
+                                                               "inventory: [plan] inventory = "
+                                                               "\"FILE\")")
+                                                 : did_you_mean(name, known)));
+      continue;
+    }
+    if (group->hosts.empty())
+      reader.error(item.pos, "group " + quote(name) + " in 'on' of " + x.section +
+                                 " has no hosts in the inventory");
+    for (const std::string& host : group->hosts) {
+      if (has(host)) continue;
+      hosts.push_back({host, item.pos});
+      by_group.push_back(true);
+    }
+  }
+  x.on = std::move(hosts);
+}
+
 StepRead read_step(Reader& reader, const toml::value& table, size_t index,
-                   const std::vector<FieldSpec<StepRead>>& fields, std::string_view phase) {
+                   const std::vector<FieldSpec<StepRead>>& fields, std::string_view phase,
+                   const std::vector<HostGroup>& groups) {
   StepRead x;
   x.step.pos = reader.source().pos_of(table);
   const auto id = table.as_table().find("id");
@@ -196,6 +243,7 @@ StepRead read_step(Reader& reader, const toml::value& table, size_t index,
   if (!x.has_rollback && x.action_ok) x.step.rollback = default_rollback(x.step.action);
   if (x.step.title.empty()) x.step.title = x.step.id;
   if (!x.phase_set || x.step.phase.empty()) x.step.phase = std::string(phase);
+  expand_groups(reader, x, groups);
   for (const Located& host : x.on)
     x.step.on.push_back(host.text);
   for (const Located& need : x.needs)
@@ -206,13 +254,14 @@ StepRead read_step(Reader& reader, const toml::value& table, size_t index,
 }  // namespace
 
 std::vector<Step> read_steps(Reader& reader, const toml::value& steps,
-                             const std::vector<HostSpec>& hosts) {
+                             const std::vector<HostSpec>& hosts,
+                             const std::vector<HostGroup>& groups) {
   const std::vector<FieldSpec<StepRead>> fields = step_fields();
   std::vector<StepRead> read;
   std::string phase(kDefaultPhase);
   const auto& tables = steps.as_array();
   for (size_t i = 0; i < tables.size(); ++i) {
-    read.push_back(read_step(reader, tables[i], i, fields, phase));
+    read.push_back(read_step(reader, tables[i], i, fields, phase, groups));
     phase = read.back().step.phase;
   }
   check_steps(reader, read, hosts);

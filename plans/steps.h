@@ -11,10 +11,11 @@
 namespace cutpilot::plans {
 
 // Reads the [[steps]] array (already known to hold only tables) and checks every rule
-// that involves more than one step or the hosts: unknown hosts and steps, duplicate ids,
-// cycles, the downtime window, destructive steps without a way back. Errors and warnings
-// go to reader.
+// that involves more than one step or the hosts: unknown hosts, groups and steps, duplicate
+// ids, cycles, the downtime window, destructive steps without a way back. A "group:NAME" in
+// `on` becomes the group's hosts. Errors and warnings go to reader.
 std::vector<Step> read_steps(Reader& reader, const toml::value& steps,
-                             const std::vector<HostSpec>& hosts);
+                             const std::vector<HostSpec>& hosts,
+                             const std::vector<HostGroup>& groups);
 
 }  // namespace cutpilot::plans

@@ -192,7 +192,7 @@ std::optional<ResolvedHost> resolve_host(const SshTarget& target, std::string& e
   argv.insert(argv.end(), {"--", target.address});
   const CommandOutput out = run_ssh_g(argv, 10s);
   if (!out.error.empty() || out.exit_status != 0) {
-    std::string why = out.err.empty() ? out.error : out.err;
+    std::string why = out.error.empty() ? out.err : out.error;  // a time-out says so
     while (!why.empty() && why.back() == '\n')
       why.pop_back();
     error = target.name + ": the ssh client cannot resolve " + target.address +

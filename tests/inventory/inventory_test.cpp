@@ -198,6 +198,9 @@ TEST(InventoryRead, AMissingFileOrADirectoryIsAClearError) {
   read = read_inventory(kData);
   ASSERT_EQ(read.errors.size(), 1u);
   EXPECT_NE(read.errors[0].message.find("it is a directory"), std::string::npos);
+  read = read_inventory("/dev/zero");
+  ASSERT_EQ(read.errors.size(), 1u);
+  EXPECT_EQ(read.errors[0].message, "cannot read the inventory: it is not a regular file");
 }
 
 TEST(InventoryRead, ErrorsNameTheFileAndLine) {

@@ -5,6 +5,7 @@ add_executable(plans_tests
   plans/condition_test.cpp
   plans/examples_test.cpp
   plans/expand_test.cpp
+  plans/inventory_plan_test.cpp
   plans/job_spec_test.cpp
   plans/load_test.cpp
   plans/parts_test.cpp
