@@ -185,6 +185,8 @@ std::optional<ResolvedHost> resolve_host(const SshTarget& target, std::string& e
   if (target.user) option("User=" + *target.user);
   if (target.port) option("Port=" + std::to_string(*target.port));
   if (target.jump) option("ProxyJump=" + *target.jump);
+  // As `ssh -i`: this key first, then the config's (ssh -G lists them in that order).
+  if (target.identity_file) option("IdentityFile=\"" + expand_home(*target.identity_file) + "\"");
   if (target.known_hosts) {
     option("UserKnownHostsFile=" + expand_home(*target.known_hosts));
     option("GlobalKnownHostsFile=none");
