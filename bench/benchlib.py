@@ -1,6 +1,7 @@
 """What the bench harnesses share (bench/sync/run.py, bench/db/run.py, bench/fanout/run.py): running helper
 commands, running a contender's command on a lab host through its sshd with both clocks,
 host-to-host ssh for the shell contenders, and replacing one section of RESULTS.md."""
+import os
 import re
 import shlex
 import shutil
@@ -199,3 +200,25 @@ def memory() -> str:
         return f"{kb / (1 << 20):.0f} GiB"
     except (OSError, AttributeError):
         return "?"
+
+
+def cpu_model() -> str:
+    """The CPU's model name from /proc/cpuinfo ("?" when unknown)."""
+    try:
+        return re.search(r"^model name\s*:\s*(.+)$", Path("/proc/cpuinfo").read_text(),
+                         re.M).group(1).strip()
+    except (OSError, AttributeError):
+        return "?"
+
+
+def load_average() -> str:
+    """The 1-minute load average now, as /proc/loadavg gives it ("?" when unknown)."""
+    try:
+        return Path("/proc/loadavg").read_text().split()[0]
+    except (OSError, IndexError):
+        return "?"
+
+
+def machine() -> str:
+    """Which machine a table comes from: CPU model, cores and memory."""
+    return f"{cpu_model()}, {os.cpu_count()} cores, {memory()}"

@@ -2,6 +2,8 @@
 """Fan-out bench: reach N lab hosts with cutpilot, parallel-ssh and ansible, side by side.
 
 cutpilot hosts   connect, check the cached agent, start it, handshake, collect facts
+                 (and again with the cockpit's own cache emptied before each run: `ssh -G`
+                 for every host and the agent's hash computed afresh)
 parallel-ssh     ssh to every host and run `true`
 ansible          `ansible all -m ping` (ssh + python module on every host)
 
@@ -20,7 +22,7 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from benchlib import require_tools  # noqa: E402
+from benchlib import load_average, machine, require_tools  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[2]
 LAB = ROOT / "tests" / "lab" / "lab"
@@ -34,10 +36,13 @@ def run(argv, env=None):
     return time.monotonic() - start, proc
 
 
-def timed(name, argv, repeat, env=None):
-    """Median wall time of argv over repeat runs; exits on any failing run."""
+def timed(name, argv, repeat, env=None, before=None):
+    """Median wall time of argv over repeat runs (before() runs untimed ahead of each);
+    exits on any failing run."""
     times = []
     for _ in range(repeat):
+        if before:
+            before()
         seconds, proc = run(argv, env)
         if proc.returncode != 0:
             sys.exit(f"{name} failed (exit {proc.returncode}):\n{proc.stdout[-2000:]}\n"
@@ -80,6 +85,7 @@ def main():
     if not cutpilot.exists():
         sys.exit(f"{cutpilot} is missing: build first")
 
+    load_before = load_average()
     work = Path(tempfile.mkdtemp(prefix="cutpilot-fanout-"))
     lab_dir = work / "lab"
     names = [f"f{i}" for i in range(max(sizes))]
@@ -88,13 +94,22 @@ def main():
     env = dict(os.environ, ANSIBLE_HOST_KEY_CHECKING="True", ANSIBLE_LOAD_CALLBACK_PLUGINS="0",
                ANSIBLE_NOCOLOR="1", ANSIBLE_LOCAL_TEMP=str(work / "ansible-tmp"))
     rows = []
+    loads = []  # the 1-minute load average as each size starts
     try:
         for n in sizes:
             plan, hosts, inventory = write_inputs(lab_dir, names[:n], work)
             # The first run uploads the agent; the bench measures the cached case.
             run([str(cutpilot), "hosts", str(plan)])
+            loads.append(load_average())
             row = {"n": n, "cutpilot": timed("cutpilot hosts", [str(cutpilot), "hosts", str(plan)],
                                              repeat)}
+            # The same with the cockpit's cache emptied before each run: every host's `ssh -G`
+            # and the agent's hash computed afresh (the hosts keep their verified agent).
+            cold = work / "cold-cache"
+            row["cold"] = timed("cutpilot hosts (cold cockpit cache)",
+                                [str(cutpilot), "hosts", str(plan)], repeat,
+                                dict(os.environ, XDG_CACHE_HOME=str(cold)),
+                                lambda: shutil.rmtree(cold, ignore_errors=True))
             row["pssh"] = timed("parallel-ssh", [pssh, "-p", str(n), "-h", str(hosts), "-t", "60",
                                                  "-x", f"-F {lab_dir}/ssh_config", "true"], repeat)
             row["ansible"] = timed("ansible", [ansible, "all", "-i", str(inventory), "-m", "ping",
@@ -107,14 +122,18 @@ def main():
                        stdout=subprocess.DEVNULL)
         shutil.rmtree(work, ignore_errors=True)
 
-    print(f"| hosts | cutpilot hosts | parallel-ssh | ansible ping | cutpilot / pssh | cutpilot / ansible |")
-    print("|---:|---:|---:|---:|---:|---:|")
+    print("| hosts | cutpilot hosts | parallel-ssh | ansible ping | cutpilot / pssh | "
+          "cutpilot / ansible | cold cockpit cache | cold / pssh |")
+    print("|---:|---:|---:|---:|---:|---:|---:|---:|")
     for row in rows:
-        p, a, c = row.get("pssh"), row.get("ansible"), row["cutpilot"]
+        p, a, c, k = row.get("pssh"), row.get("ansible"), row["cutpilot"], row["cold"]
         fmt = lambda v: f"{v:.2f} s" if v else "n/a"
-        ratio = lambda v: f"{c / v:.2f}x" if v else "n/a"
-        print(f"| {row['n']} | {fmt(c)} | {fmt(p)} | {fmt(a)} | {ratio(p)} | {ratio(a)} |")
-    print(f"\nmedian of {repeat}; {os.cpu_count()} cores; command: bench/fanout/run.py "
+        ratio = lambda x, v: f"{x / v:.2f}x" if v else "n/a"
+        print(f"| {row['n']} | {fmt(c)} | {fmt(p)} | {fmt(a)} | {ratio(c, p)} | {ratio(c, a)} | "
+              f"{fmt(k)} | {ratio(k, p)} |")
+    print(f"\nmedian of {repeat}; machine: {machine()}; load average (1 min) {load_before} before, "
+          f"{', '.join(loads)} as each size started, {load_average()} after; command: "
+          f"bench/fanout/run.py "
           f"{'--smoke' if args.smoke else f'--sizes {args.sizes} --repeat {args.repeat}'}")
 
 
