@@ -260,7 +260,8 @@ std::string my_move(const DbMoves& moves) {
          from +
          ");\nSET @cutpilot_moves = IF(@cutpilot_moves IS NULL, 'DO 0', CONCAT('RENAME TABLE ', "
          "@cutpilot_moves));\nEXECUTE IMMEDIATE @cutpilot_moves;\n";
-  for (const auto& [a, b] : moves) {
+  for (const auto& move : moves) {
+    const std::string& a = move.first;
     const bool refilled =
         std::any_of(moves.begin(), moves.end(), [&](const auto& m) { return m.second == a; });
     if (!refilled) sql += my_drop_if_empty(a);

@@ -15,14 +15,12 @@
 namespace cutpilot::cli {
 namespace {
 
-// The run directories under the default state root whose cockpit answers a ping.
+// The run directories under the default state root whose cockpit holds the run's lock: alive,
+// even when too busy to answer a ping at once.
 std::vector<std::string> live_runs() {
   std::vector<std::string> live;
-  for (const auto& run_dir : all_runs(default_state_root())) {
-    std::string ignored;
-    if (plans::control_request(run_dir + "/" + plans::kControlSocket, {{"cmd", "ping"}}, ignored))
-      live.push_back(run_dir);
-  }
+  for (const auto& run_dir : all_runs(default_state_root()))
+    if (run_is_live(run_dir)) live.push_back(run_dir);
   return live;
 }
 

@@ -157,10 +157,12 @@ std::optional<nlohmann::json> journal_status(const std::string& run_dir, double 
         order.emplace_back(loaded.plan.steps[i].id, loaded.plan.steps[i].phase);
     }
   }
-  for (const auto& [id, step] : state.steps)
+  for (const auto& entry : state.steps) {
+    const std::string& id = entry.first;
     if (!id.empty() && std::none_of(order.begin(), order.end(),
                                     [&](const auto& known) { return known.first == id; }))
       order.emplace_back(id, "");
+  }
   const bool stopped = !state.ended;
   nlohmann::json steps = nlohmann::json::array();
   nlohmann::json awaiting = nlohmann::json::array();

@@ -166,7 +166,8 @@ bool misspelt_action(const toml::value& table, const std::vector<FieldSpec<StepR
   std::vector<std::string_view> kinds;
   for (const ActionKindSpec& kind : action_kinds())
     kinds.push_back(kind.key);
-  for (const auto& [key, value] : table.as_table()) {
+  for (const auto& entry : table.as_table()) {
+    const std::string& key = entry.first;
     const bool known = std::any_of(fields.begin(), fields.end(),
                                    [&](const FieldSpec<StepRead>& f) { return f.key == key; });
     if (!known && closest_match(key, kinds)) return true;

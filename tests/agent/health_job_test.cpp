@@ -269,7 +269,7 @@ TEST_F(HealthJob, WaitReportsEachChangeOnceUntilThePortOpens) {
                           .dump()});
   std::this_thread::sleep_for(700ms);  // ~14 looks at a closed port
   Listener listener(port);
-  const auto events = agent.until_finished(10s);
+  const auto events = agent.until_finished(120s);
   EXPECT_EQ(done_of(events).state, JobState::kSucceeded) << done_of(events).error;
   const auto healths = healths_of(events);
   ASSERT_EQ(healths.size(), 2u);  // closed once (not once per look), then open
@@ -296,7 +296,7 @@ TEST_F(HealthJob, WaitTimesOutNamingWhatIsNotGood) {
             "timed out after 600 ms; not yet healthy: 127.0.0.1:" + std::to_string(port) +
                 " (closed: Connection refused, expected open)");
   EXPECT_GE(took, 600ms);
-  EXPECT_LT(took, 5s);
+  EXPECT_LT(took, 60s) << "the wait outlived its timeout";
   EXPECT_EQ(healths_of(events).size(), 1u);
 }
 
@@ -311,14 +311,14 @@ TEST_F(HealthJob, WatchStreamsUntilCancelled) {
                            {"interval_ms", 50}}
                           .dump()});
   std::vector<Message> events;
-  while (auto m = agent.next(5s)) {
+  while (auto m = agent.next(60s)) {
     events.push_back(*m);
     if (std::holds_alternative<Health>(*m)) break;
   }
   ASSERT_EQ(healths_of(events).size(), 1u);
   std::this_thread::sleep_for(300ms);
   agent.send(CancelJob{"watch"});
-  const auto rest = agent.until_finished(5s);
+  const auto rest = agent.until_finished(120s);
   EXPECT_EQ(done_of(rest).state, JobState::kCancelled);
   EXPECT_TRUE(healths_of(rest).empty()) << "an unchanged port was reported again";
   EXPECT_EQ(Json::parse(done_of(rest).result)["targets"][0]["status"], "open");
@@ -439,16 +439,17 @@ TEST_F(HealthJob, CancelStopsAProbeInFlight) {
                       Json{{"check", "http"},
                            {"url", "http://127.0.0.1:" + std::to_string(silent.port()) + "/"},
                            {"mode", "wait"},
-                           {"request_timeout_ms", 30000}}
+                           {"request_timeout_ms", 600000}}
                           .dump()});
   const auto m = agent.next();
   ASSERT_TRUE(m && std::holds_alternative<JobStarted>(*m));
   std::this_thread::sleep_for(300ms);
   const auto cancelled_at = std::chrono::steady_clock::now();
   agent.send(CancelJob{"slow"});
-  const auto events = agent.until_finished(10s);
+  const auto events = agent.until_finished(120s);
   EXPECT_EQ(done_of(events).state, JobState::kCancelled);
-  EXPECT_LT(std::chrono::steady_clock::now() - cancelled_at, 2s);
+  // Far sooner than the request's own 10-minute timeout, however loaded the machine.
+  EXPECT_LT(std::chrono::steady_clock::now() - cancelled_at, 120s);
 }
 
 TEST_F(HealthJob, TlsIsVerifiedUnlessThePlanSaysOtherwise) {

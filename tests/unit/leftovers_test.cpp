@@ -82,7 +82,11 @@ TEST(Leftovers, ALiveProcessWithTheRunnersPidStopsNothing) {
     execlp("sleep", "sleep", "30", nullptr);
     _exit(127);
   }
-  std::this_thread::sleep_for(std::chrono::milliseconds(100));  // setsid has run
+  // Wait for the event itself (setsid has run), however long a loaded machine takes.
+  const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(60);
+  while (getsid(leader) != leader && std::chrono::steady_clock::now() < deadline)
+    std::this_thread::sleep_for(std::chrono::milliseconds(5));
+  ASSERT_EQ(getsid(leader), leader);
   const std::string note = std::to_string(leader) + " " + std::to_string(leader) + " boot-a";
   EXPECT_EQ(stop_leftovers(note, "boot-a"), 0u);
   EXPECT_TRUE(alive(leader));
