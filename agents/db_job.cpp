@@ -21,6 +21,7 @@
 #include "agents/rate_meter.h"
 #include "agents/spec_fields.h"
 #include "agents/spool.h"
+#include "agents/words.h"
 
 namespace cutpilot::agent {
 namespace {
@@ -310,8 +311,8 @@ proto::JobFinished copy(const DbSpec& spec, const Side& source, JobContext& job)
       transfer.on_measured(snapshot.measured, std::move(row));
     }
   }
-  job.log(proto::Stream::kAgent, std::to_string(transfer.tables_total) + " tables, " +
-                                     std::to_string(transfer.total) + " bytes on the source");
+  job.log(proto::Stream::kAgent, counted(transfer.tables_total, "table") + ", " +
+                                     human_bytes(transfer.total) + " on the source");
   // The tables to count: what the measurement listed, less the excluded ones.
   std::vector<std::string> tables;
   for (size_t i = 1; i < snapshot.measured.size(); ++i)
@@ -320,8 +321,8 @@ proto::JobFinished copy(const DbSpec& spec, const Side& source, JobContext& job)
   for (const auto& t : tables)
     count_sql += engine.count_sql(t);
   const bool verify = spec.verify && !spec.options.schema_only;
-  const std::string counted = "counted|cutpilot";
-  const std::string source_counts = count_sql + "SELECT '" + counted + "';\n";
+  const std::string counted_marker = "counted|cutpilot";
+  const std::string source_counts = count_sql + "SELECT '" + counted_marker + "';\n";
   // Counted in the snapshot: postgres at once (the dump reads the exported snapshot), mariadb
   // once the dump has started its own (until then this session's lock holds every write).
   const auto release = [&] {
@@ -356,7 +357,7 @@ proto::JobFinished copy(const DbSpec& spec, const Side& source, JobContext& job)
                  {"database", spec.to.database},
                  {"kept", target_exists ? Json(names.kept) : Json(nullptr)}};
   if (verify) {
-    auto there = answer(session, counted, spec, "counting rows", job, error);
+    auto there = answer(session, counted_marker, spec, "counting rows", job, error);
     if (!there) return abandon(error + "; the target database is unchanged");
     std::optional<std::vector<std::string>> here = streaming.target_rows;
     if (!inside)
@@ -376,15 +377,15 @@ proto::JobFinished copy(const DbSpec& spec, const Side& source, JobContext& job)
     result["mismatches"] = differ;
     if (!differ.empty()) {
       drop_side(spec, names, job);
-      done.error = "row counts differ (source vs copy) in " + std::to_string(differ.size()) +
-                   " tables: " + listed(differ) + "; the copy was dropped, the target database " +
+      done.error = "row counts differ (source vs copy) in " + counted(differ.size(), "table") +
+                   ": " + listed(differ) + "; the copy was dropped, the target database " +
                    "is unchanged";
       done.result = result.dump();
       return done;
     }
     job.log(proto::Stream::kAgent,
-            "row counts equal in all " + std::to_string(tables.size()) +
-                " tables (the source's counted in the dump's snapshot" +
+            "row counts equal in " + std::string(tables.size() == 1 ? "" : "all ") +
+                counted(tables.size(), "table") + " (the source's counted in the dump's snapshot" +
                 (inside ? ", the copy's inside the restore, before it committed)" : ")"));
   }
   refused = swap_into_place(spec, names, target_exists, job);

@@ -449,10 +449,18 @@ proto::JobFinished write_locked(const FileSpec& spec, const BackupLock& lock, Jo
             "warning: cannot fsync " + parent_of(path) + ": " + errno_text());
   struct stat now {};
   lstat(path.c_str(), &now);
-  const std::string kept = !spec.backup ? "no backup kept (backup: false)"
-                           : new_backup ? "previous version kept in " + lock.dir()
-                                        : "the backup from before the first write (job " +
-                                              earlier->job + ") stays in " + lock.dir();
+  std::string kept;
+  if (!spec.backup) {
+    kept = "no backup kept (backup: false)";
+  } else if (new_backup) {
+    kept = old.exists ? "previous version kept in " + lock.dir()
+                      : "there was no previous version: a rollback removes it";
+  } else {
+    kept = earlier->existed ? "the backup from before the first write (job " + earlier->job +
+                                  ") stays in " + lock.dir()
+                            : "it did not exist before the first write (job " + earlier->job +
+                                  "): a rollback removes it";
+  }
   job.log(proto::Stream::kAgent, "wrote " + path + " (" + std::to_string(spec.content.size()) +
                                      " bytes, mode " + octal(owner.mode) + ", owner " +
                                      std::to_string(now.st_uid) + ":" + std::to_string(now.st_gid) +

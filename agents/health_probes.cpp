@@ -13,6 +13,7 @@
 #include "agents/http_client.h"
 #include "agents/net_stream.h"
 #include "agents/spool.h"
+#include "agents/words.h"
 
 namespace cutpilot::agent {
 namespace {
@@ -28,20 +29,6 @@ std::string join(const std::vector<std::string>& parts, std::string_view separat
   for (const auto& part : parts)
     if (!part.empty()) out += (out.empty() ? "" : std::string(separator)) + part;
   return out;
-}
-
-// "1.5 GiB": one decimal, so a detail stays the same while the amount barely moves.
-std::string human_bytes(uint64_t bytes) {
-  static constexpr const char* kUnits[] = {"B", "KiB", "MiB", "GiB", "TiB", "PiB"};
-  double value = static_cast<double>(bytes);
-  size_t unit = 0;
-  while (value >= 1024 && unit + 1 < std::size(kUnits)) {
-    value /= 1024;
-    ++unit;
-  }
-  char text[32];
-  std::snprintf(text, sizeof text, unit == 0 ? "%.0f %s" : "%.1f %s", value, kUnits[unit]);
-  return text;
 }
 
 std::string fixed(double value, int decimals) {

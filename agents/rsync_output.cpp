@@ -382,4 +382,38 @@ bool directory_time_only(std::string_view itemized) {
   return time;
 }
 
+std::string describe_itemized(std::string_view itemized) {
+  constexpr size_t kFlags = 11;
+  constexpr std::string_view kDeleting = "*deleting";
+  if (itemized.starts_with(kDeleting)) {
+    std::string_view name = itemized.substr(kDeleting.size());
+    while (!name.empty() && name.front() == ' ')
+      name.remove_prefix(1);
+    return "only on the target: " + std::string(name);
+  }
+  if (itemized.size() < kFlags + 1 || itemized[kFlags] != ' ') return std::string(itemized);
+  const std::string name(itemized.substr(kFlags + 1));
+  if (itemized.substr(2, kFlags - 2) == "+++++++++") return "missing on the target: " + name;
+  // YXcstpoguax: the letters from the third on say which attributes differ.
+  static constexpr std::pair<char, std::string_view> kWhat[] = {{'c', "content"},
+                                                                {'s', "size"},
+                                                                {'t', "time"},
+                                                                {'T', "time"},
+                                                                {'p', "permissions"},
+                                                                {'o', "owner"},
+                                                                {'g', "group"},
+                                                                {'u', "access time"},
+                                                                {'n', "create time"},
+                                                                {'a', "ACL"},
+                                                                {'x', "extended attributes"},
+                                                                {'L', "link target"}};
+  std::string what;
+  for (size_t i = 2; i < kFlags; ++i)
+    for (const auto& [letter, word] : kWhat)
+      if (itemized[i] == letter && what.find(word) == std::string::npos)
+        what += (what.empty() ? "" : ", ") + std::string(word);
+  if (itemized[1] == 'L' && itemized[0] == 'c') what = what.empty() ? "link target" : what;
+  return "differs" + (what.empty() ? std::string() : " (" + what + ")") + ": " + name;
+}
+
 }  // namespace cutpilot::agent

@@ -80,6 +80,10 @@ std::optional<std::string> failed_file_of(std::string_view stderr_line);
 // (".d..t......" or with 'T'): rsync updates directory times as files come and go, so it is
 // not a difference in content (verify reports it as information).
 bool directory_time_only(std::string_view itemized);
+// An `--itemize-changes` line of a dry run as a difference an operator reads:
+// "*deleting   a.txt" -> "only on the target: a.txt", ">f+++++++++ b" -> "missing on the
+// target: b", ">f.st...... c" -> "differs (size, time): c"; other lines as they are.
+std::string describe_itemized(std::string_view itemized);
 
 // rsync's version from the first line of `rsync --version` ("rsync  version 3.2.7  protocol
 // version 31") as {major, minor, patch}; nullopt for anything else.

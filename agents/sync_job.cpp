@@ -13,6 +13,7 @@
 #include "agents/rsync_output.h"
 #include "agents/spec_fields.h"
 #include "agents/spool.h"
+#include "agents/words.h"
 
 namespace cutpilot::agent {
 namespace {
@@ -376,10 +377,10 @@ proto::JobFinished estimate(const SyncSpec& spec, const std::string& ssh, JobCon
   if (done.state != proto::JobState::kSucceeded) return done;
   const RsyncStats& s = stats.stats();
   if (!s.complete) return failed_result(job.job_id(), "rsync printed no --stats summary");
-  job.log(proto::Stream::kAgent, std::to_string(s.regular_files_transferred) + " files, " +
-                                     std::to_string(s.transferred_size) +
-                                     " bytes would move now (of " + std::to_string(s.files) +
-                                     " entries, " + std::to_string(s.total_size) + " bytes)");
+  job.log(proto::Stream::kAgent, counted(s.regular_files_transferred, "file") + ", " +
+                                     human_bytes(s.transferred_size) + " would move now (of " +
+                                     counted(s.files, "entry", "entries") + ", " +
+                                     human_bytes(s.total_size) + ")");
   done.result = Json{{"files", s.regular_files_transferred},
                      {"bytes", s.transferred_size},
                      {"deleted", s.deleted},
@@ -409,6 +410,7 @@ proto::JobFinished verify(const SyncSpec& spec, const std::string& ssh, JobConte
         }
         if (stream == proto::Stream::kStdout) {
           if (++count > kMaxListed) return;
+          line = describe_itemized(line);
           differences.push_back(line);
         } else {
           tally.note(line);
@@ -423,7 +425,8 @@ proto::JobFinished verify(const SyncSpec& spec, const std::string& ssh, JobConte
           .dump();
   if (count > 0) {
     done.state = proto::JobState::kFailed;
-    done.error = std::to_string(count) + " differences between source and target";
+    done.error = std::to_string(count) + (count == 1 ? " difference" : " differences") +
+                 " between source and target";
   } else {
     job.log(proto::Stream::kAgent,
             "source and target are identical" + (directory_times

@@ -41,8 +41,9 @@ void print_table(const plans::Plan& plan, const transport::Fleet& fleet,
                  const std::map<std::string, proto::HostFacts>& facts) {
   // SPOOLS: finished jobs whose results no cockpit acknowledged (their spools stay on the host).
   // FROM: the plan's [hosts.NAME] table, the inventory line that names the host, or both.
-  Table table({"HOST", "ADDRESS", "STATE", "AGENT", "SPOOLS", "OS", "KERNEL", "CORES", "MEM GiB",
-               "LOAD", "FREE / GiB", "TOOLS", "FROM"});
+  // MEM: available of total memory; DISK FREE: on the first disk the agent reports (/).
+  Table table({"HOST", "ADDRESS", "STATE", "AGENT", "SPOOLS", "OS", "KERNEL", "CORES",
+               "MEM AVAIL/TOTAL GiB", "LOAD", "DISK FREE GiB", "TOOLS", "FROM"});
   for (const auto& host : fleet.hosts()) {
     const auto& info = fleet.info(host);
     const auto it = facts.find(host);

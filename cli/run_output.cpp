@@ -51,13 +51,13 @@ struct LineOf {
     if (e.rate > 0) text += ", " + bytes_text(e.rate) + "/s";
     if (e.files_total)
       text += ", " + std::to_string(e.files.value_or(0)) + "/" + std::to_string(*e.files_total) +
-              " files";
+              " " + e.unit;
     if (e.eta_s) text += ", " + plans::format_seconds(*e.eta_s) + " left";
     if (!e.item.empty()) text += ", " + e.item;
     return text;
   }
   std::string operator()(const plans::LogEvent& e) const {
-    return who(e.host, e.step) + (e.stream == "stderr" ? "! " : "") + e.line;
+    return who(e.host, e.step) + (e.stream == "stderr" && !e.notice ? "! " : "") + e.line;
   }
   std::string operator()(const plans::HealthEvent& e) const {
     return who(e.host, e.step) + e.target + " is " + e.status;

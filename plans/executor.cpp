@@ -70,7 +70,7 @@ bool Executor::journal(nlohmann::json record) {
 }
 
 void Executor::log(const std::string& step, const std::string& host, const std::string& line) {
-  sink_(LogEvent{step, host, "agent", line});
+  sink_(LogEvent{.step = step, .host = host, .stream = "agent", .line = line, .at = unix_now()});
 }
 
 void Executor::set_state(StepRun& run, StepState state, std::string detail, bool journalled) {

@@ -4,6 +4,7 @@
 #include <chrono>
 
 #include "plans/executor.h"
+#include "plans/size.h"
 
 namespace cutpilot::plans {
 namespace {
@@ -82,13 +83,24 @@ void Executor::on_job(const std::string& id, const JobUpdate& update, RunClock::
       ProgressEvent p = update.progress;
       p.step = step;
       p.host = job->host;
+      if (std::holds_alternative<DbAction>(run->step->action)) p.unit = "tables";
+      // One rsync counts the entries of its file list, directories too; parallel buckets
+      // hold files alone.
+      if (const auto* sync = std::get_if<SyncAction>(&run->step->action);
+          sync && sync->parallel <= 1)
+        p.unit = "entries";
       if (p.total && p.rate > 0 && *p.total >= p.bytes)
         p.eta_s = static_cast<double>(*p.total - p.bytes) / p.rate;
       sink_(p);
       break;
     }
     case JobUpdate::Kind::kLog:
-      sink_(LogEvent{step, job->host, update.stream, update.line});
+      sink_(LogEvent{.step = step,
+                     .host = job->host,
+                     .stream = update.stream,
+                     .line = update.line,
+                     .notice = update.stream == "stderr" && stderr_is_notice(update.line),
+                     .at = unix_now()});
       break;
     case JobUpdate::Kind::kHealth:
       sink_(HealthEvent{step, job->host, update.target, update.status});
@@ -124,10 +136,16 @@ void Executor::finish_job(StepRun& run, HostJob& job, const JobUpdate& update,
            {"exit", update.exit_code},
            {"error", update.error},
            {"result", parsed(update.result)}});
-  if (!job.ok)
+  if (!job.ok) {
+    // The exit code once: the agent's error often names it already, and a job that never
+    // exited (-1: cancelled, timed out, lost) has none to name.
+    const bool named = update.error.find("exit code") != std::string::npos;
     log(run.step->id, job.host,
         update.state + (update.error.empty() ? "" : ": " + update.error) +
-            (update.exit_code ? " (exit code " + std::to_string(update.exit_code) + ")" : ""));
+            (update.exit_code > 0 && !named
+                 ? " (exit code " + std::to_string(update.exit_code) + ")"
+                 : ""));
+  }
   port_.acknowledge(job.job_id);
   if (std::all_of(run.jobs.begin(), run.jobs.end(), [](const HostJob& j) { return j.done; }))
     step_jobs_done(run, now);
@@ -175,8 +193,8 @@ void Executor::step_jobs_done(StepRun& run, RunClock::time_point now) {
     if (moved >= *sync->until_below_bytes) {
       ++run.round;
       log(run.step->id, "",
-          "round " + std::to_string(run.round) + " moved " + std::to_string(moved) +
-              " bytes (not below " + std::to_string(*sync->until_below_bytes) + "): another round");
+          "round " + std::to_string(run.round) + " moved " + format_size(moved) + " (not below " +
+              format_size(*sync->until_below_bytes) + "): another round");
       run.jobs.clear();
       set_state(run, StepState::kRunning, "round " + std::to_string(run.round + 1));
       start_jobs(run, run.step->action, false);

@@ -18,6 +18,26 @@ std::optional<StepState> parse_state(std::string_view name) {
   return std::nullopt;
 }
 
+bool stderr_is_notice(std::string_view line) {
+  for (std::string_view tool : {"pg_dump: ", "pg_restore: ", "pg_dumpall: "}) {
+    if (!line.starts_with(tool)) continue;
+    const std::string_view rest = line.substr(tool.size());
+    // Trouble, and the lines that come with it, say so in their first word.
+    for (std::string_view word : {"error", "warning", "fatal", "detail", "hint", "while ",
+                                  "from TOC", "[archiver", "could not", "FATAL", "ERROR"})
+      if (rest.starts_with(word)) return false;
+    return true;
+  }
+  if (line.starts_with("-- ")) return true;  // mysqldump --verbose
+  if (line.starts_with("nginx: ")) {
+    const std::string_view rest = line.substr(7);
+    return rest.starts_with("[notice]") || rest.starts_with("[info]") ||
+           (rest.find("configuration file") != std::string_view::npos &&
+            (rest.ends_with("syntax is ok") || rest.ends_with("test is successful")));
+  }
+  return false;
+}
+
 bool is_final(StepState state) {
   return state == StepState::kSucceeded || state == StepState::kSkipped ||
          state == StepState::kRolledBack;

@@ -47,8 +47,9 @@ struct ProgressEvent {
   std::optional<uint64_t> total;
   double rate = 0;  // bytes per second
   std::optional<double> eta_s;
-  std::optional<uint64_t> files;        // syncs
-  std::optional<uint64_t> files_total;  // syncs
+  std::optional<uint64_t> files;        // syncs' files, db copies' tables
+  std::optional<uint64_t> files_total;  // syncs' files, db copies' tables
+  std::string unit = "files";           // what files counts: "files", "entries" or "tables"
   std::string item;                     // the current table or file, when known
 };
 
@@ -58,7 +59,14 @@ struct LogEvent {
   std::string host;              // empty: the cockpit itself
   std::string stream = "agent";  // stdout, stderr or agent
   std::string line;
+  bool notice = false;  // a stderr line known to be information (pg_dump -v, nginx [notice])
+  double at = 0;        // the unix time it arrived (0: not known)
 };
+
+// Whether a command's stderr line is information rather than trouble: pg_dump's and
+// pg_restore's -v progress, mysqldump's --verbose "-- " lines, nginx's [notice]/[info] and its
+// "syntax is ok" / "test is successful".
+bool stderr_is_notice(std::string_view line);
 
 // A health target's status changed (a container, a URL, a port).
 struct HealthEvent {

@@ -4,6 +4,7 @@
 #include <bit>
 #include <cmath>
 #include <cstdio>
+#include <ctime>
 #include <cwchar>
 #include <optional>
 
@@ -49,6 +50,15 @@ std::string clock_text(double seconds) {
     std::snprintf(out, sizeof out, "%lld:%02lld:%02lld", total / 3600, total / 60 % 60, total % 60);
   else
     std::snprintf(out, sizeof out, "%lld:%02lld", total / 60, total % 60);
+  return out;
+}
+
+std::string wall_clock_text(double unix_time) {
+  const auto seconds = static_cast<std::time_t>(unix_time);
+  std::tm local{};
+  localtime_r(&seconds, &local);
+  char out[16];
+  std::strftime(out, sizeof out, "%H:%M:%S", &local);
   return out;
 }
 

@@ -11,6 +11,8 @@ namespace cutpilot::tui {
 
 // "0:07", "12:34", "1:02:03"; negative times read as 0.
 std::string clock_text(double seconds);
+// The local time of day of a unix time, "02:14:07".
+std::string wall_clock_text(double unix_time);
 // "0 B", "999 B", "1.2 KiB", "34 MiB", "5.6 GiB".
 std::string bytes_text(uint64_t bytes);
 // "12 MiB/s"; "-" for a rate of 0.

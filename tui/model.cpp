@@ -182,6 +182,13 @@ const StepView* Model::point_of_no_return() const {
   return nullptr;
 }
 
+size_t Model::running_jobs() const {
+  size_t running = 0;
+  for (const StepView& step : steps_)
+    if (step.state == StepState::kRunning) running += step.step ? step.step->on.size() : 1;
+  return std::max(running, running_jobs_);
+}
+
 size_t Model::step_slot(std::string_view id) {
   if (auto index = step_index(id)) return *index;
   // A step the plan does not have: show it rather than drop what the run says.
@@ -277,14 +284,19 @@ void Model::on(const plans::StepEvent& e, Clock::time_point now) {
     step.running_since = now;
     restart_jobs(step.id);
   }
-  if ((e.state == StepState::kRunning || e.state == StepState::kAwaitingApproval) &&
-      step.phase != "?")
-    phase_ = step.phase;
+  step.state = e.state;
+  // The phase is the earliest one with a step still at work (steps_ is in phase order): a
+  // step of "after" that started beside a running cutover step does not end the cutover.
+  for (const StepView& s : steps_)
+    if ((s.state == StepState::kRunning || s.state == StepState::kAwaitingApproval) &&
+        s.phase != "?") {
+      phase_ = s.phase;
+      break;
+    }
   if (e.state == StepState::kSucceeded) finish_jobs(step.id, JobState::kDone);
   if (e.state == StepState::kFailed || e.state == StepState::kRolledBack ||
       e.state == StepState::kSkipped)
     finish_jobs(step.id, JobState::kFailed);
-  step.state = e.state;
   dirty_ |= part::kTop;
   if (step.step && step.step->point_of_no_return &&
       (before == StepState::kAwaitingApproval || e.state == StepState::kAwaitingApproval))
@@ -301,6 +313,7 @@ void Model::on(const plans::ProgressEvent& e, Clock::time_point) {
   job.eta_s = e.eta_s;
   if (e.files) job.files = std::max(job.files.value_or(0), *e.files);
   if (e.files_total) job.files_total = e.files_total;
+  job.unit = e.unit;
   if (!e.item.empty() && e.item != job.item) job.item = printable(e.item);
   dirty_ |= part::kJobs;
 }
@@ -313,7 +326,12 @@ void Model::on(const plans::LogEvent& e, Clock::time_point) {
     if (step.last_lines.size() > StepView::kLastLines) step.last_lines.pop_front();
     dirty_ |= part::kSteps;
   }
-  log_.push(LogLine{.step = e.step, .host = e.host, .stream = e.stream, .line = std::move(line)});
+  log_.push(LogLine{.step = e.step,
+                    .host = e.host,
+                    .stream = e.stream,
+                    .line = std::move(line),
+                    .notice = e.notice,
+                    .at = e.at});
   dirty_ |= part::kLog;
 }
 

@@ -83,6 +83,7 @@ struct JobView {
   std::optional<double> eta_s;
   std::optional<uint64_t> files;
   std::optional<uint64_t> files_total;
+  std::string unit = "files";  // what files counts
   std::string item;
   uint64_t order = 0;  // first report: running jobs are listed in this order
 
@@ -97,6 +98,8 @@ struct LogLine {
   std::string host;
   std::string stream;
   std::string line;
+  bool notice = false;  // a stderr line that is information, not trouble
+  double at = 0;        // the unix time it arrived (0: not known)
 };
 
 // Which log lines to show: those of a step or of a host, containing some text.
@@ -188,13 +191,15 @@ class Model {
   std::optional<size_t> host_index(std::string_view name) const;
   // Jobs that reported progress: running ones first (in first-report order), then finished.
   std::vector<const JobView*> jobs() const;
-  // How many jobs are still running.
-  size_t running_jobs() const { return running_jobs_; }
+  // How many jobs are still running: a running step's hosts count whether or not they
+  // reported progress yet (an exec step never does).
+  size_t running_jobs() const;
   // The run's log.
   const LogBuffer& log() const { return log_; }
   // The downtime clock.
   const DowntimeView& downtime() const { return downtime_; }
-  // The phase of the step that started last (the first phase before any did).
+  // The phase the run is in: the earliest one with a step running or at its gate (the
+  // first phase before any started; the last such phase once none is).
   const std::string& phase() const { return phase_; }
   // How many steps wait for the operator's approval.
   size_t awaiting_approval() const { return awaiting_; }

@@ -10,6 +10,7 @@
 #include <deque>
 #include <random>
 
+#include "plans/downtime.h"
 #include "plans/show.h"
 
 namespace cutpilot::tui {
@@ -41,7 +42,8 @@ struct ScriptedRun::Script {
     publish(plans::LogEvent{.step = s.id,
                             .host = std::move(host),
                             .stream = std::move(stream),
-                            .line = std::move(line)});
+                            .line = std::move(line),
+                            .at = plans::unix_now()});
   }
   double seconds() const { return Seconds(std::chrono::steady_clock::now() - started).count(); }
 
@@ -88,10 +90,12 @@ struct ScriptedRun::Script {
     const std::string host = s.on.empty() ? "" : s.on.front();
     log(s, host, "$ " + plans::describe_action(run.plan_, s, s.action, host), "agent");
     if (std::holds_alternative<plans::SyncAction>(s.action))
-      return progress(s, 2ull << 30, 12000, 40, {});
+      return progress(s, 2ull << 30, 12000, 40, {},
+                      std::get<plans::SyncAction>(s.action).parallel > 1 ? "files" : "entries");
     if (std::holds_alternative<plans::DbAction>(s.action))
-      return progress(s, 512ull << 20, 0, 30,
-                      {"public.customers", "public.orders", "public.order_items", "public.events"});
+      return progress(s, 512ull << 20, 4, 30,
+                      {"public.customers", "public.orders", "public.order_items", "public.events"},
+                      "tables");
     if (const auto* health = std::get_if<plans::HealthAction>(&s.action)) {
       std::vector<std::string> targets = health->names;
       if (targets.empty()) targets.push_back(health->url.empty() ? "check" : health->url);
@@ -112,7 +116,7 @@ struct ScriptedRun::Script {
 
   // A job's progress from 0 to total in ticks steps of 0.1 s, on each host.
   bool progress(const plans::Step& s, uint64_t total, uint64_t files, int ticks,
-                const std::vector<std::string>& items) {
+                const std::vector<std::string>& items, const char* unit) {
     const double duration = ticks * 0.1;
     const double rate = static_cast<double>(total) / duration;
     for (int i = 1; i <= ticks; ++i) {
@@ -127,6 +131,7 @@ struct ScriptedRun::Script {
         if (files) {
           p.files = files * static_cast<uint64_t>(i) / static_cast<uint64_t>(ticks);
           p.files_total = files;
+          p.unit = unit;
         }
         if (!items.empty()) p.item = items[static_cast<size_t>(i) * items.size() / (ticks + 1)];
         publish(std::move(p));

@@ -332,7 +332,7 @@ void draw_jobs(WINDOW* win, const Model& model, const UiState& ui, const Style& 
     }
     if (job.files)
       text += " " + std::to_string(*job.files) +
-              (job.files_total ? "/" + std::to_string(*job.files_total) : "") + " files";
+              (job.files_total ? "/" + std::to_string(*job.files_total) : "") + " " + job.unit;
     if (!job.item.empty()) text += " " + job.item;
     put(win, y, x, text, style(job.state == JobState::kFailed ? Role::kBad : Role::kNormal));
   }
@@ -353,12 +353,17 @@ void draw_log(WINDOW* win, const Model& model, const UiState& ui, const Style& s
   const auto lines = model.log().page(query, end, static_cast<size_t>(std::max(0, height)));
   int y = 1;
   for (const LogLine* line : lines) {
-    const Role role = line->stream == "stderr"  ? Role::kBad
-                      : line->stream == "agent" ? Role::kDim
-                                                : Role::kNormal;
-    int x = 0;
-    if (!line->host.empty() && query.host.empty())
-      x = put(win, y, 0, line->host + " ", style(Role::kDim), 16);
+    const Role role = line->stream == "stderr" && !line->notice             ? Role::kBad
+                      : line->stream == "agent" || line->stream == "stderr" ? Role::kDim
+                                                                            : Role::kNormal;
+    // "02:14:07 db@target  line": when, and which step on which host, unless the pane is
+    // already narrowed to that step or host.
+    std::string who = line->at > 0 ? wall_clock_text(line->at) + " " : "";
+    const bool step = !line->step.empty() && query.step.empty();
+    const bool host = !line->host.empty() && query.host.empty();
+    if (step || host)
+      who += (step ? line->step : "") + (step && host ? "@" : "") + (host ? line->host : "") + " ";
+    const int x = who.empty() ? 0 : put(win, y, 0, who, style(Role::kDim));
     put(win, y++, x, line->line, style(role));
   }
 }

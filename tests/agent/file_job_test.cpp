@@ -132,8 +132,10 @@ TEST_F(FileJob, WritesANewFileWithTheGivenModeAndRestoreRemovesIt) {
   EXPECT_EQ(result["backup"], backup_of(path));
   const std::string owner = std::to_string(geteuid()) + ":" + std::to_string(getegid());
   EXPECT_TRUE(contains(notes, "wrote " + path + " (10 bytes, mode 0640, owner " + owner +
-                                  ", new file), previous version kept in " + backup_of(path)))
+                                  ", new file), there was no previous version: a rollback "
+                                  "removes it"))
       << joined(notes);
+  EXPECT_FALSE(contains(notes, "previous version kept")) << "there was none to keep";
   EXPECT_EQ(entries(work_), std::vector<std::string>{"site.conf"});  // no temp file left
   // The backup records that there was no file, so a rollback removes it.
   EXPECT_EQ(Json::parse(read_text(backup_of(path) + "/meta"))["existed"], false);

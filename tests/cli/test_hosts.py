@@ -83,6 +83,10 @@ class HostsTest(LabCase):
             self.assertIn(" ready ", rows[host])
             self.assertIn("rsync", rows[host])
         self.assertIn("3 of 3 hosts ready", res.stdout)
+        # Which memory figure is which: available of total, not a bare "22.7/23.5".
+        header = res.stdout.splitlines()[0]
+        self.assertIn("MEM AVAIL/TOTAL GiB", header)
+        self.assertIn("DISK FREE GiB", header)
 
     def test_json_follows_the_schema_and_matches_this_machine(self):
         self.up("h1", "h2")

@@ -121,7 +121,53 @@ TEST_F(ModelTest, FinishedJobsAreBounded) {
   EXPECT_EQ(model.jobs().size(), 10u);
   // The index still finds the jobs that stayed.
   model.apply(plans::StepEvent{.step = "sync-0", .state = StepState::kRunning}, t0_);
-  EXPECT_EQ(model.running_jobs(), 10u);
+  size_t listed_running = 0;
+  for (const JobView* job : model.jobs())
+    listed_running += job->state == JobState::kRunning;
+  EXPECT_EQ(listed_running, 10u);
+  // The step runs on its 50 hosts again, reported or not.
+  EXPECT_EQ(model.running_jobs(), 50u);
+}
+
+TEST_F(ModelTest, ARunningStepCountsAsRunningJobsBeforeAnyProgress) {
+  // An exec step never reports progress: the Jobs pane must not say "0 running" meanwhile.
+  Model model(plan());
+  EXPECT_EQ(model.running_jobs(), 0u);
+  model.apply(step("stop-app", StepState::kRunning), t0_);
+  EXPECT_EQ(model.running_jobs(), 1u);
+  model.apply(step("stop-app", StepState::kSucceeded), t0_);
+  EXPECT_EQ(model.running_jobs(), 0u);
+}
+
+TEST_F(ModelTest, ThePhaseIsTheEarliestOneStillAtWork) {
+  Model model(plan());
+  model.apply(step("presync", StepState::kRunning), t0_);
+  model.apply(step("switch-dns", StepState::kAwaitingApproval), t0_);  // "after", ready early
+  EXPECT_EQ(model.phase(), "prepare");
+  model.apply(step("presync", StepState::kSucceeded), t0_);
+  model.apply(step("stop-app", StepState::kRunning), t0_);
+  EXPECT_EQ(model.phase(), "cutover") << "the cutover runs while a later gate waits";
+  model.apply(step("stop-app", StepState::kSucceeded), t0_);
+  model.apply(step("copy-db", StepState::kRunning), t0_);
+  EXPECT_EQ(model.phase(), "cutover");
+  model.apply(step("copy-db", StepState::kSucceeded), t0_);
+  EXPECT_EQ(model.phase(), "after");
+}
+
+TEST_F(ModelTest, LogLinesKeepTheirTimeAndWhetherStderrIsANotice) {
+  Model model(plan());
+  model.apply(plans::LogEvent{.step = "copy-db",
+                              .host = "target",
+                              .stream = "stderr",
+                              .line = "pg_dump: reading extensions",
+                              .notice = true,
+                              .at = 1700000000},
+              t0_);
+  const auto lines = model.log().page({}, model.log().last_seq(), 10);
+  ASSERT_EQ(lines.size(), 1u);
+  EXPECT_TRUE(lines[0]->notice);
+  EXPECT_DOUBLE_EQ(lines[0]->at, 1700000000);
+  EXPECT_EQ(lines[0]->step, "copy-db");
 }
 
 TEST_F(ModelTest, HealthCountsGoodTargetsPerHost) {

@@ -13,7 +13,7 @@ import unittest
 from pathlib import Path
 
 TUI_DEMO = os.environ.get("TUI_DEMO", str(Path(__file__).resolve().parents[2] / "build/bin/tui_demo"))
-WAIT = 20.0  # seconds: the longest any screen may take to appear
+WAIT = 60.0  # seconds: the longest any screen may take to appear (a bound, never a pause)
 
 
 class Tmux:
@@ -188,6 +188,23 @@ class CockpitTmuxTest(unittest.TestCase):
         screen = self.wait_text(r"2\.0 GiB/2\.0 GiB done 12000/12000")
         bar = re.search(r"presync@target +\[(.*?)\] +100%", screen).group(1)
         self.assertEqual(set(bar), {"\u2588"}, screen)  # full: no empty cell left
+
+    def test_panes_count_tables_of_a_db_copy_and_name_each_log_lines_time_and_step(self):
+        self.start("--speed", "4", cols=160, rows=40)
+        self.wait_text(r"stop-app +APPROVE\?")
+        screen = self.t.screen()
+        # A parallel sync counts the files it dealt into buckets.
+        self.assertRegex(screen, r"presync@target .* 12000/12000 files")
+        # Each log line: its time, then the step and host it is about.
+        self.assertRegex(screen, r"\d\d:\d\d:\d\d presync@target ")
+        self.t.keys("a")
+        self.wait_text(r'type "stop shop"')
+        self.t.keys("stop shop", literal=True)
+        self.t.keys("Enter")
+        # A db copy counts tables.
+        screen = self.wait_text(r"copy-db@target .* 4/4 tables")
+        self.assertNotRegex(screen, r"copy-db@target .* files")
+        self.assertRegex(screen, r"\d\d:\d\d:\d\d copy-db@target ")
 
     def test_resize_mid_run_leaves_a_clean_screen(self):
         self.start("--speed", "0.5", cols=120, rows=40)

@@ -15,7 +15,8 @@ cutpilot_python_tests(tui tui.tmux test_cockpit_tmux.CockpitTmuxTest "tui;tmux" 
   help_table_in_monochrome_on_screen_256color
   downtime_clock_turns_amber_then_red_past_the_budget
   too_small_a_terminal_says_so
-  q_inside_the_downtime_window_asks_first)
+  q_inside_the_downtime_window_asks_first
+  panes_count_tables_of_a_db_copy_and_name_each_log_lines_time_and_step)
 
 # The real `cutpilot run` in its cockpit, in tmux, against lab hosts.
 cutpilot_python_tests(tui tui.run test_cockpit_run.CockpitRunTest "tui;tmux;lab" 240

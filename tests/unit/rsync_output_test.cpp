@@ -512,5 +512,17 @@ TEST(RsyncItemizeTest, DirectoryTimeAloneIsNotContent) {
   EXPECT_FALSE(directory_time_only(""));
 }
 
+TEST(RsyncItemizeTest, DifferencesReadAsWords) {
+  EXPECT_EQ(describe_itemized("*deleting   old.txt"), "only on the target: old.txt");
+  EXPECT_EQ(describe_itemized("*deleting   dir with space/"),
+            "only on the target: dir with space/");
+  EXPECT_EQ(describe_itemized(">f+++++++++ new.txt"), "missing on the target: new.txt");
+  EXPECT_EQ(describe_itemized("cd+++++++++ new/"), "missing on the target: new/");
+  EXPECT_EQ(describe_itemized(">f.st...... a.txt"), "differs (size, time): a.txt");
+  EXPECT_EQ(describe_itemized(">fc........ a.txt"), "differs (content): a.txt");
+  EXPECT_EQ(describe_itemized(".f...po.... b"), "differs (permissions, owner): b");
+  EXPECT_EQ(describe_itemized("not itemized"), "not itemized");
+}
+
 }  // namespace
 }  // namespace cutpilot::agent
