@@ -317,9 +317,11 @@ int prepare(const RunOptions& options, const plans::EventSink& sink, RunSession&
 int loop(const RunOptions& options, const plans::EventSink& sink, RunSession& run) {
   plans::Executor& executor = *run.executor;
   transport::Fleet& fleet = *run.fleet;
-  fleet.start();
+  // Blocked before the fleet's link threads exist, so they inherit the mask: a SIGTERM that
+  // went to a thread still connecting would end the cockpit without a word.
   const sigset_t signals = stop_signals();
   pthread_sigmask(SIG_BLOCK, &signals, nullptr);
+  fleet.start();
   const int signal_fd = signalfd(-1, &signals, SFD_NONBLOCK | SFD_CLOEXEC);
   std::vector<pollfd> fds;
   std::vector<transport::HostEvent> events;
