@@ -311,6 +311,17 @@ Host Builder::connection(const HostData& data, std::vector<Var> vars) {
     else
       error(v->line, v->name + " must be true or false (yes/no), not " + shown(v->value));
   }
+  // cutpilot becomes root with sudo -n and nothing else: another user or method would be
+  // carried out wrongly without a word, so it is refused.
+  static constexpr std::string_view kBecomeUser[] = {"ansible_become_user", "ansible_sudo_user"};
+  static constexpr std::string_view kBecomeMethod[] = {"ansible_become_method"};
+  if (const Var* v = text(kBecomeUser); v && v->value != "root")
+    error(v->line, v->name + " = " + shown(v->value) +
+                       ": cutpilot's sudo runs commands as root only; a step that must run as " +
+                       v->value + " says so itself (exec = { run = [\"sudo\", \"-u\", \"" +
+                       v->value + "\", ...] })");
+  if (const Var* v = text(kBecomeMethod); v && v->value != "sudo")
+    error(v->line, v->name + " = " + shown(v->value) + ": cutpilot becomes root with sudo only");
   host.vars = std::move(vars);
   return host;
 }
