@@ -117,7 +117,9 @@ int main(int argc, char** argv) {
                {"peer", peer},
                {"from", endpoint[source]},
                {"to", endpoint[target]},
-               {"format", format}};
+               {"format", format},
+               // Names the side and kept databases (<db>_new_<run>, <db>_old_<run>).
+               {"run", "bench" + std::to_string(getpid())}};
   if (recreate) spec.update({{"create", true}, {"drop", true}});
   if (jobs > 1) spec["jobs"] = jobs;
   if (direct) spec["direct"] = true;
