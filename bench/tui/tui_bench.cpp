@@ -14,6 +14,7 @@
 #include <algorithm>
 #include <atomic>
 #include <cstdlib>
+#include <cstring>
 #include <stdexcept>
 #include <thread>
 #include <vector>
@@ -200,7 +201,9 @@ void BM_IdleLoop(benchmark::State& state) {
     std::this_thread::sleep_for(std::chrono::duration<double>(seconds));
     const double cpu = thread_cpu_seconds(cockpit.native_handle()) - cpu_before;
     const double wall = std::chrono::duration<double>(Clock::now() - wall_before).count();
-    [[maybe_unused]] const ssize_t n = write(pty.master(), "q", 1);
+    // Inside the downtime window q asks first: y answers it.
+    const char* leave = state.range(0) ? "qy" : "q";
+    [[maybe_unused]] const ssize_t n = write(pty.master(), leave, std::strlen(leave));
     cockpit.join();
     state.SetIterationTime(wall);
     state.counters["cpu_pct_of_core"] = 100.0 * cpu / wall;
