@@ -87,6 +87,32 @@ class AddonTest(LabCase):
         self.assert_gone(starts, "mariadb")
         self.assertFalse(Path(env["MYSQL_UNIX_PORT"]).exists(), "mariadbd did not shut down cleanly")
 
+    def test_mariadb_that_exits_at_its_first_start_is_tried_once_more(self):
+        """A new mariadbd that exits during startup is reinstalled and started once more, saying why."""
+        d = self.up()
+        fake = Path(d, "fakemdb")
+        fake.mkdir()
+        fake.chmod(0o755)
+        for name in ("mariadb-install-db", "mariadb-admin"):
+            (fake / name).symlink_to(subprocess.run(["sh", "-c", f"command -v {name} || echo /usr/bin/{name}"],
+                                                    capture_output=True, text=True).stdout.strip())
+        marker = Path(d, "first-start-failed")
+        real = subprocess.run(["sh", "-c", "command -v mariadbd || echo /usr/sbin/mariadbd"],
+                              capture_output=True, text=True).stdout.strip()
+        (fake / "mariadbd").write_text(
+            f"#!/bin/sh\nif [ ! -e {marker} ]; then : > {marker}; echo 'lab test: first start fails' >&2; exit 3; fi\n"
+            f"exec {real} \"$@\"\n")
+        (fake / "mariadbd").chmod(0o755)
+        os.chmod(d, 0o777)  # the wrapper runs as mysql and leaves its marker in d
+        res = self.lab("mariadb", "--dir", d, "a", env=dict(os.environ, CUTPILOT_LAB_MARIADB_BIN=str(fake)))
+        self.assertTrue(marker.exists(), "the first start did not run")
+        self.assertIn("exited during startup", res.stderr)
+        self.assertIn("mariadb on lab host 'a': trying once more", res.stderr)
+        env = read_env_file(Path(d, "hosts", "a", "mariadb.env"))
+        out = subprocess.run(["mariadb", "--no-defaults", "-uroot", "-S", env["MYSQL_UNIX_PORT"], "-N", "-e",
+                              "select 6*7"], capture_output=True, text=True, timeout=30, stdin=subprocess.DEVNULL)
+        self.assertEqual((out.returncode, out.stdout.strip()), (0, "42"), out.stderr)
+
     def test_nginx(self):
         """nginx serves the host's index page, refuses a second start, and stops with its workers."""
         d = self.up()

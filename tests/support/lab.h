@@ -45,6 +45,17 @@ class Lab {
   }
   // Whether `lab up` worked.
   bool ok() const { return ok_; }
+  // The last lines the lab's commands printed (for a failure message).
+  std::string log_tail(std::size_t lines = 40) const {
+    std::ifstream in(dir_ + "/test-lab.log");
+    std::vector<std::string> all;
+    for (std::string line; std::getline(in, line);)
+      all.push_back(line);
+    std::string out;
+    for (std::size_t i = all.size() > lines ? all.size() - lines : 0; i < all.size(); ++i)
+      out += all[i] + "\n";
+    return out;
+  }
   const std::string& dir() const { return dir_; }
   std::string ssh_config() const { return dir_ + "/ssh_config"; }
   std::string known_hosts() const { return dir_ + "/known_hosts"; }

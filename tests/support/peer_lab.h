@@ -28,10 +28,11 @@ class PeerLab : public ::testing::Test {
 
   explicit PeerLab(std::vector<std::string> addons = {}) : addons_(std::move(addons)) {}
   void SetUp() override {
-    ASSERT_TRUE(lab_.ok());
+    ASSERT_TRUE(lab_.ok()) << lab_.log_tail();
     for (const auto& addon : addons_)
       for (const char* host : {"source", "target"})
-        ASSERT_TRUE(lab_.run(addon, {host})) << "lab " << addon << " " << host << " failed";
+        ASSERT_TRUE(lab_.run(addon, {host})) << "lab " << addon << " " << host << " failed:\n"
+                                     << lab_.log_tail();
     fleet_.start();
     ASSERT_TRUE(fleet_.run_until(
         [&](const std::vector<transport::HostEvent>&) {

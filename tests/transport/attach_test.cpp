@@ -27,7 +27,7 @@ namespace fs = std::filesystem;
 class AttachLab : public ::testing::Test {
  protected:
   void SetUp() override {
-    ASSERT_TRUE(lab_.ok());
+    ASSERT_TRUE(lab_.ok()) << lab_.log_tail();
     fleet_.start();
     ASSERT_TRUE(fleet_.run_until([&](const std::vector<HostEvent>&) { return ready(); }, 30s));
   }

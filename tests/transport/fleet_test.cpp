@@ -49,7 +49,7 @@ std::vector<std::string> names(int n) {
 
 TEST(Fleet, TwentyHostsComeUpReadyAndReportFacts) {
   Lab lab(names(20));
-  ASSERT_TRUE(lab.ok());
+  ASSERT_TRUE(lab.ok()) << lab.log_tail();
   std::vector<SshTarget> targets;
   for (const auto& n : names(20))
     targets.push_back(target_for(lab, n));
@@ -120,7 +120,7 @@ TEST(Fleet, ClosedPortFailsWhileOthersComeUpUndelayedByAMuteOne) {
   // The mute host's timeout is far longer than any load can stretch the good hosts' setup:
   // they are ready, and the closed port has failed, while the mute one still waits.
   Lab lab({"good1", "good2"});
-  ASSERT_TRUE(lab.ok());
+  ASSERT_TRUE(lab.ok()) << lab.log_tail();
   MutePort mute;
   ASSERT_TRUE(mute.ok);
   std::vector<SshTarget> targets = {target_for(lab, "good1"), target_for(lab, "good2")};
@@ -160,7 +160,7 @@ TEST(Fleet, ClosedPortFailsWhileOthersComeUpUndelayedByAMuteOne) {
 
 TEST(Fleet, AMuteHostFailsOnceItsConnectTimeoutRunsOut) {
   Lab lab({"good1"});
-  ASSERT_TRUE(lab.ok());
+  ASSERT_TRUE(lab.ok()) << lab.log_tail();
   MutePort mute;
   ASSERT_TRUE(mute.ok);
   SshTarget slow = target_for(lab, "good1");
@@ -194,7 +194,7 @@ std::vector<std::string> states_until(Fleet& fleet, const std::string& host, Lin
 
 TEST(Fleet, KilledSshConnectionIsNoticedAndTheHostReconnects) {
   Lab lab({"h1"});
-  ASSERT_TRUE(lab.ok());
+  ASSERT_TRUE(lab.ok()) << lab.log_tail();
   Fleet fleet({target_for(lab, "h1")}, agent_binary());
   fleet.start();
   ASSERT_EQ(states_until(fleet, "h1", LinkState::kReady, 120s).back(), "ready");
@@ -225,7 +225,7 @@ TEST(Fleet, KilledSshConnectionIsNoticedAndTheHostReconnects) {
 
 TEST(Fleet, FrozenLinkIsDeclaredDeadByKeepalive) {
   Lab lab({"h1"});
-  ASSERT_TRUE(lab.ok());
+  ASSERT_TRUE(lab.ok()) << lab.log_tail();
   FleetOptions options;
   options.keepalive = 500ms;
   options.dead_after = 2s;
@@ -265,7 +265,7 @@ std::string printf_escaped(const std::string& bytes) {
 
 TEST(Fleet, GarbageFromOneAgentDropsOnlyThatHost) {
   Lab lab({"good", "bad"});
-  ASSERT_TRUE(lab.ok());
+  ASSERT_TRUE(lab.ok()) << lab.log_tail();
   // The "agent" deployed is a script: on host "bad" it handshakes correctly, then sends
   // a frame of an unknown type; everywhere else it runs the real agent.
   const std::string hello = proto::encode_frame(

@@ -194,7 +194,7 @@ TEST(AgentHashCache, AnUnchangedAgentIsHashedOnceAndAChangedOneAgain) {
 
 TEST(AgentHashCache, AnAgentLoadedFromTheCacheIsReadForTheUploadAndMustStillMatch) {
   Lab lab({"h1", "h2"});
-  ASSERT_TRUE(lab.ok());
+  ASSERT_TRUE(lab.ok()) << lab.log_tail();
   CacheDir cache;
   const std::string copy = cache.dir() + "/cutpilot-agent";
   std::filesystem::copy_file(CUTPILOT_AGENT_PATH, copy);

@@ -27,7 +27,7 @@ using test::target_for;
 
 TEST(SshSession, RunsACommandThroughTheLabConfig) {
   Lab lab({"h1"});
-  ASSERT_TRUE(lab.ok());
+  ASSERT_TRUE(lab.ok()) << lab.log_tail();
   SshSession session(target_for(lab, "h1"));
   ASSERT_TRUE(session.open()) << session.error();
   EXPECT_EQ(session.host_key().type, "ssh-ed25519");
@@ -41,7 +41,7 @@ TEST(SshSession, RunsACommandThroughTheLabConfig) {
 
 TEST(SshSession, AgentIsUploadedOnceAndReused) {
   Lab lab({"h1"});
-  ASSERT_TRUE(lab.ok());
+  ASSERT_TRUE(lab.ok()) << lab.log_tail();
   const AgentBinary agent = agent_binary();
   for (bool expect_upload : {true, false}) {
     SshSession session(target_for(lab, "h1"));
@@ -74,7 +74,7 @@ std::string fingerprint_of(const Lab& lab, const std::string& host) {
 
 TEST(SshSession, UnknownHostKeyIsRefusedWithItsFingerprint) {
   Lab lab({"h1"});
-  ASSERT_TRUE(lab.ok());
+  ASSERT_TRUE(lab.ok()) << lab.log_tail();
   SshTarget target = target_for(lab, "h1");
   target.known_hosts = write_file(lab.dir() + "/empty_known_hosts", "");
   SshSession session(target);
@@ -91,7 +91,7 @@ TEST(SshSession, UnknownHostKeyIsRefusedWithItsFingerprint) {
 
 TEST(SshSession, ChangedHostKeyIsRefused) {
   Lab lab({"h1", "h2"});
-  ASSERT_TRUE(lab.ok());
+  ASSERT_TRUE(lab.ok()) << lab.log_tail();
   // h2's key filed under h1's address: exactly what a swapped server looks like.
   const std::string h2_key =
       test::capture_line("cut -d' ' -f1,2 " + lab.host_dir("h2") + "/ssh_host_ed25519_key.pub");
@@ -117,7 +117,7 @@ SshTarget without_agent(const Lab& lab, const std::string& key) {
 
 TEST(SshSession, WrongClientKeyIsAnAuthErrorNamingTheHost) {
   Lab lab({"h1"});
-  ASSERT_TRUE(lab.ok());
+  ASSERT_TRUE(lab.ok()) << lab.log_tail();
   ASSERT_TRUE(test::make_stranger_key(lab, "stranger"));
   SshSession session(without_agent(lab, "stranger"));
   ASSERT_FALSE(session.open());
@@ -128,7 +128,7 @@ TEST(SshSession, WrongClientKeyIsAnAuthErrorNamingTheHost) {
 
 TEST(SshSession, KeyFromSshAgentIsUsedWhenTheKeyFilesFail) {
   Lab lab({"h1"});
-  ASSERT_TRUE(lab.ok());
+  ASSERT_TRUE(lab.ok()) << lab.log_tail();
   // The config names a key the host does not accept; only ssh-agent holds the right one.
   ASSERT_TRUE(test::make_stranger_key(lab, "stranger"));
   const std::string sock = lab.dir() + "/agent.sock";
@@ -151,7 +151,7 @@ TEST(SshSession, KeyFromSshAgentIsUsedWhenTheKeyFilesFail) {
 
 TEST(SshSession, KeyWithAPassphraseIsRefusedWithoutPrompting) {
   Lab lab({"h1"});
-  ASSERT_TRUE(lab.ok());
+  ASSERT_TRUE(lab.ok()) << lab.log_tail();
   // The lab key, re-encrypted with a passphrase.
   ASSERT_EQ(test::shell("cp " + lab.dir() + "/id_ed25519 " + lab.dir() + "/locked && " +
                         "ssh-keygen -q -p -N secret -f " + lab.dir() + "/locked"),
@@ -180,7 +180,7 @@ bool deploy(const Lab& lab, const AgentBinary& agent, std::string& error) {
 
 TEST(SshSession, ChangedAgentBinaryIsUploadedAgain) {
   Lab lab({"h1"});
-  ASSERT_TRUE(lab.ok());
+  ASSERT_TRUE(lab.ok()) << lab.log_tail();
   std::string error;
   const AgentBinary agent = agent_binary();
   EXPECT_TRUE(deploy(lab, agent, error));
@@ -198,7 +198,7 @@ TEST(SshSession, ChangedAgentBinaryIsUploadedAgain) {
 
 TEST(SshSession, CorruptRemoteCopyIsReplacedAndNeverRun) {
   Lab lab({"h1"});
-  ASSERT_TRUE(lab.ok());
+  ASSERT_TRUE(lab.ok()) << lab.log_tail();
   std::string error;
   const AgentBinary agent = agent_binary();
   ASSERT_TRUE(deploy(lab, agent, error));
@@ -215,7 +215,7 @@ TEST(SshSession, CorruptRemoteCopyIsReplacedAndNeverRun) {
 
 TEST(SshSession, CopyChangedInPlaceAfterItsStampIsHashedAgainAndReplaced) {
   Lab lab({"h1"});
-  ASSERT_TRUE(lab.ok());
+  ASSERT_TRUE(lab.ok()) << lab.log_tail();
   std::string error;
   const AgentBinary agent = agent_binary();
   ASSERT_TRUE(deploy(lab, agent, error));
@@ -242,7 +242,7 @@ TEST(SshSession, CopyChangedInPlaceAfterItsStampIsHashedAgainAndReplaced) {
 
 TEST(SshSession, UploadToAFullDiskFailsClearlyAndLeavesNothing) {
   Lab lab({"h1"});
-  ASSERT_TRUE(lab.ok());
+  ASSERT_TRUE(lab.ok()) << lab.log_tail();
   // A 256 KiB filesystem as the host's cache: the ~900 KB agent cannot fit.
   const std::string cache = lab.host_dir("h1") + "/home/.cache";
   ASSERT_EQ(test::shell("mkdir -p " + cache), 0);
@@ -274,7 +274,7 @@ void stand_in(const Lab& lab, const std::string& host, const std::string& tool,
 
 TEST(SshSession, SudoRunsTheAgentUnderSudo) {
   Lab lab({"h1"});
-  ASSERT_TRUE(lab.ok());
+  ASSERT_TRUE(lab.ok()) << lab.log_tail();
   if (geteuid() != 0) GTEST_SKIP() << "passwordless sudo is only certain for root here";
   SshTarget target = target_for(lab, "h1");
   target.sudo = true;
@@ -295,7 +295,7 @@ TEST(SshSession, SudoRunsTheAgentUnderSudo) {
 
 TEST(SshSession, SudoThatWantsAPasswordIsAClearError) {
   Lab lab({"h1"});
-  ASSERT_TRUE(lab.ok());
+  ASSERT_TRUE(lab.ok()) << lab.log_tail();
   // Everything runs as root here, where sudo never asks; a stand-in on the host's PATH
   // answers exactly as sudo -n does for a user whose sudo needs a password.
   stand_in(lab, "h1", "sudo", "echo 'sudo: a password is required' >&2\nexit 1\n");
@@ -313,7 +313,7 @@ TEST(SshSession, SudoThatWantsAPasswordIsAClearError) {
 
 TEST(SshSession, OtherArchitectureIsRefusedAndNothingIsUploaded) {
   Lab lab({"h1"});
-  ASSERT_TRUE(lab.ok());
+  ASSERT_TRUE(lab.ok()) << lab.log_tail();
   // A stand-in uname on the host's PATH: this machine is x86_64 only.
   stand_in(lab, "h1", "uname", "echo aarch64\n");
   SshSession session(target_for(lab, "h1"));
@@ -328,7 +328,7 @@ TEST(SshSession, OtherArchitectureIsRefusedAndNothingIsUploaded) {
 
 TEST(SshSession, ProxyJumpThroughAnotherLabHost) {
   Lab lab({"jump", "inner"});
-  ASSERT_TRUE(lab.ok());
+  ASSERT_TRUE(lab.ok()) << lab.log_tail();
   const auto accepted = [&] {
     return test::capture_line("grep -c 'Accepted publickey' " + lab.host_dir("jump") + "/sshd.log");
   };
