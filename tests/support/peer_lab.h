@@ -32,7 +32,7 @@ class PeerLab : public ::testing::Test {
     for (const auto& addon : addons_)
       for (const char* host : {"source", "target"})
         ASSERT_TRUE(lab_.run(addon, {host})) << "lab " << addon << " " << host << " failed:\n"
-                                     << lab_.log_tail();
+                                             << lab_.log_tail();
     fleet_.start();
     ASSERT_TRUE(fleet_.run_until(
         [&](const std::vector<transport::HostEvent>&) {
