@@ -4,6 +4,7 @@
 
 #include "cli/output.h"
 #include "plans/downtime.h"
+#include "plans/prediction.h"
 
 namespace cutpilot::cli {
 namespace {
@@ -68,10 +69,16 @@ struct LineOf {
   }
   std::string operator()(const plans::DowntimeEvent& e) const {
     std::string text = who("", "") + "downtime " + e.state;
-    if (e.state != "predicted") text += " " + plans::format_seconds(e.seconds);
-    if (e.predicted_s)
-      text +=
-          (e.state == "predicted" ? " " : ", predicted ") + plans::format_seconds(*e.predicted_s);
+    if (e.state == "started") text += " " + plans::format_seconds(e.seconds);
+    if (e.state == "ended") text += " " + plans::format_estimate(e.seconds);
+    if (e.state == "predicted" && !e.basis.empty())
+      text += " " + e.basis;
+    else if (e.state == "ended" && e.predicted_at_start_s)
+      text += ", predicted " + plans::prediction_error_text(*e.predicted_at_start_s, e.seconds) +
+              " when it started";
+    else if (e.predicted_s)
+      text += std::string(e.state == "predicted" ? " " : ", predicted ") +
+              (e.at_least ? "at least " : "") + plans::format_seconds(*e.predicted_s);
     if (e.budget_s) text += " (budget " + plans::format_seconds(*e.budget_s) + ")";
     return text;
   }
@@ -129,7 +136,8 @@ struct JsonOf {
     auto j = event_json("downtime");
     j["state"] = e.state;
     j["seconds"] = e.seconds;
-    j["predicted_s"] = or_null(e.predicted_s);
+    j["predicted_s"] = or_null(e.state == "ended" && e.predicted_at_start_s ? e.predicted_at_start_s
+                                                                            : e.predicted_s);
     return j;
   }
   nlohmann::json operator()(const plans::RunEvent& e) const {

@@ -19,6 +19,7 @@
 #include "plans/downtime.h"
 #include "plans/journal.h"
 #include "plans/load.h"
+#include "plans/prediction.h"
 
 namespace cutpilot::cli {
 namespace {
@@ -93,6 +94,9 @@ nlohmann::json downtime_json(const plans::JournalState& state, double now_unix) 
     seconds = now_unix - *state.downtime_started_unix;  // nothing ended it: still down
   nlohmann::json downtime = {{"started", started}, {"ended", ended}, {"seconds", seconds}};
   if (state.predicted_s) downtime["predicted_s"] = *state.predicted_s;
+  if (ended && state.predicted_s)
+    if (const auto pct = plans::prediction_error_pct(*state.predicted_s, seconds))
+      downtime["error_pct"] = *pct;
   if (ended && !state.downtime_ended_how.empty()) downtime["how"] = state.downtime_ended_how;
   return downtime;
 }
@@ -102,7 +106,11 @@ std::string downtime_text(const nlohmann::json& downtime) {
   if (!downtime.value("started", false)) return "-";
   const std::string seconds = plans::format_seconds(downtime.value("seconds", 0.0));
   if (!downtime.value("ended", false)) return "running " + seconds;
-  return seconds + (downtime.value("how", "") == "rollback" ? " (ended by rollback)" : "");
+  std::string text = seconds;
+  if (downtime.contains("predicted_s") && downtime["predicted_s"].is_number())
+    text += ", predicted " + plans::prediction_error_text(downtime["predicted_s"].get<double>(),
+                                                          downtime.value("seconds", 0.0));
+  return text + (downtime.value("how", "") == "rollback" ? " (ended by rollback)" : "");
 }
 
 // The time of day of an RFC 3339 string ("17:31:25"), or "-" for null.
@@ -202,9 +210,30 @@ void print_status(const nlohmann::json& status) {
                 downtime.value("ended", false) ? "ended after" : "running for",
                 plans::format_seconds(downtime.value("seconds", 0.0)).c_str(),
                 downtime.value("how", "") == "rollback" ? " (ended by rollback)" : "");
-  if (downtime.contains("predicted_s") && downtime["predicted_s"].is_number())
-    std::printf("downtime predicted %s\n",
-                plans::format_seconds(downtime["predicted_s"].get<double>()).c_str());
+  if (downtime.contains("predicted_s") && downtime["predicted_s"].is_number()) {
+    const double predicted = downtime["predicted_s"].get<double>();
+    if (downtime.value("ended", false))
+      std::printf("downtime predicted %s when it started\n",
+                  plans::prediction_error_text(predicted, downtime.value("seconds", 0.0)).c_str());
+    else
+      std::printf("downtime predicted %s%s\n", downtime.value("at_least", false) ? "at least " : "",
+                  plans::format_seconds(predicted).c_str());
+  }
+  for (const auto& part : downtime.value("steps", nlohmann::json::array())) {
+    const auto& predicted = part.value("predicted_s", nlohmann::json());
+    std::string line = "  " + part.value("step", "") + ": " +
+                       (predicted.is_number() ? plans::format_seconds(predicted.get<double>()) +
+                                                    " (" + part.value("source", "") + ")"
+                                              : std::string("unknown"));
+    if (part.contains("approval_source")) {
+      const auto& approval = part.value("approval_s", nlohmann::json());
+      line +=
+          ", approval " + (approval.is_number() ? plans::format_seconds(approval.get<double>()) +
+                                                      " (" + part.value("approval_source", "") + ")"
+                                                : std::string("unknown"));
+    }
+    std::printf("%s\n", plans::printable(line).c_str());
+  }
   Table table({"STEP", "PHASE", "STATE", "TRY", "STARTED", "ENDED", "APPROVED", "DETAIL"});
   for (const auto& step : status.value("steps", nlohmann::json::array())) {
     std::string approved = "-";

@@ -1,6 +1,5 @@
 // The downtime clock: from the start of the step marked `downtime = "start"` to the end
-// of the step marked `downtime = "end"`, and its prediction from what earlier steps
-// measured (pre-sync rates, a rehearsal's database copy).
+// of the step marked `downtime = "end"` (its prediction: plans/prediction.h).
 #pragma once
 
 #include <optional>
@@ -19,11 +18,17 @@ class DowntimeClock {
   // The plan's downtime_budget, when it has one.
   void set_budget(std::optional<double> budget_s) { budget_s_ = budget_s; }
   // The window started (unix seconds).
-  void start(double unix_t) { started_ = unix_t; }
+  void start(double unix_t) {
+    started_ = unix_t;
+    predicted_at_start_ = predicted_;
+  }
   // The window ended (unix seconds).
   void end(double unix_t) { ended_ = unix_t; }
-  // The current prediction of the window's length.
-  void set_predicted(std::optional<double> seconds) { predicted_ = seconds; }
+  // The current prediction of the window's length (a floor when at_least).
+  void set_predicted(std::optional<double> seconds, bool at_least = false) {
+    predicted_ = seconds;
+    at_least_ = at_least;
+  }
   // Whether the window started / ended.
   bool started() const { return started_.has_value(); }
   bool ended() const { return ended_.has_value(); }
@@ -31,6 +36,10 @@ class DowntimeClock {
   double elapsed(double unix_now) const;
   // The prediction, when there is one.
   std::optional<double> predicted() const { return predicted_; }
+  // Whether the prediction is a floor (a step of the window has no source).
+  bool at_least() const { return at_least_; }
+  // What was predicted when the window started.
+  std::optional<double> predicted_at_start() const { return predicted_at_start_; }
   // The event a view shows: state is "predicted", "started" or "ended".
   DowntimeEvent event(const char* state, double unix_now) const;
 
@@ -38,21 +47,10 @@ class DowntimeClock {
   std::optional<double> started_;
   std::optional<double> ended_;
   std::optional<double> predicted_;
+  std::optional<double> predicted_at_start_;
+  bool at_least_ = false;
   std::optional<double> budget_s_;
 };
-
-// What an earlier step measured: its action and each host's job result (JSON text).
-struct StepHistory {
-  const Step* step = nullptr;
-  std::vector<std::string> results;
-};
-
-// The predicted length of the downtime window: the sum over the window's steps of a
-// final sync (the latest estimate's bytes ÷ the rate its pre-sync measured, else the
-// last pre-sync round's time), a database copy (a rehearsal's time), a wait (its length);
-// other steps count as instant. nullopt when no step of the window has anything to go on.
-std::optional<double> predict_downtime(const std::vector<const Step*>& window,
-                                       const std::vector<StepHistory>& history);
 
 // The steps from the downtime start to its end, in the order the plan runs them.
 std::vector<const Step*> downtime_window(const Plan& plan);

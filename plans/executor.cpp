@@ -33,6 +33,13 @@ bool satisfied(StepState state) {
 
 }  // namespace
 
+std::map<std::string, std::string> step_fingerprints(const Plan& plan) {
+  std::map<std::string, std::string> prints;
+  for (const auto& step : plan.steps)
+    prints[step.id] = fingerprint(plan, step);
+  return prints;
+}
+
 Executor::Executor(const Plan& plan, ExecutorOptions options, JobPort& port, Journal& journal,
                    EventSink sink, EnvLookup secrets)
     : plan_(plan),
@@ -147,7 +154,7 @@ bool Executor::begin(RunClock::time_point now, std::string& error) {
   for (auto& run : runs_)
     sink_(StepEvent{run.step->id, StepState::kPending, ""});
   if (!approve_from_options(error)) return false;
-  update_prediction();
+  update_prediction(now);
   return fatal_.empty();
 }
 
@@ -215,6 +222,8 @@ bool Executor::resume(const JournalState& state, RunClock::time_point now, std::
     run.attempt = was.attempt;
     run.round = was.round;
     run.approved = was.approved;
+    if (was.started_unix > 0 && was.ended_unix >= was.started_unix)
+      run.seconds = was.ended_unix - was.started_unix;
     for (const auto& result : was.results)
       run.results.push_back(result.is_null() ? "" : result.dump());
     const StepState journalled = parse_state(was.state).value_or(StepState::kPending);
@@ -272,7 +281,7 @@ bool Executor::resume(const JournalState& state, RunClock::time_point now, std::
   host_ids_ = state.hosts;
   if (!approve_from_options(error)) return false;
   if (state.aborting) start_abort(now);
-  update_prediction();
+  update_prediction(now);
   return fatal_.empty();
 }
 
@@ -408,7 +417,7 @@ void Executor::tick(RunClock::time_point now) {
       if (run.state != StepState::kAwaitingApproval) {
         set_state(run, StepState::kAwaitingApproval,
                   run.step->point_of_no_return ? "point of no return" : "");
-        if (run.step->downtime == Downtime::kStart) update_prediction();
+        if (run.step->downtime == Downtime::kStart) update_prediction(now);
       }
       continue;
     }
@@ -463,6 +472,7 @@ void Executor::start_step(StepRun& run, RunClock::time_point now) {
              {"predicted_s",
               downtime_.predicted() ? nlohmann::json(*downtime_.predicted()) : nullptr}});
     sink_(downtime_.event("started", unix_now()));
+    update_prediction(now);
   }
   if (const auto* wait = std::get_if<WaitAction>(&run.step->action)) {
     run.wait_until = now + wait->duration;

@@ -23,6 +23,7 @@
 #include "plans/job_spec.h"
 #include "plans/journal.h"
 #include "plans/plan.h"
+#include "plans/prediction.h"
 #include "plans/run_events.h"
 #include "plans/step.h"
 
@@ -51,7 +52,12 @@ struct ExecutorOptions {
   // How another pane names this run (" --state-dir DIR"), for the hints a failure prints.
   std::string control_hint;
   std::chrono::milliseconds retry_backoff{2000};  // doubled per retry, at most 30 s
+  PastRuns past;  // what earlier runs of the plan measured, for the downtime prediction
 };
+
+// Each step's fingerprint (what it does): a journalled result, or an earlier run's time, of a
+// step whose fingerprint changed no longer applies.
+std::map<std::string, std::string> step_fingerprints(const Plan& plan);
 
 // Something a job the executor started reported.
 struct JobUpdate {
@@ -214,7 +220,10 @@ class Executor {
   void abort_summary();
   void teardown_or_end(RunClock::time_point now);
   void end_run(const std::string& state, RunClock::time_point now);
-  void update_prediction();
+  // Predicts the window (or, once it runs, its rest) again; tells the views when it changed.
+  void update_prediction(RunClock::time_point now);
+  // "the window's steps took (predicted): a 0.1s (0.1s) b 2.0s (1.8s)", as the window ends.
+  std::string took_against_predicted() const;
   // Journals and audits an operator's approve, skip, retry or abort.
   void operator_did(const std::string& verb, const std::string& step, const std::string& by,
                     nlohmann::json extra = nlohmann::json::object());
@@ -246,6 +255,9 @@ class Executor {
   std::string fatal_;
   RunClock::time_point begun_{};
   DowntimeClock downtime_;
+  WindowForecast forecast_;           // the last prediction made
+  WindowForecast forecast_at_start_;  // the prediction as the window started
+  bool forecast_told_ = false;        // the window's steps' sources were logged at its start
   std::map<std::string, std::string> host_state_;
   // host → where this run reached it (endpoint, key), as journalled.
   std::map<std::string, std::pair<std::string, std::string>> host_ids_;

@@ -2,6 +2,7 @@
 // abort and rollback, and the end of the run.
 #include <algorithm>
 #include <chrono>
+#include <cmath>
 
 #include "plans/executor.h"
 #include "plans/size.h"
@@ -208,10 +209,15 @@ void Executor::step_jobs_done(StepRun& run, RunClock::time_point now) {
     if (run.step->downtime == Downtime::kEnd && downtime_.started() && !downtime_.ended()) {
       downtime_.end(unix_now());
       const DowntimeEvent e = downtime_.event("ended", unix_now());
-      journal({{"r", "downtime"}, {"state", "ended"}, {"seconds", e.seconds}});
+      if (!forecast_at_start_.steps.empty()) log("", "", took_against_predicted());
+      journal({{"r", "downtime"},
+               {"state", "ended"},
+               {"seconds", e.seconds},
+               {"predicted_s",
+                e.predicted_at_start_s ? nlohmann::json(*e.predicted_at_start_s) : nullptr}});
       sink_(e);
     }
-    update_prediction();
+    update_prediction(now);
     return;
   }
   if (run.attempt <= run.step->retries) {
@@ -336,10 +342,11 @@ void Executor::end_run(const std::string& state, RunClock::time_point now) {
     log("", "",
         "the downtime window never ended: " + format_seconds(downtime_.elapsed(unix_now())) +
             " so far");
-  if (downtime_.ended() && downtime_.predicted())
+  if (downtime_.ended() && downtime_.predicted_at_start())
     log("", "",
-        "downtime " + format_seconds(downtime_.elapsed(unix_now())) + ", predicted " +
-            format_seconds(*downtime_.predicted()));
+        "downtime " + format_estimate(downtime_.elapsed(unix_now())) + ", predicted " +
+            prediction_error_text(*downtime_.predicted_at_start(), downtime_.elapsed(unix_now())) +
+            " when it started");
   sink_(RunEvent{state, seconds});
 }
 
@@ -384,22 +391,77 @@ void Executor::on_host(const std::string& host, const std::string& state, const 
   }
 }
 
-void Executor::update_prediction() {
-  if (downtime_.started()) return;
+std::string Executor::took_against_predicted() const {
+  std::string line = "the window's steps took (predicted):";
+  for (const auto& f : forecast_at_start_.steps) {
+    const StepRun* run = find(f.step->id);
+    line += " " + f.step->id + " " +
+            (run && run->state == StepState::kSucceeded ? format_estimate(run->seconds)
+                                                        : state_name(run->state)) +
+            " (" + (f.seconds ? format_estimate(*f.seconds) : std::string("?")) + ")";
+  }
+  return line;
+}
+
+void Executor::update_prediction(RunClock::time_point now) {
+  if (downtime_.ended()) return;
   const auto window = downtime_window(plan_);
   if (window.empty()) return;
   std::vector<StepHistory> history;
   for (const auto& run : runs_)
     if (run.state == StepState::kSucceeded) history.push_back(StepHistory{run.step, run.results});
-  const auto predicted = predict_downtime(window, history);
-  if (!predicted || predicted == downtime_.predicted()) return;
-  downtime_.set_predicted(predicted);
-  sink_(downtime_.event("predicted", unix_now()));
-  if (plan_.settings.downtime_budget &&
-      *predicted > static_cast<double>(plan_.settings.downtime_budget->count()))
+  ForecastInput in;
+  in.window = &window;
+  in.history = &history;
+  in.past = &options_.past;
+  if (plan_.settings.approval_time)
+    in.approval_default_s = std::chrono::duration<double>(*plan_.settings.approval_time).count();
+  for (const auto& run : runs_) {
+    if (run.approved) in.approved_ahead.insert(run.step->id);
+    if (run.state == StepState::kPending && failed_optional_need(run))
+      in.progress.will_skip.insert(run.step->id);
+  }
+  if (downtime_.started()) {
+    in.progress.elapsed_s = downtime_.elapsed(unix_now());
+    for (const Step* step : window) {
+      const StepRun* run = find(step->id);
+      if (run->state == StepState::kSucceeded || run->state == StepState::kSkipped)
+        in.progress.finished[step->id] = run->seconds;
+      else if (run->state == StepState::kRunning)
+        in.progress.running[step->id] = std::chrono::duration<double>(now - run->started).count();
+    }
+  }
+  forecast_ = forecast_window(in);
+  if (downtime_.started() && !forecast_told_) {
+    // Once, as the window opens: what each of its steps is expected to take, and why.
+    forecast_told_ = true;
+    forecast_at_start_ = forecast_;
+    for (const auto& f : forecast_.steps) {
+      std::string line = "predicted: " + f.step->id + " " +
+                         (f.seconds ? format_estimate(*f.seconds) : std::string("unknown")) +
+                         (f.seconds ? " (" + f.source + ")" : "");
+      if (f.gate && !f.approval_source.empty())
+        line += ", its approval " +
+                (f.approval_s ? format_estimate(*f.approval_s) + " (" + f.approval_source + ")"
+                              : std::string("unknown"));
+      log("", "", line);
+    }
+  }
+  if (!forecast_.known) return;
+  const double total = forecast_.total_s();
+  const auto before = downtime_.predicted();
+  if (before && std::abs(*before - total) < 0.5 && downtime_.at_least() == forecast_.at_least)
+    return;
+  downtime_.set_predicted(total, forecast_.at_least);
+  DowntimeEvent e = downtime_.event("predicted", unix_now());
+  e.basis = describe_forecast(forecast_);
+  sink_(e);
+  const auto budget = plan_.settings.downtime_budget;
+  if (budget && total > static_cast<double>(budget->count()) &&
+      !(before && *before > static_cast<double>(budget->count())))
     log("", "",
-        "warning: predicted downtime " + format_seconds(*predicted) + " exceeds the budget " +
-            format_seconds(static_cast<double>(plan_.settings.downtime_budget->count())));
+        "warning: predicted downtime " + format_seconds(total) + " exceeds the budget " +
+            format_seconds(static_cast<double>(budget->count())));
 }
 
 nlohmann::json Executor::status(RunClock::time_point now) const {
@@ -424,6 +486,32 @@ nlohmann::json Executor::status(RunClock::time_point now) const {
                              {"ended", downtime_.ended()},
                              {"seconds", downtime_.elapsed(unix_now())}};
   if (downtime_.predicted()) downtime["predicted_s"] = *downtime_.predicted();
+  if (downtime_.predicted_at_start())
+    downtime["predicted_at_start_s"] = *downtime_.predicted_at_start();
+  if (downtime_.ended() && downtime_.predicted_at_start()) {
+    // Over: what it was promised against what it took, as `cutpilot runs` shows it.
+    downtime["predicted_s"] = *downtime_.predicted_at_start();
+    if (const auto pct =
+            prediction_error_pct(*downtime_.predicted_at_start(), downtime_.elapsed(unix_now())))
+      downtime["error_pct"] = *pct;
+  }
+  if (downtime_.predicted()) {
+    downtime["at_least"] = forecast_.at_least;
+    downtime["machine_s"] = forecast_.machine_s;
+    downtime["operator_s"] = forecast_.operator_s;
+    nlohmann::json parts = nlohmann::json::array();
+    for (const auto& f : forecast_.steps) {
+      nlohmann::json part = {{"step", f.step->id},
+                             {"predicted_s", f.seconds ? nlohmann::json(*f.seconds) : nullptr},
+                             {"source", f.source}};
+      if (f.gate && !f.approval_source.empty()) {
+        part["approval_s"] = f.approval_s ? nlohmann::json(*f.approval_s) : nullptr;
+        part["approval_source"] = f.approval_source;
+      }
+      parts.push_back(part);
+    }
+    downtime["steps"] = parts;
+  }
   if (!downtime_ended_by_.empty()) downtime["ended_by"] = downtime_ended_by_;
   return {{"live", true},
           {"run", options_.run_id},

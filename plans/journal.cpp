@@ -43,8 +43,9 @@ void read_fingerprints(JournalState& state, const nlohmann::json& record) {
 
 // An approval: who, and how ("gate", "ahead", "--approve", "--approve-all"). Records written
 // before "how" existed carry it in "by" as a " (--approve)" suffix.
-void approve(JournalStep& step, const nlohmann::json& record) {
+void approve(JournalStep& step, const nlohmann::json& record, double t) {
   step.approved = true;
+  step.approved_unix = t;
   step.approved_by = text_of(record, "by");
   step.approved_how = text_of(record, "how");
   for (const char* how : {"--approve-all", "--approve"}) {
@@ -73,6 +74,7 @@ void apply_step(JournalStep& step, const nlohmann::json& record, double t) {
   }
   if (next == "succeeded" || next == "failed" || next == "skipped" || next == "rolled-back")
     step.ended_unix = t;
+  if (next == "awaiting-approval" && step.state != next) step.awaiting_unix = t;
   step.state = next;
   step.attempt = attempt;
   step.round = round;
@@ -105,12 +107,13 @@ void apply_record(JournalState& state, const nlohmann::json& record, size_t line
   } else if (kind == "step") {
     apply_step(step(), record, t);
   } else if (kind == "approve") {
-    approve(step(), record);
+    approve(step(), record, t);
   } else if (kind == "revoke") {
     JournalStep& revoked = step();
     revoked.approved = false;
     revoked.approved_by.clear();
     revoked.approved_how.clear();
+    revoked.approved_unix = 0;
   } else if (kind == "job") {
     const auto rollback = record.find("rollback");
     state.jobs.push_back(JournalJob{

@@ -76,6 +76,8 @@ struct JournalStep {
   std::vector<nlohmann::json> done;     // the same jobs' "done" records (host, state, error)
   double started_unix = 0;              // when its last attempt started (0: never)
   double ended_unix = 0;                // when its last attempt ended (0: not yet)
+  double awaiting_unix = 0;             // when it last began to wait for approval (0: never)
+  double approved_unix = 0;             // when it was approved (0: not approved)
   size_t last_line = 0;                 // the journal line of the last record naming it
   bool damaged = false;                 // a record naming it (or its job) could not be read
 };

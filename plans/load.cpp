@@ -73,6 +73,10 @@ constexpr FieldSpec<PlanSettings> kPlanFields[] = {
        }
        p.downtime_budget = std::chrono::duration_cast<std::chrono::seconds>(*budget);
      }},
+    {"approval_time",
+     [](Reader& r, const Entry& e, PlanSettings& p) {
+       if (auto v = r.duration(e)) p.approval_time = *v;
+     }},
     {"ssh_config",
      [](Reader& r, const Entry& e, PlanSettings& p) {
        p.ssh_config_set = true;

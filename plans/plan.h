@@ -22,6 +22,8 @@ struct PlanSettings {
   std::string name;
   std::string description;
   std::optional<std::chrono::seconds> downtime_budget;
+  // The operator's time per gate inside the downtime window, when no earlier run measured it.
+  std::optional<Millis> approval_time;
   // Paths after expansion ("~/" is $HOME); the defaults when the plan does not name them.
   std::string ssh_config;
   std::string known_hosts;

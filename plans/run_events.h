@@ -84,12 +84,16 @@ struct HostEvent {
   std::string facts;  // one line once the agent told them: agent version, load, free disk
 };
 
-// The downtime window started or ended, or its prediction changed before it started.
+// The downtime window started or ended, or its prediction changed (before or while it runs).
 struct DowntimeEvent {
   std::string state;   // "predicted", "started" or "ended"
   double seconds = 0;  // elapsed so far (0 before it started)
   std::optional<double> predicted_s;
   std::optional<double> budget_s;
+  bool at_least = false;  // a step or gate of the window has no source: predicted_s is a floor
+  std::string basis;      // "predicted": the prediction in words (plans/prediction.h)
+  // "ended": what was predicted when the window started.
+  std::optional<double> predicted_at_start_s;
 };
 
 // The run ended.

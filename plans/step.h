@@ -243,6 +243,9 @@ struct Step {
   // Its failure does not stop the run: steps that need it are skipped, a `when` can test it
   // ("STEP.failed"). For checks that only apply where something exists (a container).
   bool optional = false;
+  // How long the step takes, when no earlier run measured it: the downtime prediction's source
+  // for exec, file and health steps (`expect = "20s"`).
+  std::optional<Millis> expect;
   SourcePos pos;  // where the [[steps]] table starts
 };
 

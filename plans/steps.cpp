@@ -146,6 +146,10 @@ constexpr FieldSpec<StepRead> kStepFields[] = {
        x.pnr_pos = r.source().pos_of(e.value);
        if (auto v = r.boolean(e)) x.step.point_of_no_return = *v;
      }},
+    {"expect",
+     [](Reader& r, const Entry& e, StepRead& x) {
+       if (auto v = r.duration(e)) x.step.expect = *v;
+     }},
     {"optional",
      [](Reader& r, const Entry& e, StepRead& x) {
        if (auto v = r.boolean(e)) x.step.optional = *v;

@@ -368,7 +368,10 @@ void Model::on(const plans::DowntimeEvent& e, Clock::time_point now) {
   const bool prediction = e.state != "started" && e.state != "ended";
   if (prediction && downtime_.state != State::kNone && downtime_.state != State::kPredicted) {
     // A new prediction while the window runs or after it: the clock itself stays.
-    if (e.predicted_s) downtime_.predicted_s = e.predicted_s;
+    if (e.predicted_s) {
+      downtime_.predicted_s = e.predicted_s;
+      downtime_.at_least = e.at_least;
+    }
     if (e.budget_s) downtime_.budget_s = e.budget_s;
     dirty_ |= part::kTop;
     return;
@@ -381,7 +384,11 @@ void Model::on(const plans::DowntimeEvent& e, Clock::time_point now) {
     downtime_.state = State::kPredicted;
   downtime_.seconds = e.seconds;
   downtime_.at = now;
-  if (e.predicted_s) downtime_.predicted_s = e.predicted_s;
+  if (e.predicted_s) {
+    downtime_.predicted_s = e.predicted_s;
+    downtime_.at_least = e.at_least;
+  }
+  if (e.predicted_at_start_s) downtime_.predicted_at_start_s = e.predicted_at_start_s;
   if (e.budget_s) downtime_.budget_s = e.budget_s;
   dirty_ |= part::kTop;
 }

@@ -143,6 +143,8 @@ struct DowntimeView {
   double seconds = 0;  // as of `at`
   Clock::time_point at{};
   std::optional<double> predicted_s;
+  bool at_least = false;                       // predicted_s is a floor (a step has no source)
+  std::optional<double> predicted_at_start_s;  // once ended: what its start promised
   std::optional<double> budget_s;
 
   // How the clock stands against the budget: within it, near it (80 % and more), over it.

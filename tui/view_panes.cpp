@@ -61,7 +61,8 @@ int scroll_top(int selected, int count, int height) {
 
 std::string downtime_text(const DowntimeView& d, Clock::time_point now, Role& role) {
   using State = DowntimeView::State;
-  const std::string predicted = d.predicted_s ? "~" + clock_text(*d.predicted_s) : "?";
+  const std::string predicted =
+      d.predicted_s ? (d.at_least ? ">" : "~") + clock_text(*d.predicted_s) : "?";
   const std::string budget = d.budget_s ? clock_text(*d.budget_s) : "-";
   const double elapsed = d.elapsed(now);
   const DowntimeView::Budget level = d.budget_level(now);
@@ -79,7 +80,9 @@ std::string downtime_text(const DowntimeView& d, Clock::time_point now, Role& ro
       if (role == Role::kNormal) role = Role::kActive;
       return "DOWNTIME " + clock_text(elapsed) + "/" + predicted + "/" + budget;
     case State::kEnded:
-      return "downtime was " + clock_text(elapsed);
+      return "downtime was " + clock_text(elapsed) +
+             (d.predicted_at_start_s ? " (predicted " + clock_text(*d.predicted_at_start_s) + ")"
+                                     : "");
   }
   return "";
 }

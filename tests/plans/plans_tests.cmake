@@ -23,7 +23,8 @@ add_executable(executor_tests
   plans/executor_gates_test.cpp
   plans/executor_resume_test.cpp
   plans/executor_words_test.cpp
-  plans/journal_test.cpp)
+  plans/journal_test.cpp
+  plans/prediction_test.cpp)
 target_link_libraries(executor_tests PRIVATE cutpilot_plans GTest::gmock GTest::gtest_main)
 gtest_discover_tests(executor_tests TEST_PREFIX "plans." PROPERTIES LABELS "unit" TIMEOUT 60)
 
