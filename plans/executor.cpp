@@ -83,13 +83,16 @@ void Executor::log(const std::string& step, const std::string& host, const std::
 void Executor::set_state(StepRun& run, StepState state, std::string detail, bool journalled) {
   run.state = state;
   run.detail = std::move(detail);
-  if (journalled)
-    journal({{"r", "step"},
-             {"step", run.step->id},
-             {"state", state_name(state)},
-             {"attempt", run.attempt},
-             {"round", run.round},
-             {"detail", run.detail}});
+  if (journalled) {
+    nlohmann::json record = {{"r", "step"},
+                             {"step", run.step->id},
+                             {"state", state_name(state)},
+                             {"attempt", run.attempt},
+                             {"round", run.round},
+                             {"detail", run.detail}};
+    if (state == StepState::kSucceeded) record["seconds"] = run.seconds;  // for later predictions
+    journal(std::move(record));
+  }
   sink_(StepEvent{run.step->id, state, run.detail, run.approved && state == StepState::kPending});
 }
 
@@ -222,7 +225,9 @@ bool Executor::resume(const JournalState& state, RunClock::time_point now, std::
     run.attempt = was.attempt;
     run.round = was.round;
     run.approved = was.approved;
-    if (was.started_unix > 0 && was.ended_unix >= was.started_unix)
+    if (was.seconds)
+      run.seconds = *was.seconds;
+    else if (was.started_unix > 0 && was.ended_unix >= was.started_unix)
       run.seconds = was.ended_unix - was.started_unix;
     for (const auto& result : was.results)
       run.results.push_back(result.is_null() ? "" : result.dump());
@@ -457,6 +462,7 @@ void Executor::start_step(StepRun& run, RunClock::time_point now) {
   run.round = 0;
   run.results.clear();
   run.started = now;
+  run.job_started.reset();
   run.jobs.clear();
   for (const auto& host : run.step->on)
     if (host_state_[host] == "failed") {

@@ -166,6 +166,9 @@ class Executor {
     std::optional<RunClock::time_point> retry_at;
     std::optional<RunClock::time_point> wait_until;
     RunClock::time_point started{};
+    // When an agent said it started the attempt's first job: a step's time is counted from
+    // there, not from the wait for a host's link (a first run also deploys the agent).
+    std::optional<RunClock::time_point> job_started;
     double seconds = 0;  // how long the last attempt took
   };
   struct PeerSetup {

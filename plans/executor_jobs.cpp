@@ -72,6 +72,7 @@ void Executor::on_job(const std::string& id, const JobUpdate& update, RunClock::
   const std::string& step = run->step->id;
   switch (update.kind) {
     case JobUpdate::Kind::kStarted:
+      if (!update.existing && !run->job_started) run->job_started = now;
       if (update.existing)
         log(step, job->host,
             "re-attached to job " + id + " (already on the agent; not started again)");
@@ -202,7 +203,7 @@ void Executor::step_jobs_done(StepRun& run, RunClock::time_point now) {
       return;
     }
   }
-  run.seconds = std::chrono::duration<double>(now - run.started).count();
+  run.seconds = std::chrono::duration<double>(now - run.job_started.value_or(run.started)).count();
   if (ok) {
     completed_.push_back(run.step->id);
     set_state(run, StepState::kSucceeded, "");

@@ -71,7 +71,9 @@ void apply_step(JournalStep& step, const nlohmann::json& record, double t) {
     step.done.clear();
     step.started_unix = t;
     step.ended_unix = 0;
+    step.seconds.reset();
   }
+  if (next == "succeeded") step.seconds = number_of(record, "seconds");
   if (next == "succeeded" || next == "failed" || next == "skipped" || next == "rolled-back")
     step.ended_unix = t;
   if (next == "awaiting-approval" && step.state != next) step.awaiting_unix = t;

@@ -76,6 +76,7 @@ struct JournalStep {
   std::vector<nlohmann::json> done;     // the same jobs' "done" records (host, state, error)
   double started_unix = 0;              // when its last attempt started (0: never)
   double ended_unix = 0;                // when its last attempt ended (0: not yet)
+  std::optional<double> seconds;        // what the step's jobs took, as its success says
   double awaiting_unix = 0;             // when it last began to wait for approval (0: never)
   double approved_unix = 0;             // when it was approved (0: not approved)
   size_t last_line = 0;                 // the journal line of the last record naming it

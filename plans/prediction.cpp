@@ -137,8 +137,10 @@ PastRuns past_runs(const std::vector<const JournalState*>& journals,
       if (then == journal->fingerprints.end() || now == fingerprints.end() ||
           then->second != now->second)
         continue;
-      if (step.state == "succeeded" && step.started_unix > 0 &&
-          step.ended_unix >= step.started_unix)
+      if (step.state == "succeeded" && step.seconds)
+        past.step_seconds[id] = {*step.seconds, journal->run_id};
+      else if (step.state == "succeeded" && step.started_unix > 0 &&
+               step.ended_unix >= step.started_unix)  // a journal from before "seconds"
         past.step_seconds[id] = {step.ended_unix - step.started_unix, journal->run_id};
       if (step.approved_how == "gate" && step.awaiting_unix > 0 &&
           step.approved_unix >= step.awaiting_unix)
