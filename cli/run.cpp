@@ -398,6 +398,11 @@ bool run_with_cockpit(const RunOptions& options, int& status) {
     return true;
   }
   tui::block_resize_signal();
+  // The stop signals are the run loop's (its signalfd): blocked on this thread before the
+  // loop's starts, or a SIGHUP from a closed tmux pane, or a SIGTERM, taken by the TUI's
+  // thread would end the cockpit at once, without a word of how to come back.
+  const sigset_t stops = stop_signals();
+  pthread_sigmask(SIG_BLOCK, &stops, nullptr);
   RunOptions hooks = options;
   hooks.wake_fd = link.command_fd();
   hooks.take_commands = [&] { return link.take_commands(); };
@@ -408,6 +413,7 @@ bool run_with_cockpit(const RunOptions& options, int& status) {
     loop_status = loop(hooks, sink, run);
     done = true;
     link.publish(plans::LogEvent{"", "", "agent", "the run's loop ended"});
+    link.close_run();
   });
   if (tui::run_cockpit(run.loaded.plan, link) == tui::kCockpitNoTerminal) {
     // ncurses cannot drive this TERM: the run goes on with line output instead.

@@ -62,6 +62,17 @@ void RunLink::send(Command command) {
   wake(command_fd_);
 }
 
+void RunLink::close_run() {
+  std::lock_guard lock(mutex_);
+  run_closed_ = true;
+  wake(event_fd_);
+}
+
+bool RunLink::run_closed() const {
+  std::lock_guard lock(mutex_);
+  return run_closed_;
+}
+
 void RunLink::close_view() {
   std::lock_guard lock(mutex_);
   view_closed_ = true;

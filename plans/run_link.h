@@ -26,6 +26,8 @@ class RunLink {
   std::vector<Command> take_commands();
   // Run side: true once the view has left (the operator pressed q).
   bool view_closed() const;
+  // Run side: says the run's loop is over (ended, or left on a signal) and wakes the view.
+  void close_run();
 
   // View side: readable while events wait.
   int event_fd() const { return event_fd_; }
@@ -35,12 +37,15 @@ class RunLink {
   void send(Command command);
   // View side: says the view is gone; the run carries on without it (or stops, its choice).
   void close_view();
+  // View side: true once the run's loop is over: nothing more will come.
+  bool run_closed() const;
 
  private:
   mutable std::mutex mutex_;
   std::vector<Event> events_;
   std::vector<Command> commands_;
   bool view_closed_ = false;
+  bool run_closed_ = false;
   int event_fd_ = -1;
   int command_fd_ = -1;
 };

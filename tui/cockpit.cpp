@@ -129,6 +129,8 @@ int run_cockpit(const plans::Plan& plan, plans::RunLink& link, const CockpitOpti
       for (const plans::Event& event : link.take_events())
         model.apply(event, now);
       follow_run(ui, model);
+      // The loop left without the run ending (a signal, a journal that cannot be written).
+      if (link.run_closed() && !model.ended()) ui.leave = true;
     }
     if (first || (fds[kResize].revents & POLLIN) || now - last_size_check >= kSizeCheck) {
       resize.drain();

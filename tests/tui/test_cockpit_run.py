@@ -4,6 +4,7 @@ agents' jobs running until `--resume` shows them again."""
 
 import os
 import re
+import signal
 import subprocess
 import sys
 import time
@@ -152,6 +153,38 @@ class CockpitRunTest(LabCase):
         self.wait(again, r"succeeded", timeout=WAIT)
         self.wait(again, r"done\s+ok")
         again.keys("q")
+
+    def cockpit_pid(self):
+        """The pid of the cutpilot process running this test's plan."""
+        res = subprocess.run(["pgrep", "-f", str(self.plan)], capture_output=True, text=True)
+        for pid in map(int, res.stdout.split()):
+            try:
+                if os.readlink(f"/proc/{pid}/exe") == os.path.realpath(CUTPILOT):
+                    return pid
+            except OSError:
+                continue
+        return None
+
+    def test_a_hangup_or_a_term_leaves_the_cockpit_as_q_does(self):
+        """A closed tmux pane (SIGHUP) or a SIGTERM while a step runs: the cockpit leaves as q
+        does, says how to come back, the agent's job goes on, and --resume finishes the run."""
+        # Long enough for two cockpits to come and go while it runs, on a busy machine too.
+        self.sleep = f"{30 + (os.getpid() % 100) / 1000:.3f}"
+        self.plan.write_text(PLAN.replace("__SLEEP__", self.sleep))
+        t = self.cockpit("--approve", "stop-app=stop")
+        for sig in (signal.SIGHUP, signal.SIGTERM):
+            self.wait(t, r"slow\s+running")
+            self.assertTrue(self.sleeping(), "the slow step's job is not running")
+            pid = self.cockpit_pid()
+            self.assertIsNotNone(pid, "no cockpit process")
+            os.kill(pid, sig)
+            self.wait(t, r"--resume --state-dir")
+            self.assertTrue(t.dead(), f"the cockpit still runs after {sig.name}")
+            self.assertTrue(self.sleeping(), f"{sig.name} to the cockpit stopped the agent's job")
+            t = self.cockpit("--resume")
+        self.wait(t, r"succeeded", timeout=WAIT)
+        self.wait(t, r"done\s+ok")
+        t.keys("q")
 
 
 if __name__ == "__main__":

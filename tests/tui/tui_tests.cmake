@@ -21,4 +21,5 @@ cutpilot_python_tests(tui tui.tmux test_cockpit_tmux.CockpitTmuxTest "tui;tmux" 
 # The real `cutpilot run` in its cockpit, in tmux, against lab hosts.
 cutpilot_python_tests(tui tui.run test_cockpit_run.CockpitRunTest "tui;tmux;lab" 240
   "CUTPILOT_BIN=$<TARGET_FILE:cutpilot>"
-  gate_bar_clock_resize_and_leaving_with_q)
+  gate_bar_clock_resize_and_leaving_with_q
+  a_hangup_or_a_term_leaves_the_cockpit_as_q_does)
