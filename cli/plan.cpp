@@ -1,10 +1,15 @@
 // `cutpilot plan PLAN`: the resolved steps, phase by phase, and what each runs where.
 // `cutpilot plan --ids PLAN` and `--hosts PLAN`: one step id (host name) a line, for shell
 // completion and scripts.
+#include <chrono>
 #include <cstdio>
 
 #include "cli/commands.h"
+#include "cli/run_state.h"
+#include "plans/downtime.h"
+#include "plans/executor.h"
 #include "plans/load.h"
+#include "plans/prediction.h"
 #include "plans/show.h"
 
 namespace cutpilot::cli {
@@ -25,6 +30,52 @@ int list_names(const std::string& path, bool hosts) {
   return loaded.ok() ? kOk : kFailed;
 }
 
+// The downtime window as the plan and its earlier runs predict it before a run: what each
+// step is expected to take and why, and what only the run itself will measure.
+void print_prediction(const std::string& path) {
+  const plans::LoadResult loaded = plans::load_plan(path);
+  if (!loaded.ok()) return;
+  const plans::Plan& plan = loaded.plan;
+  const auto window = plans::downtime_window(plan);
+  if (window.empty()) return;
+  const auto earlier = earlier_runs(plan_state_dir(plan.path), plan);
+  std::vector<const plans::JournalState*> journals;
+  for (const auto& run : earlier)
+    journals.push_back(&run.journal);
+  const plans::PastRuns past = plans::past_runs(journals, plans::step_fingerprints(plan), "");
+  const std::vector<plans::StepHistory> history;  // no run yet: no pre-sync, no rehearsal
+  plans::ForecastInput in;
+  in.window = &window;
+  in.history = &history;
+  in.past = &past;
+  if (plan.settings.approval_time)
+    in.approval_default_s = std::chrono::duration<double>(*plan.settings.approval_time).count();
+  const plans::WindowForecast forecast = plans::forecast_window(in);
+  std::printf(
+      "\ndowntime window, predicted before the run (from %zu earlier run%s and expect): %s\n",
+      earlier.size(), earlier.size() == 1 ? "" : "s", plans::describe_forecast(forecast).c_str());
+  for (const auto& f : forecast.steps) {
+    std::string line = "  " + f.step->id + ": ";
+    if (f.seconds) {
+      line += plans::format_estimate(*f.seconds) + " (" + f.source + ")";
+    } else if (const auto* sync = std::get_if<plans::SyncAction>(&f.step->action);
+               sync && sync->mode == plans::SyncMode::kCopy) {
+      line += "unknown until a pre-sync of the same transfer runs, or give it expect";
+    } else if (const auto* db = std::get_if<plans::DbAction>(&f.step->action);
+               db && db->op == plans::DbOp::kCopy) {
+      line += "unknown until a rehearsal copy of " + plans::printable(db->from.database) +
+              " runs, or give it expect";
+    } else {
+      line += "unknown: give it expect";
+    }
+    if (f.gate)
+      line += f.approval_s ? ", approval " + plans::format_estimate(*f.approval_s) + " (" +
+                                 f.approval_source + ")"
+                           : ", approval unknown: [plan] approval_time";
+    std::printf("%s\n", line.c_str());  // step ids are letters, digits, - and _
+  }
+}
+
 }  // namespace
 
 int plan(const std::vector<std::string>& args) {
@@ -34,7 +85,9 @@ int plan(const std::vector<std::string>& args) {
     std::fprintf(stderr, "usage: cutpilot plan PLAN | plan --ids PLAN | plan --hosts PLAN\n");
     return kUsage;
   }
-  return plans::show_plan(args[0], stdout, stderr) == 0 ? kOk : kFailed;
+  if (plans::show_plan(args[0], stdout, stderr) != 0) return kFailed;
+  print_prediction(args[0]);
+  return kOk;
 }
 
 }  // namespace cutpilot::cli

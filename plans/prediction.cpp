@@ -226,10 +226,16 @@ std::string describe_forecast(const WindowForecast& forecast) {
   if (!forecast.known) return "unknown (no step of the window has a source)";
   std::string text = (forecast.at_least ? "at least " : "~") + format_estimate(forecast.total_s());
   std::string parts = "machine " + format_estimate(forecast.machine_s);
-  bool gates = false;
-  for (const auto& f : forecast.steps)
+  bool gates = false, unknown_gate = false;
+  for (const auto& f : forecast.steps) {
     gates = gates || (f.gate && !f.approval_source.empty());
-  if (gates) parts += " + approvals ~" + format_estimate(forecast.operator_s);
+    unknown_gate = unknown_gate || (f.gate && !f.approval_source.empty() && !f.approval_s);
+  }
+  if (gates && !unknown_gate) parts += " + approvals ~" + format_estimate(forecast.operator_s);
+  if (unknown_gate)
+    parts += forecast.operator_s > 0
+                 ? " + approvals at least " + format_estimate(forecast.operator_s)
+                 : std::string(" + approvals unknown");
   if (forecast.elapsed_s > 0) parts = format_estimate(forecast.elapsed_s) + " so far + " + parts;
   std::vector<std::string> unknown;
   for (const auto& f : forecast.steps) {

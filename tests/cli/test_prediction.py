@@ -69,6 +69,14 @@ class PredictionTest(RunCase):
         self.assertIn("predicted: gated unknown, its approval unknown", first)
         self.assertNotIn("downtime predicted", first, "a first run has no source at all")
         run1 = self.json_of("runs", plan)[0]["run"]
+        # `cutpilot plan` predicts the next window from it, before any run.
+        shown = self.cutpilot("plan", plan)
+        self.assertEqual(shown.returncode, 0, shown.stderr)
+        self.assertIn("downtime window, predicted before the run (from 1 earlier run and expect)",
+                      shown.stdout)
+        self.assertRegex(shown.stdout, rf"  side: 2\.\ds \(earlier run {run1}\)")
+        self.assertRegex(shown.stdout, rf"  gated: 1\.\ds \(earlier run {run1}\), approval "
+                                       rf"[0-9.]+s \(earlier run {run1}\)")
 
         # Second run: every step and the gate from the first; the gate approved ahead.
         res = self.cutpilot("run", plan, "--headless", "--json", "--approve", "gated", timeout=120)
