@@ -98,6 +98,21 @@ class CockpitRunTest(LabCase):
         self.assertIn("Steps (4)", lines[1], f"no steps pane after a resize:\n{screen}")
         self.assertEqual(sum("Steps (" in line for line in lines), 1, f"a pane drawn twice:\n{screen}")
 
+    def wait_clean(self, t, cols, rows, timeout=WAIT):
+        """Waits until the cockpit has redrawn itself cleanly at cols x rows after a resize."""
+        deadline = time.monotonic() + timeout
+        while True:
+            try:
+                self.assert_clean(t, cols, rows)
+                lines = t.screen().split("\n")
+                if cols > 80 and max(len(line) for line in lines) <= 80:
+                    raise AssertionError("not redrawn at the new width yet")
+                return
+            except AssertionError:
+                if time.monotonic() >= deadline:
+                    raise
+                time.sleep(0.1)
+
     def sleeping(self):
         res = subprocess.run(["pgrep", "-f", f"^sleep {self.sleep}$"], capture_output=True, text=True)
         return res.returncode == 0
@@ -123,7 +138,7 @@ class CockpitRunTest(LabCase):
         self.wait(t, r'type "stop"')
         t.keys("stpo", literal=True)
         t.keys("Enter")
-        time.sleep(1)
+        self.wait(t, r"the text does not match: not approved")
         self.assertRegex(t.screen(), r"stop-app\s+APPROVE\?", "a wrong confirmation approved")
         t.keys("a")
         self.wait(t, r'type "stop"')
@@ -134,8 +149,7 @@ class CockpitRunTest(LabCase):
         self.wait(t, r"slow\s+(running|\S+\s+\d+:\d\d)")
         for cols, rows in ((200, 60), (80, 24)):
             t.resize(cols, rows)
-            time.sleep(0.6)
-            self.assert_clean(t, cols, rows)
+            self.wait_clean(t, cols, rows)
         # q leaves the cockpit; the agent's job goes on without it.
         self.assertTrue(self.sleeping(), "the slow step's job is not running")
         # Inside the downtime window q asks first.
