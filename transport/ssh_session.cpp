@@ -40,6 +40,33 @@ Hop parse_hop(std::string text) {
   return hop;
 }
 
+// The ssh that reaches hop (through reach, the ProxyCommand of the hop before it, if any)
+// and forwards to `forward` (-W). Not the last hop's: the words go into a ProxyCommand.
+std::vector<std::string> jump_hop_argv(const SshTarget& target, const Hop& hop,
+                                       const std::string& reach, const std::string& forward,
+                                       bool last) {
+  // In a ProxyCommand, ssh expands %-tokens: every '%' of ours but the -W target's is doubled.
+  const auto literal = [last](std::string text) {
+    if (last) return text;
+    for (size_t at = text.find('%'); at != std::string::npos; at = text.find('%', at + 2))
+      text.insert(at, "%");
+    return text;
+  };
+  std::vector<std::string> argv = {"ssh"};
+  for (auto& a : config_args(target))
+    argv.push_back(literal(a));
+  argv.insert(argv.end(), {"-o", "BatchMode=yes", "-o", "StrictHostKeyChecking=yes"});
+  if (target.known_hosts)
+    argv.insert(argv.end(),
+                {"-o", literal("UserKnownHostsFile=" + expand_home(*target.known_hosts)), "-o",
+                 "GlobalKnownHostsFile=none"});
+  if (!reach.empty()) argv.insert(argv.end(), {"-o", literal("ProxyCommand=" + reach)});
+  if (!hop.user.empty()) argv.insert(argv.end(), {"-l", literal(hop.user)});
+  if (!hop.port.empty()) argv.insert(argv.end(), {"-p", literal(hop.port)});
+  argv.insert(argv.end(), {"-W", forward, "--", literal(hop.host)});
+  return argv;
+}
+
 }  // namespace
 
 std::string shell_quote(std::string_view text) {
@@ -111,23 +138,30 @@ bool SshSession::start_proxy() {
   const ResolvedHost& h = *resolved_;
   std::vector<std::string> argv;
   if (!h.proxy_jump.empty()) {
-    // As ssh itself turns ProxyJump into a command: the last hop is the one that
-    // forwards, the earlier ones its own -J; the config goes along, and the operator's
-    // client checks each hop's key against known_hosts. Strict: never accept-new.
-    argv = {"ssh"};
-    for (auto& a : config_args(target_))
-      argv.push_back(a);
-    argv.insert(argv.end(), {"-o", "BatchMode=yes", "-o", "StrictHostKeyChecking=yes"});
-    if (target_.known_hosts)
-      argv.insert(argv.end(), {"-o", "UserKnownHostsFile=" + expand_home(*target_.known_hosts)});
-    const size_t last = h.proxy_jump.rfind(',');
-    if (last != std::string::npos) argv.insert(argv.end(), {"-J", h.proxy_jump.substr(0, last)});
-    const Hop hop =
-        parse_hop(last == std::string::npos ? h.proxy_jump : h.proxy_jump.substr(last + 1));
-    if (!hop.user.empty()) argv.insert(argv.end(), {"-l", hop.user});
-    if (!hop.port.empty()) argv.insert(argv.end(), {"-p", hop.port});
-    argv.insert(argv.end(),
-                {"-W", "[" + h.hostname + "]:" + std::to_string(h.port), "--", hop.host});
+    // As ssh itself turns ProxyJump into commands, one ssh per hop, each reaching the next
+    // with -W; but every hop (not only the last, as `-J a,b` would leave the earlier ones to
+    // the config) is strict, never accept-new, and checked against the plan's known_hosts.
+    std::vector<std::string> hops;
+    for (size_t from = 0;;) {
+      const size_t comma = h.proxy_jump.find(',', from);
+      hops.push_back(h.proxy_jump.substr(from, comma - from));
+      if (comma == std::string::npos) break;
+      from = comma + 1;
+    }
+    std::string reach_previous;  // the ProxyCommand that reaches the hop before this one
+    for (size_t i = 0; i < hops.size(); ++i) {
+      const bool last = i + 1 == hops.size();
+      const std::vector<std::string> hop_argv =
+          jump_hop_argv(target_, parse_hop(hops[i]), reach_previous,
+                        last ? "[" + h.hostname + "]:" + std::to_string(h.port) : "[%h]:%p", last);
+      if (last) {
+        argv = hop_argv;
+      } else {
+        reach_previous.clear();
+        for (const auto& word : hop_argv)
+          reach_previous += (reach_previous.empty() ? "" : " ") + shell_quote(word);
+      }
+    }
   } else if (!h.proxy_command.empty()) {
     // A ProxyCommand is a shell command by definition; ssh runs it the same way.
     const char* shell = std::getenv("SHELL");

@@ -44,6 +44,15 @@ def cases(m):
          blk("bastion", "bastion", known=f("kh-no-bastion")), "refuse",
          files={f("kh-no-bastion"): kh("w1")}, reason=r"jump host bastion: No ED25519 host key is known for \[127.0.0.1\]:\d+ .*"
          r"Host key verification failed")
+    # Every hop is strict, not only the last: a config that lets an earlier hop through with an
+    # unknown key (OpenSSH's own -J does) does not let cutpilot through (deliberate).
+    case("proxyjump_earlier_hop_lax_in_config", blk("w1", "w1", "ProxyJump bastion,b2") +
+         blk("bastion", "bastion", "StrictHostKeyChecking no", known="/dev/null") + hop("b2"),
+         "divergent", reason=r"jump host bastion,b2: .*Host key verification failed")
+    case("proxyjump_earlier_hop_key_unknown", blk("w1", "w1", "ProxyJump bastion,b2") +
+         blk("bastion", "bastion", known=f("kh-no-bastion-3")) + hop("b2"), "refuse",
+         files={f("kh-no-bastion-3"): kh("w1")},
+         reason=r"jump host bastion,b2: .*Host key verification failed")
     case("proxyjump_none_first_wins", blk("w1", "w1", "ProxyJump none") +
          f"Host *\n  ProxyJump bastion\n" + hop("bastion"), route=[("w1", fp["k0"])])
     case("proxycommand_ssh_w",
