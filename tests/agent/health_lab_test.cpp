@@ -258,7 +258,9 @@ TEST_F(HealthLab, PodmanWatchStreamsEachChange) {
   EXPECT_EQ(done->state, JobState::kCancelled);
   std::vector<std::string> seen;
   for (const auto& h : healths_of(events, "worker"))
-    if (h.status != "stopping") seen.push_back(h.status);  // podman may show it in passing
+    // Podman may show "stopping" and, on a busy machine, "stopped" (before its cleanup
+    // records the exit) in passing.
+    if (h.status != "stopping" && h.status != "stopped") seen.push_back(h.status);
   EXPECT_EQ(seen, (std::vector<std::string>{"running", "exited", "removed"}));
 }
 
