@@ -38,22 +38,13 @@ void print_prediction(const std::string& path) {
   const plans::Plan& plan = loaded.plan;
   const auto window = plans::downtime_window(plan);
   if (window.empty()) return;
-  const auto earlier = earlier_runs(plan_state_dir(plan.path), plan);
-  std::vector<const plans::JournalState*> journals;
-  for (const auto& run : earlier)
-    journals.push_back(&run.journal);
-  const plans::PastRuns past = plans::past_runs(journals, plans::step_fingerprints(plan), "");
+  const plans::PastRuns past = past_of(plan_state_dir(plan.path), plan, "");
   const std::vector<plans::StepHistory> history;  // no run yet: no pre-sync, no rehearsal
-  plans::ForecastInput in;
-  in.window = &window;
-  in.history = &history;
-  in.past = &past;
-  if (plan.settings.approval_time)
-    in.approval_default_s = std::chrono::duration<double>(*plan.settings.approval_time).count();
+  const plans::ForecastInput in = plans::forecast_input(plan, window, history, past);
   const plans::WindowForecast forecast = plans::forecast_window(in);
   std::printf(
       "\ndowntime window, predicted before the run (from %zu earlier run%s and expect): %s\n",
-      earlier.size(), earlier.size() == 1 ? "" : "s", plans::describe_forecast(forecast).c_str());
+      past.runs, past.runs == 1 ? "" : "s", plans::describe_forecast(forecast).c_str());
   for (const auto& f : forecast.steps) {
     std::string line = "  " + f.step->id + ": ";
     if (f.seconds) {

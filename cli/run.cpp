@@ -287,14 +287,7 @@ int prepare(const RunOptions& options, const plans::EventSink& sink, RunSession&
   exec.operator_name = plans::operator_identity();
   exec.on_failure = options.on_failure;
   exec.control_hint = " --state-dir " + state_dir;
-  {
-    // The downtime prediction learns from the plan's earlier runs (each step that is unchanged).
-    const auto earlier = earlier_runs(plan_dir, plan);
-    std::vector<const plans::JournalState*> journals;
-    for (const auto& e : earlier)
-      journals.push_back(&e.journal);
-    exec.past = plans::past_runs(journals, plans::step_fingerprints(plan), run.run_id);
-  }
+  exec.past = past_of(plan_dir, plan, run.run_id);  // the prediction learns from earlier runs
   if (options.approve_all)
     std::fprintf(stderr,
                  "cutpilot run: --approve-all: every gate is approved and every confirmation "

@@ -13,6 +13,7 @@
 #include <cstring>
 
 #include "cli/run_plan.h"
+#include "plans/executor.h"
 #include "transport/sha256.h"
 
 namespace cutpilot::cli {
@@ -137,6 +138,15 @@ std::vector<EarlierRun> earlier_runs(const std::string& plan_dir, const plans::P
     runs.push_back(std::move(run));
   }
   return runs;
+}
+
+plans::PastRuns past_of(const std::string& plan_dir, const plans::Plan& plan,
+                        const std::string& skip_run) {
+  const auto runs = earlier_runs(plan_dir, plan);
+  std::vector<const plans::JournalState*> journals;
+  for (const auto& run : runs)
+    journals.push_back(&run.journal);
+  return plans::past_runs(journals, plans::step_fingerprints(plan), skip_run);
 }
 
 std::string new_run_refusal(const plans::Plan& plan, const std::vector<EarlierRun>& runs,

@@ -9,6 +9,7 @@
 
 #include "plans/journal.h"
 #include "plans/plan.h"
+#include "plans/prediction.h"
 
 namespace cutpilot::cli {
 
@@ -50,6 +51,11 @@ struct EarlierRun {
 
 // Every run under plan_dir (directories and links to --state-dir runs), oldest first.
 std::vector<EarlierRun> earlier_runs(const std::string& plan_dir, const plans::Plan& plan);
+
+// What the plan's runs under plan_dir measured (each step unchanged since), skip_run left out:
+// the downtime prediction's history.
+plans::PastRuns past_of(const std::string& plan_dir, const plans::Plan& plan,
+                        const std::string& skip_run);
 
 // Why a new run of plan may not start over the latest earlier run; "" when it may.
 // new_run: --new-run was given; confirmed_name: the plan's name typed with it

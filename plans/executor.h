@@ -96,11 +96,6 @@ class JobPort {
   virtual std::optional<PeerAccess> peer_access(std::string_view host) = 0;
 };
 
-// Whether a step waits for the operator: a gate, or a confirmation text to type.
-inline bool gated(const Step& step) {
-  return step.gate == Gate::kApprove || step.confirm;
-}
-
 // Why --approve / --approve-all cannot be taken for plan ("" when they can): a step that does
 // not exist or has no gate, or a confirm text not typed exactly. Changes nothing.
 std::string check_approvals(const Plan& plan, const ExecutorOptions& options);

@@ -396,9 +396,10 @@ std::string Executor::took_against_predicted() const {
   std::string line = "the window's steps took (predicted):";
   for (const auto& f : forecast_at_start_.steps) {
     const StepRun* run = find(f.step->id);
+    if (!run) continue;
     line += " " + f.step->id + " " +
-            (run && run->state == StepState::kSucceeded ? format_estimate(run->seconds)
-                                                        : state_name(run->state)) +
+            (run->state == StepState::kSucceeded ? format_estimate(run->seconds)
+                                                 : state_name(run->state)) +
             " (" + (f.seconds ? format_estimate(*f.seconds) : std::string("?")) + ")";
   }
   return line;
@@ -411,12 +412,7 @@ void Executor::update_prediction(RunClock::time_point now) {
   std::vector<StepHistory> history;
   for (const auto& run : runs_)
     if (run.state == StepState::kSucceeded) history.push_back(StepHistory{run.step, run.results});
-  ForecastInput in;
-  in.window = &window;
-  in.history = &history;
-  in.past = &options_.past;
-  if (plan_.settings.approval_time)
-    in.approval_default_s = std::chrono::duration<double>(*plan_.settings.approval_time).count();
+  ForecastInput in = forecast_input(plan_, window, history, options_.past);
   for (const auto& run : runs_) {
     if (run.approved) in.approved_ahead.insert(run.step->id);
     if (run.state == StepState::kPending && failed_optional_need(run))

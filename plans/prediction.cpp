@@ -8,7 +8,7 @@
 #include <nlohmann/json.hpp>
 
 #include "plans/downtime.h"
-#include "plans/executor.h"
+#include "plans/step.h"
 
 namespace cutpilot::plans {
 namespace {
@@ -131,6 +131,7 @@ PastRuns past_runs(const std::vector<const JournalState*>& journals,
   PastRuns past;
   for (const JournalState* journal : journals) {  // oldest first: newer runs overwrite
     if (journal->run_id == skip_run) continue;
+    ++past.runs;
     for (const auto& [id, step] : journal->steps) {
       const auto then = journal->fingerprints.find(id);
       const auto now = fingerprints.find(id);
@@ -148,6 +149,16 @@ PastRuns past_runs(const std::vector<const JournalState*>& journals,
     }
   }
   return past;
+}
+
+ForecastInput forecast_input(const Plan& plan, const std::vector<const Step*>& window,
+                             const std::vector<StepHistory>& history, const PastRuns& past) {
+  ForecastInput in;
+  in.window = &window;
+  in.history = &history;
+  in.past = &past;
+  if (plan.settings.approval_time) in.approval_default_s = seconds_of(*plan.settings.approval_time);
+  return in;
 }
 
 WindowForecast forecast_window(const ForecastInput& in) {

@@ -30,6 +30,7 @@ struct PastSample {
 struct PastRuns {
   std::map<std::string, PastSample> step_seconds;      // a succeeded, unchanged step's time
   std::map<std::string, PastSample> approval_seconds;  // how long its gate waited for approval
+  size_t runs = 0;                                     // the earlier runs read
 };
 
 // Reads the earlier runs' journals (oldest first): a step counts only where its fingerprint
@@ -79,6 +80,11 @@ struct ForecastInput {
   std::set<std::string> approved_ahead;      // gates --approve / --approve-all already passed
   WindowProgress progress;
 };
+
+// The input every forecast of plan's window starts from (window, history and past are
+// referred to, not copied); the caller adds what is approved ahead and the progress.
+ForecastInput forecast_input(const Plan& plan, const std::vector<const Step*>& window,
+                             const std::vector<StepHistory>& history, const PastRuns& past);
 
 // Predicts the window: a sync from this run's pre-sync (estimate ÷ rate, else the last
 // round), a db copy from a rehearsal, a wait from its length; any of them, and an exec, file

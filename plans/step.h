@@ -261,6 +261,11 @@ std::string destructive_reason(const Action& action);
 // plan must have loaded without errors (no cycles). Indices into steps.
 std::vector<size_t> ordered_steps(const std::vector<Step>& steps);
 
+// Whether a step waits for the operator: a gate, or a confirmation text to type.
+inline bool gated(const Step& step) {
+  return step.gate == Gate::kApprove || step.confirm;
+}
+
 // The phases in first-appearance order.
 std::vector<std::string> phases(const std::vector<Step>& steps);
 

@@ -14,6 +14,8 @@
 #include <thread>
 
 #include "agents/db_engines.h"
+#include "bench/lab_link.h"
+#include "tests/support/child.h"
 #include "tests/support/lab.h"
 #include "tests/support/peer_lab.h"
 
@@ -26,32 +28,12 @@ namespace fs = std::filesystem;
 // A password distinctive enough to grep every output for.
 inline constexpr char kSecret[] = "Sup3r-S3cret-pw-7781";
 
-// KEY=VALUE lines of a lab env file (values may be single-quoted).
-inline std::map<std::string, std::string> env_file(const std::string& path) {
-  std::map<std::string, std::string> out;
-  std::ifstream in(path);
-  std::string line;
-  while (std::getline(in, line)) {
-    const size_t eq = line.find('=');
-    if (line.empty() || line[0] == '#' || eq == std::string::npos) continue;
-    std::string value = line.substr(eq + 1);
-    if (value.size() >= 2 && value.front() == '\'') value = value.substr(1, value.size() - 2);
-    out[line.substr(0, eq)] = value;
-  }
-  return out;
-}
+// KEY=VALUE lines of a lab env file (the bench reads them the same way).
+using bench::env_file;
 
 // Runs a shell command; its stdout (stderr goes to the test's output).
 inline std::string sh(const std::string& command) {
-  std::string out;
-  FILE* p = popen(command.c_str(), "r");
-  if (!p) return out;
-  char buffer[4096];
-  size_t n;
-  while ((n = fread(buffer, 1, sizeof buffer, p)) > 0)
-    out.append(buffer, n);
-  pclose(p);
-  return out;
+  return test::capture(command);
 }
 
 // Every file below dir, concatenated (to grep a spool for a secret).
