@@ -88,6 +88,16 @@ class CockpitRunTest(LabCase):
             time.sleep(0.1)
         self.fail(f"no {pattern!r} within {timeout} s; the screen:\n{screen}")
 
+    def wait_dead(self, t, what, timeout=WAIT):
+        """Waits until the cockpit in pane t has exited (a sanitizer build takes a while to
+        leave after its last words)."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if t.dead():
+                return
+            time.sleep(0.1)
+        self.fail(f"the cockpit still runs {timeout} s after {what}")
+
     def assert_clean(self, t, cols, rows):
         screen = t.screen()
         lines = screen.split("\n")
@@ -193,7 +203,7 @@ class CockpitRunTest(LabCase):
             self.assertIsNotNone(pid, "no cockpit process")
             os.kill(pid, sig)
             self.wait(t, r"--resume --state-dir")
-            self.assertTrue(t.dead(), f"the cockpit still runs after {sig.name}")
+            self.wait_dead(t, sig.name)
             self.assertTrue(self.sleeping(), f"{sig.name} to the cockpit stopped the agent's job")
             t = self.cockpit("--resume")
         self.wait(t, r"succeeded", timeout=WAIT)
