@@ -154,7 +154,8 @@ def cmd_addon(directory: str, service: str, host: str, out: TextIO) -> int:
         if env_file.exists():
             entry.setdefault("env_file", str(env_file))
         state["hosts"][host].setdefault("services", {})[service] = entry
-    out.write(f"{service} on lab host '{host}' is running (pids {' '.join(map(str, entry['pids']))})\n")
+    pids = ' '.join(map(str, entry['pids'])) or "none: it runs no process of its own"
+    out.write(f"{service} on lab host '{host}' is running (pids {pids})\n")
     if entry.get("hint"):
         out.write(f"  reach it with: {entry['hint']}\n")
     if env_file.exists():

@@ -3,6 +3,7 @@
 import concurrent.futures
 import os
 import re
+import signal
 import socket
 import subprocess
 import time
@@ -37,17 +38,24 @@ def openssh_version() -> Tuple[int, int]:
     return (int(m.group(1)), int(m.group(2))) if m else (0, 0)
 
 
-def sshd_config(lab: Lab, name: str, port: int, version: Tuple[int, int]) -> str:
-    """Return the sshd_config text of one lab host."""
+def sshd_config(lab: Lab, name: str, port: int, version: Tuple[int, int],
+                users: Optional[Dict[str, str]] = None) -> str:
+    """Return the sshd_config text of one lab host.
+
+    users maps the extra login users of the host (`lab ops`) to their homes; by default
+    they are read from lab.json, so a restarted sshd keeps them.  Each gets a Match block
+    at the end that reads only its own ~/.ssh/authorized_keys and sets its own HOME, as on
+    a real host.  The lab's user keeps the global lines: a Match block's AuthorizedKeysFile
+    and SetEnv replace the global lists whole (OpenSSH copies a matched block's lists over
+    the global ones; `sshd -T -C user=...` shows it, test_ops.py logs in to prove it).
+    Keeping them global (and no Match block without extra users) leaves the file as
+    bench/benchlib.py (reads the first AuthorizedKeysFile line) and
+    tests/transport/test_ssh_matrix.py (appends Port and PidFile) expect it."""
     hdir = lab.dir / "hosts" / name
-    # The host's own bin/ comes first in PATH: add-ons put wrappers there (podman), and
-    # tests put stand-ins there for what cannot happen here for real (a sudo that wants
-    # a password, when everything runs as root).
-    path = ":".join([str(hdir / "bin"), "/usr/local/sbin", "/usr/local/bin", "/usr/sbin", "/usr/bin",
-                     "/sbin", "/bin"])
-    setenv = " ".join(quote(f"{k}={v}") for k, v in (
-        ("HOME", hdir / "home"), ("PATH", path), ("CUTPILOT_LAB_DIR", lab.dir),
-        ("CUTPILOT_LAB_HOST", name)))
+    if users is None:
+        users = login_users(lab, name)
+    main_user = current_user()
+    extra = sorted(u for u in users if u != main_user)
     lines = [
         f"# sshd of lab host {name} (written by tests/lab/lab)",
         f"Port {port}",
@@ -59,7 +67,7 @@ def sshd_config(lab: Lab, name: str, port: int, version: Tuple[int, int]) -> str
         # ~/.ssh/authorized_keys: cutpilot's migration keys land there.
         f"AuthorizedKeysFile {quote(str(hdir / 'authorized_keys'))} "
         f"{quote(str(hdir / 'home' / '.ssh' / 'authorized_keys'))}",
-        f"AllowUsers {current_user()}",
+        f"AllowUsers {' '.join([main_user] + extra)}",
         "UsePAM no",
         "StrictModes no",
         "PubkeyAuthentication yes",
@@ -78,12 +86,69 @@ def sshd_config(lab: Lab, name: str, port: int, version: Tuple[int, int]) -> str
         "MaxStartups 200:30:400",
         "LoginGraceTime 30",
         "LogLevel INFO",
-        f"SetEnv {setenv}",
+        f"SetEnv {_setenv(lab, name, hdir / 'home')}",
         f"Subsystem sftp {SFTP_SERVER}",
     ]
     if version >= (9, 8):
         lines.append("PerSourcePenalties no")  # many quick test connections must not be throttled
+    for user in extra:  # Match blocks last: nothing global may follow them
+        lines += [f"Match User {user}",
+                  "  AuthorizedKeysFile %h/.ssh/authorized_keys",
+                  f"  SetEnv {_setenv(lab, name, Path(users[user]))}"]
     return "\n".join(lines) + "\n"
+
+
+def _setenv(lab: Lab, name: str, home: Path) -> str:
+    """Return the SetEnv values of a login on lab host name: HOME, PATH and the lab markers."""
+    hdir = lab.dir / "hosts" / name
+    # The host's own bin/ comes first in PATH: add-ons put wrappers there (podman), and
+    # tests put stand-ins there for what cannot happen here for real (a sudo that wants
+    # a password, when everything runs as root).
+    path = ":".join([str(hdir / "bin"), "/usr/local/sbin", "/usr/local/bin", "/usr/sbin", "/usr/bin",
+                     "/sbin", "/bin"])
+    return " ".join(quote(f"{k}={v}") for k, v in (
+        ("HOME", home), ("PATH", path), ("CUTPILOT_LAB_DIR", lab.dir), ("CUTPILOT_LAB_HOST", name)))
+
+
+def login_users(lab: Lab, name: str) -> Dict[str, str]:
+    """Return the extra login users recorded for lab host name (user -> home)."""
+    if not lab.state_path.exists():
+        return {}
+    return dict(lab.load()["hosts"].get(name, {}).get("login_users", {}))
+
+
+def set_login_user(lab: Lab, name: str, user: str, home: Optional[Path]) -> None:
+    """Record (home given) or forget (home None) an extra login user of a lab host, rewrite its
+    sshd_config and, when the user is added, make the running sshd read it (SIGHUP).
+
+    The new file is checked with `sshd -t` first: an sshd that re-reads a broken file exits."""
+    with lab.transaction() as state:
+        h = state["hosts"][name]
+        users = h.setdefault("login_users", {})
+        if home is None:
+            users.pop(user, None)
+        else:
+            users[user] = str(home)
+        port, pid = h.get("port"), h.get("pid")
+        if not port:
+            return  # not started yet: _launch renders the users from lab.json
+        conf = lab.dir / "hosts" / name / "sshd_config"
+        text = sshd_config(lab, name, port, openssh_version(), users)
+        trial = conf.with_name(f".{conf.name}.check")
+        write_atomic(trial, text)
+        try:
+            res = subprocess.run([SSHD, "-t", "-f", str(trial)], stdin=subprocess.DEVNULL,
+                                 capture_output=True, text=True, timeout=30)
+        finally:
+            trial.unlink(missing_ok=True)
+        if res.returncode != 0:
+            raise LabError(f"lab host '{name}': the new sshd_config fails `sshd -t`: {res.stderr.strip()}")
+        starts = {r["pid"]: r.get("start") for r in state["pids"]}
+        if home is not None and not (pid and procs.is_alive(pid, starts.get(pid))):
+            raise LabError(f"lab host '{name}': its sshd (pid {pid}) is not running")
+        write_atomic(conf, text)
+        if home is not None:  # forgetting happens at `lab down`: that sshd is about to stop anyway
+            os.kill(pid, signal.SIGHUP)  # sshd -D re-executes itself with the same pid and reads the file
 
 
 def render_ssh_config(lab: Lab, state: dict) -> str:
