@@ -1,7 +1,9 @@
 // cutpilot-agent: the helper the cockpit deploys on every host.
 #include <cstdio>
+#include <cstdlib>
 #include <cstring>
 
+#include "agents/peer_job.h"
 #include "agents/serve.h"
 #include "cutpilot/revision.h"
 #include "cutpilot/version.h"
@@ -14,6 +16,12 @@ int main(int argc, char** argv) {
     return 0;
   }
   if (argc == 2 && std::strcmp(argv[1], "serve") == 0) return cutpilot::agent::serve(0, 1);
-  std::fprintf(stderr, "usage: cutpilot-agent --version | serve\n");
+  // Under sudo: the login user's home, where its authorized_keys live (agents/peer_job.h).
+  if (argc == 4 && std::strcmp(argv[1], "serve") == 0 &&
+      std::strcmp(argv[2], "--login-home") == 0 && argv[3][0] == '/') {
+    setenv(cutpilot::agent::kLoginHomeEnv, argv[3], 1);
+    return cutpilot::agent::serve(0, 1);
+  }
+  std::fprintf(stderr, "usage: cutpilot-agent --version | serve [--login-home DIR]\n");
   return 2;
 }

@@ -1,5 +1,6 @@
 #include "agents/peer_job.h"
 
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <cerrno>
@@ -96,9 +97,26 @@ std::optional<PeerSpec> parse(std::string_view text, std::string& error) {
   return spec;
 }
 
+// The home of the user ssh logged in as: sshd reads that user's authorized_keys. Under sudo
+// the agent's own HOME is root's, so the launch names the login home (kLoginHomeEnv).
+std::string login_home() {
+  const char* login = std::getenv(kLoginHomeEnv);
+  const char* home = login && *login ? login : std::getenv("HOME");
+  return home && *home ? home : "";
+}
+
 std::string authorized_keys_path() {
-  const char* home = std::getenv("HOME");
-  return home && *home ? std::string(home) + "/.ssh/authorized_keys" : "";
+  const std::string home = login_home();
+  return home.empty() ? "" : home + "/.ssh/authorized_keys";
+}
+
+// Run as root for another login user: ~/.ssh and authorized_keys become that user's, as
+// sshd's StrictModes wants them, and as the user's own ssh-copy-id would have left them.
+bool give_to_login_user(const std::string& dir, const std::string& path, bool dir_made) {
+  struct stat home {};
+  if (geteuid() != 0 || stat(login_home().c_str(), &home) != 0 || home.st_uid == 0) return true;
+  if (dir_made && chown(dir.c_str(), home.st_uid, home.st_gid) != 0) return false;
+  return chown(path.c_str(), home.st_uid, home.st_gid) == 0;
 }
 
 bool ends_with(std::string_view s, std::string_view suffix) {
@@ -159,9 +177,10 @@ proto::JobFinished rewrite_authorized(const PeerSpec& spec, const std::string& a
     }
     kept += line + "\n";
   }
+  const std::string result = Json{{"authorized_keys", path}}.dump();
   if (present && removed == 0) {
     job.log(proto::Stream::kAgent, "the migration key is already authorised in " + path);
-    return succeeded(job);
+    return succeeded(job, result);
   }
   if (add.empty() && removed == 0) {
     job.log(proto::Stream::kAgent, "no migration key of run " + spec.name + " in " + path);
@@ -169,11 +188,12 @@ proto::JobFinished rewrite_authorized(const PeerSpec& spec, const std::string& a
   }
   if (!add.empty() && !present) kept += add + "\n";
   const std::string dir = path.substr(0, path.rfind('/'));
-  if (!make_dirs(dir) || !write_file_atomic(path, kept))
+  const bool dir_made = access(dir.c_str(), F_OK) != 0;
+  if (!make_dirs(dir) || !write_file_atomic(path, kept) || !give_to_login_user(dir, path, dir_made))
     return failed_result(job.job_id(), "cannot write " + path + ": " + std::strerror(errno));
   job.log(proto::Stream::kAgent, add.empty() ? "removed the migration key from " + path
                                              : "authorised the migration key in " + path);
-  return succeeded(job);
+  return succeeded(job, result);
 }
 
 }  // namespace

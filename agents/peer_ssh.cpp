@@ -27,6 +27,7 @@ std::optional<Peer> parse_peer(const nlohmann::json& j, const std::string& what,
       {"host_key", text_field(peer.host_key, error, what + ".host_key")},
       {"key", text_field(peer.key, error, what + ".key")},
       {"cipher", text_field(peer.cipher, error, what + ".cipher")},
+      {"sudo", flag_field(peer.sudo)},
   };
   if (!read_fields(j, what, fields, error)) return std::nullopt;
   if (peer.address.empty() || peer.host_key.empty() || peer.key.empty() || peer.port == 0 ||

@@ -2,7 +2,7 @@
 // and a known_hosts file holding exactly the key the cockpit verified for that host.
 //
 // Spec object (in sync and db specs): {"address", "port", "user", "host_key": "TYPE BASE64",
-// "key": RUN, "cipher"}.
+// "key": RUN, "cipher", "sudo": true (rsync runs there as root)}.
 #pragma once
 
 #include <cstdint>
@@ -25,6 +25,7 @@ struct Peer {
   std::string host_key;  // "TYPE BASE64", as the cockpit verified it
   std::string key;       // the run whose migration key to use
   std::string cipher = std::string(kDefaultCiphers);
+  bool sudo = false;  // its commands run as root via `sudo -n` (rsync's --rsync-path)
 };
 
 // Reads a peer object strictly; nullopt with error set (naming `what`) when it is wrong.

@@ -35,6 +35,7 @@ struct SyncSpec {
   std::string local, remote;
   std::optional<Peer> peer;
   bool del = false, checksum = false, one_file_system = false, numeric_ids = false;
+  bool hard_links = false, acls = false, xattrs = false;
   std::vector<std::string> exclude;
   uint64_t bwlimit_kbps = 0, parallel = 1, timeout_ms = 0;
 };
@@ -54,6 +55,9 @@ std::optional<SyncSpec> parse(std::string_view json, std::string& error) {
       {"checksum", flag_field(spec.checksum)},
       {"one_file_system", flag_field(spec.one_file_system)},
       {"numeric_ids", flag_field(spec.numeric_ids)},
+      {"hard_links", flag_field(spec.hard_links)},
+      {"acls", flag_field(spec.acls)},
+      {"xattrs", flag_field(spec.xattrs)},
       {"exclude", list_field(spec.exclude)},
       {"bwlimit_kbps", count_field(spec.bwlimit_kbps)},
       {"parallel", count_field(spec.parallel)},
@@ -89,6 +93,11 @@ std::vector<std::string> common_args(const SyncSpec& spec, const std::string& ss
   if (spec.checksum) args.push_back("--checksum");
   if (spec.one_file_system) args.push_back("--one-file-system");
   if (spec.numeric_ids) args.push_back("--numeric-ids");
+  if (spec.hard_links) args.push_back("--hard-links");
+  if (spec.acls) args.push_back("--acls");
+  if (spec.xattrs) args.push_back("--xattrs");
+  // The other host's files are root's: rsync runs there as root too (its host has sudo).
+  if (spec.peer && spec.peer->sudo) args.push_back("--rsync-path=sudo -n rsync");
   if (spec.bwlimit_kbps) args.push_back("--bwlimit=" + std::to_string(spec.bwlimit_kbps));
   for (const auto& pattern : spec.exclude)
     args.push_back("--exclude=" + pattern);
@@ -236,6 +245,11 @@ proto::JobFinished conclude(const RunResult& run, const Tally& tally, uint64_t t
   } else {
     done.error = "rsync failed with exit code " + std::to_string(worst) +
                  (tally.why().empty() ? "" : ": " + tally.why());
+    // Only the far side's rsync runs under sudo (--rsync-path): the agent here is root already.
+    if (tally.why().find("sudo: ") != std::string::npos)
+      done.error +=
+          " (the other host has sudo = true, so rsync runs there as `sudo -n rsync`: its login "
+          "user needs passwordless sudo for rsync)";
   }
   return done;
 }

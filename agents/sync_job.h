@@ -6,8 +6,10 @@
 //   {"mode": "copy" | "estimate" | "verify",       default copy
 //    "direction": "pull" | "push",                 default pull
 //    "local": "/path/here/", "remote": "/path/there/",
-//    "peer": {"address", "port", "user", "host_key": "TYPE BASE64", "key": RUN, "cipher"},
-//    "delete", "checksum", "one_file_system", "numeric_ids": bool,
+//    "peer": {"address", "port", "user", "host_key": "TYPE BASE64", "key": RUN, "cipher",
+//             "sudo": bool (rsync runs there as `sudo -n rsync`)},
+//    "delete", "checksum", "one_file_system", "numeric_ids", "hard_links", "acls",
+//    "xattrs": bool,
 //    "exclude": [patterns], "bwlimit_kbps": N, "parallel": N, "timeout_ms": N}
 // Without "peer" both paths are on this host (a local move; also what tests use).
 // copy: rsync -a with --info=progress2; parallel > 1 lists the source first, splits the

@@ -139,6 +139,9 @@ std::optional<plans::PeerAccess> FleetPort::peer_access(std::string_view host) {
   if (info.host_key.empty()) return std::nullopt;
   plans::PeerAccess access = plans::default_peer_access(*spec);
   access.host_key = info.host_key;
+  // Without a user in the plan the other hosts log in as the cockpit did (ssh_config's User),
+  // never as whoever runs the job there (root, when that host's agent runs under sudo).
+  if (access.user.empty()) access.user = info.user;
   // Without a peer_address the other hosts reach it where the cockpit did: the address
   // and port ssh_config resolved (the plan's address may be an alias only we know).
   const size_t colon = info.endpoint.rfind(':');

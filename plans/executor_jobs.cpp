@@ -27,6 +27,15 @@ std::string peer_spec(const std::string& action, const std::string& run_key,
   return spec.dump();
 }
 
+// " (in FILE)" when a peer job's result names the authorized_keys file it edited.
+std::string authorized_keys_of(const std::string& result) {
+  const nlohmann::json json = parsed(result);
+  if (!json.is_object() || !json.contains("authorized_keys") ||
+      !json["authorized_keys"].is_string())
+    return "";
+  return " (in " + json["authorized_keys"].get<std::string>() + ")";
+}
+
 }  // namespace
 
 bool Executor::start_jobs(StepRun& run, const Action& action, bool rollback) {
@@ -296,9 +305,15 @@ void Executor::on_peer_job(PeerSetup& setup, const JobUpdate& update) {
       setup.error = setup.link.peer + ": cannot authorise " + setup.link.host +
                     "'s migration key: " + update.error;
     else
-      log("", setup.link.peer, setup.link.host + " may now reach this host for the run");
+      log("", setup.link.peer,
+          setup.link.host + " may now reach this host for the run" +
+              authorized_keys_of(update.result));
   } else if (setup.stage == Stage::kRevoke) {
-    if (!ok) log("", setup.link.peer, "revoking the migration key failed: " + update.error);
+    if (!ok)
+      log("", setup.link.peer, "revoking the migration key failed: " + update.error);
+    else
+      log("", setup.link.peer,
+          "revoked " + setup.link.host + "'s migration key" + authorized_keys_of(update.result));
     setup.stage = Stage::kDone;
     start_peer_job(setup, setup.link.host, "forget", peer_spec("forget", options_.run_id));
     setup.stage = Stage::kDone;

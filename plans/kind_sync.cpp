@@ -63,6 +63,9 @@ constexpr FieldSpec<SyncRead> kSyncFields[] = {
     {"checksum", read_flag<SyncRead, &SyncAction::checksum>},
     {"one_file_system", read_flag<SyncRead, &SyncAction::one_file_system>},
     {"numeric_ids", read_flag<SyncRead, &SyncAction::numeric_ids>},
+    {"hard_links", read_flag<SyncRead, &SyncAction::hard_links>},
+    {"acls", read_flag<SyncRead, &SyncAction::acls>},
+    {"xattrs", read_flag<SyncRead, &SyncAction::xattrs>},
     {"exclude",
      [](Reader& r, const Entry& e, SyncRead& x) {
        if (auto v = r.strings(e, /*single=*/true, /*allow_empty=*/true)) x.exclude = *v;
@@ -105,6 +108,9 @@ std::vector<std::string> rsync_options(const SyncAction& sync) {
   if (sync.checksum) args.push_back("--checksum");
   if (sync.one_file_system) args.push_back("--one-file-system");
   if (sync.numeric_ids) args.push_back("--numeric-ids");
+  if (sync.hard_links) args.push_back("--hard-links");
+  if (sync.acls) args.push_back("--acls");
+  if (sync.xattrs) args.push_back("--xattrs");
   if (sync.bwlimit_kbps) args.push_back("--bwlimit=" + std::to_string(*sync.bwlimit_kbps));
   for (const std::string& pattern : sync.exclude)
     args.push_back("--exclude=" + pattern);
@@ -162,12 +168,18 @@ Translation sync_job(const SyncAction& sync, const JobInput& input) {
     std::string error;
     std::optional<Json> peer = peer_spec(*other, input, error);
     if (!peer) return job_error(input, error);
+    // The other host's files are root's there as well: rsync runs there under sudo.
+    const HostSpec* host = input.plan.find_host(*other);
+    if (host && host->sudo) (*peer)["sudo"] = true;
     spec["peer"] = std::move(*peer);
   }
   if (sync.del) spec["delete"] = true;
   if (sync.checksum) spec["checksum"] = true;
   if (sync.one_file_system) spec["one_file_system"] = true;
   if (sync.numeric_ids) spec["numeric_ids"] = true;
+  if (sync.hard_links) spec["hard_links"] = true;
+  if (sync.acls) spec["acls"] = true;
+  if (sync.xattrs) spec["xattrs"] = true;
   if (!sync.exclude.empty()) spec["exclude"] = sync.exclude;
   if (sync.bwlimit_kbps) spec["bwlimit_kbps"] = *sync.bwlimit_kbps;
   if (sync.parallel > 1) spec["parallel"] = sync.parallel;
@@ -178,16 +190,23 @@ Translation sync_job(const SyncAction& sync, const JobInput& input) {
 std::string describe_sync(const SyncAction& sync, const DescribeInput& input) {
   std::vector<std::string> argv = rsync_options(sync);
   std::string from = sync.from_path, to = sync.to_path;
+  // Who does what, as an operator must know before a copy of root-owned files.
+  std::string who = input.host.sudo ? "as root via sudo on " + input.host.name : "";
   if (const auto& other = sync.peer_host()) {
     const HostSpec* host = input.plan.find_host(*other);
     const PeerAccess peer = host ? default_peer_access(*host) : PeerAccess{*other};
+    if (host && host->sudo) argv.push_back("--rsync-path=sudo -n rsync");
     argv.push_back("-e");
     argv.push_back(peer.port == 22 ? "ssh" : "ssh -p " + std::to_string(peer.port));
     (sync.from_host ? from : to) = remote_path(peer, sync.from_host ? from : to);
+    who += (who.empty() ? "" : "; ") + std::string("logs in to ") + *other + " as " +
+           (peer.user.empty() ? "the user the cockpit logs in as" : peer.user) +
+           (host && host->sudo ? ", rsync there as root via sudo" : "");
   }
   argv.push_back(from);
   argv.push_back(to);
   std::string line = shell_join(argv);
+  if (!who.empty()) line += "   (" + who + ")";
   if (sync.parallel > 1)
     line += "   (" + std::to_string(sync.parallel) + " rsyncs in parallel, then a final pass)";
   if (sync.until_below_bytes)

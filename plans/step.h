@@ -65,6 +65,9 @@ struct SyncAction {
   bool checksum = false;
   bool one_file_system = false;
   bool numeric_ids = false;
+  bool hard_links = false;  // rsync -H
+  bool acls = false;        // rsync -A
+  bool xattrs = false;      // rsync -X (file capabilities, SELinux labels)
   std::vector<std::string> exclude;
   uint32_t parallel = 1;
   std::optional<uint64_t> bwlimit_kbps;  // `bwlimit = "20MiB"` per second, or KiB/s as an integer

@@ -21,7 +21,10 @@ using Clock = std::chrono::steady_clock;
 // nanoseconds). Any write, chmod or replacement changes the ctime or the inode,
 // and then the copy is hashed again before it may run.
 std::string launch_script(const AgentBinary& agent, bool sudo) {
-  const std::string run = std::string("exec ") + (sudo ? "sudo -n " : "") + "\"$f\" serve";
+  // Under sudo the agent's HOME is root's; it is told the login home, whose authorized_keys
+  // the run's migration keys go to.
+  const std::string run =
+      sudo ? "exec sudo -n \"$f\" serve --login-home \"$HOME\"" : "exec \"$f\" serve";
   const std::string script =
       std::string("f=\"") + kRemoteCacheDir + "/" + agent.remote_name() +
       "\"; s=$(stat -c '%s %i %z' \"$f\" 2>/dev/null) || s=; "

@@ -205,10 +205,12 @@ void Fleet::take_reports(std::vector<HostEvent>& events, Clock::time_point now) 
       link.channel = report.agent.channel;
       link.info.endpoint = link.session->host_key().endpoint;
       link.info.host_key = link.session->host_key().public_key;
-      if (const auto& resolved = link.session->resolved())
+      if (const auto& resolved = link.session->resolved()) {
         link.info.via = !resolved->proxy_jump.empty()      ? resolved->proxy_jump
                         : !resolved->proxy_command.empty() ? "ProxyCommand"
                                                            : "";
+        link.info.user = resolved->user;
+      }
       link.info.agent_version = report.agent.identity.agent_version;
       link.info.uploaded = report.agent.uploaded;
       link.info.preamble = report.agent.preamble;

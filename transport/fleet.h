@@ -53,6 +53,7 @@ struct LinkInfo {
   std::string error;
   std::string endpoint;               // address:port as connected
   std::string via;                    // the ProxyJump hops in order, "ProxyCommand", or "" (direct)
+  std::string user;                   // the user logged in as (the plan's, else ssh_config's)
   std::string host_key;               // the verified key, "TYPE BASE64" (for host-to-host ssh)
   std::string agent_version;          // from the ready line
   bool uploaded = false;              // the last connect had to upload the agent

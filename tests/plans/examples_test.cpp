@@ -150,10 +150,15 @@ TEST(Examples, DockerVolumesKeepsTheProxyVolumeAndTheAgentOut) {
   ASSERT_FALSE(syncs.empty());
   for (const SyncAction* sync : syncs)
     EXPECT_EQ(sync->exclude, std::vector<std::string>{"/or_proxy-data/"});
+  // As in write-up 000: the agent is disabled before the first copy leaves the old host, so
+  // no copy on the new host has it enabled; and an abort never starts Docker on the new host.
   const Step* disable = result.plan.find_step("disable-agent");
-  const Step* stop = result.plan.find_step("stop-old");
-  ASSERT_TRUE(disable && stop);
-  EXPECT_NE(std::find(stop->needs.begin(), stop->needs.end(), "disable-agent"), stop->needs.end());
+  const Step* presync = result.plan.find_step("presync");
+  const Step* docker = result.plan.find_step("stop-docker-new");
+  ASSERT_TRUE(disable && presync && docker);
+  EXPECT_NE(std::find(presync->needs.begin(), presync->needs.end(), "disable-agent"),
+            presync->needs.end());
+  EXPECT_FALSE(docker->rollback.has_value());
   const auto& healthy = std::get<HealthAction>(result.plan.find_step("healthy")->action);
   EXPECT_EQ(healthy.check, HealthCheck::kContainers);
   EXPECT_EQ(healthy.mode, HealthMode::kWait);

@@ -12,6 +12,7 @@
 #include "agents/peer_job.h"
 #include "agents/sync_job.h"
 #include "plans/load.h"
+#include "plans/show.h"
 #include "tests/plans/env_fake.h"
 
 namespace cutpilot::plans {
@@ -42,6 +43,7 @@ peer_address = "10.0.0.1"
 address = "new.example.com"
 sudo = true
 [hosts.third]
+sudo = true
 [[steps]]
 id = "stop"
 on = "source"
@@ -62,6 +64,10 @@ confirm = "yes"
 id = "push"
 on = "source"
 sync = { from = "/var/images/", to = "third:/var/images/", mode = "verify", checksum = true }
+[[steps]]
+id = "root-owned"
+on = "source"
+sync = { from = "third:/var/lib/docker/volumes/", to = "/var/lib/docker/volumes/", numeric_ids = true, hard_links = true, acls = true, xattrs = true }
 [[steps]]
 id = "local"
 on = ["source", "target"]
@@ -131,7 +137,7 @@ TEST(JobSpec, ThePlanLoadsCleanly) {
   EXPECT_TRUE(loaded().ok());
   for (const Diagnostic& d : loaded().diagnostics)
     ADD_FAILURE() << format_diagnostic(d);
-  EXPECT_EQ(plan().steps.size(), 16u);
+  EXPECT_EQ(plan().steps.size(), 17u);
 }
 
 // What the cockpit knows in a run: keys for the source and third hosts, two passwords.
@@ -185,7 +191,7 @@ TEST(JobSpec, EveryStepAndRollbackIsAcceptedByTheAgent) {
       }
     }
   }
-  EXPECT_EQ(jobs, 21u);  // the two db copies have their automatic put-back as rollback
+  EXPECT_EQ(jobs, 22u);  // the two db copies have their automatic put-back as rollback
 }
 
 TEST(JobSpec, ADbCopyWithoutARollbackGetsAPutBackOfItsTarget) {
@@ -237,6 +243,28 @@ TEST(JobSpec, SyncPullsFromThePeerWithItsVerifiedKey) {
   EXPECT_EQ(local["remote"], "/a/");
   EXPECT_EQ(local["local"], "/b/");
   EXPECT_EQ(local["timeout_ms"], 3600000);
+}
+
+TEST(JobSpec, SyncFromASudoHostRunsRsyncThereAsRootAndKeepsLinksAclsAndXattrs) {
+  const Json spec = spec_of("root-owned", "source");
+  EXPECT_EQ(spec["peer"]["sudo"], true) << spec.dump();
+  for (const char* flag : {"numeric_ids", "hard_links", "acls", "xattrs"})
+    EXPECT_EQ(spec[flag], true) << flag;
+  // Pulling from a host without sudo: its rsync runs as the login user.
+  EXPECT_FALSE(spec_of("presync", "target")["peer"].contains("sudo"));
+  const Step& step = *plan().find_step("root-owned");
+  const std::string shown = describe_action(plan(), step, step.action, "source");
+  EXPECT_NE(shown.find("--numeric-ids --hard-links --acls --xattrs '--rsync-path=sudo -n rsync'"),
+            std::string::npos)
+      << shown;
+  EXPECT_NE(shown.find("(logs in to third as the user the cockpit logs in as, rsync there as "
+                       "root via sudo)"),
+            std::string::npos)
+      << shown;
+  EXPECT_NE(describe_action(plan(), *plan().find_step("presync"),
+                            plan().find_step("presync")->action, "target")
+                .find("(as root via sudo on target; logs in to source as deploy)"),
+            std::string::npos);
 }
 
 TEST(JobSpec, SyncWithoutAVerifiedKeyIsAnErrorNotAGuess) {

@@ -73,7 +73,8 @@ TEST(ShowPlan, ExecIsShellQuotedWithSudoAndEnv) {
 TEST(ShowPlan, SyncIsTheEquivalentRsync) {
   EXPECT_EQ(shown("presync", "target"),
             "rsync -a --delete --bwlimit=2048 '--exclude=*.tmp' -e 'ssh -p 2222' "
-            "'deploy@old.example.com:/srv/up loads/' /srv/uploads/");
+            "'deploy@old.example.com:/srv/up loads/' /srv/uploads/   (as root via sudo on target; "
+            "logs in to source as deploy)");
 }
 
 TEST(ShowPlan, DbCopyIsDumpPipedIntoRestoreWithPasswordsAsVariables) {
