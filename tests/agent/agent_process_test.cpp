@@ -85,6 +85,24 @@ TEST(AgentProcess, HelloPingAndCleanExitAtEof) {
   EXPECT_EQ(child.wait(5s), 0);
 }
 
+TEST(AgentProcess, ServeUnderSudoTakesTheLoginHomeAndAMissingOneIsAUsageError) {
+  // What the launch runs under sudo (transport/deploy.cpp); a HOME that is not absolute is
+  // ignored rather than keeping the agent from starting.
+  for (const char* home : {"/home/ops", ""}) {
+    Child child({kAgent, "serve", "--login-home", home});
+    AgentConversation talk(child);
+    talk.expect_ready_line();
+    child.write(encode_frame(Hello{kProtocolVersion, "test"}) + encode_frame(Ping{7}));
+    ASSERT_TRUE(std::holds_alternative<Ready>(talk.next())) << "--login-home '" << home << "'";
+    ASSERT_TRUE(std::holds_alternative<Pong>(talk.next()));
+    child.close_stdin();
+    EXPECT_EQ(child.wait(5s), 0);
+  }
+  Child missing({kAgent, "serve", "--login-home"});
+  EXPECT_NE(missing.read_stderr(5s).find("usage: cutpilot-agent"), std::string::npos);
+  EXPECT_EQ(missing.wait(5s), 2);
+}
+
 TEST(AgentProcess, GarbageOnStdinGivesAnErrorFrameAndACleanExit) {
   Child child({kAgent, "serve"});
   AgentConversation talk(child);
