@@ -40,11 +40,26 @@ struct SyncSpec {
   uint64_t bwlimit_kbps = 0, parallel = 1, timeout_ms = 0;
 };
 
+// The spec's flags that are plain rsync switches ("delete" is not: verify always deletes).
+struct Switch {
+  const char* key;
+  bool SyncSpec::*member;
+  const char* rsync;
+};
+constexpr Switch kSwitches[] = {
+    {"checksum", &SyncSpec::checksum, "--checksum"},
+    {"one_file_system", &SyncSpec::one_file_system, "--one-file-system"},
+    {"numeric_ids", &SyncSpec::numeric_ids, "--numeric-ids"},
+    {"hard_links", &SyncSpec::hard_links, "--hard-links"},
+    {"acls", &SyncSpec::acls, "--acls"},
+    {"xattrs", &SyncSpec::xattrs, "--xattrs"},
+};
+
 std::optional<SyncSpec> parse(std::string_view json, std::string& error) {
   const Json j = Json::parse(json.begin(), json.end(), nullptr, false);
   SyncSpec spec;
   std::string direction = "pull";
-  const FieldHandlers fields = {
+  FieldHandlers fields = {
       {"mode", text_field(spec.mode, error, "mode")},
       {"direction", text_field(direction, error, "direction")},
       {"local", text_field(spec.local, error, "local")},
@@ -52,17 +67,13 @@ std::optional<SyncSpec> parse(std::string_view json, std::string& error) {
       {"peer",
        [&](const Json& v) { return (spec.peer = parse_peer(v, "peer", error)).has_value(); }},
       {"delete", flag_field(spec.del)},
-      {"checksum", flag_field(spec.checksum)},
-      {"one_file_system", flag_field(spec.one_file_system)},
-      {"numeric_ids", flag_field(spec.numeric_ids)},
-      {"hard_links", flag_field(spec.hard_links)},
-      {"acls", flag_field(spec.acls)},
-      {"xattrs", flag_field(spec.xattrs)},
       {"exclude", list_field(spec.exclude)},
       {"bwlimit_kbps", count_field(spec.bwlimit_kbps)},
       {"parallel", count_field(spec.parallel)},
       {"timeout_ms", count_field(spec.timeout_ms)},
   };
+  for (const Switch& s : kSwitches)
+    fields.emplace(s.key, flag_field(spec.*s.member));
   if (j.is_discarded()) {
     error = "the sync spec is not valid JSON";
     return std::nullopt;
@@ -90,12 +101,8 @@ std::vector<std::string> common_args(const SyncSpec& spec, const std::string& ss
   std::vector<std::string> args = {"rsync", "-a", "--no-h"};
   if (!ssh.empty()) args.insert(args.end(), {"-e", ssh});
   if (with_delete && spec.del) args.push_back("--delete");
-  if (spec.checksum) args.push_back("--checksum");
-  if (spec.one_file_system) args.push_back("--one-file-system");
-  if (spec.numeric_ids) args.push_back("--numeric-ids");
-  if (spec.hard_links) args.push_back("--hard-links");
-  if (spec.acls) args.push_back("--acls");
-  if (spec.xattrs) args.push_back("--xattrs");
+  for (const Switch& s : kSwitches)
+    if (spec.*s.member) args.push_back(s.rsync);
   // The other host's files are root's: rsync runs there as root too (its host has sudo).
   if (spec.peer && spec.peer->sudo) args.push_back("--rsync-path=sudo -n rsync");
   if (spec.bwlimit_kbps) args.push_back("--bwlimit=" + std::to_string(spec.bwlimit_kbps));

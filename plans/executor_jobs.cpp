@@ -316,7 +316,6 @@ void Executor::on_peer_job(PeerSetup& setup, const JobUpdate& update) {
           "revoked " + setup.link.host + "'s migration key" + authorized_keys_of(update.result));
     setup.stage = Stage::kDone;
     start_peer_job(setup, setup.link.host, "forget", peer_spec("forget", options_.run_id));
-    setup.stage = Stage::kDone;
   } else if (setup.stage == Stage::kDone) {
     if (!ok) log("", setup.link.host, "deleting the migration key failed: " + update.error);
     setup.job_id.clear();

@@ -98,6 +98,22 @@ constexpr FieldSpec<SyncRead> kSyncFields[] = {
     {"timeout", read_time<SyncRead, &SyncAction::timeout>},
 };
 
+// The sync keys that are plain rsync switches, by the name the plan and the job spec give
+// them ("delete" is not: verify always deletes).
+struct Switch {
+  std::string_view key;
+  bool SyncAction::*member;
+  std::string_view rsync;
+};
+constexpr Switch kSwitches[] = {
+    {"checksum", &SyncAction::checksum, "--checksum"},
+    {"one_file_system", &SyncAction::one_file_system, "--one-file-system"},
+    {"numeric_ids", &SyncAction::numeric_ids, "--numeric-ids"},
+    {"hard_links", &SyncAction::hard_links, "--hard-links"},
+    {"acls", &SyncAction::acls, "--acls"},
+    {"xattrs", &SyncAction::xattrs, "--xattrs"},
+};
+
 // The rsync options a sync passes, as rsync spells them.
 std::vector<std::string> rsync_options(const SyncAction& sync) {
   std::vector<std::string> args = {"rsync", "-a"};
@@ -105,12 +121,8 @@ std::vector<std::string> rsync_options(const SyncAction& sync) {
   if (sync.mode == SyncMode::kVerify)
     args.insert(args.end(), {"--dry-run", "--itemize-changes", "--delete"});
   if (sync.del && sync.mode != SyncMode::kVerify) args.push_back("--delete");
-  if (sync.checksum) args.push_back("--checksum");
-  if (sync.one_file_system) args.push_back("--one-file-system");
-  if (sync.numeric_ids) args.push_back("--numeric-ids");
-  if (sync.hard_links) args.push_back("--hard-links");
-  if (sync.acls) args.push_back("--acls");
-  if (sync.xattrs) args.push_back("--xattrs");
+  for (const Switch& s : kSwitches)
+    if (sync.*s.member) args.emplace_back(s.rsync);
   if (sync.bwlimit_kbps) args.push_back("--bwlimit=" + std::to_string(*sync.bwlimit_kbps));
   for (const std::string& pattern : sync.exclude)
     args.push_back("--exclude=" + pattern);
@@ -174,12 +186,8 @@ Translation sync_job(const SyncAction& sync, const JobInput& input) {
     spec["peer"] = std::move(*peer);
   }
   if (sync.del) spec["delete"] = true;
-  if (sync.checksum) spec["checksum"] = true;
-  if (sync.one_file_system) spec["one_file_system"] = true;
-  if (sync.numeric_ids) spec["numeric_ids"] = true;
-  if (sync.hard_links) spec["hard_links"] = true;
-  if (sync.acls) spec["acls"] = true;
-  if (sync.xattrs) spec["xattrs"] = true;
+  for (const Switch& s : kSwitches)
+    if (sync.*s.member) spec[std::string(s.key)] = true;
   if (!sync.exclude.empty()) spec["exclude"] = sync.exclude;
   if (sync.bwlimit_kbps) spec["bwlimit_kbps"] = *sync.bwlimit_kbps;
   if (sync.parallel > 1) spec["parallel"] = sync.parallel;
@@ -195,13 +203,14 @@ std::string describe_sync(const SyncAction& sync, const DescribeInput& input) {
   if (const auto& other = sync.peer_host()) {
     const HostSpec* host = input.plan.find_host(*other);
     const PeerAccess peer = host ? default_peer_access(*host) : PeerAccess{*other};
-    if (host && host->sudo) argv.push_back("--rsync-path=sudo -n rsync");
+    const bool sudo_there = host && host->sudo;
+    if (sudo_there) argv.push_back("--rsync-path=sudo -n rsync");
     argv.push_back("-e");
     argv.push_back(peer.port == 22 ? "ssh" : "ssh -p " + std::to_string(peer.port));
     (sync.from_host ? from : to) = remote_path(peer, sync.from_host ? from : to);
     who += (who.empty() ? "" : "; ") + std::string("logs in to ") + *other + " as " +
            (peer.user.empty() ? "the user the cockpit logs in as" : peer.user) +
-           (host && host->sudo ? ", rsync there as root via sudo" : "");
+           (sudo_there ? ", rsync there as root via sudo" : "");
   }
   argv.push_back(from);
   argv.push_back(to);
