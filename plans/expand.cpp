@@ -9,6 +9,8 @@ namespace cutpilot::plans {
 namespace {
 
 constexpr std::string_view kEnvPrefix = "env:";
+// Separates an environment variable's name from its default: ${env:NAME:-DEFAULT}.
+constexpr std::string_view kEnvDefault = ":-";
 // How deep variables may refer to variables that refer to variables.
 constexpr size_t kMaxVarDepth = 32;
 
@@ -57,13 +59,18 @@ Expansion expand_with(std::string_view text, const Resolve& resolve) {
   return result;
 }
 
-Outcome resolve_env(std::string_view name, const EnvLookup& env, std::string& out,
+// Resolves NAME or NAME:-DEFAULT (the default when NAME is unset or empty, as in sh).
+Outcome resolve_env(std::string_view reference, const EnvLookup& env, std::string& out,
                     std::string& error) {
+  const size_t dash = reference.find(kEnvDefault);
+  const std::string_view name = reference.substr(0, dash);
   if (name.empty()) {
     error = "an empty '${env:}' (name the environment variable)";
     return Outcome::kError;
   }
   std::optional<std::string> value = env ? env(name) : std::nullopt;
+  if (dash != std::string_view::npos && (!value || value->empty()))
+    value = std::string(reference.substr(dash + kEnvDefault.size()));
   if (!value) {
     error = "environment variable " + quote(name) + " is not set";
     return Outcome::kError;

@@ -24,6 +24,18 @@ TEST(Expand, VariablesEnvironmentAndDollars) {
   EXPECT_EQ(literal.expand("${a}").text, "${b}");
 }
 
+TEST(Expand, AnEnvironmentDefaultStandsInWhenTheVariableIsUnsetOrEmpty) {
+  Expander expander(Vars{}, test::fake_env({{"LAB", "/tmp/lab"}, {"EMPTY", ""}}));
+  EXPECT_EQ(expander.expand("${env:LAB:-/var/lib}/x").text, "/tmp/lab/x");
+  EXPECT_EQ(expander.expand("${env:NOPE:-/var/lib/docker}/x").text, "/var/lib/docker/x");
+  EXPECT_EQ(expander.expand("${env:EMPTY:-22}").text, "22");
+  EXPECT_EQ(expander.expand("[${env:NOPE:-}]").text, "[]");
+  EXPECT_EQ(expander.expand("${env::-x}").error,
+            "an empty '${env:}' (name the environment variable)");
+  // Only ':-' is a default; a lone ':' is part of the name, which is then not set.
+  EXPECT_EQ(expander.expand("${env:NOPE:x}").error, "environment variable 'NOPE:x' is not set");
+}
+
 TEST(Expand, ErrorsNameTheVariable) {
   Expander expander = make();
   EXPECT_EQ(expander.expand("${env:NOPE}").error, "environment variable 'NOPE' is not set");
