@@ -150,6 +150,33 @@ role = "${env:DC}"
   EXPECT_EQ(source.role, std::optional<std::string>("fra1"));
 }
 
+TEST(LoadPlan, AConfigPathThatExpandsToNothingIsAsIfAbsent) {
+  const auto load = [](const char* lab) {
+    std::map<std::string, std::string, std::less<>> env{{"HOME", "/home/op"}};
+    if (lab) env["LAB"] = lab;
+    return load_plan_text(R"([plan]
+name = "x"
+ssh_config = "${env:LAB:-}"
+known_hosts = "${env:LAB:-}"
+[hosts.a]
+)",
+                          "p.toml", test::fake_env(env));
+  };
+  const LoadResult production = load(nullptr);
+  ASSERT_TRUE(production.ok()) << all(production);
+  EXPECT_FALSE(production.plan.settings.ssh_config_set);  // ssh reads its own files
+  EXPECT_FALSE(production.plan.settings.known_hosts_set);
+  EXPECT_EQ(production.plan.settings.ssh_config, "/home/op/.ssh/config");
+  const LoadResult lab = load("/tmp/lab/ssh_config");
+  ASSERT_TRUE(lab.ok()) << all(lab);
+  EXPECT_TRUE(lab.plan.settings.ssh_config_set);
+  EXPECT_EQ(lab.plan.settings.ssh_config, "/tmp/lab/ssh_config");
+  // Written empty by hand it is still an error: only an expansion may come to nothing.
+  const LoadResult empty = load_plan_text("[plan]\nname = \"x\"\nssh_config = \"\"\n[hosts.a]\n",
+                                          "p.toml", test::fake_env({{"HOME", "/home/op"}}));
+  EXPECT_FALSE(empty.ok());
+}
+
 TEST(LoadPlan, StepsAreTypedInFileOrder) {
   const LoadResult result = load_plan_text(R"([plan]
 name = "x"
