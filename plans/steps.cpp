@@ -44,14 +44,22 @@ void read_action_field(Reader& r, const Entry& e, StepRead& x) {
   }
 }
 
+// The rollback value that says a step has none on purpose.
+constexpr std::string_view kNoRollback = "none";
+
 void read_rollback(Reader& r, const Entry& e, StepRead& x) {
   x.has_rollback = true;
   const std::string where = "the rollback of " + x.section;
   std::vector<std::string_view> kinds;
   for (const ActionKindSpec& kind : action_kinds())
     kinds.push_back(kind.key);
+  // "none" says no rollback on purpose (an abort must leave this step's effect as it is):
+  // no automatic one, and no warning that a destructive step lacks one.
+  if (e.value.is_string() && e.value.as_string().str == kNoRollback) return;
   if (!e.value.is_table()) {
-    r.value_error(e, "must be a table holding one action: rollback = { exec = { run = [...] } }");
+    r.value_error(e,
+                  "must be a table holding one action: rollback = { exec = { run = [...] } }, "
+                  "or \"none\" for no rollback on purpose");
     return;
   }
   const auto entries = r.source().entries_in_order(e.value);

@@ -301,7 +301,8 @@ INSTANTIATE_TEST_SUITE_P(Plans, RiskyPlanTest, testing::ValuesIn(kRiskyPlans),
                          });
 
 TEST(BrokenPlans, AWayBackSilencesTheDestructiveWarning) {
-  for (const char* way_back : {"confirm = \"delete\"\n", "rollback = { wait = \"1s\" }\n"}) {
+  for (const char* way_back :
+       {"confirm = \"delete\"\n", "rollback = { wait = \"1s\" }\n", "rollback = \"none\"\n"}) {
     const LoadResult result = load_plan_text(
         std::string(STEPS_HEAD "[[steps]]\nid = \"a\"\non = \"target\"\n"
                                "sync = { from = \"source:/a/\", to = \"/a/\", delete = true }\n") +
@@ -310,6 +311,30 @@ TEST(BrokenPlans, AWayBackSilencesTheDestructiveWarning) {
     EXPECT_TRUE(result.ok());
     EXPECT_TRUE(result.diagnostics.empty()) << way_back;
   }
+}
+
+TEST(BrokenPlans, RollbackNoneSaysThereIsNoneOnPurpose) {
+  // A db copy's automatic put-back is left out too, when the plan says so.
+  const LoadResult none =
+      load_plan_text(STEPS_HEAD
+                     "[[steps]]\nid = \"a\"\non = \"source\"\n"
+                     "health = { containers = [\"web\"], action = \"stop\" }\nrollback = \"none\"\n"
+                     "[[steps]]\nid = \"b\"\non = \"target\"\ndb = { engine = \"postgres\", from = "
+                     "{ host = \"source\", database = \"s\" }, to = { database = \"t\" } }\n"
+                     "rollback = \"none\"\n",
+                     "plan.toml", test::default_env());
+  ASSERT_TRUE(none.ok());
+  EXPECT_TRUE(none.diagnostics.empty());
+  for (const Step& step : none.plan.steps)
+    EXPECT_FALSE(step.rollback.has_value()) << step.id;
+  const LoadResult typo = load_plan_text(
+      STEPS_HEAD "[[steps]]\nid = \"a\"\non = \"source\"\nwait = \"1s\"\nrollback = \"nothing\"\n",
+      "plan.toml", test::default_env());
+  ASSERT_FALSE(typo.ok());
+  EXPECT_NE(
+      format_diagnostic(typo.diagnostics.at(0)).find("or \"none\" for no rollback on purpose"),
+      std::string::npos)
+      << format_diagnostic(typo.diagnostics.at(0));
 }
 
 TEST(BrokenPlans, EveryStepErrorIsReportedInOnePass) {
