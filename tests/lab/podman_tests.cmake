@@ -6,11 +6,15 @@ add_test(NAME lab.podman_api
 add_test(NAME lab.podman_health
          COMMAND ${Python3_EXECUTABLE} -m unittest -v test_podman.PodmanTest.test_container_health
          WORKING_DIRECTORY ${CMAKE_CURRENT_SOURCE_DIR})
+add_test(NAME lab.podman_checks_on_their_interval
+         COMMAND ${Python3_EXECUTABLE} -m unittest -v test_podman.PodmanTest.test_checks_run_on_their_interval_and_logins_find_docker
+         WORKING_DIRECTORY ${CMAKE_CURRENT_SOURCE_DIR})
 add_test(NAME lab.podman_down
          COMMAND ${Python3_EXECUTABLE} -m unittest -v test_podman.PodmanTest.test_down_stops_everything
          WORKING_DIRECTORY ${CMAKE_CURRENT_SOURCE_DIR})
 add_test(NAME lab.podman_missing_binary
          COMMAND ${Python3_EXECUTABLE} -m unittest -v test_podman.PodmanTest.test_missing_binary
          WORKING_DIRECTORY ${CMAKE_CURRENT_SOURCE_DIR})
-set_tests_properties(lab.podman_api lab.podman_health lab.podman_down lab.podman_missing_binary
+set_tests_properties(lab.podman_api lab.podman_health lab.podman_checks_on_their_interval
+                     lab.podman_down lab.podman_missing_binary
                      PROPERTIES LABELS "lab;podman" TIMEOUT 180)

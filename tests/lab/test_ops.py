@@ -87,8 +87,12 @@ class OpsTest(LabCase):
         for path, mode in ((home, 0o700), (f"{home}/.ssh", 0o700), (f"{home}/.ssh/authorized_keys", 0o600)):
             st = os.stat(path)
             self.assertEqual((st.st_uid, stat.S_IMODE(st.st_mode)), (pw.pw_uid, mode), path)
+        # Under sudo the login's PATH (the host's bin/ first) and the lab markers stay.
+        under_sudo = self.ssh(d, "a", 'sudo -n sh -c \'echo "$PATH|$CUTPILOT_LAB_HOST"\'', "-l", user)
+        self.assertEqual(under_sudo.stdout.strip(), f"{d}/hosts/a/bin:/usr/local/sbin:/usr/local/bin:"
+                                                    "/usr/sbin:/usr/bin:/sbin:/bin|a")
         sudoers = ops.sudoers_path(user)
-        self.assertEqual(sudoers.read_text(), f"{user} ALL=(ALL:ALL) NOPASSWD: ALL\n")
+        self.assertEqual(sudoers.read_text().splitlines()[0], f"{user} ALL=(ALL:ALL) NOPASSWD: ALL")
         self.assertEqual(stat.S_IMODE(sudoers.stat().st_mode), 0o440)
         # The main user is unchanged, and host b does not know a's ops user.
         self.assertEqual(self.ssh(d, "a", "echo $HOME").stdout.strip(), f"{d}/hosts/a/home")

@@ -137,6 +137,45 @@ class PodmanTest(LabCase):
         self.assertTrue(state["Running"])
         self.assertGreater(state["Pid"], 0)
 
+    def test_checks_run_on_their_interval_and_logins_find_docker(self):
+        """Nobody runs the check by hand: the lab runs it on its interval, as dockerd would,
+        and a login on the host finds `docker` and DOCKER_HOST (a plan names no lab socket)."""
+        self.start_podman()
+        check = {"Test": ["CMD-SHELL", "test -f /tmp/ready"], "Interval": 500_000_000,
+                 "Timeout": 2_000_000_000, "Retries": 1}
+        name = self.create_sleeper(check)
+        no_check = self.create_sleeper()
+
+        def status():
+            return self.inspect(name)["State"]["Health"]["Status"]
+
+        self.wait_for(lambda: status() == "unhealthy", 60, f"{name} to fail its check")
+        self.podman("exec", name, "touch", "/tmp/ready")
+        self.wait_for(lambda: status() == "healthy", 60, f"{name} to pass its check")
+        runs = self.inspect(name)["State"]["Health"]["Log"]
+        self.assertGreaterEqual(len(runs), 2, runs)
+        self.assertEqual(self.inspect(no_check)["State"]["Health"]["Status"], "")
+        # Stopped and started again, the container is scheduled anew.
+        self.api("POST", f"/containers/{name}/stop?t=1", expect=204)
+        self.api("POST", f"/containers/{name}/start", expect=204)
+        self.podman("exec", name, "rm", "/tmp/ready")
+        self.wait_for(lambda: status() == "unhealthy", 60, f"{name} to fail again after a restart")
+        # A login (the lab's user) gets the socket and the host's docker, which is this podman.
+        env = self.ssh(self.dir, HOST, 'echo "$DOCKER_HOST"; command -v docker; docker ps --format "{{.Names}}"')
+        lines = env.stdout.split()
+        self.assertEqual(lines[0], f"unix://{self.sock}")
+        self.assertEqual(lines[1], f"{self.dir}/hosts/{HOST}/bin/docker")
+        self.assertIn(name, lines[2:])
+        record = self.state(self.dir)["hosts"][HOST]["services"]
+        self.assertIn(record["podman"]["healthchecks_pid"], record["healthchecks"]["pids"])
+
+    def wait_for(self, predicate, timeout_s, what):
+        """Poll predicate until it holds; fail naming what after timeout_s (a bound, not a pace)."""
+        deadline = time.monotonic() + timeout_s
+        while not predicate():
+            self.assertLess(time.monotonic(), deadline, f"timed out waiting for {what}")
+            time.sleep(0.1)
+
     def test_down_stops_everything(self):
         self.start_podman()
         name = self.create_sleeper()

@@ -11,7 +11,10 @@ data through sudo.  This add-on gives lab host NAME a real Unix user like that:
   - ~/.ssh/authorized_keys holds the lab's client key, so
     `ssh -F DIR/ssh_config -l USER NAME` logs in;
   - /etc/sudoers.d/cutpilot-lab-USER grants `ALL=(ALL:ALL) NOPASSWD: ALL`, checked with
-    `visudo -cf` before it is put in place;
+    `visudo -cf` before it is put in place.  It also keeps the login's PATH (no
+    secure_path) and the lab's login variables (DOCKER_HOST, the lab markers) under sudo:
+    a lab host's /usr/bin is its bin/ first in PATH, so `sudo docker` finds the host's
+    docker as it would on a real host, and `lab down` finds the processes sudo started;
   - the host's sshd allows it, with its own Match block (sshd.sshd_config()).
 
 It needs root (it changes /etc/passwd and /etc/sudoers.d).  `lab down` calls stop(): it
@@ -39,8 +42,9 @@ USERADD, USERMOD, USERDEL = "/usr/sbin/useradd", "/usr/sbin/usermod", "/usr/sbin
 VISUDO, SUDO, SSH = "/usr/sbin/visudo", "/usr/bin/sudo", "/usr/bin/ssh"
 SUDOERS_DIR = Path("/etc/sudoers.d")
 SUDO_TS_DIR = Path("/run/sudo/ts")
+# What a lab login has that sudo keeps for the command (as a real host's /usr/bin would be).
+SUDO_ENV_KEEP = ("PATH", "DOCKER_HOST", "CUTPILOT_LAB_DIR", "CUTPILOT_LAB_HOST")
 COMMENT = "cutpilot lab ops user"  # GECOS: marks users this add-on may reuse and delete
-LOGIN_TIMEOUT_S = 15.0
 PASSWD_LOCK_TIMEOUT_S = 30.0  # useradd/userdel of parallel labs wait for each other's lock
 STOP_TIMEOUT_S = 5.0
 
@@ -54,6 +58,14 @@ def user_name(lab_dir, host_name: str) -> str:
 def sudoers_path(user: str) -> Path:
     """Return the sudoers drop-in that gives user passwordless sudo (no '.': sudo reads it)."""
     return SUDOERS_DIR / f"cutpilot-lab-{user}"
+
+
+def sudoers_text(user: str) -> str:
+    """Return the sudoers drop-in of user: passwordless sudo, the login's PATH and lab variables."""
+    keep = " ".join(SUDO_ENV_KEEP)
+    return (f"{user} ALL=(ALL:ALL) NOPASSWD: ALL\n"
+            f"Defaults:{user} !secure_path\n"
+            f"Defaults:{user} env_keep += \"{keep}\"\n")
 
 
 def start(lab: Lab, host_name: str) -> dict:
@@ -75,13 +87,13 @@ def start(lab: Lab, host_name: str) -> dict:
     try:
         pw = _ensure_user(user, home, what)
         _make_home(pw, home, client_pub.read_text())
-        _install_sudoers(user, f"{user} ALL=(ALL:ALL) NOPASSWD: ALL\n", what)
+        _install_sudoers(user, sudoers_text(user), what)
         got = lab.run([SUDO, "-n", "id", "-u"], host_name, f"{what}: sudo -n as {user}",
                       timeout_s=30, user=user).strip()
         if got != "0":
             raise LabError(f"{what}: `sudo -n id -u` as {user} printed {got!r}, not 0")
         sshd.set_login_user(lab, host_name, user, home)
-        _wait_for_login(lab, host_name, user)
+        sshd.wait_for_login(lab, host_name, user)
     except BaseException:
         _remove(lab, host_name, user)
         raise
@@ -194,32 +206,6 @@ def _install_sudoers(user: str, text: str, what: str) -> Path:
     finally:
         trial.unlink(missing_ok=True)
     return final
-
-
-def _wait_for_login(lab: Lab, host_name: str, user: str) -> None:
-    """Wait (bounded) until `ssh -l USER` logs in to the reloaded sshd and runs as USER."""
-    state = lab.load()["hosts"][host_name]
-    pid, log = state.get("pid"), Path(state.get("log") or lab.dir / "hosts" / host_name / "sshd.log")
-    argv = [SSH, "-F", str(lab.dir / "ssh_config"), "-l", user, host_name, "id -un"]
-    last = {"err": ""}
-
-    def logged_in() -> bool:
-        """Try one login; fail at once when the host's sshd died."""
-        if not pid or not lab.alive(pid):
-            raise LabError(f"ops on lab host '{host_name}': its sshd exited after the reload; "
-                           f"last lines of {log}:\n{tail(log, 15)}")
-        try:
-            res = subprocess.run(argv, stdin=subprocess.DEVNULL, capture_output=True, text=True, timeout=20)
-        except subprocess.TimeoutExpired:
-            return False
-        last["err"] = res.stderr.strip()
-        return res.returncode == 0 and res.stdout.strip() == user
-
-    try:
-        lab.wait_until(logged_in, LOGIN_TIMEOUT_S, f"`ssh -l {user} {host_name}` to log in")
-    except LabError as e:
-        raise LabError(f"ops on lab host '{host_name}': {e}; last ssh error: {last['err'] or '-'}; "
-                       f"last lines of {log}:\n{tail(log, 15)}") from None
 
 
 def _remove(lab: Lab, host_name: str, user: str) -> List[str]:

@@ -25,10 +25,13 @@ import shutil
 import socket
 import struct
 import subprocess
+import sys
 import tarfile
 import time
+from pathlib import Path
 
-from .core import LabError
+from . import sshd
+from .core import LabError, current_user
 from .mounts import mounts_under
 
 IMAGE = "localhost/busybox:lab"
@@ -46,6 +49,7 @@ APPLETS = (  # linked to /bin/busybox in the image
 SYSTEM_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
 SOCKET_MAX = 107  # sun_path holds 108 bytes including the terminating NUL
 REMOTE_VARS = ("CONTAINER_HOST", "CONTAINER_CONNECTION", "CONTAINER_SSHKEY")
+LAB_LIB_ROOT = Path(__file__).resolve().parent.parent  # holds lablib/, for `python3 -m`
 
 
 class PodmanError(LabError):
@@ -103,7 +107,8 @@ def paths(lab, host_name):
              "tmpdir": "tmp", "networks": "networks", "events": "events.log",
              "log": "service.log", "rootfs": "rootfs.tar", "xdg": "xdg"}
     p = {key: root / name for key, name in names.items()}
-    p.update(root=root, wrapper=host_dir / "bin" / "podman")
+    p.update(root=root, wrapper=host_dir / "bin" / "podman", docker=host_dir / "bin" / "docker",
+             healthchecks_log=root / "healthchecks.log")
     return p
 
 
@@ -179,12 +184,14 @@ def _write_configs(lab, host_name, p, driver, tools):
         ""]))
     exports = dict(_config_env(p), **marker)
     p["wrapper"].parent.mkdir(parents=True, exist_ok=True)
-    p["wrapper"].write_text(
-        "#!/bin/sh\n# podman of lab host %s (isolated state under %s)\n" % (host_name, p["root"])
-        + "unset %s\n" % " ".join(REMOTE_VARS)
-        + "".join("export %s=%s\n" % (k, shlex.quote(v)) for k, v in sorted(exports.items()))
-        + 'exec %s "$@"\n' % shlex.quote(tools["podman"]))
-    p["wrapper"].chmod(0o755)
+    text = ("#!/bin/sh\n# podman of lab host %s (isolated state under %s)\n" % (host_name, p["root"])
+            + "unset %s\n" % " ".join(REMOTE_VARS)
+            + "".join("export %s=%s\n" % (k, shlex.quote(v)) for k, v in sorted(exports.items()))
+            + 'exec %s "$@"\n' % shlex.quote(tools["podman"]))
+    # `docker` too, as Debian's podman-docker gives it: a plan's `docker exec` works on the host.
+    for wrapper in (p["wrapper"], p["docker"]):
+        wrapper.write_text(text)
+        wrapper.chmod(0o755)
 
 
 def _is_static_elf(path):
@@ -358,6 +365,13 @@ def start(lab, host_name):
         return False
 
     lab.wait_until(ready, 30, "podman API on %s (lab host '%s', log %s)" % (sock, host_name, p["log"]))
+    # Health checks on their interval (no systemd timers here), and DOCKER_HOST for every
+    # login on the host, as /etc/environment would give it: a plan names no lab socket.
+    checker = lab.spawn([sys.executable, "-m", "lablib.healthchecks", str(sock), str(p["wrapper"])],
+                        host_name, "healthchecks", p["healthchecks_log"],
+                        env=dict(_env(lab, host_name, p), PYTHONPATH=str(LAB_LIB_ROOT)))
+    if sshd.set_login_env(lab, host_name, {"DOCKER_HOST": "unix://%s" % sock}):
+        sshd.wait_for_login(lab, host_name, current_user())
     lab.write_env_file(host_name, SERVICE, {
         "DOCKER_HOST": "unix://%s" % sock,
         "PODMAN_WRAPPER": str(p["wrapper"]),
@@ -370,6 +384,8 @@ def start(lab, host_name):
         "docker_host": "unix://%s" % sock,
         "wrapper": str(p["wrapper"]),
         "pid": pid,
+        "healthchecks_pid": checker,
+        "docker": str(p["docker"]),
         "image": IMAGE,
         "storage_driver": driver,
         "network": _netns(),

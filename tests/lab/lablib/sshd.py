@@ -15,6 +15,9 @@ from .core import Lab, LabError, current_user, file_size, is_root, tail, write_a
 
 SSHD = "/usr/sbin/sshd"
 SSH_KEYGEN = "/usr/bin/ssh-keygen"
+SSH = "/usr/bin/ssh"
+# How long a reloaded sshd may take to log a user in again.
+RELOAD_LOGIN_TIMEOUT_S = 15.0
 SFTP_SERVER = "/usr/lib/openssh/sftp-server"
 START_TIMEOUT_S = 10.0
 BIND_ATTEMPTS = 5
@@ -39,7 +42,8 @@ def openssh_version() -> Tuple[int, int]:
 
 
 def sshd_config(lab: Lab, name: str, port: int, version: Tuple[int, int],
-                users: Optional[Dict[str, str]] = None) -> str:
+                users: Optional[Dict[str, str]] = None,
+                login_env: Optional[Dict[str, str]] = None) -> str:
     """Return the sshd_config text of one lab host.
 
     users maps the extra login users of the host (`lab ops`) to their homes; by default
@@ -54,6 +58,8 @@ def sshd_config(lab: Lab, name: str, port: int, version: Tuple[int, int],
     hdir = lab.dir / "hosts" / name
     if users is None:
         users = login_users(lab, name)
+    if login_env is None:
+        login_env = _host_record(lab, name).get("login_env", {})
     main_user = current_user()
     extra = sorted(u for u in users if u != main_user)
     lines = [
@@ -86,7 +92,7 @@ def sshd_config(lab: Lab, name: str, port: int, version: Tuple[int, int],
         "MaxStartups 200:30:400",
         "LoginGraceTime 30",
         "LogLevel INFO",
-        f"SetEnv {_setenv(lab, name, hdir / 'home')}",
+        f"SetEnv {_setenv(lab, name, hdir / 'home', login_env)}",
         f"Subsystem sftp {SFTP_SERVER}",
     ]
     if version >= (9, 8):
@@ -94,46 +100,74 @@ def sshd_config(lab: Lab, name: str, port: int, version: Tuple[int, int],
     for user in extra:  # Match blocks last: nothing global may follow them
         lines += [f"Match User {user}",
                   "  AuthorizedKeysFile %h/.ssh/authorized_keys",
-                  f"  SetEnv {_setenv(lab, name, Path(users[user]))}"]
+                  f"  SetEnv {_setenv(lab, name, Path(users[user]), login_env)}"]
     return "\n".join(lines) + "\n"
 
 
-def _setenv(lab: Lab, name: str, home: Path) -> str:
-    """Return the SetEnv values of a login on lab host name: HOME, PATH and the lab markers."""
+def _setenv(lab: Lab, name: str, home: Path, login_env: Dict[str, str]) -> str:
+    """Return the SetEnv values of a login on lab host name: HOME, PATH, the lab markers and
+    what add-ons set for every login (login_env: podman's DOCKER_HOST)."""
     hdir = lab.dir / "hosts" / name
     # The host's own bin/ comes first in PATH: add-ons put wrappers there (podman), and
     # tests put stand-ins there for what cannot happen here for real (a sudo that wants
     # a password, when everything runs as root).
     path = ":".join([str(hdir / "bin"), "/usr/local/sbin", "/usr/local/bin", "/usr/sbin", "/usr/bin",
                      "/sbin", "/bin"])
-    return " ".join(quote(f"{k}={v}") for k, v in (
-        ("HOME", home), ("PATH", path), ("CUTPILOT_LAB_DIR", lab.dir), ("CUTPILOT_LAB_HOST", name)))
+    values = [("HOME", home), ("PATH", path), ("CUTPILOT_LAB_DIR", lab.dir),
+              ("CUTPILOT_LAB_HOST", name)] + sorted(login_env.items())
+    return " ".join(quote(f"{k}={v}") for k, v in values)
+
+
+def _host_record(lab: Lab, name: str) -> dict:
+    """Return lab.json's record of host name ({} before the lab exists)."""
+    if not lab.state_path.exists():
+        return {}
+    return lab.load()["hosts"].get(name, {})
 
 
 def login_users(lab: Lab, name: str) -> Dict[str, str]:
     """Return the extra login users recorded for lab host name (user -> home)."""
-    if not lab.state_path.exists():
-        return {}
-    return dict(lab.load()["hosts"].get(name, {}).get("login_users", {}))
+    return dict(_host_record(lab, name).get("login_users", {}))
 
 
 def set_login_user(lab: Lab, name: str, user: str, home: Optional[Path]) -> None:
     """Record (home given) or forget (home None) an extra login user of a lab host, rewrite its
-    sshd_config and, when the user is added, make the running sshd read it (SIGHUP).
-
-    The new file is checked with `sshd -t` first: an sshd that re-reads a broken file exits."""
-    with lab.transaction() as state:
-        h = state["hosts"][name]
+    sshd_config and, when the user is added, make the running sshd read it (SIGHUP)."""
+    def change(h: dict) -> bool:
         users = h.setdefault("login_users", {})
         if home is None:
             users.pop(user, None)
         else:
             users[user] = str(home)
+        return home is not None  # forgetting happens at `lab down`: that sshd is about to stop
+    _reconfigure(lab, name, change)
+
+
+def set_login_env(lab: Lab, name: str, values: Dict[str, str]) -> bool:
+    """Add values to what every login on lab host name gets (SetEnv), as a real host's
+    /etc/environment would give them; reload its sshd. Return whether anything changed."""
+    def change(h: dict) -> bool:
+        env = h.setdefault("login_env", {})
+        before = dict(env)
+        env.update({k: str(v) for k, v in values.items()})
+        return env != before
+    return _reconfigure(lab, name, change)
+
+
+def _reconfigure(lab: Lab, name: str, change) -> bool:
+    """Apply change(host record) in lab.json and, when it says so and the host's sshd runs,
+    rewrite its sshd_config and make it read the file (SIGHUP). Return whether it reloaded.
+
+    The new file is checked with `sshd -t` first: an sshd that re-reads a broken file exits."""
+    with lab.transaction() as state:
+        h = state["hosts"][name]
+        reload = change(h)
         port, pid = h.get("port"), h.get("pid")
         if not port:
-            return  # not started yet: _launch renders the users from lab.json
+            return False  # not started yet: _launch renders the config from lab.json
         conf = lab.dir / "hosts" / name / "sshd_config"
-        text = sshd_config(lab, name, port, openssh_version(), users)
+        text = sshd_config(lab, name, port, openssh_version(), h.get("login_users", {}),
+                           h.get("login_env", {}))
         trial = conf.with_name(f".{conf.name}.check")
         write_atomic(trial, text)
         try:
@@ -144,11 +178,38 @@ def set_login_user(lab: Lab, name: str, user: str, home: Optional[Path]) -> None
         if res.returncode != 0:
             raise LabError(f"lab host '{name}': the new sshd_config fails `sshd -t`: {res.stderr.strip()}")
         starts = {r["pid"]: r.get("start") for r in state["pids"]}
-        if home is not None and not (pid and procs.is_alive(pid, starts.get(pid))):
+        if reload and not (pid and procs.is_alive(pid, starts.get(pid))):
             raise LabError(f"lab host '{name}': its sshd (pid {pid}) is not running")
         write_atomic(conf, text)
-        if home is not None:  # forgetting happens at `lab down`: that sshd is about to stop anyway
+        if reload:
             os.kill(pid, signal.SIGHUP)  # sshd -D re-executes itself with the same pid and reads the file
+        return reload
+
+
+def wait_for_login(lab: Lab, host_name: str, user: str) -> None:
+    """Wait (bounded) until `ssh -l USER` logs in to the reloaded sshd and runs as USER."""
+    state = lab.load()["hosts"][host_name]
+    pid, log = state.get("pid"), Path(state.get("log") or lab.dir / "hosts" / host_name / "sshd.log")
+    argv = [SSH, "-F", str(lab.dir / "ssh_config"), "-l", user, host_name, "id -un"]
+    last = {"err": ""}
+
+    def logged_in() -> bool:
+        """Try one login; fail at once when the host's sshd died."""
+        if not pid or not lab.alive(pid):
+            raise LabError(f"lab host '{host_name}': its sshd exited after the reload; "
+                           f"last lines of {log}:\n{tail(log, 15)}")
+        try:
+            res = subprocess.run(argv, stdin=subprocess.DEVNULL, capture_output=True, text=True, timeout=20)
+        except subprocess.TimeoutExpired:
+            return False
+        last["err"] = res.stderr.strip()
+        return res.returncode == 0 and res.stdout.strip() == user
+
+    try:
+        lab.wait_until(logged_in, RELOAD_LOGIN_TIMEOUT_S, f"`ssh -l {user} {host_name}` to log in")
+    except LabError as e:
+        raise LabError(f"lab host '{host_name}': {e}; last ssh error: {last['err'] or '-'}; "
+                       f"last lines of {log}:\n{tail(log, 15)}") from None
 
 
 def render_ssh_config(lab: Lab, state: dict) -> str:
