@@ -1,6 +1,12 @@
 #include "agents/exec_job.h"
 
+#include <unistd.h>
+
+#include <cstdlib>
+
 #include <nlohmann/json.hpp>
+
+#include "agents/peer_job.h"
 
 namespace cutpilot::agent {
 namespace {
@@ -52,19 +58,49 @@ bool parse_into(const Json& j, ExecSpec& spec, std::string& error) {
   const bool has_argv = j.contains("argv"), has_shell = j.contains("shell");
   if (has_argv == has_shell) return fail(error, "the exec spec needs exactly one of argv or shell");
   if (has_shell) command.argv = {"/bin/sh", "-c", j["shell"].get<std::string>()};
-  if (spec.sudo) {
-    // sudo resets the environment: the variables travel as env(1) arguments instead.
-    std::vector<std::string> argv = {"sudo", "-n", "--", "env"};
-    for (const auto& [name, value] : command.env)
-      argv.push_back(name + "=" + value);
-    argv.insert(argv.end(), command.argv.begin(), command.argv.end());
-    command.argv = std::move(argv);
-    command.env.clear();
-  }
   return true;
 }
 
 }  // namespace
+
+AgentIdentity AgentIdentity::current() {
+  AgentIdentity who;
+  who.root = geteuid() == 0;
+  const char* uid = std::getenv("SUDO_UID");
+  const char* gid = std::getenv("SUDO_GID");
+  if (who.root && uid && gid && *uid && *gid && std::string(uid) != "0") {
+    who.sudo_uid = uid;
+    who.sudo_gid = gid;
+    if (const char* home = std::getenv(kLoginHomeEnv)) who.login_home = home;
+  }
+  return who;
+}
+
+Command command_to_run(const ExecSpec& spec, const AgentIdentity& who) {
+  // Started by sudo for a login user, the agent is root: a command that says sudo = false
+  // runs as that user (setpriv, with its groups and HOME), never as root by accident.
+  if (!spec.sudo && !who.sudo_uid.empty()) {
+    Command command = spec.command;
+    std::vector<std::string> argv = {"setpriv", "--reuid=" + who.sudo_uid,
+                                     "--regid=" + who.sudo_gid, "--init-groups", "--"};
+    argv.insert(argv.end(), command.argv.begin(), command.argv.end());
+    command.argv = std::move(argv);
+    if (!who.login_home.empty() && !command.env.count("HOME")) command.env["HOME"] = who.login_home;
+    return command;
+  }
+  // An agent under sudo is root already: a second sudo would only swap the login's PATH
+  // for root's secure_path, and the operator's `sudo CMD` runs with the login's sudo rules.
+  if (!spec.sudo || who.root) return spec.command;
+  // sudo resets the environment: the variables travel as env(1) arguments instead.
+  Command command = spec.command;
+  std::vector<std::string> argv = {"sudo", "-n", "--", "env"};
+  for (const auto& [name, value] : command.env)
+    argv.push_back(name + "=" + value);
+  argv.insert(argv.end(), command.argv.begin(), command.argv.end());
+  command.argv = std::move(argv);
+  command.env.clear();
+  return command;
+}
 
 std::optional<ExecSpec> parse_exec_spec(std::string_view json, std::string& error) {
   const Json j = Json::parse(json.begin(), json.end(), nullptr, false);
@@ -104,7 +140,7 @@ proto::JobFinished run_exec(std::string_view spec_json, JobContext& job) {
   std::string error;
   const std::optional<ExecSpec> spec = parse_exec_spec(spec_json, error);
   if (!spec) return failed_result(job.job_id(), error);
-  return run_logged(spec->command, spec->timeout_ms, job);
+  return run_logged(command_to_run(*spec, AgentIdentity::current()), spec->timeout_ms, job);
 }
 
 }  // namespace cutpilot::agent

@@ -484,11 +484,12 @@ proto::JobFinished write_locked(const FileSpec& spec, const BackupLock& lock, Jo
                   {"validated", false}};
   if (!spec.validate) return succeeded(job, summary);
 
+  const Command validate = command_to_run(*spec.validate, AgentIdentity::current());
   std::string shown;
-  for (const auto& arg : spec.validate->command.argv)
+  for (const auto& arg : validate.argv)
     shown += (shown.empty() ? "" : " ") + arg;
   job.log(proto::Stream::kAgent, "validating " + path + " with: " + shown);
-  proto::JobFinished done = run_logged(spec.validate->command, spec.validate->timeout_ms, job);
+  proto::JobFinished done = run_logged(validate, spec.validate->timeout_ms, job);
   if (done.state == proto::JobState::kSucceeded) {
     job.log(proto::Stream::kAgent, "validation passed; keeping the new " + path);
     summary["validated"] = true;

@@ -154,6 +154,24 @@ class RootOwnedTest(RunCase):
         self.assertEqual(res.returncode, 1, res.stdout + res.stderr)
         self.assertIn("Permission denied", res.stdout + res.stderr)
 
+    def test_a_command_that_says_sudo_false_runs_as_the_login_user_not_root(self):
+        """Under sudo the agent is root; a command with sudo = false must not be."""
+        ops_user, ops_home = self.ops["source"]
+        out = Path(self.dir, "hosts", "source", "as-root")
+        path = Path(self.dir, "plan.toml")
+        path.write_text(
+            '[plan]\nname = "who"\nssh_config = "${env:CUTPILOT_LAB}/ssh_config"\n'
+            '[hosts.source]\nuser = "${env:OPS_SOURCE}"\nsudo = true\n'
+            '[[steps]]\nid = "root"\non = "source"\n'
+            f'exec = {{ shell = "id -un > {out}" }}\n'
+            '[[steps]]\nid = "login"\non = "source"\nneeds = ["root"]\n'
+            'exec = { shell = "id -un > $$HOME/as-login; echo $$HOME >> $$HOME/as-login", sudo = false }\n')
+        res = self.cutpilot("run", str(path), "--headless", "--approve-all", "--on-failure", "exit",
+                            "--state-dir", self.state, timeout=300)
+        self.assertEqual(res.returncode, 0, res.stdout + res.stderr)
+        self.assertEqual(out.read_text(), "root\n")
+        self.assertEqual((ops_home / "as-login").read_text(), f"{ops_user}\n{ops_home}\n")
+        self.assertEqual(os.stat(ops_home / "as-login").st_uid, os.stat(ops_home).st_uid)
 
 if __name__ == "__main__":
     unittest.main()

@@ -1,0 +1,60 @@
+"""A write-up's world on lab hosts, and its example plan run against it (ctest label `scenario`).
+
+Each scenario builds the world of one write-up in ../shared/writeups/ on real lab hosts
+(tests/lab/lab: sshd, `lab ops` users with sudo, podman as the Docker API, databases),
+runs the unchanged example plan from plans/examples/ through the real cutpilot binary, made
+to point at the lab by the ${env:NAME:-DEFAULT} values the plan gives for that, and asserts
+the end state the write-up wanted."""
+
+import json
+import os
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[2]
+sys.path.insert(0, str(ROOT / "tests" / "lab"))
+sys.path.insert(0, str(ROOT / "tests" / "cli"))
+from labcase import LabCase, read_env_file  # noqa: E402
+from test_run import RunTest, wait_for  # noqa: E402,F401
+
+EXAMPLES = ROOT / "plans" / "examples"
+
+
+class ScenarioCase(LabCase):
+    """A fresh lab per test; self.state is the run's --state-dir, self.plan_env the plan's ${env:}."""
+
+    def setUp(self):
+        self.dir = self.make_lab_dir()
+        self.state = str(Path(self.dir, "state"))
+        self.plan_env = {}
+
+    def env(self):
+        # The plan's runs are recorded (and locked) under XDG_STATE_HOME: each test its own,
+        # so two scenarios of one plan may run side by side and earlier runs stay theirs.
+        return dict(os.environ, CUTPILOT_LAB=self.dir, XDG_STATE_HOME=f"{self.dir}/xdg-state",
+                    **self.plan_env)
+
+    def host_env(self, host, service):
+        """The values an add-on wrote for host (DIR/hosts/HOST/SERVICE.env)."""
+        return read_env_file(Path(self.dir, "hosts", host, f"{service}.env"))
+
+    cutpilot = RunTest.cutpilot  # the binary with self.env(), to the end
+    start = RunTest.start  # the binary in the background, its output in a file
+
+    def status(self):
+        res = self.cutpilot("status", "--json", "--state-dir", self.state, timeout=30)
+        return json.loads(res.stdout) if res.returncode == 0 else {}
+
+    def state_of(self, step):
+        return {s["step"]: s for s in self.status().get("steps", [])}.get(step, {}).get("state")
+
+    def journal(self):
+        return [json.loads(line)
+                for line in Path(self.state, "journal.jsonl").read_text().splitlines()]
+
+    def report_downtime(self, scenario):
+        """Print the downtime the cockpit measured (the issue note quotes it) and return it."""
+        status = self.status()
+        downtime = status.get("downtime") or {}
+        sys.stderr.write(f"\n[scenario {scenario}: downtime {json.dumps(downtime)}]\n")
+        return downtime
