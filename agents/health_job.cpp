@@ -1,5 +1,6 @@
 #include "agents/health_job.h"
 
+#include <arpa/inet.h>
 #include <poll.h>
 #include <signal.h>
 #include <sys/signalfd.h>
@@ -14,6 +15,7 @@
 #include <optional>
 #include <vector>
 
+#include "agents/dns_query.h"
 #include "agents/health_probes.h"
 #include "agents/http_client.h"
 
@@ -46,6 +48,19 @@ bool read_count(const Json& v, uint64_t& out, std::string_view name, std::string
   if (!v.is_number_unsigned())
     return fail(error, "\"" + std::string(name) + "\" must be a non-negative integer");
   out = v.get<uint64_t>();
+  return true;
+}
+
+bool read_texts(const Json& v, std::vector<std::string>& out, std::string_view name,
+                std::string& error) {
+  const auto bad = [&] {
+    return fail(error, "\"" + std::string(name) + "\" must be an array of non-empty strings");
+  };
+  if (!v.is_array()) return bad();
+  for (const Json& item : v) {
+    if (!item.is_string() || item.get<std::string>().empty()) return bad();
+    out.push_back(item.get<std::string>());
+  }
   return true;
 }
 
@@ -182,6 +197,25 @@ constexpr Field kFields[] = {
      }},
     {"unit", "systemd",
      [](const Json& v, HealthSpec& s, std::string& e) { return read_text(v, s.unit, "unit", e); }},
+    {"name", "dns",
+     [](const Json& v, HealthSpec& s, std::string& e) { return read_text(v, s.name, "name", e); }},
+    {"record_type", "dns",
+     [](const Json& v, HealthSpec& s, std::string& e) {
+       return read_text(v, s.record_type, "record_type", e);
+     }},
+    {"servers", "dns",
+     [](const Json& v, HealthSpec& s, std::string& e) {
+       return read_texts(v, s.servers, "servers", e);
+     }},
+    {"expect_addresses", "dns",
+     [](const Json& v, HealthSpec& s, std::string& e) {
+       return read_texts(v, s.expect_addresses, "expect_addresses", e);
+     }},
+    {"max_ttl_s", "dns",
+     [](const Json& v, HealthSpec& s, std::string& e) {
+       s.max_ttl_s = 0;
+       return read_count(v, *s.max_ttl_s, "max_ttl_s", e);
+     }},
 };
 
 bool belongs_to(const Field& field, std::string_view check) {
@@ -201,6 +235,36 @@ std::string field_names(std::string_view check) {
   for (const auto& field : kFields)
     if (belongs_to(field, check)) names += (names.empty() ? "" : ", ") + std::string(field.name);
   return names;
+}
+
+// A dns spec: a name, A or AAAA, servers as ADDRESS[:PORT] with an IP address, expected
+// addresses of the type asked (kept in canonical text, sorted, for comparing).
+bool check_dns(HealthSpec& s, std::string& error) {
+  if (s.name.empty()) return fail(error, "dns needs \"name\"");
+  if (s.record_type != "A" && s.record_type != "AAAA")
+    return fail(error, "dns \"record_type\" must be A or AAAA");
+  if (dns_build_query(0, s.name, kDnsTypeA).empty())
+    return fail(error, "dns \"name\" " + s.name + " is not a DNS name");
+  for (const std::string& server : s.servers) {
+    const auto split = split_host_port(server, 53);
+    in6_addr any{};
+    if (!split || (inet_pton(AF_INET, split->first.c_str(), &any) != 1 &&
+                   inet_pton(AF_INET6, split->first.c_str(), &any) != 1))
+      return fail(error,
+                  "dns server \"" + server + "\" must be an IP address with an optional port");
+  }
+  const int family = s.record_type == "A" ? AF_INET : AF_INET6;
+  for (std::string& address : s.expect_addresses) {
+    in6_addr bytes{};
+    char text[INET6_ADDRSTRLEN] = {};
+    if (inet_pton(family, address.c_str(), &bytes) != 1)
+      return fail(error, "dns expects \"" + address + "\", which is not an " +
+                             (family == AF_INET ? "IPv4" : "IPv6") + " address (record_type " +
+                             s.record_type + ")");
+    address = inet_ntop(family, &bytes, text, sizeof text);
+  }
+  std::sort(s.expect_addresses.begin(), s.expect_addresses.end());
+  return true;
 }
 
 // What every check needs besides well-typed fields.
@@ -237,6 +301,8 @@ bool check_complete(HealthSpec& s, std::string& error) {
   } else if (s.check == "systemd") {
     if (s.unit.empty()) return fail(error, "systemd needs \"unit\"");
     if (s.expect.empty()) s.expect = "active";
+  } else if (s.check == "dns") {
+    return check_dns(s, error);
   }
   return true;
 }

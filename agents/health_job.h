@@ -2,7 +2,7 @@
 // disk free, load and systemd units, looked at once, until all are good, or until cancelled.
 //
 // Spec (JSON; unknown fields, and fields of another check, are errors):
-//   {"check": "containers" | "http" | "tcp" | "disk" | "load" | "systemd",   required
+//   {"check": "containers" | "http" | "tcp" | "disk" | "load" | "systemd" | "dns",   required
 //    "mode": "once" | "wait" | "watch",        default once
 //    "timeout_ms": N,        wait: give up after N ms (default 300000); watch: stop after N ms
 //                            (default 0: until cancelled); the last look is never cut short
@@ -26,6 +26,11 @@
 // load: "max_load1" (the 1-minute load average from /proc/loadavg). Status: ok, high.
 // systemd: "unit", "expect": the ActiveState wanted (default "active"). Status: the unit's
 //   ActiveState, or not-found; no systemctl (or no systemd running) fails the job.
+// dns: "name", "record_type" ("A" default, or "AAAA"), "servers" (["ADDRESS[:PORT]"]; none:
+//   /etc/resolv.conf's), "expect_addresses", "max_ttl_s". A target per server; status
+//   "answering ADDRESSES" (good when they are the expected ones and the TTL is within the
+//   bound), NXDOMAIN/SERVFAIL/..., no-records or unreachable; facts rcode, addresses, ttl,
+//   authoritative.
 //
 // Each change of a target's (status, detail) is sent once as a Health event; a target no
 // longer there (a container removed, an API error cleared) once with status "removed". The job
@@ -34,7 +39,7 @@
 // not yet good; a cancelled watch ends kCancelled. JobFinished.result:
 //   {"check", "mode", "good": bool, "seconds", "targets": [{"target", "status", "detail",
 //    "good", ...facts: container id/state/health/restarts/failing_streak/last_check/exit_code,
-//    http status_code/ms, disk free/total/free_percent, load load1, systemd states}]}
+//    http status_code/ms, disk free/total/free_percent, load load1, systemd states, dns}]}
 #pragma once
 
 #include <string>

@@ -7,9 +7,12 @@
 #include <cmath>
 #include <cstdio>
 #include <cstring>
+#include <fstream>
 #include <map>
+#include <sstream>
 
 #include "agents/command.h"
+#include "agents/dns_query.h"
 #include "agents/http_client.h"
 #include "agents/net_stream.h"
 #include "agents/spool.h"
@@ -275,6 +278,69 @@ ProbeResult probe_systemd(const HealthSpec& spec, const ProbeEnv& env) {
   return result;
 }
 
+// One server's answer as an observation: good when it gives the name's records (the
+// expected ones, when given) with a TTL within the bound.
+Observation dns_observation(const HealthSpec& spec, const std::string& server, uint16_t port,
+                            const ProbeEnv& env, bool& cancelled) {
+  Observation o;
+  o.target = join_host_port(server, port);
+  const uint16_t type = spec.record_type == "AAAA" ? kDnsTypeAaaa : kDnsTypeA;
+  std::string error;
+  const auto answer =
+      dns_query(server, port, spec.name, type, Clock::now() + env.timeout, env.cancel_fd, error);
+  if (!answer) {
+    cancelled = error == "cancelled";
+    o.status = "unreachable";
+    o.detail = error == "timed out" ? "no answer in " + std::to_string(env.timeout.count()) + " ms"
+                                    : error;
+    return o;
+  }
+  o.facts = {{"rcode", dns_rcode_name(answer->rcode)},
+             {"addresses", answer->addresses},
+             {"authoritative", answer->authoritative}};
+  if (answer->ttl) o.facts["ttl"] = *answer->ttl;
+  if (answer->rcode != 0 || answer->addresses.empty()) {
+    o.status = answer->rcode != 0 ? dns_rcode_name(answer->rcode) : "no-records";
+    o.detail = "no " + spec.record_type + " record for " + spec.name;
+    return o;
+  }
+  std::vector<std::string> problems;
+  const std::string got = join(answer->addresses, " ");
+  if (!spec.expect_addresses.empty() && answer->addresses != spec.expect_addresses)
+    problems.push_back("expected " + join(spec.expect_addresses, " "));
+  if (spec.max_ttl_s && answer->ttl && *answer->ttl > *spec.max_ttl_s)
+    problems.push_back("TTL above " + std::to_string(*spec.max_ttl_s) + " s");
+  o.good = problems.empty();
+  // The status changes only when the answer does (a resolver's TTL counts down every second).
+  o.status = "answering " + got;
+  o.detail =
+      join({"TTL " + std::to_string(answer->ttl.value_or(0)) + " s", join(problems, ", ")}, ", ");
+  return o;
+}
+
+ProbeResult probe_dns(const HealthSpec& spec, const ProbeEnv& env) {
+  ProbeResult result;
+  std::vector<std::string> servers = spec.servers;
+  if (servers.empty()) {
+    std::ifstream conf("/etc/resolv.conf");
+    std::stringstream text;
+    text << conf.rdbuf();
+    servers = resolv_conf_servers(text.str());
+    if (servers.empty()) {
+      result.fatal = "no dns servers given and /etc/resolv.conf names none";
+      return result;
+    }
+  }
+  for (const std::string& server : servers) {
+    const auto split = split_host_port(server, 53);
+    if (!split) continue;  // refused when the spec was read
+    result.targets.push_back(
+        dns_observation(spec, split->first, split->second, env, result.cancelled));
+    if (result.cancelled) break;
+  }
+  return result;
+}
+
 // Every check the health job runs.
 constexpr CheckKind kChecks[] = {
     {"containers", probe_containers},
@@ -283,6 +349,7 @@ constexpr CheckKind kChecks[] = {
     {"disk", probe_disk},
     {"load", probe_load},
     {"systemd", probe_systemd},
+    {"dns", probe_dns},
 };
 
 }  // namespace

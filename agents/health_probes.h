@@ -20,7 +20,7 @@ enum class HealthMode { kOnce, kWait, kWatch };
 
 // A parsed health spec (the JSON fields are documented in health_job.h).
 struct HealthSpec {
-  std::string check;  // containers, http, tcp, disk, load, systemd
+  std::string check;  // containers, http, tcp, disk, load, systemd, dns
   HealthMode mode = HealthMode::kOnce;
   uint64_t timeout_ms = 0;  // the whole job; 0: none
   uint64_t interval_ms = 1000;
@@ -51,6 +51,13 @@ struct HealthSpec {
   double max_load1 = 0;
   // systemd
   std::string unit;
+  // dns: name's records of record_type (A or AAAA) at each server ("ADDRESS[:PORT]"; none:
+  // the host's resolv.conf), equal to expect_addresses when given, TTL at most max_ttl_s
+  std::string name;
+  std::string record_type = "A";
+  std::vector<std::string> servers;
+  std::vector<std::string> expect_addresses;
+  std::optional<uint64_t> max_ttl_s;
 };
 
 // One target as a check saw it.

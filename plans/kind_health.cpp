@@ -1,4 +1,6 @@
-// The health action kind: containers, HTTP, TCP, disk, load and systemd checks.
+// The health action kind: containers, HTTP, TCP, disk, load, systemd and DNS checks.
+#include <arpa/inet.h>
+
 #include "plans/duration.h"
 #include "plans/kinds.h"
 #include "plans/size.h"
@@ -9,7 +11,9 @@ namespace {
 using Json = nlohmann::json;
 
 // The keys that name a check, in HealthCheck order; the one present says the kind.
-constexpr std::string_view kChecks[] = {"containers", "http", "tcp", "disk", "load", "systemd"};
+constexpr std::string_view kChecks[] = {"containers", "http",    "tcp", "disk",
+                                        "load",       "systemd", "dns"};
+constexpr std::string_view kRecordTypes[] = {"A", "AAAA"};
 constexpr std::string_view kModes[] = {"once", "wait", "watch"};
 constexpr std::string_view kContainerActions[] = {"stop", "start", "restart"};
 constexpr std::string_view kTcpExpect[] = {"open", "closed"};
@@ -26,6 +30,7 @@ struct HealthRead : HealthAction {
     SourcePos pos;
   };
   std::vector<Used> used;
+  std::optional<SourcePos> expect_pos;  // where `expect` was written
 };
 
 // Records that a check-only key was used (checked against the check kind afterwards).
@@ -110,6 +115,30 @@ constexpr FieldSpec<HealthRead> kHealthFields[] = {
        x.named.push_back(HealthCheck::kSystemd);
        if (auto v = r.string(e)) x.unit = std::move(*v);
      }},
+    {"dns",
+     [](Reader& r, const Entry& e, HealthRead& x) {
+       x.named.push_back(HealthCheck::kDns);
+       if (auto v = r.string(e)) x.dns_name = std::move(*v);
+     }},
+    {"servers",
+     [](Reader& r, const Entry& e, HealthRead& x) {
+       used(r, e, x, HealthCheck::kDns);
+       if (auto v = r.strings(e, /*single=*/true, /*allow_empty=*/false)) x.servers = *v;
+     }},
+    {"type",
+     [](Reader& r, const Entry& e, HealthRead& x) {
+       used(r, e, x, HealthCheck::kDns);
+       if (auto v = r.choice(e, kRecordTypes)) x.record_type = std::move(*v);
+     }},
+    {"max_ttl",
+     [](Reader& r, const Entry& e, HealthRead& x) {
+       used(r, e, x, HealthCheck::kDns);
+       auto v = r.duration(e);
+       if (v && *v % std::chrono::seconds(1) != Millis(0))
+         r.value_error(e, "must be a whole number of seconds (a TTL is)");
+       else if (v)
+         x.max_ttl = *v;
+     }},
     {"mode",
      [](Reader& r, const Entry& e, HealthRead& x) {
        if (auto v = r.choice(e, kModes))
@@ -152,8 +181,17 @@ constexpr FieldSpec<HealthRead> kHealthFields[] = {
     {"connect_to", only_for<HealthCheck::kHttp, read_text<HealthRead, &HealthAction::connect_to>>},
     {"tls_verify", only_for<HealthCheck::kHttp, read_flag<HealthRead, &HealthAction::tls_verify>>},
     {"ca_file", only_for<HealthCheck::kHttp, read_text<HealthRead, &HealthAction::ca_file>>},
-    // tcp: open | closed; systemd: any ActiveState. Checked against the kind afterwards.
-    {"expect", only_for<HealthCheck::kTcp, read_text<HealthRead, &HealthAction::expect>>},
+    // tcp: open | closed; systemd: any ActiveState; dns: the addresses. Checked against the
+    // kind afterwards.
+    {"expect",
+     [](Reader& r, const Entry& e, HealthRead& x) {
+       used(r, e, x, HealthCheck::kTcp);
+       auto v = r.strings(e, /*single=*/true, /*allow_empty=*/false);
+       if (!v) return;
+       x.expect_addresses = *v;
+       x.expect = v->front();
+       x.expect_pos = r.source().pos_of(e.value);
+     }},
     {"min_free",
      [](Reader& r, const Entry& e, HealthRead& x) {
        used(r, e, x, HealthCheck::kDisk);
@@ -165,6 +203,33 @@ constexpr FieldSpec<HealthRead> kHealthFields[] = {
        if (auto v = r.number(e, 0, 100)) x.min_free_percent = *v;
      }},
 };
+
+// "ADDRESS", "ADDRESS:PORT" or "[V6]:PORT" with an IP address (a resolver is never a name).
+bool valid_dns_server(const std::string& text) {
+  std::string address = text;
+  std::string port;
+  if (text.size() > 2 && text.front() == '[') {
+    const size_t close = text.find(']');
+    if (close == std::string::npos) return false;
+    address = text.substr(1, close - 1);
+    if (close + 1 < text.size()) {
+      if (text[close + 1] != ':') return false;
+      port = text.substr(close + 2);
+    }
+  } else if (const size_t colon = text.find(':');
+             colon != std::string::npos && text.find(':', colon + 1) == std::string::npos) {
+    address = text.substr(0, colon);
+    port = text.substr(colon + 1);
+    if (port.empty()) return false;
+  }
+  if (!port.empty() &&
+      (port.size() > 5 || port.find_first_not_of("0123456789") != std::string::npos ||
+       std::stoul(port) == 0 || std::stoul(port) > 65535))
+    return false;
+  in6_addr bytes{};
+  return inet_pton(AF_INET, address.c_str(), &bytes) == 1 ||
+         inet_pton(AF_INET6, address.c_str(), &bytes) == 1;
+}
 
 std::string check_name(HealthCheck check) {
   return std::string(kChecks[static_cast<int>(check)]);
@@ -215,13 +280,37 @@ std::optional<Action> read_health_action(ActionInput& input) {
   }
   health.check = read.named.front();
   for (const HealthRead::Used& key : read.used) {
-    const bool fits =
-        key.check == health.check || (key.key == "expect" && health.check == HealthCheck::kSystemd);
+    const bool fits = key.check == health.check ||
+                      (key.key == "expect" && (health.check == HealthCheck::kSystemd ||
+                                               health.check == HealthCheck::kDns));
     if (!fits)
       reader.error(key.pos, quote(key.key) + " in " + input.section + " is for " +
-                                (key.key == "expect" ? std::string("tcp and systemd")
+                                (key.key == "expect" ? std::string("tcp, systemd and dns")
                                                      : check_name(key.check)) +
                                 " checks, not " + check_name(health.check));
+  }
+  if (health.check == HealthCheck::kDns) {
+    health.expect.reset();
+  } else {
+    if (read.expect_addresses.size() > 1)
+      reader.error(*read.expect_pos, "'expect' in " + input.section + " takes one value for a " +
+                                         check_name(health.check) + " check");
+    health.expect_addresses.clear();
+  }
+  if (health.check == HealthCheck::kDns) {
+    const int family = health.record_type == "A" ? AF_INET : AF_INET6;
+    for (const std::string& address : health.expect_addresses) {
+      in6_addr bytes{};
+      if (inet_pton(family, address.c_str(), &bytes) != 1)
+        reader.error(*read.expect_pos, "'expect' in " + input.section + ": " + quote(address) +
+                                           " is not an " + (family == AF_INET ? "IPv4" : "IPv6") +
+                                           " address (type " + health.record_type + ")");
+    }
+    for (const std::string& server : health.servers)
+      if (!valid_dns_server(server))
+        reader.error(at, input.section + ": dns server " + quote(server) +
+                             " must be an IP address with an optional port (\"192.0.2.53\", "
+                             "\"127.0.0.1:5353\", \"[2001:db8::53]:53\")");
   }
   if (health.check == HealthCheck::kTcp && health.expect &&
       std::find(std::begin(kTcpExpect), std::end(kTcpExpect), *health.expect) ==
@@ -281,6 +370,13 @@ Translation health_job(const HealthAction& h, const JobInput&) {
       spec["unit"] = h.unit;
       put("expect", h.expect);
       break;
+    case HealthCheck::kDns:
+      spec["name"] = h.dns_name;
+      spec["record_type"] = h.record_type;
+      if (!h.servers.empty()) spec["servers"] = h.servers;
+      if (!h.expect_addresses.empty()) spec["expect_addresses"] = h.expect_addresses;
+      if (h.max_ttl) spec["max_ttl_s"] = h.max_ttl->count() / 1000;
+      break;
   }
   return make_job("health", spec);
 }
@@ -331,6 +427,12 @@ std::string describe_health(const HealthAction& h, const DescribeInput&) {
     }
     case HealthCheck::kSystemd:
       what = "systemd unit " + h.unit + " is " + h.expect.value_or("active");
+      break;
+    case HealthCheck::kDns:
+      what = (h.servers.empty() ? std::string("the host's resolvers") : joined(h.servers)) +
+             " answer " + h.dns_name + " " + h.record_type +
+             (h.expect_addresses.empty() ? " with any address" : " " + joined(h.expect_addresses));
+      if (h.max_ttl) what += ", TTL at most " + format_duration(*h.max_ttl);
       break;
   }
   return mode_words(h) + what;

@@ -127,7 +127,7 @@ struct DbAction {
 };
 
 // The health check kinds (agents/health_job.h).
-enum class HealthCheck { kContainers, kHttp, kTcp, kDisk, kLoad, kSystemd };
+enum class HealthCheck { kContainers, kHttp, kTcp, kDisk, kLoad, kSystemd, kDns };
 
 // How a health job looks: once, until everything is good, or until its timeout.
 enum class HealthMode { kOnce, kWait, kWatch };
@@ -135,7 +135,8 @@ enum class HealthMode { kOnce, kWait, kWatch };
 // `health = { containers = ["web", "worker"], timeout = "5m" }`, `health = { http =
 // "https://shop.example.com/", connect_to = "10.0.0.5" }`, `health = { tcp = "db:5432" }`,
 // `health = { disk = "/srv", min_free = "10GiB" }`, `health = { load = 4.0 }`,
-// `health = { systemd = "nginx.service" }`. The mode defaults to wait.
+// `health = { systemd = "nginx.service" }`, `health = { dns = "www.example.org", servers =
+// ["192.0.2.53"], expect = "203.0.113.7", max_ttl = "5m" }`. The mode defaults to wait.
 struct HealthAction {
   HealthCheck check = HealthCheck::kContainers;
   HealthMode mode = HealthMode::kWait;
@@ -169,6 +170,13 @@ struct HealthAction {
   double max_load1 = 0;
   // systemd
   std::string unit;
+  // dns: name's A (or AAAA) records at each server equal expect_addresses (when given), TTL
+  // at most max_ttl
+  std::string dns_name;
+  std::string record_type = "A";
+  std::vector<std::string> servers;
+  std::vector<std::string> expect_addresses;
+  std::optional<Millis> max_ttl;
 };
 
 // `wait = "30s"` or `wait = { for = "30s" }`: a pause in the cockpit, no job.

@@ -132,6 +132,39 @@ class AddonTest(LabCase):
         self.lab("down", "--dir", d)
         self.assert_gone(starts, "nginx master and workers")
 
+    def test_dns(self):
+        """knotd answers the zone, takes an update signed with the lab's key, refuses an
+        unsigned one, and stops with the lab."""
+        d = self.up()
+        self.lab("dns", "--dir", d, "a")
+        env = read_env_file(Path(d, "hosts", "a", "dns.env"))
+        server = ["@127.0.0.1", "-p", env["DNS_PORT"]]
+
+        def dig(name):
+            res = subprocess.run(["kdig", *server, "+noall", "+answer", name, "A"],
+                                 capture_output=True, text=True, timeout=30)
+            self.assertEqual(res.returncode, 0, res.stderr)
+            return [line.split() for line in res.stdout.splitlines()]
+
+        self.assertEqual(dig("www.example.org"), [["www.example.org.", "3600", "IN", "A", "192.0.2.10"]])
+
+        def update(key):
+            script = (f"server 127.0.0.1 {env['DNS_PORT']}\nzone example.org\n"
+                      "update delete www.example.org A\nupdate add www.example.org 300 A 192.0.2.99\nsend\n")
+            return subprocess.run(["knsupdate", *key], input=script, capture_output=True, text=True,
+                                  timeout=30)
+
+        refused = update([])
+        self.assertNotEqual(refused.returncode, 0)
+        self.assertIn("NOTAUTH", refused.stdout + refused.stderr)
+        self.assertEqual(dig("www.example.org")[0][4], "192.0.2.10")
+        signed = update(["-y", f"{env['DNS_TSIG_ALGORITHM']}:{env['DNS_TSIG_NAME']}:{env['DNS_TSIG_SECRET']}"])
+        self.assertEqual(signed.returncode, 0, signed.stdout + signed.stderr)
+        self.assertEqual(dig("www.example.org"), [["www.example.org.", "300", "IN", "A", "192.0.2.99"]])
+        starts = self.service_pids(d, "dns")
+        self.lab("down", "--dir", d)
+        self.assert_gone(starts, "knotd")
+
     def test_unknown_host(self):
         """Every add-on on an unknown host fails naming it and changes nothing."""
         d = self.up()

@@ -186,7 +186,7 @@ const BrokenPlan kBrokenPlans[] = {
      STEPS_HEAD "[[steps]]\nid = \"a\"\non = \"target\"\n"
                 "health = { tcp = \"db:5432\", load = 4 }\n",
      "8:10: error: health of step 'a' needs exactly one check: containers, http, tcp, disk, "
-     "load, systemd"},
+     "load, systemd, dns"},
     {"when that is not a condition",
      STEPS_HEAD "[[steps]]\nid = \"a\"\nwait = \"1s\"\n[[steps]]\nid = \"b\"\n"
                 "when = \"a.done\"\nwait = \"1s\"\n",
@@ -212,6 +212,24 @@ const BrokenPlan kBrokenPlans[] = {
     {"misspelt check in health: one error, not a second about the missing check",
      STEPS_HEAD "[[steps]]\nid = \"a\"\non = \"target\"\nhealth = { tcpp = \"db:5432\" }\n",
      "8:12: error: unknown key 'tcpp' in health of step 'a'; did you mean 'tcp'?"},
+    {"dns server given as a name",
+     STEPS_HEAD "[[steps]]\nid = \"a\"\non = \"target\"\n"
+                "health = { dns = \"www.example.org\", servers = [\"ns1.example.org\"] }\n",
+     "8:10: error: health of step 'a': dns server 'ns1.example.org' must be an IP address with "
+     "an optional port (\"192.0.2.53\", \"127.0.0.1:5353\", \"[2001:db8::53]:53\")"},
+    {"dns expecting an address of the other family",
+     STEPS_HEAD
+     "[[steps]]\nid = \"a\"\non = \"target\"\n"
+     "health = { dns = \"www.example.org\", expect = [\"192.0.2.1\", \"2001:db8::1\"] }\n",
+     "8:46: error: 'expect' in health of step 'a': '2001:db8::1' is not an IPv4 address (type A)"},
+    {"two values expected of a tcp port",
+     STEPS_HEAD "[[steps]]\nid = \"a\"\non = \"target\"\n"
+                "health = { tcp = \"db:5432\", expect = [\"open\", \"closed\"] }\n",
+     "8:38: error: 'expect' in health of step 'a' takes one value for a tcp check"},
+    {"a TTL bound in fractions of a second",
+     STEPS_HEAD "[[steps]]\nid = \"a\"\non = \"target\"\n"
+                "health = { dns = \"www.example.org\", max_ttl = \"1500ms\" }\n",
+     "8:47: error: 'max_ttl' in health of step 'a' must be a whole number of seconds (a TTL is)"},
     {"unknown rollback action with a suggestion",
      STEPS_HEAD "[[steps]]\nid = \"a\"\non = \"target\"\nexec = { run = [\"true\"] }\n"
                 "rollback = { exce = { run = [\"false\"] } }\n",
