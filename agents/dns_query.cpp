@@ -165,30 +165,31 @@ std::string read_all(int fd, std::vector<uint8_t>& out, Clock::time_point deadli
   return "";
 }
 
-std::optional<DnsAnswer> query_tcp(const std::string& server, uint16_t port,
-                                   const std::vector<uint8_t>& query, uint16_t id,
-                                   const std::string& name, uint16_t type,
-                                   Clock::time_point deadline, int cancel_fd, std::string& error) {
-  const int fd = connect_tcp(server, port, deadline, cancel_fd, error);
-  if (fd < 0) return std::nullopt;
-  std::vector<uint8_t> framed;
-  put16(framed, static_cast<uint16_t>(query.size()));
-  framed.insert(framed.end(), query.begin(), query.end());
-  std::vector<uint8_t> length(2), message;
-  error = write_all(fd, framed, deadline, cancel_fd);
-  if (error.empty()) error = read_all(fd, length, deadline, cancel_fd);
-  if (error.empty()) {
-    message.resize(get16(length, 0));
-    error = read_all(fd, message, deadline, cancel_fd);
-  }
-  close(fd);
-  if (!error.empty()) return std::nullopt;
-  return dns_parse_response(message, id, name, type, error);
-}
-
 }  // namespace
 
+std::string dns_canonical(const std::string& name) {
+  return canonical(name);
+}
+
+std::vector<uint8_t> dns_wire_name(const std::string& name, bool canonical_case) {
+  const std::string bare = canonical_case                        ? canonical(name)
+                           : !name.empty() && name.back() == '.' ? name.substr(0, name.size() - 1)
+                                                                 : name;
+  if (bare.empty() || bare.size() > kMaxNameBytes - 2 || bare.back() == '.') return {};
+  std::vector<uint8_t> out;
+  std::istringstream labels(bare);
+  for (std::string label; std::getline(labels, label, '.');) {
+    if (label.empty() || label.size() > 63) return {};
+    out.push_back(static_cast<uint8_t>(label.size()));
+    out.insert(out.end(), label.begin(), label.end());
+  }
+  out.push_back(0);
+  return out;
+}
+
 std::vector<uint8_t> dns_build_query(uint16_t id, const std::string& name, uint16_t type) {
+  const std::vector<uint8_t> wire = dns_wire_name(name);
+  if (wire.empty()) return {};
   std::vector<uint8_t> out;
   put16(out, id);
   put16(out, 0x0100);  // a standard query, recursion desired (resolvers need it)
@@ -196,20 +197,31 @@ std::vector<uint8_t> dns_build_query(uint16_t id, const std::string& name, uint1
   put16(out, 0);
   put16(out, 0);
   put16(out, 0);
-  const std::string bare =
-      !name.empty() && name.back() == '.' ? name.substr(0, name.size() - 1) : name;
-  if (bare.empty() || bare.size() > kMaxNameBytes - 2) return {};
-  std::istringstream labels(bare);
-  for (std::string label; std::getline(labels, label, '.');) {
-    if (label.empty() || label.size() > 63) return {};
-    out.push_back(static_cast<uint8_t>(label.size()));
-    out.insert(out.end(), label.begin(), label.end());
-  }
-  if (bare.back() == '.') return {};
-  out.push_back(0);
+  out.insert(out.end(), wire.begin(), wire.end());
   put16(out, type);
   put16(out, kClassIn);
   return out;
+}
+
+std::optional<std::vector<uint8_t>> dns_exchange_tcp(const std::string& server, uint16_t port,
+                                                     const std::vector<uint8_t>& message,
+                                                     Clock::time_point deadline, int cancel_fd,
+                                                     std::string& error) {
+  const int fd = connect_tcp(server, port, deadline, cancel_fd, error);
+  if (fd < 0) return std::nullopt;
+  std::vector<uint8_t> framed;
+  put16(framed, static_cast<uint16_t>(message.size()));
+  framed.insert(framed.end(), message.begin(), message.end());
+  std::vector<uint8_t> length(2), reply;
+  error = write_all(fd, framed, deadline, cancel_fd);
+  if (error.empty()) error = read_all(fd, length, deadline, cancel_fd);
+  if (error.empty()) {
+    reply.resize(get16(length, 0));
+    error = read_all(fd, reply, deadline, cancel_fd);
+  }
+  close(fd);
+  if (!error.empty()) return std::nullopt;
+  return reply;
 }
 
 std::optional<DnsAnswer> dns_parse_response(const std::vector<uint8_t>& m, uint16_t id,
@@ -298,8 +310,10 @@ std::optional<DnsAnswer> dns_query(const std::string& server, uint16_t port,
   }
   std::optional<DnsAnswer> answer =
       query_udp(to, to_len, query, id, name, type, deadline, cancel_fd, error);
-  if (answer && answer->truncated)
-    answer = query_tcp(server, port, query, id, name, type, deadline, cancel_fd, error);
+  if (answer && answer->truncated) {
+    const auto reply = dns_exchange_tcp(server, port, query, deadline, cancel_fd, error);
+    answer = reply ? dns_parse_response(*reply, id, name, type, error) : std::nullopt;
+  }
   return answer;
 }
 

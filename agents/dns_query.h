@@ -44,6 +44,20 @@ std::optional<DnsAnswer> dns_query(const std::string& server, uint16_t port,
                                    std::chrono::steady_clock::time_point deadline, int cancel_fd,
                                    std::string& error);
 
+// A name without its trailing dot, lower-cased (names compare without case).
+std::string dns_canonical(const std::string& name);
+
+// A name in wire form (length-prefixed labels, a zero at the end), lower-cased when
+// canonical; empty when it is not a valid DNS name.
+std::vector<uint8_t> dns_wire_name(const std::string& name, bool canonical = false);
+
+// Sends message over TCP to server:port and reads one framed reply before deadline; nullopt
+// with error set.
+std::optional<std::vector<uint8_t>> dns_exchange_tcp(const std::string& server, uint16_t port,
+                                                     const std::vector<uint8_t>& message,
+                                                     std::chrono::steady_clock::time_point deadline,
+                                                     int cancel_fd, std::string& error);
+
 // The nameservers of a resolv.conf text ("nameserver ADDRESS" lines), in order.
 std::vector<std::string> resolv_conf_servers(const std::string& text);
 

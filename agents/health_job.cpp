@@ -483,20 +483,10 @@ proto::JobFinished run_health(std::string_view text, JobContext& job) {
   std::string error;
   const std::optional<HealthSpec> spec = parse(text, error);
   if (!spec) return failed_result(job.job_id(), error);
-  if (job.cancel_requested()) {
-    proto::JobFinished done = failed_result(job.job_id(), "cancelled before it started");
-    done.state = proto::JobState::kCancelled;
-    return done;
-  }
-  // The runner blocks these; a cancel interrupts any wait through this descriptor.
-  sigset_t signals;
-  sigemptyset(&signals);
-  sigaddset(&signals, SIGTERM);
-  sigaddset(&signals, SIGINT);
-  const int signal_fd = signalfd(-1, &signals, SFD_CLOEXEC | SFD_NONBLOCK);
-  if (signal_fd < 0)
-    return failed_result(job.job_id(),
-                         std::string("cannot watch signals: ") + std::strerror(errno));
+  if (job.cancel_requested()) return cancelled_before_start(job);
+  // The runner blocks the cancel signals; a cancel interrupts any wait through this descriptor.
+  const int signal_fd = cancel_signal_fd(error);
+  if (signal_fd < 0) return failed_result(job.job_id(), error);
   proto::JobFinished done = run(*spec, signal_fd, job);
   close(signal_fd);
   return done;

@@ -3,12 +3,14 @@
 #include <fcntl.h>
 #include <signal.h>
 #include <sys/file.h>
+#include <sys/signalfd.h>
 #include <unistd.h>
 
 #include <cstdio>
 #include <cstring>
 
 #include "agents/db_job.h"
+#include "agents/dns_update.h"
 #include "agents/exec_job.h"
 #include "agents/file_job.h"
 #include "agents/health_job.h"
@@ -32,9 +34,26 @@ constexpr JobKind kJobKinds[] = {
     {"peer", validate_peer_spec, run_peer},
     {"health", validate_health_spec, run_health},
     {"db", validate_db_spec, run_db},
+    {"dns", validate_dns_update_spec, run_dns_update},
 };
 
 }  // namespace
+
+proto::JobFinished cancelled_before_start(const JobContext& job) {
+  proto::JobFinished done = failed_result(job.job_id(), "cancelled before it started");
+  done.state = proto::JobState::kCancelled;
+  return done;
+}
+
+int cancel_signal_fd(std::string& error) {
+  sigset_t signals;
+  sigemptyset(&signals);
+  sigaddset(&signals, SIGTERM);
+  sigaddset(&signals, SIGINT);
+  const int fd = signalfd(-1, &signals, SFD_CLOEXEC | SFD_NONBLOCK);
+  if (fd < 0) error = std::string("cannot watch signals: ") + std::strerror(errno);
+  return fd;
+}
 
 bool JobContext::emit(proto::Message event) {
   std::visit(

@@ -58,6 +58,13 @@ class JobContext {
 // A failed job result: no exit code, error says why.
 proto::JobFinished failed_result(std::string job_id, std::string error, uint64_t seq = 0);
 
+// A job that was cancelled before it started anything.
+proto::JobFinished cancelled_before_start(const JobContext& job);
+
+// A signalfd for the cancel signals the runner blocks (SIGTERM, SIGINT), for a kind that waits
+// in poll(); -1 with error set when it cannot be had.
+int cancel_signal_fd(std::string& error);
+
 // One job kind: its name, how to check a spec before claiming, how to run it.
 struct JobKind {
   std::string_view name;

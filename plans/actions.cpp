@@ -33,6 +33,7 @@ constexpr ActionKindSpec kActionKinds[] = {
     {"db", read_db_action, job_of<DbAction, db_job>, shown_as<DbAction, describe_db>},
     {"health", read_health_action, job_of<HealthAction, health_job>,
      shown_as<HealthAction, describe_health>},
+    {"dns", read_dns_action, job_of<DnsAction, dns_job>, shown_as<DnsAction, describe_dns>},
     {"wait", read_wait_action, no_job, shown_as<WaitAction, describe_wait>},
 };
 static_assert(std::size(kActionKinds) == std::variant_size_v<Action>,
@@ -64,6 +65,8 @@ std::string destructive_reason(const Action& action) {
     return health->container_action == "stop" || health->container_action == "restart"
                ? "it " + *health->container_action + "s containers"
                : "";
+  if (const auto* dns = std::get_if<DnsAction>(&action))
+    return "a dns update replaces the records of " + dns->name;
   return "";
 }
 

@@ -24,6 +24,8 @@ struct EndpointRead : DbEndpoint {
   bool has_database = false;
 };
 
+}  // namespace
+
 bool valid_env_name(std::string_view name) {
   if (name.empty() || (name[0] >= '0' && name[0] <= '9')) return false;
   for (char c : name)
@@ -31,6 +33,24 @@ bool valid_env_name(std::string_view name) {
       return false;
   return true;
 }
+
+std::optional<std::string> read_env_name(Reader& r, const Entry& e) {
+  auto v = r.string(e);
+  if (!v) return std::nullopt;
+  if (!valid_env_name(*v)) {
+    r.value_error(e,
+                  "must name an environment variable (letters, digits and '_'), not " + quote(*v));
+    return std::nullopt;
+  }
+  // The value is read when the step runs; say now if it is missing.
+  if (!r.expander().expand("${env:" + *v + "}").ok())
+    r.warning(r.source().pos_of(e.value), quote(e.key) + " in " + std::string(e.section) +
+                                              ": environment variable " + quote(*v) +
+                                              " is not set (the step fails without it)");
+  return v;
+}
+
+namespace {
 
 constexpr FieldSpec<EndpointRead> kEndpointFields[] = {
     {"host",
@@ -54,19 +74,7 @@ constexpr FieldSpec<EndpointRead> kEndpointFields[] = {
     {"user", read_text<EndpointRead, &DbEndpoint::user>},
     {"password_env",
      [](Reader& r, const Entry& e, EndpointRead& x) {
-       auto v = r.string(e);
-       if (!v) return;
-       if (!valid_env_name(*v)) {
-         r.value_error(
-             e, "must name an environment variable (letters, digits and '_'), not " + quote(*v));
-         return;
-       }
-       // The value is read when the step runs; say now if it is missing.
-       if (!r.expander().expand("${env:" + *v + "}").ok())
-         r.warning(r.source().pos_of(e.value), "'password_env' in " + std::string(e.section) +
-                                                   ": environment variable " + quote(*v) +
-                                                   " is not set (the step fails without it)");
-       x.password_env = std::move(*v);
+       if (auto v = read_env_name(r, e)) x.password_env = std::move(*v);
      }},
     {"bin_dir", read_text<EndpointRead, &DbEndpoint::bin_dir>},
 };

@@ -204,33 +204,6 @@ constexpr FieldSpec<HealthRead> kHealthFields[] = {
      }},
 };
 
-// "ADDRESS", "ADDRESS:PORT" or "[V6]:PORT" with an IP address (a resolver is never a name).
-bool valid_dns_server(const std::string& text) {
-  std::string address = text;
-  std::string port;
-  if (text.size() > 2 && text.front() == '[') {
-    const size_t close = text.find(']');
-    if (close == std::string::npos) return false;
-    address = text.substr(1, close - 1);
-    if (close + 1 < text.size()) {
-      if (text[close + 1] != ':') return false;
-      port = text.substr(close + 2);
-    }
-  } else if (const size_t colon = text.find(':');
-             colon != std::string::npos && text.find(':', colon + 1) == std::string::npos) {
-    address = text.substr(0, colon);
-    port = text.substr(colon + 1);
-    if (port.empty()) return false;
-  }
-  if (!port.empty() &&
-      (port.size() > 5 || port.find_first_not_of("0123456789") != std::string::npos ||
-       std::stoul(port) == 0 || std::stoul(port) > 65535))
-    return false;
-  in6_addr bytes{};
-  return inet_pton(AF_INET, address.c_str(), &bytes) == 1 ||
-         inet_pton(AF_INET6, address.c_str(), &bytes) == 1;
-}
-
 std::string check_name(HealthCheck check) {
   return std::string(kChecks[static_cast<int>(check)]);
 }
@@ -258,6 +231,32 @@ std::string joined(const std::vector<std::string>& words) {
 }
 
 }  // namespace
+
+bool valid_dns_server(const std::string& text) {
+  std::string address = text;
+  std::string port;
+  if (text.size() > 2 && text.front() == '[') {
+    const size_t close = text.find(']');
+    if (close == std::string::npos) return false;
+    address = text.substr(1, close - 1);
+    if (close + 1 < text.size()) {
+      if (text[close + 1] != ':') return false;
+      port = text.substr(close + 2);
+    }
+  } else if (const size_t colon = text.find(':');
+             colon != std::string::npos && text.find(':', colon + 1) == std::string::npos) {
+    address = text.substr(0, colon);
+    port = text.substr(colon + 1);
+    if (port.empty()) return false;
+  }
+  if (!port.empty() &&
+      (port.size() > 5 || port.find_first_not_of("0123456789") != std::string::npos ||
+       std::stoul(port) == 0 || std::stoul(port) > 65535))
+    return false;
+  in6_addr bytes{};
+  return inet_pton(AF_INET, address.c_str(), &bytes) == 1 ||
+         inet_pton(AF_INET6, address.c_str(), &bytes) == 1;
+}
 
 std::optional<Action> read_health_action(ActionInput& input) {
   Reader& reader = input.reader;

@@ -147,6 +147,21 @@ Translation health_job(const HealthAction& health, const JobInput& input);
 // The probe in words: "wait up to 5m until containers web are running and healthy".
 std::string describe_health(const HealthAction& health, const DescribeInput& input);
 
+// Reads `dns = { update = "www.example.org", ... }`.
+std::optional<Action> read_dns_action(ActionInput& input);
+// The `dns` job (agents/dns_update.h), its TSIG secret from the context's secrets.
+Translation dns_job(const DnsAction& dns, const JobInput& input);
+// "update www.example.org A to 203.0.113.7 (TTL 5m) at 192.0.2.53, signed with key K".
+std::string describe_dns(const DnsAction& dns, const DescribeInput& input);
+// True for a DNS server as plans write one: "ADDRESS", "ADDRESS:PORT" or "[V6]:PORT" with an IP
+// address (a resolver is never a name).
+bool valid_dns_server(const std::string& text);
+// True for a name an environment variable may have (letters, digits, '_', not a digit first).
+bool valid_env_name(std::string_view name);
+// Reads a key naming an environment variable the step reads when it runs (password_env,
+// key_env): refused unless a valid name, a warning when it is not set now.
+std::optional<std::string> read_env_name(Reader& r, const Entry& e);
+
 // Reads `wait = "30s"` or `wait = { for = "30s" }`.
 std::optional<Action> read_wait_action(ActionInput& input);
 // "pause 30s (in the cockpit, no job)".

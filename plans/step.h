@@ -179,15 +179,32 @@ struct HealthAction {
   std::optional<Millis> max_ttl;
 };
 
+// `dns = { update = "www.example.org", zone = "example.org", server = "192.0.2.53", address =
+// "203.0.113.7", ttl = "5m", key = "NAME", key_env = "TSIG_SECRET" }`: an RFC 2136 update
+// of the name's A (or AAAA) records, signed with TSIG, the secret from the cockpit's env.
+struct DnsAction {
+  std::string name;
+  std::string zone;
+  std::string server;  // ADDRESS[:PORT], an IP address
+  std::string record_type = "A";
+  std::vector<std::string> addresses;
+  Millis ttl{std::chrono::minutes(5)};
+  std::string key_name;
+  std::string key_env;
+  std::string algorithm = "hmac-sha256";
+};
+
 // `wait = "30s"` or `wait = { for = "30s" }`: a pause in the cockpit, no job.
 struct WaitAction {
   Millis duration{0};
 };
 
 // What a step does on each of its hosts.
-using Action = std::variant<ExecAction, FileAction, SyncAction, DbAction, HealthAction, WaitAction>;
+using Action =
+    std::variant<ExecAction, FileAction, SyncAction, DbAction, HealthAction, DnsAction, WaitAction>;
 
-// The key that names an action in a step table ("exec", "file", "sync", "db", "health", "wait").
+// The key that names an action in a step table ("exec", "file", "sync", "db", "health", "dns",
+// "wait").
 std::string_view action_kind(const Action& action);
 
 // Whether a step waits for the operator before it starts.

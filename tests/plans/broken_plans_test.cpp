@@ -153,7 +153,7 @@ const BrokenPlan kBrokenPlans[] = {
      STEPS_HEAD "[[steps]]\nid = \"a\"\non = \"target\"\nexec = { run = [\"ls\", \"${app}\"] }\n",
      "8:23: error: 'run' in exec of step 'a': unknown variable 'app' (not in [vars])"},
     {"step without an action", STEPS_HEAD "[[steps]]\nid = \"a\"\non = \"target\"\n",
-     "5:1: error: step 'a' has no action (one of exec, file, sync, db, health, wait)"},
+     "5:1: error: step 'a' has no action (one of exec, file, sync, db, health, dns, wait)"},
     {"step with two actions",
      STEPS_HEAD "[[steps]]\nid = \"a\"\non = \"target\"\nexec = { run = [\"true\"] }\n"
                 "wait = \"1s\"\n",

@@ -7,6 +7,7 @@
 #include <fstream>
 
 #include "agents/db_job.h"
+#include "agents/dns_update.h"
 #include "agents/exec_job.h"
 #include "agents/file_job.h"
 #include "agents/health_job.h"
@@ -110,6 +111,7 @@ TEST_P(ExampleTest, EveryActionAndRollbackIsAJobTheAgentAccepts) {
             : t.job->kind == "sync"   ? agent::validate_sync_spec(t.job->spec, error)
             : t.job->kind == "db"     ? agent::validate_db_spec(t.job->spec, error)
             : t.job->kind == "health" ? agent::validate_health_spec(t.job->spec, error)
+            : t.job->kind == "dns"    ? agent::validate_dns_update_spec(t.job->spec, error)
                                       : false;
         EXPECT_TRUE(accepted) << step.id << " on " << host << ": " << error << "\n" << t.job->spec;
         EXPECT_EQ(t.job->redacted.find("-secret"), std::string::npos) << step.id;

@@ -6,6 +6,7 @@
 #include <nlohmann/json.hpp>
 
 #include "agents/db_job.h"
+#include "agents/dns_update.h"
 #include "agents/exec_job.h"
 #include "agents/file_job.h"
 #include "agents/health_job.h"
@@ -164,6 +165,7 @@ std::string agent_refuses(const JobSpec& job) {
   if (job.kind == "sync") ok = agent::validate_sync_spec(job.spec, error);
   if (job.kind == "db") ok = agent::validate_db_spec(job.spec, error);
   if (job.kind == "health") ok = agent::validate_health_spec(job.spec, error);
+  if (job.kind == "dns") ok = agent::validate_dns_update_spec(job.spec, error);
   return ok ? "" : job.kind + ": " + (error.empty() ? "refused" : error);
 }
 
