@@ -1,10 +1,10 @@
 #!/usr/bin/env bash
 # check_examples.sh CUTPILOT (run from the source tree): `cutpilot check` accepts every plan
 # in plans/examples/ with exit 0, its one-line summary and nothing on stderr (the database
-# passwords the examples name are set, as they would be for a run).
+# passwords and DNS secrets the examples name are set, as they would be for a run).
 set -u
 bin=$1
-export OLD_DB_PASSWORD=x NEW_DB_PASSWORD=x PAYROLL_DB_PASSWORD=x
+export OLD_DB_PASSWORD=x NEW_DB_PASSWORD=x PAYROLL_DB_PASSWORD=x PAYROLL_DNS_SECRET=eA== SHOP_DNS_SECRET=eA==
 count=0
 for plan in plans/examples/*.toml; do
   err=$("$bin" check "$plan" 2>&1 >/dev/null)

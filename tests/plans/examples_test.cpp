@@ -23,12 +23,14 @@ namespace fs = std::filesystem;
 
 const fs::path kExamples = fs::path(CUTPILOT_SOURCE_DIR) / "plans" / "examples";
 
-// The cockpit's environment when the examples run: the passwords they name are set.
+// The cockpit's environment when the examples run: the passwords and DNS secrets are set.
 EnvLookup environment() {
   return test::fake_env({{"HOME", "/home/op"},
                          {"OLD_DB_PASSWORD", "old-secret"},
                          {"NEW_DB_PASSWORD", "new-secret"},
-                         {"PAYROLL_DB_PASSWORD", "payroll-secret"}});
+                         {"PAYROLL_DB_PASSWORD", "payroll-secret"},
+                         {"PAYROLL_DNS_SECRET", "cGF5cm9sbC1kbnM="},
+                         {"SHOP_DNS_SECRET", "c2hvcC1kbnM="}});
 }
 
 LoadResult load_example(const std::string& name) {
