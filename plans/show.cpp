@@ -98,6 +98,7 @@ std::string render_plan(const Plan& plan) {
       if (step.when) out += "      when: " + safe(step.when->text) + "\n";
       action_lines(plan, step, step.action, "", out);
       if (step.rollback) action_lines(plan, step, *step.rollback, "rollback ", out);
+      if (step.no_rollback) out += "      rollback: none (on purpose: an abort leaves it done)\n";
     }
   }
   if (plan.steps.empty()) out += "\n(no steps)\n";

@@ -264,6 +264,7 @@ struct Step {
   std::optional<std::string> confirm;  // text the operator types before the step runs
   Downtime downtime = Downtime::kNone;
   std::optional<Action> rollback;  // undoes the step; runs on the same hosts
+  bool no_rollback = false;        // `rollback = "none"`: none on purpose
   std::optional<Millis> timeout;   // the whole step on one host; cancels its job
   uint32_t retries = 0;
   std::optional<Condition> when;

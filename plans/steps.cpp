@@ -55,7 +55,10 @@ void read_rollback(Reader& r, const Entry& e, StepRead& x) {
     kinds.push_back(kind.key);
   // "none" says no rollback on purpose (an abort must leave this step's effect as it is):
   // no automatic one, and no warning that a destructive step lacks one.
-  if (e.value.is_string() && e.value.as_string().str == kNoRollback) return;
+  if (e.value.is_string() && e.value.as_string().str == kNoRollback) {
+    x.step.no_rollback = true;
+    return;
+  }
   if (!e.value.is_table()) {
     r.value_error(e,
                   "must be a table holding one action: rollback = { exec = { run = [...] } }, "

@@ -343,8 +343,10 @@ TEST(BrokenPlans, RollbackNoneSaysThereIsNoneOnPurpose) {
                      "plan.toml", test::default_env());
   ASSERT_TRUE(none.ok());
   EXPECT_TRUE(none.diagnostics.empty());
-  for (const Step& step : none.plan.steps)
+  for (const Step& step : none.plan.steps) {
     EXPECT_FALSE(step.rollback.has_value()) << step.id;
+    EXPECT_TRUE(step.no_rollback) << step.id;
+  }
   const LoadResult typo = load_plan_text(
       STEPS_HEAD "[[steps]]\nid = \"a\"\non = \"source\"\nwait = \"1s\"\nrollback = \"nothing\"\n",
       "plan.toml", test::default_env());
