@@ -12,32 +12,23 @@
 #include <random>
 #include <sstream>
 
+#include "agents/dns_wire.h"
 #include "agents/net_stream.h"
 
 namespace cutpilot::agent {
 namespace {
 
 using Clock = std::chrono::steady_clock;
+using dns_wire::get16;
+using dns_wire::get32;
+using dns_wire::kClassIn;
+using dns_wire::put16;
 
-constexpr uint16_t kClassIn = 1;
 constexpr uint16_t kTypeCname = 5;
 constexpr size_t kHeaderBytes = 12;
 constexpr size_t kMaxUdpBytes = 4096;
 constexpr size_t kMaxNameBytes = 255;
 constexpr int kMaxPointerJumps = 64;
-
-void put16(std::vector<uint8_t>& out, uint16_t v) {
-  out.push_back(static_cast<uint8_t>(v >> 8));
-  out.push_back(static_cast<uint8_t>(v & 0xff));
-}
-
-uint16_t get16(const std::vector<uint8_t>& m, size_t at) {
-  return static_cast<uint16_t>(m[at] << 8 | m[at + 1]);
-}
-
-uint32_t get32(const std::vector<uint8_t>& m, size_t at) {
-  return static_cast<uint32_t>(get16(m, at)) << 16 | get16(m, at + 2);
-}
 
 // The name without a trailing dot, lower-cased (DNS names compare without case).
 std::string canonical(std::string name) {
@@ -47,9 +38,9 @@ std::string canonical(std::string name) {
   return name;
 }
 
-// Reads the (possibly compressed) name at pos into name; pos moves past it. False when
-// malformed: out of bounds, a pointer loop, a label type other than plain or pointer.
-bool read_name(const std::vector<uint8_t>& m, size_t& pos, std::string& name) {
+}  // namespace
+
+bool dns_read_name(const std::vector<uint8_t>& m, size_t& pos, std::string& name) {
   name.clear();
   size_t at = pos;
   bool jumped = false;
@@ -76,6 +67,8 @@ bool read_name(const std::vector<uint8_t>& m, size_t& pos, std::string& name) {
   }
   return false;
 }
+
+namespace {
 
 std::string address_text(const std::vector<uint8_t>& m, size_t at, uint16_t type) {
   char text[INET6_ADDRSTRLEN] = {};
@@ -243,7 +236,7 @@ std::optional<DnsAnswer> dns_parse_response(const std::vector<uint8_t>& m, uint1
   answer.truncated = m[2] & 0x02;
   size_t pos = kHeaderBytes;
   std::string asked;
-  if (!read_name(m, pos, asked) || pos + 4 > m.size() || canonical(asked) != canonical(name) ||
+  if (!dns_read_name(m, pos, asked) || pos + 4 > m.size() || canonical(asked) != canonical(name) ||
       get16(m, pos) != type || get16(m, pos + 2) != kClassIn) {
     error = "a reply to another question";
     return std::nullopt;
@@ -252,7 +245,7 @@ std::optional<DnsAnswer> dns_parse_response(const std::vector<uint8_t>& m, uint1
   const uint16_t records = get16(m, 6);
   for (uint16_t i = 0; i < records; ++i) {
     std::string owner;
-    if (!read_name(m, pos, owner) || pos + 10 > m.size()) {
+    if (!dns_read_name(m, pos, owner) || pos + 10 > m.size()) {
       error = "a malformed answer record";
       return std::nullopt;
     }

@@ -44,6 +44,10 @@ std::optional<DnsAnswer> dns_query(const std::string& server, uint16_t port,
                                    std::chrono::steady_clock::time_point deadline, int cancel_fd,
                                    std::string& error);
 
+// Reads the (possibly compressed) name at pos of message m into name; pos moves past it.
+// False when malformed: out of bounds, a pointer loop, a label type other than plain or pointer.
+bool dns_read_name(const std::vector<uint8_t>& m, size_t& pos, std::string& name);
+
 // A name without its trailing dot, lower-cased (names compare without case).
 std::string dns_canonical(const std::string& name);
 

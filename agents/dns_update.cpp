@@ -14,6 +14,7 @@
 #include <random>
 
 #include "agents/dns_query.h"
+#include "agents/dns_wire.h"
 #include "agents/http_client.h"
 #include "agents/net_stream.h"
 
@@ -22,11 +23,15 @@ namespace {
 
 using Json = nlohmann::json;
 using Clock = std::chrono::steady_clock;
+using dns_wire::get16;
+using dns_wire::kClassAny;
+using dns_wire::kClassIn;
+using dns_wire::put16;
+using dns_wire::put32;
+using dns_wire::put48;
 
 constexpr uint16_t kTypeSoa = 6;
 constexpr uint16_t kTypeTsig = 250;
-constexpr uint16_t kClassIn = 1;
-constexpr uint16_t kClassAny = 255;
 constexpr uint16_t kFudgeSeconds = 300;
 constexpr uint8_t kOpcodeUpdate = 5;
 constexpr std::chrono::seconds kExchangeTimeout{10};
@@ -36,27 +41,8 @@ bool fail(std::string& error, std::string message) {
   return false;
 }
 
-void put16(std::vector<uint8_t>& out, uint16_t v) {
-  out.push_back(static_cast<uint8_t>(v >> 8));
-  out.push_back(static_cast<uint8_t>(v));
-}
-
-void put32(std::vector<uint8_t>& out, uint32_t v) {
-  put16(out, static_cast<uint16_t>(v >> 16));
-  put16(out, static_cast<uint16_t>(v));
-}
-
-void put48(std::vector<uint8_t>& out, uint64_t v) {
-  put16(out, static_cast<uint16_t>(v >> 32));
-  put32(out, static_cast<uint32_t>(v));
-}
-
 void append(std::vector<uint8_t>& out, const std::vector<uint8_t>& more) {
   out.insert(out.end(), more.begin(), more.end());
-}
-
-uint16_t get16(const std::vector<uint8_t>& m, size_t at) {
-  return static_cast<uint16_t>(m[at] << 8 | m[at + 1]);
 }
 
 const EVP_MD* digest_of(const std::string& algorithm) {
@@ -102,13 +88,8 @@ std::optional<std::vector<uint8_t>> decode_base64(const std::string& text) {
 
 // Skips the (possibly compressed) name at pos; false when malformed.
 bool skip_name(const std::vector<uint8_t>& m, size_t& pos) {
-  while (pos < m.size()) {
-    const uint8_t len = m[pos];
-    if (len == 0) return ++pos, true;
-    if ((len & 0xc0) == 0xc0) return pos += 2, pos <= m.size();
-    pos += 1 + len;
-  }
-  return false;
+  std::string ignored;
+  return dns_read_name(m, pos, ignored);
 }
 
 std::string text_list(const std::vector<std::string>& items) {

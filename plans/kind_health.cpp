@@ -20,6 +20,15 @@ constexpr std::string_view kTcpExpect[] = {"open", "closed"};
 // The shortest interval between two looks (agents/health_job.h).
 constexpr Millis kMinInterval{50};
 
+// A port written in a plan: 1 to 65535 in decimal digits; nullopt otherwise.
+std::optional<uint16_t> port_number(const std::string& text) {
+  if (text.empty() || text.size() > 5 || text.find_first_not_of("0123456789") != std::string::npos)
+    return std::nullopt;
+  const unsigned long port = std::stoul(text);
+  if (port == 0 || port > 65535) return std::nullopt;
+  return static_cast<uint16_t>(port);
+}
+
 // A health table as read: which checks it named and which check-only keys it used.
 struct HealthRead : HealthAction {
   std::vector<HealthCheck> named;
@@ -89,14 +98,13 @@ constexpr FieldSpec<HealthRead> kHealthFields[] = {
        std::string address = colon == std::string::npos ? "" : v->substr(0, colon);
        if (address.size() > 2 && address.front() == '[' && address.back() == ']')
          address = address.substr(1, address.size() - 2);
-       const bool digits = !port.empty() && port.size() <= 5 &&
-                           port.find_first_not_of("0123456789") == std::string::npos;
-       if (address.empty() || !digits || std::stoul(port) == 0 || std::stoul(port) > 65535) {
+       const std::optional<uint16_t> number = port_number(port);
+       if (address.empty() || !number) {
          r.value_error(e, "must be ADDRESS:PORT, not " + quote(*v));
          return;
        }
        x.address = address;
-       x.port = static_cast<uint16_t>(std::stoul(port));
+       x.port = *number;
      }},
     {"disk",
      [](Reader& r, const Entry& e, HealthRead& x) {
@@ -249,10 +257,7 @@ bool valid_dns_server(const std::string& text) {
     port = text.substr(colon + 1);
     if (port.empty()) return false;
   }
-  if (!port.empty() &&
-      (port.size() > 5 || port.find_first_not_of("0123456789") != std::string::npos ||
-       std::stoul(port) == 0 || std::stoul(port) > 65535))
-    return false;
+  if (!port.empty() && !port_number(port)) return false;
   in6_addr bytes{};
   return inet_pton(AF_INET, address.c_str(), &bytes) == 1 ||
          inet_pton(AF_INET6, address.c_str(), &bytes) == 1;
