@@ -75,6 +75,14 @@ std::optional<std::string> Reader::expanded(const Entry& entry, bool as_path, bo
   return std::move(expansion.text);
 }
 
+bool Reader::expands_to_nothing(const Entry& entry) {
+  if (!entry.value.is_string()) return false;
+  const std::string& raw = entry.value.as_string().str;
+  if (raw.find("${") == std::string::npos) return false;  // "" by hand stays an error
+  const Expansion expansion = expander_.expand(raw);
+  return expansion.ok() && expansion.text.empty();
+}
+
 std::optional<std::string> Reader::string(const Entry& entry, bool allow_empty) {
   return expanded(entry, false, allow_empty);
 }

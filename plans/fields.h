@@ -61,6 +61,10 @@ class Reader {
   // Where values sit in the plan text.
   const SourceMap& source() const { return source_; }
 
+  // Whether a string value with ${...} expands to "" ("${env:LAB_SSH_CONFIG:-}"): an optional
+  // path written so, which an example plan sets on the lab and leaves unset in production,
+  // is as if the key were absent. An empty string written by hand is not.
+  bool expands_to_nothing(const Entry& entry);
   // A string value with ${...} expanded; empty strings are refused unless allow_empty.
   std::optional<std::string> string(const Entry& entry, bool allow_empty = false);
   // A path: a string with ${...} expanded and a leading "~/" turned into $HOME.

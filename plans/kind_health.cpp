@@ -188,7 +188,12 @@ constexpr FieldSpec<HealthRead> kHealthFields[] = {
      only_for<HealthCheck::kHttp, read_text<HealthRead, &HealthAction::host_header>>},
     {"connect_to", only_for<HealthCheck::kHttp, read_text<HealthRead, &HealthAction::connect_to>>},
     {"tls_verify", only_for<HealthCheck::kHttp, read_flag<HealthRead, &HealthAction::tls_verify>>},
-    {"ca_file", only_for<HealthCheck::kHttp, read_text<HealthRead, &HealthAction::ca_file>>},
+    {"ca_file",
+     [](Reader& r, const Entry& e, HealthRead& x) {
+       used(r, e, x, HealthCheck::kHttp);
+       if (r.expands_to_nothing(e)) return;  // "${env:CA:-}": the system's trust store
+       if (auto v = r.string(e)) x.ca_file = std::move(*v);
+     }},
     // tcp: open | closed; systemd: any ActiveState; dns: the addresses. Checked against the
     // kind afterwards.
     {"expect",

@@ -54,16 +54,6 @@ constexpr FieldSpec<TopLevel> kTopLevelFields[] = {
      }},
 };
 
-// A config path that expands to "" (say "${env:LAB_SSH_CONFIG:-}") is as if the key were
-// absent: ssh's own files are read. An example plan runs on the lab's and in production.
-bool expands_to_nothing(Reader& r, const Entry& e) {
-  if (!e.value.is_string()) return false;
-  const std::string& raw = e.value.as_string().str;
-  if (raw.find("${") == std::string::npos) return false;  // "" by hand stays an error
-  const Expansion expansion = r.expander().expand(raw);
-  return expansion.ok() && expansion.text.empty();
-}
-
 constexpr FieldSpec<PlanSettings> kPlanFields[] = {
     {"name",
      [](Reader& r, const Entry& e, PlanSettings& p) {
@@ -89,13 +79,13 @@ constexpr FieldSpec<PlanSettings> kPlanFields[] = {
      }},
     {"ssh_config",
      [](Reader& r, const Entry& e, PlanSettings& p) {
-       if (expands_to_nothing(r, e)) return;
+       if (r.expands_to_nothing(e)) return;  // as if absent: ssh's own files
        p.ssh_config_set = true;
        if (auto v = r.path(e)) p.ssh_config = std::move(*v);
      }},
     {"known_hosts",
      [](Reader& r, const Entry& e, PlanSettings& p) {
-       if (expands_to_nothing(r, e)) return;
+       if (r.expands_to_nothing(e)) return;  // as if absent: ssh's own files
        p.known_hosts_set = true;
        if (auto v = r.path(e)) p.known_hosts = std::move(*v);
      }},

@@ -191,8 +191,18 @@ TEST(Examples, HotColdProxyRepeatsThePreSyncAndProxiesDuringDns) {
   const auto& proxy = std::get<FileAction>(result.plan.find_step("proxy-config")->action);
   EXPECT_NE(proxy.content.find("server 203.0.113.20:443"), std::string::npos);
   EXPECT_NE(proxy.content.find("$host"), std::string::npos);  // $$ in the plan is a literal $
-  EXPECT_EQ(result.plan.find_step("dns-records")->on,
-            (std::vector<std::string>{"reg-master", "reg-slave"}));
+  EXPECT_TRUE(proxy.backup);
+  ASSERT_TRUE(proxy.validate.has_value());
+  EXPECT_EQ(proxy.validate->run, (std::vector<std::string>{"nginx", "-t"}));
+  // Outside the lab PRYV_CA_FILE is unset: "${env:PRYV_CA_FILE:-}" means the system's store.
+  const auto& works = std::get<HealthAction>(result.plan.find_step("proxy-works")->action);
+  EXPECT_EQ(works.ca_file, std::nullopt);
+  // The master register first, then the slave: each its own dns.json.
+  EXPECT_EQ(result.plan.find_step("dns-master")->on, (std::vector<std::string>{"reg-master"}));
+  const Step* slave = result.plan.find_step("dns-slave");
+  ASSERT_NE(slave, nullptr);
+  EXPECT_EQ(slave->on, (std::vector<std::string>{"reg-slave"}));
+  EXPECT_EQ(slave->needs, (std::vector<std::string>{"dns-master"}));
 }
 
 TEST(Examples, RailsChecklistCopiesTheDatabaseAndChecksForOldClients) {

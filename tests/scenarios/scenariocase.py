@@ -8,6 +8,7 @@ the end state the write-up wanted."""
 
 import json
 import os
+import subprocess
 import sys
 from pathlib import Path
 
@@ -37,6 +38,25 @@ class ScenarioCase(LabCase):
     def host_env(self, host, service):
         """The values an add-on wrote for host (DIR/hosts/HOST/SERVICE.env)."""
         return read_env_file(Path(self.dir, "hosts", host, f"{service}.env"))
+
+    def docker(self, host, *args, check=True):
+        """The host's docker (its podman, as Debian's podman-docker), as root on that host."""
+        res = subprocess.run([str(Path(self.dir, "hosts", host, "bin", "docker")), *args],
+                             capture_output=True, text=True, timeout=120, stdin=subprocess.DEVNULL)
+        if check:
+            self.assertEqual(res.returncode, 0, f"docker {' '.join(args)} on {host}: {res.stderr}")
+        return res
+
+    CONTAINERS = ()  # the world's containers on each host, for inspect() and all_healthy()
+
+    def inspect(self, host):
+        """name -> (state, health) of the world's containers on host."""
+        res = self.docker(host, "inspect", *self.CONTAINERS)
+        return {c["Name"].lstrip("/"): (c["State"]["Status"], (c["State"].get("Health") or {}).get("Status"))
+                for c in json.loads(res.stdout)}
+
+    def all_healthy(self, host):
+        return all(v == ("running", "healthy") for v in self.inspect(host).values())
 
     cutpilot = RunTest.cutpilot  # the binary with self.env(), to the end
     start = RunTest.start  # the binary in the background, its output in a file

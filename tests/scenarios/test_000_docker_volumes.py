@@ -16,11 +16,9 @@ The broker is a directory both managers share: each message taken is a line nami
 host that took it. The one thing write-up 000 guards against is a line from new.
 """
 
-import json
 import os
 import socket
 import stat
-import subprocess
 import unittest
 from pathlib import Path
 
@@ -87,6 +85,8 @@ def snapshot(root: Path) -> dict:
 
 
 class DockerVolumes(ScenarioCase):
+    CONTAINERS = CONTAINERS
+
     def setUp(self):
         if os.geteuid() != 0:
             self.skipTest("the world needs `lab ops` (OS users, sudo) and rootful podman: root")
@@ -129,14 +129,6 @@ class DockerVolumes(ScenarioCase):
     def volumes(self, host) -> Path:
         return Path(self.dir, "hosts", host, "podman", "storage", "volumes")
 
-    def docker(self, host, *args, check=True):
-        """The host's docker (its podman, as Debian's podman-docker), as root on that host."""
-        res = subprocess.run([str(Path(self.dir, "hosts", host, "bin", "docker")), *args],
-                             capture_output=True, text=True, timeout=120, stdin=subprocess.DEVNULL)
-        if check:
-            self.assertEqual(res.returncode, 0, f"docker {' '.join(args)} on {host}: {res.stderr}")
-        return res
-
     def deploy(self, host):
         """What the CI/CD deployment leaves: project `or`'s three containers on named volumes."""
         with socket.socket() as s:
@@ -173,15 +165,6 @@ class DockerVolumes(ScenarioCase):
         secret.write_bytes(os.urandom(4096))
         os.chown(secret, 1000, 1000)
         os.chmod(secret, 0o600)
-
-    def inspect(self, host):
-        """name -> (state, health) of the project's containers on host."""
-        res = self.docker(host, "inspect", *CONTAINERS)
-        return {c["Name"].lstrip("/"): (c["State"]["Status"], (c["State"].get("Health") or {}).get("Status"))
-                for c in json.loads(res.stdout)}
-
-    def all_healthy(self, host):
-        return all(v == ("running", "healthy") for v in self.inspect(host).values())
 
     def read_messages(self):
         return self.messages.read_text() if self.messages.exists() else ""
