@@ -304,6 +304,14 @@ void Model::on(const plans::StepEvent& e, Clock::time_point now) {
 }
 
 void Model::on(const plans::ProgressEvent& e, Clock::time_point) {
+  // A report that arrives after its step ended (the agent's last one crossed the step's end)
+  // would bring back, as running, a job already done or already pruned from the list.
+  if (const auto index = step_index(e.step)) {
+    const StepState state = steps_[*index].state;
+    if (state == StepState::kSucceeded || state == StepState::kFailed ||
+        state == StepState::kRolledBack || state == StepState::kSkipped)
+      return;
+  }
   JobView& job = job_slot(e.step, e.host);
   if (job.state != JobState::kRunning) return;  // a late report of a finished job
   // The screen never shows a job going backwards within one attempt.

@@ -343,5 +343,23 @@ TEST(SyntheticEvents, FeedTheModelFast) {
   EXPECT_GT(200000 / seconds, 10000.0);
 }
 
+TEST_F(ModelTest, AReportAfterItsStepEndedBringsBackNoRunningJob) {
+  Model model(plan());
+  model.apply(step("presync", StepState::kRunning), t0_);
+  model.apply(progress(1000), t0_ + 1s);
+  model.apply(step("presync", StepState::kSucceeded), t0_ + 2s);
+  // The agent's last report crossed the step's end (seen in a resumed cockpit: "Jobs (1
+  // running)" under a run that had succeeded).
+  model.apply(progress(1000), t0_ + 3s);
+  EXPECT_EQ(model.running_jobs(), 0u);
+  // A step that never showed a job (a health check) and reports after it ended: still none.
+  model.apply(step("healthy", StepState::kRunning), t0_ + 4s);
+  model.apply(step("healthy", StepState::kSucceeded), t0_ + 5s);
+  model.apply(plans::ProgressEvent{.step = "healthy", .host = "target"}, t0_ + 6s);
+  EXPECT_EQ(model.running_jobs(), 0u);
+  ASSERT_EQ(model.jobs().size(), 1u);
+  EXPECT_EQ(model.jobs()[0]->state, JobState::kDone);
+}
+
 }  // namespace
 }  // namespace cutpilot::tui
