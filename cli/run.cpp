@@ -169,6 +169,7 @@ struct RunSession {
   std::string state_dir;
   std::string run_id;
   bool resuming = false;
+  double started_unix = 0;  // the run's start (a resumed run's from its journal)
   plans::Journal journal;
   plans::ControlServer control;
   std::unique_ptr<transport::Fleet> fleet;
@@ -293,6 +294,8 @@ int prepare(const RunOptions& options, const plans::EventSink& sink, RunSession&
                  "cutpilot run: --approve-all: every gate is approved and every confirmation "
                  "text counts as typed, without stopping (the audit log names each step)\n");
   run.resuming = journalled.has_value();
+  run.started_unix =
+      journalled && journalled->started_unix > 0 ? journalled->started_unix : plans::unix_now();
   run.fleet = std::make_unique<transport::Fleet>(ssh_targets(plan), std::move(*agent));
   run.port = std::make_unique<FleetPort>(plan, *run.fleet);
   run.executor = std::make_unique<plans::Executor>(plan, exec, *run.port, run.journal, sink,
@@ -408,7 +411,9 @@ bool run_with_cockpit(const RunOptions& options, int& status) {
     link.publish(plans::LogEvent{"", "", "agent", "the run's loop ended"});
     link.close_run();
   });
-  if (tui::run_cockpit(run.loaded.plan, link) == tui::kCockpitNoTerminal) {
+  tui::CockpitOptions view;
+  view.model.seconds_before = std::max(0.0, plans::unix_now() - run.started_unix);
+  if (tui::run_cockpit(run.loaded.plan, link, view) == tui::kCockpitNoTerminal) {
     // ncurses cannot drive this TERM: the run goes on with line output instead.
     std::fprintf(stderr,
                  "cutpilot run: the terminal cannot show the cockpit (TERM=%s); "

@@ -190,7 +190,10 @@ bool Executor::resume(const JournalState& state, RunClock::time_point now, std::
   }
   error = check_approvals(plan_, options_);
   if (!error.empty()) return false;
-  begun_ = now;
+  // The run's time counts from its start, not from this resume ("run succeeded after ...").
+  const double before = state.started_unix > 0 ? std::max(0.0, unix_now() - state.started_unix) : 0;
+  begun_ =
+      now - std::chrono::duration_cast<RunClock::duration>(std::chrono::duration<double>(before));
   resumed_ = true;
   nlohmann::json prints = nlohmann::json::object();
   for (const auto& step : plan_.steps)

@@ -97,7 +97,12 @@ DowntimeView::Budget DowntimeView::budget_level(Clock::time_point now) const {
 }
 
 Model::Model(const plans::Plan& plan, ModelOptions options)
-    : plan_(plan), options_(options), started_(Clock::now()), log_(options.log_lines) {
+    : plan_(plan),
+      options_(options),
+      // A resumed run's clock goes on from where it was, never back to 0:00.
+      started_(Clock::now() - std::chrono::duration_cast<Clock::duration>(
+                                  std::chrono::duration<double>(options.seconds_before))),
+      log_(options.log_lines) {
   for (const std::string& phase : plans::phases(plan.steps))
     for (size_t index : plans::ordered_steps(plan.steps)) {
       const plans::Step& step = plan.steps[index];

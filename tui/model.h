@@ -160,6 +160,7 @@ struct DowntimeView {
 struct ModelOptions {
   size_t log_lines = 10000;        // scrollback
   size_t finished_jobs_kept = 32;  // finished jobs stay listed (at 100 %) until this many
+  double seconds_before = 0;       // how long the run had gone before this cockpit (a resume)
 };
 
 // The state of a run as the cockpit shows it.

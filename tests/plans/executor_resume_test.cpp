@@ -71,6 +71,29 @@ TEST(ExecutorJournalReplay, KeepsAFinishedJobsResult) {
   EXPECT_EQ((*state->jobs[0].finished)["result"]["bytes"], 50);
 }
 
+TEST(ExecutorResume, TheRunsTimeCountsFromItsStartNotFromTheResume) {
+  Bench b(plan_head() + exec_step("a", "source") + exec_step("b", "target", needs("\"a\"")));
+  b.begin();
+  b.finish("r1/a/source/1");
+  b.crash();
+  // The run began an hour before this resume (its first record's time, as if the cockpit
+  // had been away that long).
+  const std::string path = b.dir.path() + "/" + kJournalFile;
+  std::string text = read_text(path);
+  auto record = nlohmann::json::parse(text.substr(0, text.find('\n')));
+  record["t"] = record["t"].get<double>() - 3600;
+  text.replace(0, text.find('\n'), record.dump());
+  std::ofstream(path, std::ios::trunc) << text;
+  ASSERT_EQ(
+      b.resume(plan_head() + exec_step("a", "source") + exec_step("b", "target", needs("\"a\""))),
+      "");
+  b.finish("r1/b/target/1");
+  const auto runs = b.all_of<RunEvent>();
+  ASSERT_EQ(runs.size(), 1u);
+  EXPECT_EQ(runs[0].state, "succeeded");
+  EXPECT_GE(runs[0].seconds, 3600.0) << "a resumed run's time went back to the resume";
+}
+
 TEST(ExecutorResume, ReattachesTheRunningJobUnderTheSameIdAndKeepsGates) {
   Bench b(resume_plan());
   run_until_b_runs(b);

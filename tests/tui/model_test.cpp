@@ -361,5 +361,12 @@ TEST_F(ModelTest, AReportAfterItsStepEndedBringsBackNoRunningJob) {
   EXPECT_EQ(model.jobs()[0]->state, JobState::kDone);
 }
 
+TEST_F(ModelTest, AResumedRunsClockGoesOnFromWhereItWas) {
+  const Model fresh(plan());
+  EXPECT_LE(Clock::now() - fresh.started(), 60s);
+  const Model resumed(plan(), ModelOptions{.seconds_before = 3600});
+  EXPECT_GE(Clock::now() - resumed.started(), 3600s);
+}
+
 }  // namespace
 }  // namespace cutpilot::tui
