@@ -8,6 +8,8 @@ the end state the write-up wanted."""
 
 import json
 import os
+import socket
+import ssl
 import subprocess
 import sys
 from pathlib import Path
@@ -58,6 +60,52 @@ class ScenarioCase(LabCase):
     def all_healthy(self, host):
         return all(v == ("running", "healthy") for v in self.inspect(host).values())
 
+    PLAN = ""  # the example plan the scenario runs
+
+    def run_args(self, *extra):
+        return ["run", self.PLAN, "--headless", "--state-dir", self.state, *extra]
+
+    def run_until_gate(self, step, *approved):
+        """Start the run with approved gates ("STEP" or "STEP=CONFIRM TEXT") and wait until step
+        awaits its approval; return the process and its output file."""
+        approvals = []
+        for a in approved:
+            approvals += ["--approve", a]
+        proc, out = self.start(*self.run_args(*approvals))
+        wait_for(lambda: self.state_of(step) == "awaiting-approval" or proc.poll() is not None,
+                 600, f"the run to wait at {step}'s gate")
+        if proc.poll() is not None:
+            out.seek(0)
+            self.fail(f"the run ended ({proc.returncode}) before {step}:\n{out.read()[-5000:]}")
+        return proc, out
+
+    def abort_run(self, proc, out):
+        """`cutpilot abort` the run; return what it printed (it must exit 3: aborted)."""
+        res = self.cutpilot("abort", "--state-dir", self.state, timeout=60)
+        self.assertEqual(res.returncode, 0, res.stderr)
+        self.assertEqual(proc.wait(600), 3)
+        out.seek(0)
+        return out.read()
+
+    def make_certs(self, name):
+        """A CA of the test's own (self.ca) and a certificate for name it signed (self.cert,
+        self.key), in DIR/certs."""
+        certs = Path(self.dir, "certs")
+        certs.mkdir()
+        self.ca, self.cert, self.key = certs / "ca.pem", certs / "fullchain.pem", certs / "privkey.pem"
+
+        def openssl(*args):
+            subprocess.run(["openssl", *args], check=True, capture_output=True, timeout=60,
+                           stdin=subprocess.DEVNULL)
+
+        ec = ["-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes"]
+        openssl("req", "-x509", *ec, "-keyout", f"{certs}/ca.key", "-out", str(self.ca),
+                "-subj", "/CN=cutpilot lab CA", "-days", "2")
+        openssl("req", *ec, "-keyout", str(self.key), "-out", f"{certs}/site.csr", "-subj", f"/CN={name}")
+        Path(certs, "san.ext").write_text(f"subjectAltName=DNS:{name}\n")
+        openssl("x509", "-req", "-in", f"{certs}/site.csr", "-CA", str(self.ca), "-CAkey", f"{certs}/ca.key",
+                "-CAcreateserial", "-out", str(self.cert), "-days", "2", "-extfile", f"{certs}/san.ext")
+
     cutpilot = RunTest.cutpilot  # the binary with self.env(), to the end
     start = RunTest.start  # the binary in the background, its output in a file
 
@@ -78,3 +126,15 @@ class ScenarioCase(LabCase):
         downtime = status.get("downtime") or {}
         sys.stderr.write(f"\n[scenario {scenario}: downtime {json.dumps(downtime)}]\n")
         return downtime
+
+
+def https_get(address, name, ctx: ssl.SSLContext, path):
+    """(status, body) of GET path over TLS at address:443, under name (SNI, Host, certificate)."""
+    with socket.create_connection((address, 443), timeout=10) as raw:
+        with ctx.wrap_socket(raw, server_hostname=name) as tls:
+            tls.sendall(f"GET {path} HTTP/1.0\r\nHost: {name}\r\n\r\n".encode())
+            data = b""
+            while chunk := tls.recv(65536):
+                data += chunk
+    head, _, body = data.decode(errors="replace").partition("\r\n\r\n")
+    return int(head.split()[1]), body

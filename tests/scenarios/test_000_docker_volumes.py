@@ -85,6 +85,7 @@ def snapshot(root: Path) -> dict:
 
 
 class DockerVolumes(ScenarioCase):
+    PLAN = PLAN
     CONTAINERS = CONTAINERS
 
     def setUp(self):
@@ -173,8 +174,6 @@ class DockerVolumes(ScenarioCase):
         path = self.volumes(host) / "or_manager-data" / "_data" / "agents" / "p1-meters"
         return path.read_text().strip() if path.exists() else None
 
-    def run_args(self, *extra):
-        return ["run", PLAN, "--headless", "--state-dir", self.state, *extra]
 
     # ---- the migration -------------------------------------------------------------------
 
@@ -215,19 +214,10 @@ class DockerVolumes(ScenarioCase):
         """The operator aborts at the final copy's confirm, with old already stopped: the
         rollbacks start old's platform and its agent again; new's containers stay stopped
         (stop-docker-new has rollback = "none"), so the agent never runs on new."""
-        proc, out = self.start(*self.run_args("--approve", "disable-agent", "--approve", "stop-old"))
-        wait_for(lambda: self.state_of("final-sync") == "awaiting-approval" or proc.poll() is not None,
-                 600, "the run to wait at final-sync's confirm")
-        if proc.poll() is not None:
-            out.seek(0)
-            self.fail(f"the run ended ({proc.returncode}) before the final copy:\n{out.read()[-5000:]}")
+        proc, out = self.run_until_gate("final-sync", "disable-agent", "stop-old")
         self.assertEqual({s for s, _ in self.inspect("old").values()}, {"exited"})
         self.assertEqual(self.agent_state("old"), "disabled")
-        res = self.cutpilot("abort", "--state-dir", self.state, timeout=60)
-        self.assertEqual(res.returncode, 0, res.stderr)
-        self.assertEqual(proc.wait(600), 3)
-        out.seek(0)
-        text = out.read()
+        text = self.abort_run(proc, out)
         self.assertIn("downtime ended by rollback", text)
         # Old is back: healthy, agent enabled, taking messages again.
         self.assertTrue(self.all_healthy("old"), self.inspect("old"))

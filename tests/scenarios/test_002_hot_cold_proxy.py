@@ -17,7 +17,6 @@ The world, on lab hosts `source`, `dest`, `reg-master` and `reg-slave`:
 A client posts events to the old address for the whole run and keeps the ones acknowledged.
 """
 
-import json
 import os
 import random
 import socket
@@ -27,7 +26,7 @@ import threading
 import unittest
 from pathlib import Path
 
-from scenariocase import EXAMPLES, ScenarioCase, wait_for
+from scenariocase import EXAMPLES, ScenarioCase, https_get, wait_for
 
 PLAN = str(EXAMPLES / "rsync-hot-cold-proxy.toml")
 NAME = "core1.example.org"
@@ -139,14 +138,7 @@ class Client(threading.Thread):
         self.acked, self.sites, self.failed, self.next = [], set(), 0, 1
 
     def request(self, path):
-        with socket.create_connection((self.address, 443), timeout=5) as raw:
-            with self.ctx.wrap_socket(raw, server_hostname=NAME) as tls:
-                tls.sendall(f"GET {path} HTTP/1.0\r\nHost: {NAME}\r\n\r\n".encode())
-                data = b""
-                while chunk := tls.recv(65536):
-                    data += chunk
-        head, _, body = data.decode(errors="replace").partition("\r\n\r\n")
-        return int(head.split()[1]), body
+        return https_get(self.address, NAME, self.ctx, path)
 
     def run(self):
         while not self.stopping.wait(0.02):
@@ -168,6 +160,7 @@ class Client(threading.Thread):
 
 
 class HotColdProxy(ScenarioCase):
+    PLAN = PLAN
     CONTAINERS = CONTAINERS
 
     def setUp(self):
@@ -181,7 +174,8 @@ class HotColdProxy(ScenarioCase):
             self.lab("dns", "--dir", self.dir, host)
         net = f"127.{random.randint(1, 250)}.{random.randint(1, 250)}"
         self.ip = {"source": f"{net}.10", "dest": f"{net}.20"}
-        self.make_certs()
+        self.make_certs(NAME)
+        self.certs = self.ca.parent
         for host in CORES:
             self.deploy(host)
             self.addCleanup(self.stop_nginx, host)
@@ -221,25 +215,6 @@ class HotColdProxy(ScenarioCase):
 
     def site(self, host) -> Path:
         return self.prefix(host) / "conf" / "site-443.conf"
-
-    def make_certs(self):
-        """A CA of the test's own, and a certificate for core1.example.org it signed."""
-        self.certs = Path(self.dir, "certs")
-        self.certs.mkdir()
-        self.ca = self.certs / "ca.pem"
-        c = str(self.certs)
-
-        def openssl(*args):
-            subprocess.run(["openssl", *args], check=True, capture_output=True, timeout=60,
-                           stdin=subprocess.DEVNULL)
-
-        ec = ["-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes"]
-        openssl("req", "-x509", *ec, "-keyout", f"{c}/ca.key", "-out", str(self.ca),
-                "-subj", "/CN=cutpilot lab CA", "-days", "2")
-        openssl("req", *ec, "-keyout", f"{c}/privkey.pem", "-out", f"{c}/core.csr", "-subj", f"/CN={NAME}")
-        Path(c, "san.ext").write_text(f"subjectAltName=DNS:{NAME}\n")
-        openssl("x509", "-req", "-in", f"{c}/core.csr", "-CA", str(self.ca), "-CAkey", f"{c}/ca.key",
-                "-CAcreateserial", "-out", f"{c}/fullchain.pem", "-days", "2", "-extfile", f"{c}/san.ext")
 
     def deploy(self, host):
         """What the deployment leaves: the conf root, nginx's config and the containers (created)."""
@@ -325,8 +300,6 @@ class HotColdProxy(ScenarioCase):
         path = self.data(host, "mongo") / "events.log"
         return path.read_text() if path.exists() else ""
 
-    def run_args(self, *extra):
-        return ["run", PLAN, "--headless", "--state-dir", self.state, *extra]
 
     # ---- the migration -------------------------------------------------------------------
 
@@ -375,39 +348,17 @@ class HotColdProxy(ScenarioCase):
             self.assertEqual(self.answer(host), [self.ip["dest"]], host)
         self.report_downtime("002")
 
-    def start_until(self, step, *approved):
-        """Start the run with approved gates (confirm texts included) and wait until step
-        awaits its approval; return the process and its output."""
-        approvals = []
-        for a in approved:
-            approvals += ["--approve", a]
-        proc, out = self.start(*self.run_args(*approvals))
-        wait_for(lambda: self.state_of(step) == "awaiting-approval" or proc.poll() is not None,
-                 600, f"the run to wait at {step}'s gate")
-        if proc.poll() is not None:
-            out.seek(0)
-            self.fail(f"the run ended ({proc.returncode}) before {step}:\n{out.read()[-5000:]}")
-        return proc, out
-
-    def abort(self, proc, out):
-        """Abort the run; return what it printed (exit 3: aborted)."""
-        res = self.cutpilot("abort", "--state-dir", self.state, timeout=60)
-        self.assertEqual(res.returncode, 0, res.stderr)
-        self.assertEqual(proc.wait(600), 3)
-        out.seek(0)
-        return out.read()
-
     def test_an_abort_before_the_proxy_starts_puts_the_old_core_back(self):
         """Aborted at the proxy's gate: the old core is stopped, its data copied, the new core
         serves and the old nginx's site already says proxy. The rollbacks restore the site
         byte for byte, start the old core (it serves at the old address again, on its own
         data) and stop the new one; the registers were never touched."""
         site_before = self.site("source").read_bytes()
-        proc, out = self.start_until("proxy-start", "stop-source", "cold-mongo=final sync",
+        proc, out = self.run_until_gate("proxy-start", "stop-source", "cold-mongo=final sync",
                                      "cold-attachments=final sync")
         self.assertIn(f"server {self.ip['dest']}:443", self.site("source").read_text())
         self.assertIsNone(self.serves("source"))  # in the window: nothing answers there
-        text = self.abort(proc, out)
+        text = self.abort_run(proc, out)
         self.assertIn("downtime ended by rollback", text)
         self.assertEqual(self.site("source").read_bytes(), site_before)
         wait_for(lambda: self.all_healthy("source"), 120, "the old core to be healthy again")
@@ -421,9 +372,9 @@ class HotColdProxy(ScenarioCase):
         """Aborted at the registers' gate, with the old nginx proxying: clients' writes have
         landed on the new core since, so nothing before the proxy is rolled back (the old core
         would lose them). The operator is told; the old address still reaches the new core."""
-        proc, out = self.start_until("dns-master", "stop-source", "cold-mongo=final sync",
+        proc, out = self.run_until_gate("dns-master", "stop-source", "cold-mongo=final sync",
                                      "cold-attachments=final sync", "proxy-start=proxy to the new core")
-        text = self.abort(proc, out)
+        text = self.abort_run(proc, out)
         self.assertIn("point of no return: the steps before it are not rolled back", text)
         self.assertIn(f"server {self.ip['dest']}:443", self.site("source").read_text())
         self.assertEqual(self.serves("source"), "dest")
