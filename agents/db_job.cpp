@@ -406,21 +406,20 @@ proto::JobFinished connections(const DbSpec& spec, const Side& side, JobContext&
           .front();
   if (!rows) return fail(job, "counting connections " + error);
   Json clients = Json::array();
-  std::string list;
   for (const auto& row : *rows) {
     clients.push_back(row);
-    if (clients.size() <= kMaxListed) list += (list.empty() ? "" : ", ") + row;
-    job.log(proto::Stream::kAgent, "connected: " + row);
+    job.log(proto::Stream::kAgent, "connected: " + listed_clients({row}));
   }
+  const std::string list = listed_clients(*rows);
   proto::JobFinished done = fail(job, "");
   done.result = Json{{"count", rows->size()}, {"clients", clients}}.dump();
   if (spec.max && rows->size() > *spec.max) {
-    done.error = std::to_string(rows->size()) + " clients still connected to " + spec.db.database +
+    done.error = counted(rows->size(), "client") + " still connected to " + spec.db.database +
                  " (at most " + std::to_string(*spec.max) + " allowed): " + list;
     return done;
   }
   job.log(proto::Stream::kAgent,
-          std::to_string(rows->size()) + " clients connected to " + spec.db.database);
+          counted(rows->size(), "client") + " connected to " + spec.db.database);
   done.state = proto::JobState::kSucceeded;
   done.exit_code = 0;
   return done;

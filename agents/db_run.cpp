@@ -82,6 +82,24 @@ proto::JobFinished fail(JobContext& job, std::string error) {
   return failed_result(job.job_id(), std::move(error));
 }
 
+std::string listed_clients(const std::vector<std::string>& rows) {
+  std::vector<std::string> words;
+  for (const std::string& row : rows) {
+    const size_t first = row.find('|');
+    const size_t second = first == std::string::npos ? first : row.find('|', first + 1);
+    if (second == std::string::npos) {
+      words.push_back(row);
+      continue;
+    }
+    const std::string user = row.substr(0, first);
+    const std::string app = row.substr(second + 1);
+    words.push_back((user.empty() ? "?" : user) + " from " +
+                    row.substr(first + 1, second - first - 1) +
+                    (app.empty() ? "" : " (" + app + ")"));
+  }
+  return listed(words);
+}
+
 std::string listed(const std::vector<std::string>& items) {
   std::string out;
   for (size_t i = 0; i < items.size() && i < kMaxListed; ++i)

@@ -56,5 +56,8 @@ proto::JobFinished fail(JobContext& job, std::string error);
 
 // Items joined with ", ", at most kMaxListed of them.
 std::string listed(const std::vector<std::string>& items);
+// Rows of an engine's connections_sql ("user|client|application") in words, joined as
+// listed(): "shopweb from 127.0.0.1/32 (monthly-report), postgres from local socket".
+std::string listed_clients(const std::vector<std::string>& rows);
 
 }  // namespace cutpilot::agent

@@ -4,6 +4,8 @@
 #include <cstdio>
 #include <nlohmann/json.hpp>
 
+#include "agents/words.h"
+
 namespace cutpilot::agent {
 namespace {
 
@@ -64,9 +66,9 @@ bool has(const std::vector<std::string>& names, const std::string& name) {
 }
 
 std::string connected(const DbSpec& spec, const std::vector<std::string>& clients) {
-  return std::to_string(clients.size()) + " clients are connected to the target database " +
-         spec.to.database + " (user|client|application: " + listed(clients) +
-         "); cutpilot does not disconnect them: stop them and retry";
+  return counted(clients.size(), "client") + (clients.size() == 1 ? " is" : " are") +
+         " connected to the target database " + spec.to.database + ": " + listed_clients(clients) +
+         "; cutpilot does not disconnect them: stop them and retry";
 }
 
 // Runs the moves; on a failure, removes a database the attempt created empty (mariadb).
