@@ -8,10 +8,12 @@ the end state the write-up wanted."""
 
 import json
 import os
+import random
 import socket
 import ssl
 import subprocess
 import sys
+import threading
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -87,9 +89,9 @@ class ScenarioCase(LabCase):
         out.seek(0)
         return out.read()
 
-    def make_certs(self, name):
-        """A CA of the test's own (self.ca) and a certificate for name it signed (self.cert,
-        self.key), in DIR/certs."""
+    def make_certs(self, name, *more_names):
+        """A CA of the test's own (self.ca) and a certificate for name (and more_names) it
+        signed (self.cert, self.key), in DIR/certs."""
         certs = Path(self.dir, "certs")
         certs.mkdir()
         self.ca, self.cert, self.key = certs / "ca.pem", certs / "fullchain.pem", certs / "privkey.pem"
@@ -102,9 +104,50 @@ class ScenarioCase(LabCase):
         openssl("req", "-x509", *ec, "-keyout", f"{certs}/ca.key", "-out", str(self.ca),
                 "-subj", "/CN=cutpilot lab CA", "-days", "2")
         openssl("req", *ec, "-keyout", str(self.key), "-out", f"{certs}/site.csr", "-subj", f"/CN={name}")
-        Path(certs, "san.ext").write_text(f"subjectAltName=DNS:{name}\n")
+        sans = ",".join(f"DNS:{n}" for n in (name, *more_names))
+        Path(certs, "san.ext").write_text(f"subjectAltName={sans}\n")
         openssl("x509", "-req", "-in", f"{certs}/site.csr", "-CA", str(self.ca), "-CAkey", f"{certs}/ca.key",
                 "-CAcreateserial", "-out", str(self.cert), "-days", "2", "-extfile", f"{certs}/san.ext")
+
+    WEBAPP = Path(__file__).resolve().parent / "webapp.py"  # the stand-in application
+
+    def web_world(self, app_hosts, dns_host):
+        """Lab hosts app_hosts (each with `lab postgres`) and dns_host (`lab dns`): self.pg and
+        self.dns hold their env values, self.ip each app host's own loopback address (.10,
+        .20, ... of a random 127.A.B)."""
+        self.lab("up", "--dir", self.dir, *app_hosts, dns_host)
+        for host in app_hosts:
+            self.lab("postgres", "--dir", self.dir, host, timeout=300)
+        self.lab("dns", "--dir", self.dir, dns_host)
+        self.pg = {h: self.host_env(h, "postgres") for h in app_hosts}
+        self.dns = self.host_env(dns_host, "dns")
+        net = loopback_net()
+        self.ip = {h: f"{net}.{10 * (i + 1)}" for i, h in enumerate(app_hosts)}
+
+    def psql(self, host, db, sql, user="postgres", password=None):
+        """psql on host's `lab postgres`, by TCP with a password (as user; default the superuser)."""
+        e = self.pg[host]
+        env = dict(os.environ, PGPASSWORD=password or e["PGPASSWORD_LAB"])
+        res = subprocess.run([f"{e['PGBIN']}/psql", "-X", "-At", "-h", "127.0.0.1", "-p", e["PGPORT"],
+                              "-U", user, "-d", db, "-v", "ON_ERROR_STOP=1", "-c", sql],
+                             capture_output=True, text=True, timeout=60, stdin=subprocess.DEVNULL, env=env)
+        self.assertEqual(res.returncode, 0, f"psql on {host}: {res.stderr}")
+        return res.stdout.strip()
+
+    def dns_update(self, dns, *lines):
+        """A signed update to a `lab dns` server (dns: its env file's values), as the zone's
+        owner would send it by hand ("update add NAME TTL A ADDRESS", ...)."""
+        script = "\n".join([f"server 127.0.0.1 {dns['DNS_PORT']}", f"zone {dns['DNS_ZONE']}", *lines, "send", ""])
+        key = f"{dns['DNS_TSIG_ALGORITHM']}:{dns['DNS_TSIG_NAME']}:{dns['DNS_TSIG_SECRET']}"
+        res = subprocess.run(["knsupdate", "-y", key], input=script, capture_output=True, text=True, timeout=30)
+        self.assertEqual(res.returncode, 0, res.stderr)
+
+    @staticmethod
+    def dns_answer(dns, name):
+        """[TTL, "IN", "A", ADDRESS] for each A record of name a `lab dns` server answers."""
+        res = subprocess.run(["kdig", "@127.0.0.1", "-p", str(dns["DNS_PORT"]), name, "A", "+noall", "+answer"],
+                             capture_output=True, text=True, timeout=30, stdin=subprocess.DEVNULL)
+        return [line.split()[1:] for line in res.stdout.splitlines() if line and not line.startswith(";")]
 
     cutpilot = RunTest.cutpilot  # the binary with self.env(), to the end
     start = RunTest.start  # the binary in the background, its output in a file
@@ -138,3 +181,45 @@ def https_get(address, name, ctx: ssl.SSLContext, path):
                 data += chunk
     head, _, body = data.decode(errors="replace").partition("\r\n\r\n")
     return int(head.split()[1]), body
+
+
+def loopback_net():
+    """A random 127.A.B prefix: a test's own service addresses, port 443 free on each."""
+    return f"127.{random.randint(1, 250)}.{random.randint(1, 250)}"
+
+
+def write_file(path: Path, text: str, mode: int = 0o644):
+    """Write text to path (its directories made), with mode."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(text)
+    path.chmod(mode)
+
+
+class Client(threading.Thread):
+    """A user of the site: requests path_of(N) for N = 1, 2, ... at address:443 under name, every
+    interval, for as long as it runs. A reply "ok N [WHO]" (status 200) acknowledges N."""
+
+    def __init__(self, address, name, ca, path_of, interval=0.05):
+        super().__init__(daemon=True)
+        self.address, self.name, self.path_of, self.interval = address, name, path_of, interval
+        self.ctx = ssl.create_default_context(cafile=str(ca))
+        self.stopping = threading.Event()
+        self.acked, self.who, self.failed, self.next = [], set(), 0, 1
+
+    def run(self):
+        while not self.stopping.wait(self.interval):
+            n = self.next
+            self.next += 1
+            try:
+                status, body = https_get(self.address, self.name, self.ctx, self.path_of(n))
+            except (OSError, ValueError, IndexError):
+                self.failed += 1
+                continue
+            words = body.split()
+            if status == 200 and words[:2] == ["ok", str(n)]:
+                self.acked.append(n)
+                self.who.update(words[2:3])
+
+    def stop(self):
+        self.stopping.set()
+        self.join(30)

@@ -18,15 +18,13 @@ A client posts events to the old address for the whole run and keeps the ones ac
 """
 
 import os
-import random
 import socket
 import ssl
 import subprocess
-import threading
 import unittest
 from pathlib import Path
 
-from scenariocase import EXAMPLES, ScenarioCase, https_get, wait_for
+from scenariocase import EXAMPLES, Client, ScenarioCase, https_get, loopback_net, wait_for, write_file
 
 PLAN = str(EXAMPLES / "rsync-hot-cold-proxy.toml")
 NAME = "core1.example.org"
@@ -117,46 +115,9 @@ knotc -b -c "{conf}" zone-reload example.org > /dev/null
 '''
 
 
-def write(path: Path, text: str, mode: int = 0o644):
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(text)
-    path.chmod(mode)
-
-
 def tree(root: Path) -> dict:
     """Every file under root (relative path -> content)."""
     return {str(p.relative_to(root)): p.read_bytes() for p in sorted(root.rglob("*")) if p.is_file()}
-
-
-class Client(threading.Thread):
-    """Posts events to one address for as long as it runs; keeps those acknowledged."""
-
-    def __init__(self, address, ca):
-        super().__init__(daemon=True)
-        self.address, self.stopping = address, threading.Event()
-        self.ctx = ssl.create_default_context(cafile=ca)
-        self.acked, self.sites, self.failed, self.next = [], set(), 0, 1
-
-    def request(self, path):
-        return https_get(self.address, NAME, self.ctx, path)
-
-    def run(self):
-        while not self.stopping.wait(0.02):
-            n = self.next
-            self.next += 1
-            try:
-                status, body = self.request(f"/cgi-bin/event?id={n}")
-            except (OSError, ValueError, IndexError):
-                self.failed += 1
-                continue
-            words = body.split()
-            if status == 200 and words[:2] == ["ok", str(n)]:
-                self.acked.append(n)
-                self.sites.add(words[2])
-
-    def stop(self):
-        self.stopping.set()
-        self.join(30)
 
 
 class HotColdProxy(ScenarioCase):
@@ -172,7 +133,7 @@ class HotColdProxy(ScenarioCase):
             self.lab("podman", "--dir", self.dir, host, timeout=180)
         for host in REGISTERS:
             self.lab("dns", "--dir", self.dir, host)
-        net = f"127.{random.randint(1, 250)}.{random.randint(1, 250)}"
+        net = loopback_net()
         self.ip = {"source": f"{net}.10", "dest": f"{net}.20"}
         self.make_certs(NAME)
         self.certs = self.ca.parent
@@ -223,21 +184,21 @@ class HotColdProxy(ScenarioCase):
             s.bind(("127.0.0.1", 0))
             port = s.getsockname()[1]
         app = conf / "app"
-        write(app / "port", f"{port}\n")
-        write(app / "site", f"{host}\n")
-        write(app / "core", CORE, 0o755)
-        write(app / "www" / "cgi-bin" / "event", EVENT_CGI, 0o755)
-        write(app / "www" / "reg" / "service" / "info", f'{{"serial": "{host}"}}\n')
+        write_file(app / "port", f"{port}\n")
+        write_file(app / "site", f"{host}\n")
+        write_file(app / "core", CORE, 0o755)
+        write_file(app / "www" / "cgi-bin" / "event", EVENT_CGI, 0o755)
+        write_file(app / "www" / "reg" / "service" / "info", f'{{"serial": "{host}"}}\n')
         for which in ("mongo", "attachments"):
             self.data(host, which).mkdir(parents=True)
         for d in ("logs", "tmp"):
             (prefix / d).mkdir(parents=True, exist_ok=True)
-        write(prefix / "nginx.conf", NGINX_CONF.format(prefix=prefix))
-        write(self.site(host), SITE.format(port=port, ip=self.ip[host], name=NAME, certs=self.certs))
-        write(Path(self.dir, "hosts", host, "bin", "nginx"),
+        write_file(prefix / "nginx.conf", NGINX_CONF.format(prefix=prefix))
+        write_file(self.site(host), SITE.format(port=port, ip=self.ip[host], name=NAME, certs=self.certs))
+        write_file(Path(self.dir, "hosts", host, "bin", "nginx"),
               f'#!/bin/sh\nexec /usr/sbin/nginx -p "{prefix}/" -c "{prefix}/nginx.conf" "$@"\n', 0o755)
-        write(conf / "run-core", RUN_CORE.replace("{prefix}", str(prefix)), 0o755)
-        write(conf / "stop-containers", STOP_CONTAINERS.replace("{prefix}", str(prefix)), 0o755)
+        write_file(conf / "run-core", RUN_CORE.replace("{prefix}", str(prefix)), 0o755)
+        write_file(conf / "stop-containers", STOP_CONTAINERS.replace("{prefix}", str(prefix)), 0o755)
         common = ["create", "--health-interval", "1s", "--health-retries", "1",
                   "--health-timeout", "5s", "localhost/busybox:lab"]
         image = common.pop()
@@ -264,11 +225,11 @@ class HotColdProxy(ScenarioCase):
         """A register's dns.json (the core at the old address) and restart-dns, then run it."""
         dns = self.host_env(host, "dns")
         root = self.conf(host) / host
-        write(root / "dns" / "dns.json",
+        write_file(root / "dns" / "dns.json",
               '{"dns": {"domain": "example.org", "staticDataInDomain": '
               f'{{"core1": {{"ip": "{self.ip["source"]}"}}, "sw": {{"ip": "192.0.2.44"}}}}}}}}\n')
         zone = Path(self.dir, "hosts", host, "dns", "zones", "example.org.zone")
-        write(root / "restart-dns", RESTART_DNS.format(zone=zone, conf=dns["DNS_CONF"]), 0o755)
+        write_file(root / "restart-dns", RESTART_DNS.format(zone=zone, conf=dns["DNS_CONF"]), 0o755)
         self.run_script(host, f"{host}/restart-dns")
         self.assertEqual(self.answer(host), [self.ip["source"]])
 
@@ -291,7 +252,8 @@ class HotColdProxy(ScenarioCase):
     def serves(self, host):
         """Which core answers https://core1.example.org/ at host's address, or None."""
         try:
-            status, body = Client(self.ip[host], str(self.ca)).request("/reg/service/info")
+            status, body = https_get(self.ip[host], NAME, ssl.create_default_context(cafile=str(self.ca)),
+                                     "/reg/service/info")
         except (OSError, ValueError, IndexError):
             return None
         return body.split('"')[3] if status == 200 and body.count('"') >= 4 else None
@@ -305,7 +267,7 @@ class HotColdProxy(ScenarioCase):
 
     def test_hot_rounds_then_cold_sync_then_old_proxies_and_the_registers_answer_new(self):
         self.assertEqual(self.cutpilot("check", PLAN).returncode, 0)
-        client = Client(self.ip["source"], str(self.ca))
+        client = Client(self.ip["source"], NAME, self.ca, lambda n: f"/cgi-bin/event?id={n}", 0.02)
         client.start()
         self.addCleanup(client.stop)
         wait_for(lambda: len(client.acked) >= 20, 60, "the client's first events")
@@ -328,7 +290,7 @@ class HotColdProxy(ScenarioCase):
         for n in client.acked:
             self.assertTrue((self.data("dest", "attachments") / f"att-{n}").exists(), n)
         # Both cores answered the old address in turn (source, then dest through the proxy).
-        self.assertEqual(client.sites, {"source", "dest"})
+        self.assertEqual(client.who, {"source", "dest"})
         # Nothing reached the old core after its final copy, though run-core booted it again
         # (the write-up's "we just boot all services"): its data is a prefix of the new one's.
         source_events = self.events("source")

@@ -6,7 +6,7 @@ The world, on lab hosts `prod`, `cloud` and `ops`:
     employees and time punches), cloud has the role and no database yet;
   - the application: `mongrel_rails cluster::start|stop -C FILE` on each host's login PATH is a
     stand-in for the Ruby mongrels (Debian has no mongrel): one Python HTTPS server per host on
-    the host's own address (127.A.B.10 for prod, .50 for cloud, port 443) with a certificate
+    the host's own address (127.A.B.10 for prod, .20 for cloud, port 443) with a certificate
     for the production name from a CA this test makes. GET /login says "Sign in" with the
     database's counts; GET /punch?id=N inserts a punch; while public/system/maintenance.html
     exists it answers 503 with that page, as the write-up's nginx does;
@@ -17,67 +17,17 @@ A client punches in at the production address for the whole run and keeps the on
 """
 
 import os
-import random
 import ssl
 import subprocess
-import threading
 import unittest
 from pathlib import Path
 
-from scenariocase import EXAMPLES, ScenarioCase, https_get, wait_for
+from scenariocase import EXAMPLES, Client, ScenarioCase, https_get, wait_for, write_file
 
 PLAN = str(EXAMPLES / "maintenance-window.toml")
 NAME = "www.example.org"
 APP_HOSTS = ("prod", "cloud")
 DB_PASSWORD = "payroll-lab-password"
-
-PAYROLL = r'''#!/usr/bin/env python3
-"""The payroll application (a stand-in for its mongrels): python3 payroll.py CLUSTER-FILE."""
-import http.server, os, ssl, subprocess, sys
-conf = dict(line.split(": ", 1) for line in open(sys.argv[1]).read().splitlines() if ": " in line)
-root = conf["root"]
-
-def sql(query):
-    res = subprocess.run(["psql", "-X", "-At", "-h", conf["pgsocket"], "-p", conf["pgport"], "-U", "payroll",
-                          "-d", "payroll_prod", "-v", "ON_ERROR_STOP=1", "-c", query],
-                         capture_output=True, text=True, timeout=30)
-    if res.returncode != 0:
-        raise RuntimeError(res.stderr.strip())
-    return res.stdout.strip()
-
-class Handler(http.server.BaseHTTPRequestHandler):
-    def reply(self, status, text):
-        body = text.encode()
-        self.send_response(status)
-        self.send_header("Content-Length", str(len(body)))
-        self.end_headers()
-        self.wfile.write(body)
-
-    def do_GET(self):
-        page = os.path.join(root, "public", "system", "maintenance.html")
-        if os.path.exists(page):
-            return self.reply(503, open(page).read())
-        try:
-            if self.path == "/login":
-                counts = sql("SELECT (SELECT count(*) FROM employees) || ' ' || (SELECT count(*) FROM punches)")
-                return self.reply(200, f"Sign in ({conf['site']}: {counts})\n")
-            if self.path.startswith("/punch?id="):
-                n = int(self.path.split("=", 1)[1])
-                sql(f"INSERT INTO punches (id) VALUES ({n})")
-                return self.reply(200, f"ok {n}\n")
-        except (RuntimeError, ValueError) as e:
-            return self.reply(500, f"error: {e}\n")
-        self.reply(404, "not found\n")
-
-    def log_message(self, *args):
-        pass
-
-server = http.server.ThreadingHTTPServer((conf["address"], int(conf["port"])), Handler)
-ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
-ctx.load_cert_chain(conf["cert"], conf["key"])
-server.socket = ctx.wrap_socket(server.socket, server_side=True)
-server.serve_forever()
-'''
 
 MONGREL = r'''#!/bin/sh
 # mongrel_rails cluster::start|cluster::stop -C FILE: a stand-in for the mongrel cluster.
@@ -88,7 +38,7 @@ running() { [ -f "$pidf" ] && kill -0 "$(cat "$pidf")" 2>/dev/null; }
 case $1 in
   cluster::start)
     if running; then echo "mongrel already running"; exit 0; fi
-    setsid python3 "{payroll}" "$conf" < /dev/null >> "$log" 2>&1 &
+    setsid python3 "{webapp}" "$conf" < /dev/null >> "$log" 2>&1 &
     echo $! > "$pidf"
     echo "starting mongrel (pid $(cat "$pidf"))" ;;
   cluster::stop)
@@ -103,63 +53,20 @@ esac
 '''
 
 
-def write(path: Path, text: str, mode: int = 0o644):
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(text)
-    path.chmod(mode)
-
-
-class Client(threading.Thread):
-    """Punches in at one address for as long as it runs; keeps those acknowledged."""
-
-    def __init__(self, address, ca):
-        super().__init__(daemon=True)
-        self.address, self.stopping = address, threading.Event()
-        self.ctx = ssl.create_default_context(cafile=ca)
-        self.acked, self.next = [], 1
-
-    def request(self, path):
-        """(status, body) of GET path at the address, under the production name."""
-        return https_get(self.address, NAME, self.ctx, path)
-
-    def run(self):
-        while not self.stopping.wait(0.05):
-            n = self.next
-            self.next += 1
-            try:
-                status, body = self.request(f"/punch?id={n}")
-            except (OSError, ValueError, IndexError):
-                continue
-            if status == 200 and body.split() == ["ok", str(n)]:
-                self.acked.append(n)
-
-    def stop(self):
-        self.stopping.set()
-        self.join(30)
-
-
 class MaintenanceWindow(ScenarioCase):
     PLAN = PLAN
     def setUp(self):
         if os.geteuid() != 0:
             self.skipTest("the world needs PostgreSQL's OS user and port 443: root")
         super().setUp()
-        self.lab("up", "--dir", self.dir, *APP_HOSTS, "ops")
-        for host in APP_HOSTS:
-            self.lab("postgres", "--dir", self.dir, host, timeout=300)
-        self.lab("dns", "--dir", self.dir, "ops")
-        self.pg = {h: self.host_env(h, "postgres") for h in APP_HOSTS}
-        self.dns = self.host_env("ops", "dns")
-        net = f"127.{random.randint(1, 250)}.{random.randint(1, 250)}"
-        self.ip = {"prod": f"{net}.10", "cloud": f"{net}.50"}
+        self.web_world(APP_HOSTS, "ops")
         self.make_certs(NAME)
-        write(Path(self.dir, "payroll.py"), PAYROLL, 0o755)
         for host in APP_HOSTS:
             self.deploy(host)
             self.addCleanup(self.mongrel, host, "cluster::stop")
         self.fill_prod()
         self.psql("cloud", "postgres", f"CREATE ROLE payroll LOGIN CREATEDB PASSWORD '{DB_PASSWORD}'")
-        self.dns_update(f"update delete {NAME} A", f"update add {NAME} 3600 A {self.ip['prod']}")
+        self.dns_update(self.dns, f"update delete {NAME} A", f"update add {NAME} 3600 A {self.ip['prod']}")
         self.mongrel("prod", "cluster::start")
         wait_for(lambda: self.login("prod").startswith("Sign in (prod"), 60, "prod's application")
         self.plan_env = {
@@ -198,21 +105,16 @@ class MaintenanceWindow(ScenarioCase):
         app = self.app(host)
         (app / "public" / "system").mkdir(parents=True)
         self.uploads(host).mkdir(parents=True)
-        write(app / "config" / "mongrel_cluster.yml", "".join(f"{k}: {v}\n" for k, v in {
-            "site": host, "root": app, "address": self.ip[host], "port": 443,
-            "cert": self.cert, "key": self.key, "pgsocket": self.pg[host]["PGHOST"],
-            "pgport": self.pg[host]["PGPORT"], "pid_file": app / "mongrel.pid",
+        write_file(app / "config" / "mongrel_cluster.yml", "".join(f"{k}: {v}\n" for k, v in {
+            "site": host, "address": self.ip[host], "port": 443, "cert": self.cert, "key": self.key,
+            "pghost": "127.0.0.1", "pgport": self.pg[host]["PGPORT"], "pguser": "payroll",
+            "password": DB_PASSWORD, "database": "payroll_prod", "home": "/login", "title": "Sign in",
+            "count_sql": "SELECT (SELECT count(*) FROM employees) || ' ' || (SELECT count(*) FROM punches)",
+            "take": "/punch?id=", "insert_sql": "INSERT INTO punches (id) VALUES ({n})",
+            "maintenance": self.maintenance(host), "pid_file": app / "mongrel.pid",
             "log_file": app / "mongrel.log"}.items()))
-        write(Path(self.dir, "hosts", host, "bin", "mongrel_rails"),
-              MONGREL.replace("{payroll}", str(Path(self.dir, "payroll.py"))), 0o755)
-
-    def psql(self, host, db, sql):
-        e = self.pg[host]
-        res = subprocess.run([f"{e['PGBIN']}/psql", "-X", "-At", "-h", e["PGHOST"], "-p", e["PGPORT"],
-                              "-U", "postgres", "-d", db, "-v", "ON_ERROR_STOP=1", "-c", sql],
-                             capture_output=True, text=True, timeout=60, stdin=subprocess.DEVNULL)
-        self.assertEqual(res.returncode, 0, f"psql on {host}: {res.stderr}")
-        return res.stdout.strip()
+        write_file(Path(self.dir, "hosts", host, "bin", "mongrel_rails"),
+                   MONGREL.replace("{webapp}", str(self.WEBAPP)), 0o755)
 
     def fill_prod(self):
         """payroll_prod: employees and their punches, owned by payroll; uploaded pay stubs."""
@@ -234,30 +136,19 @@ class MaintenanceWindow(ScenarioCase):
     def login(self, host):
         """The body of /login at host's address under the production name ("" when none)."""
         try:
-            status, body = Client(self.ip[host], str(self.ca)).request("/login")
+            status, body = https_get(self.ip[host], NAME, ssl.create_default_context(cafile=str(self.ca)), "/login")
         except (OSError, ValueError, IndexError):
             return ""
         return body if status == 200 else f"{status} {body}"
 
-    def dns_update(self, *lines):
-        """A signed update to ops's server, as the zone's owner would send it by hand."""
-        d = self.dns
-        script = "\n".join([f"server 127.0.0.1 {d['DNS_PORT']}", f"zone {d['DNS_ZONE']}", *lines, "send", ""])
-        res = subprocess.run(["knsupdate", "-y", f"{d['DNS_TSIG_ALGORITHM']}:{d['DNS_TSIG_NAME']}:{d['DNS_TSIG_SECRET']}"],
-                             input=script, capture_output=True, text=True, timeout=30)
-        self.assertEqual(res.returncode, 0, res.stderr)
-
     def answer(self):
-        res = subprocess.run(["kdig", "@127.0.0.1", "-p", self.dns["DNS_PORT"], NAME, "A", "+noall",
-                              "+answer"], capture_output=True, text=True, timeout=30, stdin=subprocess.DEVNULL)
-        return [line.split() for line in res.stdout.splitlines() if line and not line.startswith(";")]
-
+        return self.dns_answer(self.dns, NAME)
 
     # ---- the migration -------------------------------------------------------------------
 
     def test_the_window_moves_every_punch_and_the_name_answers_the_cloud(self):
-        self.assertEqual(self.answer()[0][1:], ["3600", "IN", "A", self.ip["prod"]])
-        client = Client(self.ip["prod"], str(self.ca))
+        self.assertEqual(self.answer()[0], ["3600", "IN", "A", self.ip["prod"]])
+        client = Client(self.ip["prod"], NAME, self.ca, lambda n: f"/punch?id={n}")
         client.start()
         self.addCleanup(client.stop)
         wait_for(lambda: len(client.acked) >= 20, 60, "the client's first punches")
@@ -281,11 +172,11 @@ class MaintenanceWindow(ScenarioCase):
             self.assertEqual((self.uploads("cloud") / path.name).read_bytes(), path.read_bytes())
         # The cloud serves the production name with prod's data; prod's mongrels stay stopped
         # behind its maintenance page.
-        self.assertEqual(self.login("cloud"), f"Sign in (cloud: 500 {len(prod)})\n")
+        self.assertEqual(self.login("cloud"), f"Sign in (cloud): 500 {len(prod)}\n")
         self.assertEqual(self.login("prod"), "")
         self.assertIn("Payroll is being moved", self.maintenance("prod").read_text())
         # The authoritative server answers the cloud's address with the lowered TTL.
-        self.assertEqual(self.answer()[0][1:], ["300", "IN", "A", self.ip["cloud"]])
+        self.assertEqual(self.answer()[0], ["300", "IN", "A", self.ip["cloud"]])
         self.report_downtime("004")
 
     def test_an_abort_at_the_dns_change_brings_prod_back_out_of_maintenance(self):
@@ -300,10 +191,10 @@ class MaintenanceWindow(ScenarioCase):
         text = self.abort_run(proc, out)
         self.assertIn("downtime ended by rollback", text)
         self.assertFalse(self.maintenance("prod").exists())
-        wait_for(lambda: self.login("prod").startswith("Sign in (prod: 500"), 60, "prod's application again")
+        wait_for(lambda: self.login("prod").startswith("Sign in (prod): 500"), 60, "prod's application again")
         self.assertEqual(self.login("cloud"), "")
         # dns-ttl's rollback put the TTL back too: an abandoned move leaves DNS as it found it.
-        self.assertEqual(self.answer()[0][1:], ["3600", "IN", "A", self.ip["prod"]])
+        self.assertEqual(self.answer()[0], ["3600", "IN", "A", self.ip["prod"]])
 
 
 if __name__ == "__main__":
