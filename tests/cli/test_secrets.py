@@ -66,6 +66,11 @@ on = "source"
             return {r["step"]: r["state"] for r in self.journal() if r["r"] == "step"}
         wait_for(lambda: states().get("gated") == "awaiting-approval"
                  and states().get("skipped") == "skipped", 60, "the gate, after the skipped step")
+        # Every host reached (its agent installed and answering): a kill before that leaves an
+        # install on its way, whose files would land after `before` below is taken.
+        hosts = {p.name for p in Path(self.dir, "hosts").iterdir()}
+        wait_for(lambda: {r["host"] for r in self.journal() if r["r"] == "host"} == hosts, 60,
+                 "every host to be reached")
         proc.send_signal(signal.SIGKILL)
         proc.wait(10)
         recorded = journal.read_bytes()
