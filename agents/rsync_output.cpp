@@ -271,6 +271,12 @@ std::optional<ListedEntry> parse_list_line(std::string_view line) {
   return entry;
 }
 
+bool names_a_missing_file(std::string_view stderr_line) {
+  return (stderr_line.starts_with("rsync: [sender] link_stat \"") ||
+          stderr_line.starts_with("rsync: link_stat \"")) &&
+         stderr_line.ends_with("\" failed: No such file or directory (2)");
+}
+
 std::optional<std::string> failed_file_of(std::string_view stderr_line) {
   std::string_view message = stderr_line;
   // Errors carry "rsync: " and, since 3.2, the role of the process: "rsync: [sender] ".

@@ -76,6 +76,11 @@ std::string unescape_rsync_name(std::string_view name);
 // is mapped back to NAME (in the same directory).
 std::optional<std::string> failed_file_of(std::string_view stderr_line);
 
+// Whether a stderr line says the sender found no file at a path ("rsync: [sender] link_stat
+// \"P\" failed: No such file or directory (2)"). For a name the job's own listing gave
+// (--files-from) that is a file that vanished since the listing: rsync calls it exit 23, not 24.
+bool names_a_missing_file(std::string_view stderr_line);
+
 // Whether an `--itemize-changes` line says only that a directory's modification time differs
 // (".d..t......" or with 'T'): rsync updates directory times as files come and go, so it is
 // not a difference in content (verify reports it as information).

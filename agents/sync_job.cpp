@@ -131,7 +131,8 @@ struct Tally {
   std::vector<uint64_t> file_caps;    // per rsync: its files_done counts at most this many
   uint64_t bytes_before = 0, files_before = 0, files_total = 0;
   uint64_t reported_bytes = 0, reported_files = 0;  // never goes backwards
-  std::vector<std::string> vanished, failed;
+  std::vector<std::string> vanished, failed;        // the first kMaxListed of each
+  size_t vanished_count = 0, other_errors = 0;      // other_errors: "rsync: ..." lines not a vanish
   std::string cause, last_error;  // the first line that says why (ssh's own), and the last
   RateMeter rate;
 
@@ -176,9 +177,11 @@ struct Tally {
 };
 
 // Runs rsyncs to the end, feeding progress and stderr into tally and the job's log.
+// listed_names: the rsyncs copy names of the job's own listing (--files-from), so a name the
+// sender no longer finds vanished since the listing.
 RunResult run_rsyncs(const std::vector<Command>& commands, Tally& tally, const std::string& detail,
-                     RsyncStatsParser* stats, bool log_stdout, uint64_t timeout_ms,
-                     JobContext& job) {
+                     RsyncStatsParser* stats, bool log_stdout, uint64_t timeout_ms, JobContext& job,
+                     bool listed_names = false) {
   // rsync writes a progress line per file (100,000 for as many small files): each only
   // updates the tally; the job reports it on the runner's 100 ms tick (and at the end).
   bool moved = false;
@@ -196,10 +199,16 @@ RunResult run_rsyncs(const std::vector<Command>& commands, Tally& tally, const s
       if (stats) stats->feed_line(line);
       if (!log_stdout || line.empty()) return;
     } else if (stream == proto::Stream::kStderr) {
+      const bool vanished = line.find("file has vanished: ") != std::string::npos ||
+                            (listed_names && names_a_missing_file(line));
       if (auto file = failed_file_of(line)) {
-        auto& list = line.find("vanished") != std::string::npos ? tally.vanished : tally.failed;
+        auto& list = vanished ? tally.vanished : tally.failed;
         if (list.size() < kMaxListed) list.push_back(*file);
       }
+      if (vanished)
+        ++tally.vanished_count;
+      else if (line.starts_with("rsync: ") && !line.starts_with("rsync: connection"))
+        ++tally.other_errors;
       tally.note(line);
     }
     job.log(stream, std::move(line));
@@ -234,6 +243,8 @@ proto::JobFinished conclude(const RunResult& run, const Tally& tally, uint64_t t
     if (code != 0 && code != 24) worst = worst ? worst : code;
     if (code == 24 && worst == 0) worst = 24;
   }
+  // Exit 23 whose every cause was a listed file gone since the listing is a vanish (24).
+  if (worst == 23 && tally.vanished_count > 0 && tally.other_errors == 0) worst = 24;
   done.exit_code = worst;
   auto listed = [](const std::vector<std::string>& files) {
     std::string out;
@@ -245,7 +256,7 @@ proto::JobFinished conclude(const RunResult& run, const Tally& tally, uint64_t t
     done.state = proto::JobState::kSucceeded;
     if (worst == 24)
       job.log(proto::Stream::kAgent,
-              "warning: " + std::to_string(tally.vanished.size()) +
+              "warning: " + std::to_string(tally.vanished_count) +
                   " files vanished during the sync: " + listed(tally.vanished));
   } else if (worst == 23) {
     done.error = "some files could not be transferred (rsync exit 23): " + listed(tally.failed);
@@ -354,7 +365,7 @@ proto::JobFinished copy(const SyncSpec& spec, const std::string& ssh, JobContext
       tally.file_caps[b] = buckets[b].size();
     const RunResult run =
         run_rsyncs(rsyncs, tally, where + " (" + std::to_string(rsyncs.size()) + " rsyncs)",
-                   nullptr, false, left_ms(spec.timeout_ms, started), job);
+                   nullptr, false, left_ms(spec.timeout_ms, started), job, /*listed_names=*/true);
     done = conclude(run, tally, spec.timeout_ms, job);
     if (done.state != proto::JobState::kSucceeded) return done;
     tally.reset(1, 0);  // the final pass moves bytes, but its files were counted already

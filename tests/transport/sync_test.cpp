@@ -205,6 +205,42 @@ TEST_F(SyncLab, PullEstimateDeleteParallelVerifyAndRevoke) {
   EXPECT_EQ(finished(events).state, proto::JobState::kFailed);
 }
 
+TEST_F(SyncLab, AFileGoneBetweenTheListingAndItsBucketIsAVanishNotAFailure) {
+  // A live application renames its temporary files away (scenario 002: .att-N -> att-N). A
+  // parallel sync lists the source first; a listed name gone when its bucket's rsync asks for
+  // it is rsync's exit 23 ("link_stat ... No such file or directory"), which failed the hot
+  // sync. Made certain here: the source's rsync (its login PATH's bin/ comes first) removes
+  // the file as soon as the listing is done.
+  make_tree(src_, 2, 2, 5, 3);
+  const std::string victim = src_ + "d0/.att-249";
+  std::ofstream(victim) << "renamed away by the application";
+  const std::string bin = lab_.host_dir("source") + "/bin";
+  const std::string marker = lab_.host_dir("source") + "/listed";
+  fs::create_directories(bin);
+  {
+    std::ofstream wrapper(bin + "/rsync");
+    wrapper << "#!/bin/sh\n"
+            << "[ -e '" << marker << "' ] && exec /usr/bin/rsync \"$@\"\n"
+            << "/usr/bin/rsync \"$@\"; rc=$?\n"
+            << "touch '" << marker << "'; rm -f '" << victim << "'\n"
+            << "exit $rc\n";
+  }
+  fs::permissions(bin + "/rsync", fs::perms::owner_all | fs::perms::group_read |
+                                      fs::perms::group_exec | fs::perms::others_read |
+                                      fs::perms::others_exec);
+  link_hosts();
+  const std::string dst = lab_.host_dir("target") + "/srv-vanish/";
+  auto events = run("target", "pull-vanish", pull(dst, {{"parallel", 2}}));
+  ASSERT_TRUE(fs::exists(marker)) << "the listing did not go through the wrapper";
+  ASSERT_EQ(finished(events).state, proto::JobState::kSucceeded) << finished(events).error << "\n"
+                                                                 << lines(events);
+  EXPECT_NE(lines(events).find("link_stat"), std::string::npos) << "the race did not happen";
+  EXPECT_NE(lines(events).find("1 files vanished during the sync"), std::string::npos)
+      << lines(events);
+  EXPECT_FALSE(fs::exists(victim));
+  EXPECT_EQ(snapshot(dst), snapshot(src_));
+}
+
 TEST_F(SyncLab, VerifyReportsDirectoryTimesAsInformationNotDifferences) {
   make_tree(src_, 2, 2, 5, 7);
   link_hosts();

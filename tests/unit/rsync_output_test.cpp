@@ -372,6 +372,24 @@ std::string failed(std::string_view line) {
   return file ? *file : "<nullopt>";
 }
 
+TEST(RsyncFailedFileTest, AListedFileTheSenderNoLongerFindsIsMissingNotAnError) {
+  // rsync 3.2.7 copying a --files-from name that was renamed away after the listing (seen in
+  // scenario 002: the core writes .att-N, then renames it): exit 23, not 24.
+  EXPECT_TRUE(
+      names_a_missing_file("rsync: [sender] link_stat \"/tmp/cp/data/.att-249\" failed: "
+                           "No such file or directory (2)"));
+  EXPECT_TRUE(
+      names_a_missing_file("rsync: link_stat \"/x\" failed: No such file or directory (2)"));
+  EXPECT_FALSE(
+      names_a_missing_file("rsync: [sender] link_stat \"/x\" failed: Permission denied (13)"));
+  EXPECT_FALSE(
+      names_a_missing_file("rsync: [sender] send_files failed to open \"/x\": "
+                           "No such file or directory (2)"));
+  EXPECT_FALSE(
+      names_a_missing_file("rsync error: some files/attrs were not transferred (see "
+                           "previous errors) (code 23) at main.c(1956) [generator=3.5.0]"));
+}
+
 TEST(RsyncFailedFileTest, RealExit24And23Lines) {
   EXPECT_EQ(failed("file has vanished: \"/tmp/rs/van/src/f6\""), "/tmp/rs/van/src/f6");
   EXPECT_EQ(failed("file has vanished: \"/data/x\" (in backup)"), "/data/x");
