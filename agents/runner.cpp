@@ -14,6 +14,7 @@
 #include "agents/exec_job.h"
 #include "agents/file_job.h"
 #include "agents/health_job.h"
+#include "agents/image_job.h"
 #include "agents/leftovers.h"
 #include "agents/peer_job.h"
 #include "agents/spool.h"
@@ -35,6 +36,7 @@ constexpr JobKind kJobKinds[] = {
     {"health", validate_health_spec, run_health},
     {"db", validate_db_spec, run_db},
     {"dns", validate_dns_update_spec, run_dns_update},
+    {"image", validate_image_spec, run_image},
 };
 
 }  // namespace

@@ -30,6 +30,7 @@ constexpr Verb kVerbs[] = {
     {"revoke", "revoke STEP [--state-dir DIR]", revoke},
     {"status", "status [--json] [--state-dir DIR] [PLAN]", status},
     {"runs", "runs [PLAN] [--json]", runs},
+    {"report", "report [--csv | --json] [--state-dir DIR] [PLAN]", report},
     {"abort", "abort [--state-dir DIR]", abort_run},
     {"skip", "skip STEP [--state-dir DIR]", skip},
     {"retry", "retry STEP [--state-dir DIR]", retry},

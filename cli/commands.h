@@ -40,6 +40,9 @@ int status(const std::vector<std::string>& args);
 // `cutpilot runs [PLAN] [--json]`: a plan's runs (or every plan's) with state, start, downtime.
 int runs(const std::vector<std::string>& args);
 
+// `cutpilot report [PLAN] [--csv|--json]`: the old -> new map of a run's image copies.
+int report(const std::vector<std::string>& args);
+
 // `cutpilot demo`: the local lab with a source and a target host.
 int demo(const std::vector<std::string>& args);
 

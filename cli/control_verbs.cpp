@@ -122,8 +122,8 @@ int control_verb(const std::string& verb, const std::vector<std::string>& args, 
 
 constexpr const char* kStatusUsage = "usage: cutpilot status [--json] [--state-dir DIR] [PLAN]";
 
-// The run `cutpilot status` shows: --state-dir (or $CUTPILOT_STATE_DIR); else PLAN's newest run;
-// else the one live cockpit; else the newest run of any plan. "" with error set when none.
+}  // namespace
+
 std::string status_run_dir(const std::string& state_dir, const std::string& plan_path,
                            std::string& error) {
   if (!state_dir.empty()) return state_dir;
@@ -141,8 +141,6 @@ std::string status_run_dir(const std::string& state_dir, const std::string& plan
   if (runs.empty()) error = "no run found under " + default_state_root();
   return runs.empty() ? "" : runs.back();
 }
-
-}  // namespace
 
 int approve(const std::vector<std::string>& args) {
   return control_verb("approve", args, true);

@@ -143,13 +143,17 @@ std::optional<plans::PeerAccess> FleetPort::peer_access(std::string_view host) {
   // never as whoever runs the job there (root, when that host's agent runs under sudo).
   if (access.user.empty()) access.user = info.user;
   // Without a peer_address the other hosts reach it where the cockpit did: the address
-  // and port ssh_config resolved (the plan's address may be an alias only we know).
+  // and port ssh_config resolved (the plan's address may be an alias only we know). With
+  // one, they reach that address on the port ssh uses, unless the plan names a port.
   const size_t colon = info.endpoint.rfind(':');
-  if (!spec->peer_address && colon != std::string::npos && colon > 0) {
-    access.address = info.endpoint.substr(0, colon);
-    if (access.address.size() > 2 && access.address.front() == '[')
-      access.address = access.address.substr(1, access.address.size() - 2);
-    access.port = static_cast<uint16_t>(std::atoi(info.endpoint.c_str() + colon + 1));
+  if (colon != std::string::npos && colon > 0) {
+    if (!spec->peer_address) {
+      access.address = info.endpoint.substr(0, colon);
+      if (access.address.size() > 2 && access.address.front() == '[')
+        access.address = access.address.substr(1, access.address.size() - 2);
+    }
+    if (!spec->peer_address || !spec->port)
+      access.port = static_cast<uint16_t>(std::atoi(info.endpoint.c_str() + colon + 1));
   }
   return access;
 }

@@ -24,6 +24,12 @@ void print_status(const nlohmann::json& status);
 // file (a relative name in a journal cannot be checked and counts).
 std::vector<std::string> runs_of_plan(const std::string& state_root, const std::string& plan_path);
 
+// The run `cutpilot status` and `report` show: state_dir (or $CUTPILOT_STATE_DIR); else PLAN's
+// newest run; else the one live cockpit; else the newest run of any plan. "" with error set
+// when there is none.
+std::string status_run_dir(const std::string& state_dir, const std::string& plan_path,
+                           std::string& error);
+
 // Every run directory under the state root (all plans), oldest first by start time.
 std::vector<std::string> all_runs(const std::string& state_root);
 

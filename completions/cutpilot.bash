@@ -88,7 +88,7 @@ _cutpilot() {
       mapfile -t COMPREPLY < <(compgen -W "$(_cutpilot_steps "$bin")" -- "$cur") ;;
     trust)
       mapfile -t COMPREPLY < <(compgen -W "$(_cutpilot_hosts "$bin")" -- "$cur") ;;
-    check | plan | hosts | run | status | runs)
+    check | plan | hosts | run | status | runs | report)
       mapfile -t COMPREPLY < <(compgen -f -X '!*.toml' -- "$cur"; compgen -d -S / -- "$cur")
       compopt -o nospace 2>/dev/null
       [ ${#COMPREPLY[@]} = 1 ] && [[ ${COMPREPLY[0]} != */ ]] && compopt +o nospace 2>/dev/null ;;

@@ -34,6 +34,8 @@ constexpr ActionKindSpec kActionKinds[] = {
     {"health", read_health_action, job_of<HealthAction, health_job>,
      shown_as<HealthAction, describe_health>},
     {"dns", read_dns_action, job_of<DnsAction, dns_job>, shown_as<DnsAction, describe_dns>},
+    {"image", read_image_action, job_of<ImageAction, image_job>,
+     shown_as<ImageAction, describe_image>},
     {"wait", read_wait_action, no_job, shown_as<WaitAction, describe_wait>},
 };
 static_assert(std::size(kActionKinds) == std::variant_size_v<Action>,
@@ -59,6 +61,7 @@ std::string destructive_reason(const Action& action) {
   if (const auto* sync = std::get_if<SyncAction>(&action))
     return sync->del && sync->mode == SyncMode::kCopy ? "a sync with delete removes files" : "";
   // A db copy is not counted: it keeps the database it replaces and puts it back on rollback.
+  // Nor is an image copy: like a sync without delete, it only puts a verified copy in place.
   if (const auto* file = std::get_if<FileAction>(&action))
     return file->op == FileOp::kWrite ? "a file write replaces " + file->path : "";
   if (const auto* health = std::get_if<HealthAction>(&action))

@@ -18,6 +18,8 @@ void links_of(const Action& action, const std::string& host, std::vector<PeerLin
   } else if (const auto* db = std::get_if<DbAction>(&action)) {
     if (db->op == DbOp::kCopy && db->from.host && !db->direct) peer = db->from.host;
     tunnel = db_tunnel_target(*db);
+  } else if (const auto* image = std::get_if<ImageAction>(&action)) {
+    peer = image->from_host;
   }
   if (!peer || *peer == host) return;
   auto found = std::find_if(out.begin(), out.end(), [&](const PeerLink& link) {

@@ -162,6 +162,13 @@ bool valid_env_name(std::string_view name);
 // key_env): refused unless a valid name, a warning when it is not set now.
 std::optional<std::string> read_env_name(Reader& r, const Entry& e);
 
+// Reads `image = { from = "HOST:/dev/xvdf", to = "/srv/images/xvdf.img" }`.
+std::optional<Action> read_image_action(ActionInput& input);
+// The `image` job (agents/image_job.h), with the peer the context knows.
+Translation image_job(const ImageAction& image, const JobInput& input);
+// "copy old:/dev/xvdf to /srv/images/xvdf.img as one stream, sha256 on both ends".
+std::string describe_image(const ImageAction& image, const DescribeInput& input);
+
 // Reads `wait = "30s"` or `wait = { for = "30s" }`.
 std::optional<Action> read_wait_action(ActionInput& input);
 // "pause 30s (in the cockpit, no job)".

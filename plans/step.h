@@ -194,17 +194,32 @@ struct DnsAction {
   std::string algorithm = "hmac-sha256";
 };
 
+// How an image copy compresses the stream between the hosts.
+enum class Compress { kNone, kGzip, kZstd, kAuto };
+
+// `image = { from = "old:/dev/xvdf", to = "/srv/images/xvdf.img", volume = "data" }`: one file
+// or block device of another plan host copied into a file on the step's host as one stream,
+// checksummed on both ends (agents/image_job.h). The step runs on the receiving host.
+struct ImageAction {
+  std::string from_host;  // the plan host the image comes from
+  std::string from_path;
+  std::string to_path;
+  std::string volume;  // a label for the old -> new map (default: the source's file name)
+  Compress compress = Compress::kNone;
+  std::optional<Millis> timeout;
+};
+
 // `wait = "30s"` or `wait = { for = "30s" }`: a pause in the cockpit, no job.
 struct WaitAction {
   Millis duration{0};
 };
 
 // What a step does on each of its hosts.
-using Action =
-    std::variant<ExecAction, FileAction, SyncAction, DbAction, HealthAction, DnsAction, WaitAction>;
+using Action = std::variant<ExecAction, FileAction, SyncAction, DbAction, HealthAction, DnsAction,
+                            ImageAction, WaitAction>;
 
 // The key that names an action in a step table ("exec", "file", "sync", "db", "health", "dns",
-// "wait").
+// "image", "wait").
 std::string_view action_kind(const Action& action);
 
 // Whether a step waits for the operator before it starts.

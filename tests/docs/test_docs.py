@@ -85,7 +85,7 @@ class PlanFormatTest(unittest.TestCase):
                               "kHealthFields", "kWaitFields"}, names)
         self.assertIn("ssh_config", self.tables[("load.cpp", "kPlanFields")])
         self.assertIn("peer_address", self.tables[("hosts.cpp", "kHostFields")])
-        self.assertEqual(action_kinds(), ["exec", "file", "sync", "db", "health", "dns", "wait"])
+        self.assertEqual(action_kinds(), ["exec", "file", "sync", "db", "health", "dns", "image", "wait"])
 
     def test_every_key_the_loader_accepts_is_documented_in_its_section(self):
         missing = []

@@ -153,7 +153,7 @@ const BrokenPlan kBrokenPlans[] = {
      STEPS_HEAD "[[steps]]\nid = \"a\"\non = \"target\"\nexec = { run = [\"ls\", \"${app}\"] }\n",
      "8:23: error: 'run' in exec of step 'a': unknown variable 'app' (not in [vars])"},
     {"step without an action", STEPS_HEAD "[[steps]]\nid = \"a\"\non = \"target\"\n",
-     "5:1: error: step 'a' has no action (one of exec, file, sync, db, health, dns, wait)"},
+     "5:1: error: step 'a' has no action (one of exec, file, sync, db, health, dns, image, wait)"},
     {"step with two actions",
      STEPS_HEAD "[[steps]]\nid = \"a\"\non = \"target\"\nexec = { run = [\"true\"] }\n"
                 "wait = \"1s\"\n",
@@ -168,6 +168,32 @@ const BrokenPlan kBrokenPlans[] = {
                 "sync = { from = \"target:/a/\", to = \"/a/\" }\n",
      "8:17: error: 'from' in sync of step 'a' names 'target', a host the step runs on; the other "
      "end of a transfer is another host (or write a local path)"},
+    {"image from a plain path (it always comes from another host)",
+     STEPS_HEAD "[[steps]]\nid = \"a\"\non = \"target\"\n"
+                "image = { from = \"/dev/xvdf\", to = \"/img/data.img\" }\n",
+     "8:18: error: 'from' in image of step 'a' must be HOST:/path on another plan host (the "
+     "image's source), not '/dev/xvdf'"},
+    {"image into a directory",
+     STEPS_HEAD "[[steps]]\nid = \"a\"\non = \"target\"\n"
+                "image = { from = \"source:/dev/xvdf\", to = \"/img/\" }\n",
+     "8:43: error: 'to' in image of step 'a' must be the absolute path of a file on the step's "
+     "host, not '/img/'"},
+    {"image from the host the step runs on",
+     STEPS_HEAD "[[steps]]\nid = \"a\"\non = \"target\"\n"
+                "image = { from = \"target:/dev/xvdf\", to = \"/img/data.img\" }\n",
+     "8:18: error: 'from' in image of step 'a' names 'target', a host the step runs on; the other "
+     "end of a transfer is another host (or write a local path)"},
+    {"image with an unknown codec",
+     STEPS_HEAD
+     "[[steps]]\nid = \"a\"\non = \"target\"\n"
+     "image = { from = \"source:/dev/xvdf\", to = \"/img/d.img\", compress = \"lz4\" }\n",
+     "8:68: error: 'compress' in image of step 'a' must be 'none', 'gzip', 'zstd' or 'auto', not "
+     "'lz4'"},
+    {"image without a target",
+     STEPS_HEAD "[[steps]]\nid = \"a\"\non = \"target\"\n"
+                "image = { from = \"source:/dev/xvdf\" }\n",
+     "8:9: error: image of step 'a' needs 'from' and 'to' (from = \"HOST:/dev/xvdf\", to = "
+     "\"/srv/images/xvdf.img\")"},
     {"db copy into another host than the step's",
      STEPS_HEAD "[[steps]]\nid = \"a\"\non = \"target\"\ndb = { engine = \"postgres\", "
                 "from = { host = \"source\", database = \"s\" }, to = { host = \"source\", "

@@ -5,12 +5,14 @@
 #include <algorithm>
 #include <filesystem>
 #include <fstream>
+#include <set>
 
 #include "agents/db_job.h"
 #include "agents/dns_update.h"
 #include "agents/exec_job.h"
 #include "agents/file_job.h"
 #include "agents/health_job.h"
+#include "agents/image_job.h"
 #include "agents/sync_job.h"
 #include "plans/job_spec.h"
 #include "plans/load.h"
@@ -114,6 +116,7 @@ TEST_P(ExampleTest, EveryActionAndRollbackIsAJobTheAgentAccepts) {
             : t.job->kind == "db"     ? agent::validate_db_spec(t.job->spec, error)
             : t.job->kind == "health" ? agent::validate_health_spec(t.job->spec, error)
             : t.job->kind == "dns"    ? agent::validate_dns_update_spec(t.job->spec, error)
+            : t.job->kind == "image"  ? agent::validate_image_spec(t.job->spec, error)
                                       : false;
         EXPECT_TRUE(accepted) << step.id << " on " << host << ": " << error << "\n" << t.job->spec;
         EXPECT_EQ(t.job->redacted.find("-secret"), std::string::npos) << step.id;
@@ -168,18 +171,34 @@ TEST(Examples, DockerVolumesKeepsTheProxyVolumeAndTheAgentOut) {
   EXPECT_EQ(healthy.mode, HealthMode::kWait);
 }
 
-TEST(Examples, VolumeImagesAreChecksummedVerifiedAndMapped) {
+TEST(Examples, VolumeImagesAreCopiedWhileReadOnlyAndEachVolumeOnce) {
   const LoadResult result = load_example("volume-image-copy.toml");
   ASSERT_TRUE(result.ok()) << all(result);
-  size_t verified = 0;
-  for (const SyncAction* sync : actions_of<SyncAction>(result.plan)) {
-    EXPECT_TRUE(sync->checksum);
-    verified += sync->mode == SyncMode::kVerify;
-  }
-  EXPECT_EQ(verified, 3u);
-  const auto files = actions_of<FileAction>(result.plan);
-  ASSERT_EQ(files.size(), 1u);
-  EXPECT_EQ(files[0]->content.rfind("old_host,old_address,new_host,new_address", 0), 0u);
+  // Every volume of every old instance, once, into its pair's new instance.
+  std::set<std::string> sources;
+  for (const Step& step : result.plan.steps)
+    if (const auto* image = std::get_if<ImageAction>(&step.action)) {
+      ASSERT_EQ(step.on.size(), 1u);
+      EXPECT_EQ(image->from_host.substr(0, image->from_host.find('-')) + "-new", step.on[0]);
+      EXPECT_TRUE(sources.insert(image->from_host + ":" + image->from_path).second);
+      EXPECT_EQ(image->compress, Compress::kAuto);
+      // Read while the instance is read-only: after read-only, before writable.
+      const auto order = ordered_steps(result.plan.steps);
+      const auto at = [&](std::string_view id) {
+        return std::find_if(order.begin(), order.end(),
+                            [&](size_t i) { return result.plan.steps[i].id == id; }) -
+               order.begin();
+      };
+      EXPECT_LT(at("read-only"), at(step.id));
+      EXPECT_GT(at("writable"), at(step.id));
+    }
+  EXPECT_EQ(sources.size(), 6u);
+  // The read-only window is the downtime, and an abort makes every instance writable again.
+  const Step& read_only = *result.plan.find_step("read-only");
+  EXPECT_EQ(read_only.downtime, Downtime::kStart);
+  ASSERT_TRUE(read_only.rollback.has_value());
+  EXPECT_EQ(std::get<ExecAction>(*read_only.rollback).run,
+            (std::vector<std::string>{"mount", "-o", "remount,rw", "/"}));
 }
 
 TEST(Examples, HotColdProxyRepeatsThePreSyncAndProxiesDuringDns) {

@@ -10,6 +10,7 @@
 #include "agents/exec_job.h"
 #include "agents/file_job.h"
 #include "agents/health_job.h"
+#include "agents/image_job.h"
 #include "agents/peer_job.h"
 #include "agents/sync_job.h"
 #include "plans/load.h"
@@ -116,6 +117,10 @@ on = "source"
 health = { containers = { project = "shop" }, action = "stop", stop_timeout = "20s" }
 rollback = { health = { containers = { project = "shop" }, action = "start" } }
 [[steps]]
+id = "image"
+on = "target"
+image = { from = "third:/dev/xvdf", to = "/srv/images/data.img", compress = "auto", timeout = "2h" }
+[[steps]]
 id = "pause"
 wait = "30s"
 )";
@@ -138,7 +143,7 @@ TEST(JobSpec, ThePlanLoadsCleanly) {
   EXPECT_TRUE(loaded().ok());
   for (const Diagnostic& d : loaded().diagnostics)
     ADD_FAILURE() << format_diagnostic(d);
-  EXPECT_EQ(plan().steps.size(), 17u);
+  EXPECT_EQ(plan().steps.size(), 18u);
 }
 
 // What the cockpit knows in a run: keys for the source and third hosts, two passwords.
@@ -166,6 +171,7 @@ std::string agent_refuses(const JobSpec& job) {
   if (job.kind == "db") ok = agent::validate_db_spec(job.spec, error);
   if (job.kind == "health") ok = agent::validate_health_spec(job.spec, error);
   if (job.kind == "dns") ok = agent::validate_dns_update_spec(job.spec, error);
+  if (job.kind == "image") ok = agent::validate_image_spec(job.spec, error);
   return ok ? "" : job.kind + ": " + (error.empty() ? "refused" : error);
 }
 
@@ -193,7 +199,7 @@ TEST(JobSpec, EveryStepAndRollbackIsAcceptedByTheAgent) {
       }
     }
   }
-  EXPECT_EQ(jobs, 22u);  // the two db copies have their automatic put-back as rollback
+  EXPECT_EQ(jobs, 23u);  // the two db copies have their automatic put-back as rollback
 }
 
 TEST(JobSpec, ADbCopyWithoutARollbackGetsAPutBackOfItsTarget) {
@@ -269,6 +275,19 @@ TEST(JobSpec, SyncFromASudoHostRunsRsyncThereAsRootAndKeepsLinksAclsAndXattrs) {
             std::string::npos);
 }
 
+TEST(JobSpec, AnImageIsReadAsRootOnASudoHostAndLabelledForTheMap) {
+  EXPECT_EQ(spec_of("image", "target"), Json::parse(R"({"from": "/dev/xvdf",
+      "to": "/srv/images/data.img", "compress": "auto", "volume": "xvdf", "source_host": "third",
+      "timeout_ms": 7200000,
+      "peer": {"address": "third", "port": 22, "sudo": true,
+               "host_key": "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIKeythird", "key": "run-1"}})"));
+  const Step& step = *plan().find_step("image");
+  EXPECT_EQ(describe_action(plan(), step, step.action, "target"),
+            "copy third:/dev/xvdf to /srv/images/data.img as one stream (volume 'xvdf'), sha256 "
+            "on both ends, holes kept, compressed with zstd where both hosts have it, else gzip   "
+            "(logs in to third as the user the cockpit logs in as, reads it as root via sudo)");
+}
+
 TEST(JobSpec, SyncWithoutAVerifiedKeyIsAnErrorNotAGuess) {
   JobContext blind = context();
   blind.peer = [](std::string_view) { return std::nullopt; };
@@ -337,10 +356,11 @@ TEST(JobSpec, AWaitHasNoJob) {
 
 TEST(JobSpec, PeerLinksNameEachPairOnceWithTheDbTunnel) {
   const std::vector<PeerLink> links = peer_links(plan());
-  ASSERT_EQ(links.size(), 2u);
+  ASSERT_EQ(links.size(), 3u);
   // First use: presync pulls from source (and copy-db adds its tunnel), then push.
   EXPECT_EQ(links[0], (PeerLink{"target", "source", {"127.0.0.1:5432"}}));
   EXPECT_EQ(links[1], (PeerLink{"source", "third", {}}));
+  EXPECT_EQ(links[2], (PeerLink{"target", "third", {}}));  // the image copy
   EXPECT_EQ(peer_links_of(plan(), *plan().find_step("stop"), true).size(), 0u);
   EXPECT_EQ(peer_links_of(plan(), *plan().find_step("presync"), true),
             (std::vector<PeerLink>{{"target", "source", {}}}));
