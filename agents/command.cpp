@@ -30,6 +30,18 @@ constexpr auto kTickEvery = std::chrono::milliseconds(100);
 
 // posix_spawn (a vfork underneath) copies none of the runner's page tables: a fork of the
 // 6 MB static agent cost more than a short command itself.
+bool on_path(const std::string& name) {
+  const char* path = std::getenv("PATH");
+  std::string_view dirs = path ? path : "/usr/bin:/bin";
+  while (!dirs.empty()) {
+    const size_t colon = dirs.find(':');
+    const std::string dir(dirs.substr(0, colon));
+    dirs = colon == std::string_view::npos ? "" : dirs.substr(colon + 1);
+    if (!dir.empty() && access((dir + "/" + name).c_str(), X_OK) == 0) return true;
+  }
+  return false;
+}
+
 pid_t spawn_command(const Command& command, int in, int out, int err, std::string& error) {
   posix_spawn_file_actions_t actions;
   posix_spawnattr_t attr;

@@ -115,6 +115,9 @@ class Background {
 // stdout and stderr; its pid, or -1 with error saying why (for a caller that talks to it).
 pid_t spawn_command(const Command& command, int in, int out, int err, std::string& error);
 
+// True when name is an executable in this process's PATH.
+bool on_path(const std::string& name);
+
 // A command's exit as the operator reads it: "exit code 3".
 std::string describe_exit(int exit_code);
 

@@ -108,26 +108,55 @@ struct Streaming {
   std::vector<std::string> target_rows;
 };
 
-// Dump there, piped through this runner (counted) into the restore into the side database.
+// The far side of a compressed dump: $1 the codec ("auto": zstd when the host has it, else
+// gzip), then the dump's argv. Exits with the dump's status (POSIX sh has no pipefail).
+constexpr const char* kCompressedDump = R"sh(c=$1; shift
+if [ "$c" = auto ]; then if command -v zstd >/dev/null 2>&1; then c=zstd; else c=gzip; fi; fi
+exec 4>&1
+rc=$( { { "$@"; echo $? >&5; } | if [ "$c" = zstd ]; then zstd -q -1 -c; else gzip -1 -c; fi >&4; } 5>&1 )
+exit "${rc:-1}")sh";
+
+// The codec a dump from source is sent with: none when nothing crosses ssh; zstd only when
+// this host can decode it (its zstd reads gzip too).
+std::string wire_codec(const DbSpec& spec, const Side& source) {
+  if (source.ssh.empty() || spec.compress == "none") return "none";
+  if ((spec.compress == "auto" || spec.compress == "zstd") && !on_path("zstd")) return "gzip";
+  return spec.compress;
+}
+
+// Dump there, piped through this runner (counted) into the restore into the side database;
+// compressed on the wire, through a decoder here.
 std::optional<proto::JobFinished> stream_copy(Transfer& t, const Side& source, Streaming& s) {
   const DbSpec& spec = t.spec;
   const DbEngine& engine = *spec.engine;
-  std::vector<Complaints> said(2);
-  std::vector<Command> pipeline = {
-      on(source, engine, spec.from, engine.dump(spec.from, s.dump)), [&] {
-        Command restore =
-            on(Side{"target", {}}, engine, s.into, engine.restore(s.into, spec.options));
-        restore.stdin_from = 0;
-        restore.stop_if_producer_fails = true;
-        restore.stdin_after = [&] { return s.target_counts; };
-        return restore;
-      }()};
+  const std::string codec = wire_codec(spec, source);
+  std::vector<std::string> dump = engine.dump(spec.from, s.dump);
+  if (codec != "none") dump.insert(dump.begin(), {"sh", "-c", kCompressedDump, "sh", codec});
+  std::vector<Command> pipeline = {on(source, engine, spec.from, dump)};
+  std::vector<std::string> what = {"the dump on the source"};
+  if (codec != "none") {
+    Command decode{.argv = on_path("zstd") ? std::vector<std::string>{"zstd", "-d", "-q", "-c"}
+                                           : std::vector<std::string>{"gzip", "-d", "-c"}};
+    decode.stdin_from = 0;
+    decode.stop_if_producer_fails = true;
+    pipeline.push_back(std::move(decode));
+    what.push_back("the decompression (" + pipeline.back().argv[0] + " -d) on the target");
+  }
+  const size_t restore_at = pipeline.size();
+  Command restore = on(Side{"target", {}}, engine, s.into, engine.restore(s.into, spec.options));
+  restore.stdin_from = restore_at - 1;
+  restore.stop_if_producer_fails = true;
+  restore.stdin_after = [&] { return s.target_counts; };
+  pipeline.push_back(std::move(restore));
+  what.push_back("the restore on the target");
+  std::vector<Complaints> said(pipeline.size());
   bool started = false;
+  uint64_t wire = 0;
   const RunResult run = run_commands(
       pipeline,
       [&](size_t i, proto::Stream stream, std::string line) {
         if (line.empty()) return;
-        if (i == 1 && stream == proto::Stream::kStdout && !s.target_counts.empty())
+        if (i == restore_at && stream == proto::Stream::kStdout && !s.target_counts.empty())
           return s.target_rows.push_back(std::move(line));
         said[i].add(line);
         if (i == 0 && stream == proto::Stream::kStderr) {
@@ -140,16 +169,26 @@ std::optional<proto::JobFinished> stream_copy(Transfer& t, const Side& source, S
             return;
           }
         }
-        t.job.log(stream, (i == 1 ? "[target] " : "[source] ") + line);
+        t.job.log(stream, (i == 0 ? "[source] " : "[target] ") + line);
       },
       {.timeout = std::chrono::milliseconds(spec.timeout_ms),
        .piped =
-           [&](size_t, uint64_t n) {
-             t.bytes += n;
-             t.report();
+           [&](size_t producer, uint64_t n) {
+             // The progress counts the dump's own bytes: what the restore reads.
+             if (producer + 1 == restore_at) {
+               t.bytes += n;
+               t.report();
+             } else {
+               wire += n;
+             }
            }},
       t.job);
-  return outcome(run, spec, {"the dump on the source", "the restore on the target"}, said, t.job);
+  auto failed = outcome(run, spec, what, said, t.job);
+  if (codec != "none" && !failed)
+    t.job.log(proto::Stream::kAgent, "the dump crossed ssh compressed (" + codec +
+                                         "): " + std::to_string(wire) + " bytes for " +
+                                         std::to_string(t.bytes) + " bytes of dump");
+  return failed;
 }
 
 // True once 127.0.0.1:port accepts a connection (the tunnel is up).
@@ -176,6 +215,10 @@ std::optional<proto::JobFinished> parallel_copy(Transfer& t, const Side& source,
                                 std::to_string(from.port ? from.port : 5432);
     Command ssh{.argv = source.ssh};
     ssh.argv.insert(ssh.argv.end() - 1, {"-N", "-o", "ExitOnForwardFailure=yes", "-L", forward});
+    // Many connections through one tunnel: ssh compresses it (zlib) when the copy asks.
+    if (spec.compress != "none")
+      std::replace(ssh.argv.begin(), ssh.argv.end(), std::string("Compression=no"),
+                   std::string("Compression=yes"));
     std::string error;
     tunnel.emplace(ssh, job.dir() + "/tunnel.log", error);
     if (!error.empty()) return fail(job, "the tunnel to the source: " + error);

@@ -11,6 +11,9 @@
 //    "format": "plain" | "custom", "create", "drop", "schema_only", "no_owner",
 //    "no_privileges", "verify" (default true): bool, "exclude_tables": [...],
 //    "jobs": N (postgres: -Fd -j N through an ssh tunnel, then pg_restore -j N),
+//    "compress": "none" | "gzip" | "zstd" | "auto" (the dump crosses ssh compressed and is
+//              decoded here; "auto": zstd where both hosts have it, else gzip; with jobs > 1
+//              the tunnel is compressed instead: ssh Compression=yes),
 //    "direct": bool (the tools here connect to the source's server themselves, as an
 //              operator's `pg_dump -h old | psql` does: no ssh, no encryption unless the
 //              server's own TLS), "timeout_ms": N}

@@ -74,6 +74,7 @@ std::optional<DbSpec> parse_db_spec(std::string_view text, std::string& error) {
       {"exclude_tables", list_field(spec.options.exclude_tables)},
       {"timeout_ms", count_field(spec.timeout_ms)},
       {"jobs", count_field(spec.jobs)},
+      {"compress", text_field(spec.compress, error, "compress")},
       {"run", text_field(spec.run, error, "run")},
   };
   if (!read_fields(j, "db", fields, error)) return std::nullopt;
@@ -89,6 +90,9 @@ std::optional<DbSpec> parse_db_spec(std::string_view text, std::string& error) {
     if (spec.jobs == 0 || spec.jobs > 32) error = "db \"jobs\" must be between 1 and 32";
     if (spec.jobs > 1 && spec.engine->name != "postgres")
       error = "db \"jobs\" above 1 is for postgres only";
+    if (spec.compress != "none" && spec.compress != "gzip" && spec.compress != "zstd" &&
+        spec.compress != "auto")
+      error = "db \"compress\" must be none, gzip, zstd or auto";
   } else if (spec.action == "connections") {
     if (!j.contains("db")) error = "db connections needs \"db\"";
   } else if (spec.action == "put-back" || spec.action == "drop-kept") {

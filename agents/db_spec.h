@@ -23,7 +23,10 @@ struct DbSpec {
   std::optional<uint64_t> max;
   uint64_t timeout_ms = 0;
   uint64_t jobs = 1;  // > 1: postgres directory format, dumped and restored in parallel
-  std::string run;    // the run's key: names the side and kept databases (db_swap.h)
+  // The dump's stream from the source: none, gzip, zstd or auto (zstd where both hosts have
+  // it, else gzip); with jobs > 1 the tunnel is compressed instead (ssh -C).
+  std::string compress = "none";
+  std::string run;  // the run's key: names the side and kept databases (db_swap.h)
 };
 // Parses and checks a db spec; nullopt with error set when it is not valid.
 std::optional<DbSpec> parse_db_spec(std::string_view text, std::string& error);

@@ -101,19 +101,6 @@ std::optional<ImageSpec> parse(std::string_view text, std::string& error) {
   return spec;
 }
 
-// True when name is an executable in PATH.
-bool have_program(const std::string& name) {
-  const char* path = std::getenv("PATH");
-  std::string_view dirs = path ? path : "/usr/bin:/bin";
-  while (!dirs.empty()) {
-    const size_t colon = dirs.find(':');
-    const std::string dir(dirs.substr(0, colon));
-    dirs = colon == std::string_view::npos ? "" : dirs.substr(colon + 1);
-    if (!dir.empty() && access((dir + "/" + name).c_str(), X_OK) == 0) return true;
-  }
-  return false;
-}
-
 std::string hex(const unsigned char* bytes, unsigned n) {
   static constexpr char kDigits[] = "0123456789abcdef";
   std::string out;
@@ -343,7 +330,7 @@ proto::JobFinished ImageCopy::run(int signal_fd) {
   const bool replaces = stat(spec_.to.c_str(), &st) == 0;
 
   std::string codec = spec_.compress;
-  if ((codec == "zstd" || codec == "auto") && !have_program("zstd")) {
+  if ((codec == "zstd" || codec == "auto") && !on_path("zstd")) {
     if (codec == "zstd") return fail("zstd is not installed on this host (compress = \"zstd\")");
     codec = "gzip";
   }

@@ -127,6 +127,7 @@ constexpr FieldSpec<DbRead> kDbFields[] = {
      [](Reader& r, const Entry& e, DbRead& x) {
        if (auto v = r.integer(e, 1, kMaxJobs)) x.jobs = static_cast<uint32_t>(*v);
      }},
+    {"compress", [](Reader& r, const Entry& e, DbRead& x) { read_compress(r, e, x.compress); }},
     {"timeout", read_time<DbRead, &DbAction::timeout>},
 };
 
@@ -263,6 +264,9 @@ std::optional<Action> read_db_action(ActionInput& input) {
       refuse("uses jobs above 1, which is for postgres only");
     if (db.direct && read.from_table && !db.from.host)
       refuse("is direct, so 'from' needs the 'host' whose server the tools reach");
+    if (db.compress != Compress::kNone && (db.direct || (read.from_table && !db.from.host)))
+      refuse("compresses its stream, but nothing crosses ssh: 'from' is " +
+             std::string(db.direct ? "reached directly (direct = true)" : "on the step's host"));
   } else if (db.op == DbOp::kPutBack || db.op == DbOp::kDropKept) {
     if (read.to_table) read_endpoint(input, *read.to_table, "to", HostUse::kSelf, db.to);
     if (!read.to_table) refuse("needs 'to' (the copy's target: { database = \"NAME\", ... })");
@@ -274,6 +278,8 @@ std::optional<Action> read_db_action(ActionInput& input) {
     if (read.from_table || read.to_table)
       refuse("counts connections: 'from' and 'to' are for copy");
   }
+  if (db.op != DbOp::kCopy && db.compress != Compress::kNone)
+    refuse("compresses only a copy's stream: 'compress' is for copy");
   if (errors_since(reader, before)) return std::nullopt;
   return Action(std::move(db));
 }
@@ -341,6 +347,8 @@ Translation db_job(const DbAction& db, const JobInput& input) {
   if (!db.verify) spec["verify"] = false;
   if (!db.exclude_tables.empty()) spec["exclude_tables"] = db.exclude_tables;
   if (db.jobs > 1) spec["jobs"] = db.jobs;
+  if (db.compress != Compress::kNone)
+    spec["compress"] = compress_names()[static_cast<size_t>(db.compress)];
   if (const uint64_t timeout = timeout_ms(db.timeout, input)) spec["timeout_ms"] = timeout;
   redacted = spec;
   redacted["from"] = hidden_from;
@@ -388,6 +396,12 @@ std::string describe_db(const DbAction& db, const DescribeInput& input) {
   DbAction side = db;
   side.to.database = named("new");
   std::string line = dump + " | " + restore_line(side);
+  if (db.compress != Compress::kNone)
+    line += db.jobs > 1 ? "   (the tunnel compressed: ssh -C)"
+            : db.compress == Compress::kAuto
+                ? "   (the stream compressed with zstd where both hosts have it, else gzip)"
+                : "   (the stream compressed with " +
+                      std::string(compress_names()[static_cast<size_t>(db.compress)]) + ")";
   if (db.verify) line += "   (row counts compared, the source's in the dump's snapshot)";
   line += "; then " + quote(target) + " (if it exists) is kept as " + quote(named("old")) +
           " and " + quote(named("new")) + " takes its name" +

@@ -1,13 +1,13 @@
 // The image action kind: a file or block device of another plan host copied into a file on the
 // step's host as one stream, checksummed on both ends (agents/image_job.h).
+#include <algorithm>
+
 #include "plans/kinds.h"
 
 namespace cutpilot::plans {
 namespace {
 
 using Json = nlohmann::json;
-
-constexpr std::string_view kCompress[] = {"none", "gzip", "zstd", "auto"};
 
 // An image table as read, with what must be checked once all of it is known.
 struct ImageRead : ImageAction {
@@ -46,22 +46,22 @@ constexpr FieldSpec<ImageRead> kImageFields[] = {
      [](Reader& r, const Entry& e, ImageRead& x) {
        if (auto v = r.string(e)) x.volume = *v;
      }},
-    {"compress",
-     [](Reader& r, const Entry& e, ImageRead& x) {
-       if (auto v = r.choice(e, kCompress))
-         x.compress = *v == "gzip"   ? Compress::kGzip
-                      : *v == "zstd" ? Compress::kZstd
-                      : *v == "auto" ? Compress::kAuto
-                                     : Compress::kNone;
-     }},
+    {"compress", [](Reader& r, const Entry& e, ImageRead& x) { read_compress(r, e, x.compress); }},
     {"timeout", read_time<ImageRead, &ImageAction::timeout>},
 };
 
-std::string_view compress_name(Compress c) {
-  return kCompress[static_cast<size_t>(c)];
+}  // namespace
+
+std::span<const std::string_view> compress_names() {
+  static constexpr std::string_view kNames[] = {"none", "gzip", "zstd", "auto"};
+  return kNames;
 }
 
-}  // namespace
+void read_compress(Reader& r, const Entry& e, Compress& out) {
+  const auto names = compress_names();
+  if (auto v = r.choice(e, names))
+    out = static_cast<Compress>(std::find(names.begin(), names.end(), *v) - names.begin());
+}
 
 std::optional<Action> read_image_action(ActionInput& input) {
   Reader& reader = input.reader;
@@ -91,9 +91,12 @@ Translation image_job(const ImageAction& image, const JobInput& input) {
   // A volume is root's on its host: it is read there as root when the host has sudo.
   const HostSpec* host = input.plan.find_host(image.from_host);
   if (host && host->sudo) (*peer)["sudo"] = true;
-  Json spec = {{"from", image.from_path},  {"to", image.to_path},
-               {"peer", std::move(*peer)}, {"compress", compress_name(image.compress)},
-               {"volume", image.volume},   {"source_host", image.from_host}};
+  Json spec = {{"from", image.from_path},
+               {"to", image.to_path},
+               {"peer", std::move(*peer)},
+               {"compress", compress_names()[static_cast<size_t>(image.compress)]},
+               {"volume", image.volume},
+               {"source_host", image.from_host}};
   if (const uint64_t timeout = timeout_ms(image.timeout, input)) spec["timeout_ms"] = timeout;
   return make_job("image", spec);
 }
@@ -105,9 +108,10 @@ std::string describe_image(const ImageAction& image, const DescribeInput& input)
                      " as one stream (volume " + quote(image.volume) +
                      "), sha256 on both ends, holes kept";
   if (image.compress != Compress::kNone)
-    line += ", compressed with " + std::string(image.compress == Compress::kAuto
-                                                   ? "zstd where both hosts have it, else gzip"
-                                                   : compress_name(image.compress));
+    line += ", compressed with " +
+            std::string(image.compress == Compress::kAuto
+                            ? "zstd where both hosts have it, else gzip"
+                            : compress_names()[static_cast<size_t>(image.compress)]);
   line += "   (logs in to " + image.from_host + " as " +
           (peer.user.empty() ? "the user the cockpit logs in as" : peer.user) +
           (host && host->sudo ? ", reads it as root via sudo" : "") + ")";

@@ -169,6 +169,11 @@ Translation image_job(const ImageAction& image, const JobInput& input);
 // "copy old:/dev/xvdf to /srv/images/xvdf.img as one stream, sha256 on both ends".
 std::string describe_image(const ImageAction& image, const DescribeInput& input);
 
+// The names of Compress's values, in its order ("none", "gzip", "zstd", "auto").
+std::span<const std::string_view> compress_names();
+// Reads a `compress` key into out.
+void read_compress(Reader& r, const Entry& e, Compress& out);
+
 // Reads `wait = "30s"` or `wait = { for = "30s" }`.
 std::optional<Action> read_wait_action(ActionInput& input);
 // "pause 30s (in the cockpit, no job)".

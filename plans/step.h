@@ -81,6 +81,10 @@ struct SyncAction {
   const std::optional<std::string>& peer_host() const { return from_host ? from_host : to_host; }
 };
 
+// How a copy compresses its stream between the hosts: not at all, gzip, zstd, or zstd where
+// both hosts have it and gzip otherwise.
+enum class Compress { kNone, kGzip, kZstd, kAuto };
+
 // The database engines the db job kind drives.
 enum class DbEngine { kPostgres, kMariadb };
 
@@ -123,6 +127,7 @@ struct DbAction {
   bool direct = false;  // the tools here connect to the source's server (no ssh)
   std::vector<std::string> exclude_tables;
   uint32_t jobs = 1;
+  Compress compress = Compress::kNone;  // the dump's stream from the source (ssh -C with jobs)
   std::optional<Millis> timeout;
 };
 
@@ -193,9 +198,6 @@ struct DnsAction {
   std::string key_env;
   std::string algorithm = "hmac-sha256";
 };
-
-// How an image copy compresses the stream between the hosts.
-enum class Compress { kNone, kGzip, kZstd, kAuto };
 
 // `image = { from = "old:/dev/xvdf", to = "/srv/images/xvdf.img", volume = "data" }`: one file
 // or block device of another plan host copied into a file on the step's host as one stream,

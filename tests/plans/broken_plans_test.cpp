@@ -168,6 +168,12 @@ const BrokenPlan kBrokenPlans[] = {
                 "sync = { from = \"target:/a/\", to = \"/a/\" }\n",
      "8:17: error: 'from' in sync of step 'a' names 'target', a host the step runs on; the other "
      "end of a transfer is another host (or write a local path)"},
+    {"a direct db copy compressed (nothing crosses ssh)",
+     STEPS_HEAD "[[steps]]\nid = \"a\"\non = \"target\"\ndb = { engine = \"postgres\", "
+                "direct = true, compress = \"zstd\", from = { host = \"source\", database = "
+                "\"s\" }, to = { database = \"s\" } }\n",
+     "8:6: error: db of step 'a' compresses its stream, but nothing crosses ssh: 'from' is "
+     "reached directly (direct = true)"},
     {"image from a plain path (it always comes from another host)",
      STEPS_HEAD "[[steps]]\nid = \"a\"\non = \"target\"\n"
                 "image = { from = \"/dev/xvdf\", to = \"/img/data.img\" }\n",

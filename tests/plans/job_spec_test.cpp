@@ -77,7 +77,7 @@ sync = { from = "/a/", to = "/b/", timeout = "1h" }
 [[steps]]
 id = "copy-db"
 on = "target"
-db = { engine = "postgres", from = { host = "source", database = "shop", user = "shop", password_env = "SRC_PW" }, to = { database = "shop", port = 5433, password_env = "DST_PW" }, jobs = 4, drop = true, create = true }
+db = { engine = "postgres", from = { host = "source", database = "shop", user = "shop", password_env = "SRC_PW" }, to = { database = "shop", port = 5433, password_env = "DST_PW" }, jobs = 4, drop = true, create = true, compress = "zstd" }
 confirm = "replace"
 [[steps]]
 id = "direct-db"
@@ -319,6 +319,10 @@ TEST(JobSpec, DbPasswordsAreInTheSpecButNeverInTheRedactedCopy) {
   const Json redacted = Json::parse(t.job->redacted);
   EXPECT_EQ(redacted["from"]["password"], "(hidden)");
   EXPECT_EQ(redacted["jobs"], 4);
+  EXPECT_EQ(spec["compress"], "zstd");
+  EXPECT_NE(
+      describe_action(plan(), step, step.action, "target").find("(the tunnel compressed: ssh -C)"),
+      std::string::npos);
 
   JobContext no_secrets = context();
   no_secrets.secrets = test::fake_env({{"SRC_PW", "s3cret-src"}});

@@ -97,12 +97,14 @@ class PgCopy : public test::PeerLab {
   // Copies a 600,000-row table and SIGKILLs the process whose command line contains
   // pattern once 8 MB have moved (killed says whether it came to that); the job's events.
   std::vector<proto::Message> copy_killing(const std::string& job_id, const std::string& pattern,
-                                           bool& killed) {
+                                           bool& killed, const Json& extra = Json::object()) {
     target_of_its_own();
     psql("source", "postgres", "CREATE DATABASE shop");
     psql("source", "shop",
          "CREATE TABLE big AS SELECT n, repeat('x', 200) AS pad FROM generate_series(1, 600000) n");
-    return run("target", {job_id, "db", copy().dump()}, [&](const proto::Message& m) {
+    Json spec = copy();
+    spec.update(extra);
+    return run("target", {job_id, "db", spec.dump()}, [&](const proto::Message& m) {
       const auto* p = std::get_if<proto::Progress>(&m);
       if (killed || !p || p->bytes < (8u << 20)) return;
       killed = true;
@@ -344,6 +346,52 @@ TEST_F(PgCopy, DumpKilledHalfWayStopsTheRestoreAndNothingIsCommitted) {
   EXPECT_NE(done.error.find("the dump on the source failed"), std::string::npos) << done.error;
   EXPECT_NE(lines(events).find("stopped: its input ended with a failure"), std::string::npos)
       << lines(events);
+  EXPECT_EQ(target_state(), "shop: only_here=3\n");
+}
+
+TEST_F(PgCopy, ACompressedCopyMovesFewerBytesOverSshAndTheSameRows) {
+  psql("source", "postgres", "CREATE DATABASE shop");
+  auto& e = pg_["source"];
+  ASSERT_EQ(std::system((e["PGBIN"] + "/pgbench -q -i -s 2 -h " + e["PGHOST"] + " -p " +
+                         e["PGPORT"] + " -U postgres shop >/dev/null 2>&1")
+                            .c_str()),
+            0);
+  for (const char* codec : {"zstd", "gzip"}) {
+    Json spec = copy();
+    spec["compress"] = codec;
+    spec["drop"] = true;
+    auto events = run("target", {std::string("copy-") + codec, "db", spec.dump()});
+    const proto::JobFinished& done = finished(events);
+    ASSERT_EQ(done.state, proto::JobState::kSucceeded) << done.error << "\n" << lines(events);
+    EXPECT_EQ(psql("target", "shop", "SELECT count(*) FROM pgbench_accounts"), "200000\n");
+    // "the dump crossed ssh compressed (zstd): W bytes for B bytes of dump"
+    const std::string all = lines(events);
+    const size_t at = all.find(std::string("the dump crossed ssh compressed (") + codec + "): ");
+    ASSERT_NE(at, std::string::npos) << all;
+    uint64_t wire = 0, raw = 0;
+    ASSERT_EQ(std::sscanf(all.c_str() + all.find("): ", at) + 3, "%lu bytes for %lu", &wire, &raw),
+              2);
+    EXPECT_GT(raw, 10u << 20);
+    EXPECT_LT(wire * 3, raw) << codec << ": pgbench rows compress well";
+  }
+}
+
+TEST_F(PgCopy, ACompressedDumpKilledHalfWayStopsTheDecoderAndTheRestore) {
+  // The compressor ends its stream cleanly when the dump dies: only the dump's exit, carried
+  // through the far shell, may stop the restore before it commits.
+  bool killed = false;
+  auto events = copy_killing("copy-compressed-killed",
+                             "^" + pg_["source"]["PGBIN"] + "/pg_dump -v -Fp -w -h 127.0.0.1 -p " +
+                                 pg_["source"]["PGPORT"],
+                             killed, {{"compress", "zstd"}});
+  ASSERT_TRUE(killed) << "the copy ended before the dump could be killed";
+  const proto::JobFinished& done = finished(events);
+  EXPECT_EQ(done.state, proto::JobState::kFailed);
+  EXPECT_NE(done.error.find("the dump on the source failed (exit code 137)"), std::string::npos)
+      << done.error << "\n"
+      << lines(events);
+  EXPECT_NE(done.error.find("the restore on the target failed"), std::string::npos);
+  EXPECT_EQ(lines(events).find("the dump crossed ssh compressed"), std::string::npos);
   EXPECT_EQ(target_state(), "shop: only_here=3\n");
 }
 
