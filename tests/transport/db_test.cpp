@@ -36,6 +36,14 @@ class PgCopy : public test::PeerLab {
     return sh(e["PGBIN"] + "/psql -X -At -h " + e["PGHOST"] + " -p " + e["PGPORT"] +
               " -U postgres -d " + db + " -c \"" + sql + "\"");
   }
+  // A source database shop made by pgbench -i at scale; false when pgbench failed.
+  bool pgbench_shop(int scale) {
+    psql("source", "postgres", "CREATE DATABASE shop");
+    auto& e = pg_["source"];
+    return std::system((e["PGBIN"] + "/pgbench -q -i -s " + std::to_string(scale) + " -h " +
+                        e["PGHOST"] + " -p " + e["PGPORT"] + " -U postgres shop >/dev/null 2>&1")
+                           .c_str()) == 0;
+  }
   // An endpoint over TCP with a password.
   Json endpoint(const std::string& host, const std::string& db, const std::string& password) {
     return {{"host", "127.0.0.1"},  {"port", std::stoi(pg_[host]["PGPORT"])},
@@ -115,12 +123,7 @@ class PgCopy : public test::PeerLab {
 };
 
 TEST_F(PgCopy, PgbenchDatabaseCopiedWithEqualRowCountsAndNoPasswordAnywhere) {
-  psql("source", "postgres", "CREATE DATABASE shop");
-  auto& e = pg_["source"];
-  ASSERT_EQ(std::system((e["PGBIN"] + "/pgbench -q -i -s 10 -h " + e["PGHOST"] + " -p " +
-                         e["PGPORT"] + " -U postgres shop >/dev/null 2>&1")
-                            .c_str()),
-            0);
+  ASSERT_TRUE(pgbench_shop(10));
   auto events = run("target", {"copy-1", "db", copy().dump()});
   const proto::JobFinished& done = finished(events);
   ASSERT_EQ(done.state, proto::JobState::kSucceeded) << done.error << "\n" << lines(events);
@@ -181,12 +184,7 @@ TEST_F(PgCopy, PgbenchDatabaseCopiedWithEqualRowCountsAndNoPasswordAnywhere) {
 }
 
 TEST_F(PgCopy, ParallelCopyThroughATunnelEndsWithNothingLeftBehind) {
-  psql("source", "postgres", "CREATE DATABASE shop");
-  auto& e = pg_["source"];
-  ASSERT_EQ(std::system((e["PGBIN"] + "/pgbench -q -i -s 2 -h " + e["PGHOST"] + " -p " +
-                         e["PGPORT"] + " -U postgres shop >/dev/null 2>&1")
-                            .c_str()),
-            0);
+  ASSERT_TRUE(pgbench_shop(2));
   Json spec = copy();
   spec["jobs"] = 2;
   // This lab's tunnel, found by its job's known_hosts path (other tests run beside this one).
@@ -350,12 +348,7 @@ TEST_F(PgCopy, DumpKilledHalfWayStopsTheRestoreAndNothingIsCommitted) {
 }
 
 TEST_F(PgCopy, ACompressedCopyMovesFewerBytesOverSshAndTheSameRows) {
-  psql("source", "postgres", "CREATE DATABASE shop");
-  auto& e = pg_["source"];
-  ASSERT_EQ(std::system((e["PGBIN"] + "/pgbench -q -i -s 2 -h " + e["PGHOST"] + " -p " +
-                         e["PGPORT"] + " -U postgres shop >/dev/null 2>&1")
-                            .c_str()),
-            0);
+  ASSERT_TRUE(pgbench_shop(2));
   for (const char* codec : {"zstd", "gzip"}) {
     Json spec = copy();
     spec["compress"] = codec;
