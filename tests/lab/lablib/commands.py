@@ -8,23 +8,56 @@ import sys
 from pathlib import Path
 from typing import Callable, Optional, TextIO
 
-from . import mounts, procs, sshd
+from . import mounts, procs, relay, sshd
 from .core import Lab, LabError
 
 
-def cmd_up(directory: str, names: list, out: TextIO) -> int:
-    """Start lab hosts and print how to reach them."""
+def cmd_up(directory: str, names: list, out: TextIO, rtt: Optional[str] = None,
+           window: Optional[str] = None) -> int:
+    """Start lab hosts (behind a WAN relay when rtt is given) and print how to reach them."""
     sshd.validate_names(names)  # before DIR is created
+    rtt_ms, window_bytes = _wan(rtt, window)
+    if window is not None and rtt is None:
+        raise LabError("up: --window needs --rtt (only a relayed host has a window)")
     lab = Lab.create(directory)
-    hosts = sshd.add_hosts(lab, names)
+    hosts = sshd.add_hosts(lab, names, rtt_ms, window_bytes or relay.DEFAULT_WINDOW)
     width = max(len(h["name"]) for h in hosts)
     out.write(f"lab {lab.dir}: started {len(hosts)} host(s)\n")
     for h in hosts:
-        out.write(f"  {h['name']:<{width}}  127.0.0.1:{h['port']}  ssh -F {lab.dir}/ssh_config {h['name']}\n")
+        wan = f"  (relay: rtt {h['relay']['rtt_ms']:g} ms, sshd on {h['sshd_port']})" if h.get("relay") else ""
+        out.write(f"  {h['name']:<{width}}  127.0.0.1:{h['port']}  ssh -F {lab.dir}/ssh_config {h['name']}{wan}\n")
     out.write(f"ssh config: {lab.dir}/ssh_config   known hosts: {lab.dir}/known_hosts\n")
     out.write(f"plans find the lab with: export CUTPILOT_LAB={lab.dir}\n")
     out.write(f"stop with: {_self_path()} down --dir {lab.dir}\n")
     return 0
+
+
+def cmd_rtt(directory: str, name: str, rtt: str, window: Optional[str], out: TextIO) -> int:
+    """Give a relayed host a new RTT (and window) for the connections that come after."""
+    rtt_ms, window_bytes = _wan(rtt, window)
+    r = sshd.set_rtt(Lab.open(directory), name, rtt_ms, window_bytes)
+    out.write(f"lab host {name}: rtt {r['rtt_ms']:g} ms, window {r['window']} bytes (new connections)\n")
+    return 0
+
+
+def _wan(rtt: Optional[str], window: Optional[str]):
+    """Parse --rtt and --window ("4M", "65536"); (None, None) when absent."""
+    try:
+        rtt_ms = None if rtt is None else relay.parse_rtt(rtt)
+    except ValueError as e:
+        raise LabError(str(e)) from None
+    if window is None:
+        return rtt_ms, None
+    units = {"": 1, "K": 1 << 10, "M": 1 << 20}
+    text = window.strip().upper().removesuffix("IB").removesuffix("B")
+    unit = text[-1:] if text[-1:] in ("K", "M") else ""
+    try:
+        size = int(float(text[:len(text) - len(unit)]) * units[unit])
+    except ValueError:
+        size = 0
+    if size < 4096:
+        raise LabError(f"bad window '{window}': give bytes (at least 4096), or 64K, 4M")
+    return rtt_ms, size
 
 
 def cmd_down(directory: str, remove: bool, out: TextIO) -> int:

@@ -1,16 +1,18 @@
 """Lab hosts: one sshd per host on 127.0.0.1, the client key, DIR/ssh_config and DIR/known_hosts."""
 
 import concurrent.futures
+import json
 import os
 import re
 import signal
 import socket
 import subprocess
+import sys
 import time
 from pathlib import Path
 from typing import Dict, List, Optional, Tuple
 
-from . import procs
+from . import procs, relay
 from .core import Lab, LabError, current_user, file_size, is_root, tail, write_atomic
 
 SSHD = "/usr/sbin/sshd"
@@ -162,7 +164,7 @@ def _reconfigure(lab: Lab, name: str, change) -> bool:
     with lab.transaction() as state:
         h = state["hosts"][name]
         reload = change(h)
-        port, pid = h.get("port"), h.get("pid")
+        port, pid = h.get("sshd_port") or h.get("port"), h.get("pid")
         if not port:
             return False  # not started yet: _launch renders the config from lab.json
         conf = lab.dir / "hosts" / name / "sshd_config"
@@ -284,8 +286,11 @@ def validate_names(names: List[str]) -> None:
         seen.add(n)
 
 
-def add_hosts(lab: Lab, names: List[str]) -> List[dict]:
-    """Start one sshd per name (in parallel), record them and rewrite ssh_config/known_hosts."""
+def add_hosts(lab: Lab, names: List[str], rtt_ms: Optional[float] = None,
+              window: int = relay.DEFAULT_WINDOW) -> List[dict]:
+    """Start one sshd per name (in parallel), record them and rewrite ssh_config/known_hosts.
+    With rtt_ms, each host's sshd hides behind a WAN relay (lablib/relay.py) whose port is the
+    one ssh_config names."""
     validate_names(names)
     for binary in (SSHD, SSH_KEYGEN):
         if not os.access(binary, os.X_OK):
@@ -307,13 +312,17 @@ def add_hosts(lab: Lab, names: List[str]) -> List[dict]:
         with concurrent.futures.ThreadPoolExecutor(max_workers=16) as pool:
             host_keys = list(pool.map(lambda s: _prepare_host(s, client_pub), starts))
         _start_all(lab, starts, openssh_version())
+        relays = {} if rtt_ms is None else _start_relays(lab, starts, rtt_ms, window)
     except BaseException:
         _abandon(lab, names, starts)
         raise
     with lab.transaction() as state:
         for s, key in zip(starts, host_keys):
+            if s.name in relays:
+                state["hosts"][s.name].update(sshd_port=s.port, relay=relays[s.name])
+            port = relays[s.name]["port"] if s.name in relays else s.port
             state["hosts"][s.name].update(
-                state="running", port=s.port, pid=s.proc.pid, host_key=key, dir=str(s.hdir),
+                state="running", port=port, pid=s.proc.pid, host_key=key, dir=str(s.hdir),
                 home=str(s.hdir / "home"), log=str(s.log), sshd_config=str(s.hdir / "sshd_config"))
         write_atomic(lab.dir / "ssh_config", render_ssh_config(lab, state))
         write_atomic(lab.dir / "known_hosts", render_known_hosts(state))
@@ -386,6 +395,60 @@ def _start_all(lab: Lab, starts: List[_Start], version: Tuple[int, int]) -> None
                 report.append(f"lab host '{s.name}': {failed[s.name]}; last lines of {s.log}:\n"
                               f"{tail(s.log, 15, s.log_offset)}")
         raise LabError("up failed, stopped the hosts it started:\n" + "\n".join(report))
+
+
+RELAY_SCRIPT = Path(__file__).resolve().with_name("relay.py")
+RELAY_START_TIMEOUT_S = 15.0
+
+
+def write_relay_conf(path: Path, rtt_ms: float, window: int) -> None:
+    """Write what a host's relay reads at start and on SIGHUP."""
+    write_atomic(path, json.dumps({"rtt_ms": rtt_ms, "window": window}) + "\n")
+
+
+def _start_relays(lab: Lab, starts: List[_Start], rtt_ms: float, window: int) -> Dict[str, dict]:
+    """Start a WAN relay in front of each started sshd; return host -> {port, rtt_ms, window, conf}."""
+    launched = []
+    for s in starts:
+        conf, ready, log = s.hdir / "relay.json", s.hdir / "relay.port", s.hdir / "relay.log"
+        write_relay_conf(conf, rtt_ms, window)
+        ready.unlink(missing_ok=True)
+        proc = lab.launch([sys.executable, RELAY_SCRIPT, "--to", s.port, "--conf", conf, "--ready", ready],
+                          s.name, log, None, None)
+        launched.append((s, proc, conf, ready, log))
+    lab.record_pids([{"pid": proc.pid, "host": s.name, "service": "relay"} for s, proc, *_ in launched])
+    out = {}
+    for s, proc, conf, ready, log in launched:
+        def listening(proc=proc, ready=ready, log=log, name=s.name):
+            """The relay wrote its port (fail at once when it exited)."""
+            if proc.poll() is not None:
+                raise LabError(f"lab host '{name}': its relay exited; last lines of {log}:\n{tail(log, 15)}")
+            return ready.exists() and int(ready.read_text())
+        port = lab.wait_until(listening, RELAY_START_TIMEOUT_S, f"the relay of lab host '{s.name}'")
+        out[s.name] = {"port": port, "rtt_ms": rtt_ms, "window": window, "conf": str(conf),
+                       "pid": proc.pid, "log": str(log)}
+    return out
+
+
+def set_rtt(lab: Lab, name: str, rtt_ms: float, window: Optional[int]) -> dict:
+    """Give the relay of lab host name a new RTT (and window) for the connections that come
+    after; return its record."""
+    with lab.transaction() as state:
+        h = state["hosts"].get(name)
+        if h is None:
+            raise LabError(f"unknown lab host '{name}' in {lab.dir}")
+        r = h.get("relay")
+        if not r:
+            raise LabError(f"lab host '{name}' has no relay: start it with `lab up --rtt RTT {name}`")
+        starts = {p["pid"]: p.get("start") for p in state["pids"]}
+        if not procs.is_alive(r["pid"], starts.get(r["pid"])):
+            raise LabError(f"lab host '{name}': its relay (pid {r['pid']}) is not running")
+        r["rtt_ms"] = rtt_ms
+        if window is not None:
+            r["window"] = window
+        write_relay_conf(Path(r["conf"]), rtt_ms, r["window"])
+        os.kill(r["pid"], signal.SIGHUP)
+        return dict(r)
 
 
 def _abandon(lab: Lab, names: List[str], starts: List[_Start]) -> None:
