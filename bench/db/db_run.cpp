@@ -5,17 +5,18 @@
 //
 // Usage: db_run --lab DIR --from HOST --to HOST --database DB [--format plain|custom]
 //               [--jobs N] [--direct] [--recreate] [--no-verify]
+//               [--compress none|gzip|zstd|auto]
 // Both hosts run `tests/lab/lab postgres`; each one's DIR/hosts/HOST/postgres.env gives
 // the endpoint (TCP to 127.0.0.1:PGPORT as postgres, password "lab", PGBIN). The target
 // database must exist and be empty, as for the other contenders (the harness makes it,
 // untimed); --recreate has the job drop and create it ("drop", "create") on its clock;
-// --no-verify leaves out the job's row counts ("verify": false; a reference, not a default).
-// "jobs" goes into the spec only when N > 1 (an agent without parallel copies rejects
-// it as an unknown field; this prints "unsupported: ..." on stderr and exits 3).
-// The job's log lines go to stderr, each after "+S" (seconds since the job started).
-// Prints "job_seconds=S" (the db job alone, the links already up, as in a run),
-// "total_seconds=S" (connects, agent start, key setup included) and "result=JSON";
-// exit 0 only when the job succeeded.
+// --compress sends the dump over ssh compressed ("compress" in the spec, as a plan's
+// `compress` key does); --no-verify leaves out the job's row counts ("verify": false; a reference,
+// not a default). "jobs" goes into the spec only when N > 1 (an agent without parallel copies
+// rejects it as an unknown field; this prints "unsupported: ..." on stderr and exits 3). The job's
+// log lines go to stderr, each after "+S" (seconds since the job started). Prints "job_seconds=S"
+// (the db job alone, the links already up, as in a run), "total_seconds=S" (connects, agent start,
+// key setup included) and "result=JSON"; exit 0 only when the job succeeded.
 #include <unistd.h>
 
 #include <chrono>
@@ -43,7 +44,8 @@ constexpr int kUnsupported = 3;
 int usage() {
   std::fprintf(stderr,
                "usage: db_run --lab DIR --from HOST --to HOST --database DB "
-               "[--format plain|custom] [--jobs N] [--direct] [--recreate] [--no-verify]\n");
+               "[--format plain|custom] [--jobs N] [--direct] [--recreate] [--no-verify] "
+               "[--compress none|gzip|zstd|auto]\n");
   return 2;
 }
 
@@ -54,7 +56,7 @@ double seconds_since(Clock::time_point start) {
 }  // namespace
 
 int main(int argc, char** argv) {
-  std::string lab, source, target, database, format = "plain";
+  std::string lab, source, target, database, format = "plain", compress = "none";
   int jobs = 1;
   bool direct = false, recreate = false, verify = true;
   for (int i = 1; i < argc; ++i) {
@@ -78,11 +80,14 @@ int main(int argc, char** argv) {
       recreate = true;
     else if (a == "--no-verify")
       verify = false;
+    else if (a == "--compress")
+      compress = value();
     else
       return usage();
   }
   if (lab.empty() || source.empty() || target.empty() || database.empty() || jobs < 1 ||
-      (format != "plain" && format != "custom"))
+      (format != "plain" && format != "custom") ||
+      (compress != "none" && compress != "gzip" && compress != "zstd" && compress != "auto"))
     return usage();
 
   // The endpoints, from each host's postgres.env.
@@ -124,6 +129,7 @@ int main(int argc, char** argv) {
   if (jobs > 1) spec["jobs"] = jobs;
   if (direct) spec["direct"] = true;
   if (!verify) spec["verify"] = false;
+  if (compress != "none") spec["compress"] = compress;
   const auto job_started = Clock::now();
   // The job's log on stderr, each line with the seconds since the job started.
   auto events = link.run(

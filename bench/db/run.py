@@ -29,10 +29,17 @@ After every run the target is checked: the row counts of the four pgbench tables
 number of indexes in schema public must equal the source's. A wrong copy is FAILED, never
 fast.
 
-Usage: bench/db/run.py [--scale 60] [--repeat 3] [--jobs 2] [--smoke] [--build build]
-                       [--write-results]
+With --rtt 40ms both hosts sit behind the lab's WAN relay (`lab up --rtt`: half the RTT each
+way, a 4 MiB window), and only the contenders whose data crosses ssh run (the relay is in
+front of sshd; a contender that reaches the source's cluster over TCP would go around it):
+cutpilot plain, cutpilot with `compress` = zstd and gzip, cutpilot -j N, and ssh source
+pg_dump | psql without and with gzip or zstd on the wire (write-up 004's `pg_dump | gzip`).
+Compare a --rtt 40ms run with a --rtt 0ms run (the same relay without delay).
+
+Usage: bench/db/run.py [--scale 60] [--repeat 3] [--jobs 2] [--rtt 40ms] [--smoke]
+                       [--build build] [--write-results]
 Prints a markdown table of medians and ratios; --write-results replaces the
-"## Database copy" section of bench/RESULTS.md. --smoke runs scale 1 once (CI), with a
+"## Database copy" section of bench/RESULTS.md (with --rtt: "## WAN: database copy at RTT"). --smoke runs scale 1 once (CI), with a
 deliberately wrong copy as a negative control, and exits 1 when any available contender
 fails (a "not supported" cutpilot -j N does not fail it).
 """
@@ -98,8 +105,9 @@ class Cluster:
 
 
 class Lab:
-    def __init__(self, directory: Path):
+    def __init__(self, directory: Path, rtt: Optional[str] = None):
         self.dir = directory
+        self.rtt = rtt
         self.ssh_config = directory / "ssh_config"
         self.bench = directory / "bench"
         self.scripts = self.bench / "scripts"
@@ -110,7 +118,8 @@ class Lab:
         return self.dir / "hosts" / name
 
     def up(self) -> None:
-        run_local([LAB, "up", "--dir", self.dir, "source", "target"], timeout=60)
+        wan = ["--rtt", self.rtt] if self.rtt else []
+        run_local([LAB, "up", "--dir", self.dir, *wan, "source", "target"], timeout=60)
         for host in ("source", "target"):
             run_local([LAB, "postgres", "--dir", self.dir, host], timeout=120)
             env = env_file(self.host_dir(host) / "postgres.env")
@@ -220,6 +229,17 @@ def ssh_dump_psql_cmd(lab: Lab) -> str:
             f"--single-transaction {conn(t)}")
 
 
+def ssh_compressed_dump_psql_cmd(tool: str) -> Callable[[Lab], str]:
+    """ssh source 'pg_dump | TOOL' | TOOL -d | psql: an operator's compressed copy."""
+    def cmd(lab: Lab) -> str:
+        s, t = lab.pg["source"], lab.pg["target"]
+        remote = f"PGPASSWORD={PASSWORD} {q(s.tool('pg_dump'))} {conn(s)} | {tool} -c"
+        return (f"ssh -F {q(lab.peer_config)} source {q(remote)} | {tool} -d -c | "
+                f"PGPASSWORD={PASSWORD} {q(t.tool('psql'))} -X -q -v ON_ERROR_STOP=1 "
+                f"--single-transaction {conn(t)}")
+    return cmd
+
+
 def dump_dir_cmd(jobs: int) -> Callable[[Lab], str]:
     def cmd(lab: Lab) -> str:
         s, t = lab.pg["source"], lab.pg["target"]
@@ -308,6 +328,19 @@ class Contender:
 
 def contenders(args) -> List[Contender]:
     j = args.jobs
+    if args.rtt:  # only what crosses ssh crosses the relay
+        out = [Contender("cutpilot plain", driver_args=["--format", "plain"]),
+               Contender("cutpilot zstd", driver_args=["--format", "plain", "--compress", "zstd"]),
+               Contender("cutpilot gzip", driver_args=["--format", "plain", "--compress", "gzip"]),
+               Contender(f"cutpilot -j {j}", driver_args=["--jobs", str(j)]),
+               Contender("ssh source pg_dump | psql", ssh_dump_psql_cmd),
+               Contender("ssh source 'pg_dump | zstd' | zstd -d | psql",
+                         ssh_compressed_dump_psql_cmd("zstd")),
+               Contender("ssh source 'pg_dump | gzip' | gzip -d | psql",
+                         ssh_compressed_dump_psql_cmd("gzip"))]
+        if args.smoke:
+            out.append(Contender("control: schema only", schema_only_cmd, control=True))
+        return out
     out = [Contender("cutpilot plain", driver_args=["--format", "plain"]),
            Contender("cutpilot direct", driver_args=["--format", "plain", "--direct"]),
            Contender("cutpilot direct, no row counts",
@@ -444,7 +477,10 @@ def report(results: Dict[str, Cell], cons: List[Contender], size_bytes: int) -> 
             lines.append(f"- {n}: not measured ({why.split(chr(10))[0][:200]})")
     # Like for like: the same data path (ssh with the same cipher, or none) on both sides.
     pairs = [("cutpilot plain", "ssh source pg_dump | psql", "both stream over ssh, same cipher"),
-             ("cutpilot direct", "pg_dump | psql", "both over TCP, no ssh on the data path")]
+             ("cutpilot direct", "pg_dump | psql", "both over TCP, no ssh on the data path"),
+             ("cutpilot zstd", "ssh source 'pg_dump | zstd' | zstd -d | psql", "both zstd over ssh"),
+             ("cutpilot gzip", "ssh source 'pg_dump | gzip' | gzip -d | psql", "both gzip over ssh"),
+             ("cutpilot zstd", "cutpilot plain", "what zstd on the wire saves")]
     like = [f"{a} / {b} = {med(a) / med(b):.2f}× ({why})" for a, b, why in pairs
             if med(a) and med(b)]
     if like:
@@ -508,6 +544,8 @@ def main() -> int:
     parser.add_argument("--timeout", type=float, default=3600, help="seconds, per run")
     parser.add_argument("--smoke", action="store_true",
                         help="scale 1, once, with a negative control; exit 1 if a contender fails")
+    parser.add_argument("--rtt", help="both hosts behind the lab's WAN relay with this round trip "
+                                      "(40ms; 0ms: the relay without delay); ssh contenders only")
     parser.add_argument("--build", default=str(ROOT / "build"))
     parser.add_argument("--workdir", default=None, help="where the lab goes (default: a temp dir)")
     parser.add_argument("--write-results", action="store_true",
@@ -520,13 +558,15 @@ def main() -> int:
         parser.error("--smoke measures nothing worth keeping: no --write-results with it")
     if args.smoke:
         args.scale, args.repeat, args.timeout = 1, 1, 60
-    require_tools({"ssh": "openssh-client", "timeout": "coreutils", "pgcopydb": "pgcopydb"})
+    require_tools({"ssh": "openssh-client", "timeout": "coreutils", "pgcopydb": "pgcopydb",
+                   "zstd": "zstd", "gzip": "gzip"})
     cons = contenders(args)
 
     # The postgres OS user must reach the clusters' directories: the work dir is 0755.
     work = Path(tempfile.mkdtemp(prefix="cutpilot-db-", dir=args.workdir))
     work.chmod(0o755)
-    lab = Lab(work / "lab")
+    lab = Lab(work / "lab", args.rtt)
+    section_name = f"## WAN: database copy at {args.rtt} RTT" if args.rtt else SECTION
     started = time.monotonic()
     results: Dict[str, Cell] = {}
     loads: List[float] = []
@@ -566,10 +606,14 @@ def main() -> int:
              f"cutpilot too); each copy was then checked: the row counts of the "
              f"4 pgbench tables and the number of indexes equal to the source's. cutpilot's job "
              f"also counts the rows on both sides itself (inside its time); the others do not. "
-             f"`pg_dump | psql`, `-Fd -j` and pgcopydb reach the source's cluster over TCP on "
-             f"loopback (no ssh on the data path), as cutpilot direct does; cutpilot plain streams "
-             f"pg_dump's output over the migration ssh, as `ssh source pg_dump | psql` does with "
-             f"the same cipher.")
+             + (f"`pg_dump | psql`, `-Fd -j` and pgcopydb reach the source's cluster over TCP on "
+                f"loopback (no ssh on the data path), as cutpilot direct does; cutpilot plain "
+                f"streams pg_dump's output over the migration ssh, as `ssh source pg_dump | psql` "
+                f"does with the same cipher." if not args.rtt else "") + (
+                 f"Both hosts behind the lab's WAN relay at {args.rtt} RTT (tests/lab/lablib/relay.py: "
+                 f"half each way, a 4 MiB window per connection and direction, the handshake's "
+                 f"round trip); every contender here streams over ssh through it."
+                 if args.rtt else ""))
     print(f"{header}\n\n{table}\n\n{notes}\n\n{commands}")
     log(f"total {time.monotonic() - started:.0f} s")
 
@@ -585,9 +629,9 @@ def main() -> int:
     for n, v in results.items():
         if v.status.startswith("not supported"):
             log(f"{n}: {v.status}")
-    section = (f"{SECTION}: one PostgreSQL database host to host\n\n{header}\n\n{table}\n\n"
+    section = (f"{section_name}: one PostgreSQL database host to host\n\n{header}\n\n{table}\n\n"
                f"{notes}\n\n{commands}\n")
-    return conclude(args.write_results, args.results_file, SECTION, section, failed,
+    return conclude(args.write_results, args.results_file, section_name, section, failed,
                     any(v.times and not v.status for v in results.values()))
 
 

@@ -25,10 +25,15 @@ modes, mtimes, symlink targets, and every file's content with `diff -r`): a cont
 copies wrongly is reported as FAILED, never as fast. Each host's data lives on its own
 loop-mounted journaled ext4 when possible (--fs; see DataFs for why).
 
+With --rtt 40ms both hosts sit behind the lab's WAN relay (`lab up --rtt`: half the RTT each
+way, a 4 MiB window per connection and direction), so every ssh leg, host to host and
+harness to host, crosses it. Compare with a --rtt 0ms run: the same relay without delay.
+
 Usage: bench/sync/run.py [--small-files 100000] [--large-gib 4] [--repeat 3] [--smoke]
-                         [--parallel 1,2,4] [--fpsync-jobs 2,4] [--build build] [--write-results]
+                         [--parallel 1,2,4] [--fpsync-jobs 2,4] [--rtt 40ms] [--build build]
+                         [--write-results]
 Prints markdown tables of medians and ratios; --write-results replaces the "## Sync" section
-of bench/RESULTS.md. Exits 1 when any contender fails. --smoke runs a tiny configuration once
+of bench/RESULTS.md (with --rtt: "## WAN: sync at RTT"). Exits 1 when any contender fails. --smoke runs a tiny configuration once
 (500 small files, 2 x 4 MiB, fpsync -n 2 only) to prove the bench works (CI), plus negative
 controls (copies wrong on purpose) that the check must catch.
 """
@@ -66,9 +71,10 @@ SECTION = "## Sync"
 class Lab:
     """The two lab hosts and the bench's own ssh setup between them (DIR/bench)."""
 
-    def __init__(self, directory: Path, cipher: str):
+    def __init__(self, directory: Path, cipher: str, rtt: Optional[str] = None):
         self.dir = directory
         self.cipher = cipher
+        self.rtt = rtt
         self.ssh_config = directory / "ssh_config"   # harness -> host (the lab's)
         self.bench = directory / "bench"
         self.peer_config = self.bench / "peer_ssh_config"  # host -> host (the bench's)
@@ -79,7 +85,8 @@ class Lab:
         return self.dir / "hosts" / name
 
     def up(self) -> None:
-        run_local([LAB, "up", "--dir", self.dir, "source", "target"], timeout=60)
+        wan = ["--rtt", self.rtt] if self.rtt else []
+        run_local([LAB, "up", "--dir", self.dir, *wan, "source", "target"], timeout=60)
         for d in (self.bench, self.scripts, self.logs):
             d.mkdir(parents=True, exist_ok=True)
 
@@ -513,6 +520,8 @@ def main() -> int:
     parser.add_argument("--parallel", default="1,2,4", help="cutpilot sync --parallel values")
     parser.add_argument("--fpsync-jobs", default="2,4", help="fpsync -n values")
     parser.add_argument("--cipher", default=CIPHER)
+    parser.add_argument("--rtt", help="both hosts behind the lab's WAN relay with this round trip "
+                                      "(40ms; 0ms: the relay without delay)")
     parser.add_argument("--timeout", type=float, default=1800, help="seconds, per run")
     parser.add_argument("--smoke", action="store_true",
                         help="500 small files, 2 x 4 MiB, once; exit 1 if any contender fails")
@@ -546,7 +555,8 @@ def main() -> int:
     # SIGINT may be ignored (started in the background by a script), SIGTERM is not.
     signal.signal(signal.SIGTERM, lambda signum, frame: sys.exit(128 + signum))
     work = Path(tempfile.mkdtemp(prefix="cutpilot-sync-", dir=args.workdir))
-    lab = Lab(work / "lab", args.cipher)
+    lab = Lab(work / "lab", args.cipher, args.rtt)
+    section_name = f"## WAN: sync at {args.rtt} RTT" if args.rtt else SECTION
     started = time.monotonic()
     results: Dict[tuple, Cell] = {}
     filesystems: List[DataFs] = []
@@ -585,7 +595,9 @@ def main() -> int:
     small, large = sets["small"], sets["large"]
     header = (f"`{command_line()}` ({datetime.date.today().isoformat()}, build {info['build']}; "
               f"{info['cores']} cores, {info['memory']}, {info['rsync']}, {info['openssh']}, "
-              f"{info['fpsync']}; cipher {args.cipher} on every ssh leg; {fs_text})")
+              f"{info['fpsync']}; cipher {args.cipher} on every ssh leg; {fs_text}"
+              + (f"; both hosts behind the lab's WAN relay at {args.rtt} RTT, 4 MiB window"
+                 if args.rtt else "") + ")")
     datasets = (f"Datasets: small = {small.files} files, {small.bytes / MiB:.0f} MiB "
                 f"({args.files_per_dir} per directory, 1-7 KiB, plus an empty file, an empty "
                 f"directory, a symlink, modes 0755/0600 and a name with blanks); large = "
@@ -611,9 +623,9 @@ def main() -> int:
                 failed.append(f"the check missed a wrong copy: {k[0]} ({k[1]} {k[2]})")
     if raw.status:
         failed.append("raw ssh")
-    section = (f"{SECTION}: copying a service's files host to host\n\n{header}\n\n{table}\n\n"
+    section = (f"{section_name}: copying a service's files host to host\n\n{header}\n\n{table}\n\n"
                f"{datasets}\n\n{commands}\n")
-    return conclude(args.write_results, args.results_file, SECTION, section, failed,
+    return conclude(args.write_results, args.results_file, section_name, section, failed,
                     any(v.times and not v.status for v in results.values()))
 
 
