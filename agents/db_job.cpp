@@ -109,9 +109,12 @@ struct Streaming {
 };
 
 // The far side of a compressed dump: $1 the codec ("auto": zstd when the host has it, else
-// gzip), then the dump's argv. Exits with the dump's status (POSIX sh has no pipefail).
+// gzip), then the dump's argv. It says the codec it picked on stderr (kCodecMark) before
+// the dump starts, and exits with the dump's status (POSIX sh has no pipefail).
+constexpr std::string_view kCodecMark = "cutpilot-dump codec ";
 constexpr const char* kCompressedDump = R"sh(c=$1; shift
 if [ "$c" = auto ]; then if command -v zstd >/dev/null 2>&1; then c=zstd; else c=gzip; fi; fi
+echo "cutpilot-dump codec $c" >&2
 exec 4>&1
 rc=$( { { "$@"; echo $? >&5; } | if [ "$c" = zstd ]; then zstd -q -1 -c; else gzip -1 -c; fi >&4; } 5>&1 )
 exit "${rc:-1}")sh";
@@ -129,7 +132,7 @@ std::string wire_codec(const DbSpec& spec, const Side& source) {
 std::optional<proto::JobFinished> stream_copy(Transfer& t, const Side& source, Streaming& s) {
   const DbSpec& spec = t.spec;
   const DbEngine& engine = *spec.engine;
-  const std::string codec = wire_codec(spec, source);
+  std::string codec = wire_codec(spec, source);  // "auto" until the far side says
   std::vector<std::string> dump = engine.dump(spec.from, s.dump);
   if (codec != "none") dump.insert(dump.begin(), {"sh", "-c", kCompressedDump, "sh", codec});
   std::vector<Command> pipeline = {on(source, engine, spec.from, dump)};
@@ -156,6 +159,8 @@ std::optional<proto::JobFinished> stream_copy(Transfer& t, const Side& source, S
       pipeline,
       [&](size_t i, proto::Stream stream, std::string line) {
         if (line.empty()) return;
+        if (i == 0 && stream == proto::Stream::kStderr && line.rfind(kCodecMark, 0) == 0)
+          return void(codec = line.substr(kCodecMark.size()));
         if (i == restore_at && stream == proto::Stream::kStdout && !s.target_counts.empty())
           return s.target_rows.push_back(std::move(line));
         said[i].add(line);

@@ -41,7 +41,9 @@ constexpr std::string_view kRefusalMark = "cutpilot-image: ";
 
 // The far side, run by sh with $1 = the source and $2 = the codec wanted ("auto": zstd when
 // the host has it, else gzip). It reads the source once: tee sends it on (fd 4, through the
-// compressor) and into sha256sum, whose sum goes to stderr (fd 3) after the data.
+// compressor) and into the hasher, whose sum goes to stderr (fd 3) after the data. The hasher
+// is openssl where the host has it (SHA-NI: about five times coreutils' sha256sum, which
+// otherwise caps the copy near 300 MiB/s), else sha256sum; both print "HASH rest".
 constexpr const char* kFarSide = R"sh(f=$1
 if [ -b "$f" ]; then size=$(blockdev --getsize64 "$f") || exit 2
 elif [ -f "$f" ]; then size=$(stat -L -c %s "$f") || exit 2
@@ -52,8 +54,10 @@ c=$2
 if [ "$c" = auto ]; then if command -v zstd >/dev/null 2>&1; then c=zstd; else c=gzip; fi; fi
 if [ "$c" = zstd ] && ! command -v zstd >/dev/null 2>&1; then
   echo "cutpilot-image: zstd is not installed there" >&2; exit 2; fi
+sum=sha256sum
+if command -v openssl >/dev/null 2>&1; then sum="openssl dgst -sha256 -r"; fi
 echo "cutpilot-image size $size $c" >&2
-{ { tee /dev/fd/4 <"$f" | sha256sum | { read -r h r; echo "cutpilot-image sha256 $h" >&3; }; } 4>&1 |
+{ { tee /dev/fd/4 <"$f" | $sum | { read -r h r; echo "cutpilot-image sha256 $h" >&3; }; } 4>&1 |
   case $c in zstd) zstd -q -1 -c ;; gzip) gzip -1 -c ;; *) cat ;; esac; } 3>&2
 )sh";
 

@@ -62,6 +62,22 @@ inline std::string failure_of(const std::vector<proto::Message>& events) {
   return "no result";
 }
 
+// Prints what a driver prints for a job that ended: "job_seconds=S", "total_seconds=S" (since
+// total_start) and "result=JSON", and returns 0; or "WHAT failed: why" on stderr and 1.
+inline int report(const std::vector<proto::Message>& events, const char* what, double job_seconds,
+                  std::chrono::steady_clock::time_point total_start) {
+  const proto::JobFinished* done = finished(events);
+  if (!done || done->state != proto::JobState::kSucceeded) {
+    std::fprintf(stderr, "%s failed: %s\n", what, failure_of(events).c_str());
+    return 1;
+  }
+  const double total =
+      std::chrono::duration<double>(std::chrono::steady_clock::now() - total_start).count();
+  std::printf("job_seconds=%.3f\ntotal_seconds=%.3f\nresult=%s\n", job_seconds, total,
+              done->result.c_str());
+  return 0;
+}
+
 // Source and target of a lab, connected, with the run's migration key in place; the key
 // is revoked and deleted when this ends.
 class LabLink {
@@ -122,6 +138,21 @@ class LabLink {
             {"port", lab_port(lab_, source_)},
             {"host_key", fleet_->info(source_).host_key},
             {"key", run_}};
+  }
+  // Runs one job to its end with its log lines on stderr, each after "+S" (seconds since
+  // the job started); its events. seconds gets how long the job took.
+  std::vector<proto::Message> run_logged(const std::string& host, proto::StartJob request,
+                                         double& seconds) {
+    const auto started = std::chrono::steady_clock::now();
+    auto since = [&] {
+      return std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count();
+    };
+    auto events = run(host, std::move(request), [&](const proto::Message& m) {
+      if (const auto* line = std::get_if<proto::LogLine>(&m))
+        std::fprintf(stderr, "+%7.3f %s\n", since(), line->line.c_str());
+    });
+    seconds = since();
+    return events;
   }
   // Runs one job to its end; its events (seen gets each as it comes).
   std::vector<proto::Message> run(const std::string& host, proto::StartJob request,

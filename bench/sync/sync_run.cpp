@@ -30,10 +30,6 @@ int usage() {
   return 2;
 }
 
-double seconds_since(Clock::time_point start) {
-  return std::chrono::duration<double>(Clock::now() - start).count();
-}
-
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -73,21 +69,8 @@ int main(int argc, char** argv) {
   if (!cipher.empty()) peer["cipher"] = cipher;
   const Json spec = {{"mode", mode}, {"local", to.substr(tc + 1)}, {"remote", from.substr(fc + 1)},
                      {"peer", peer}, {"parallel", parallel},       {"delete", del}};
-  const auto job_started = Clock::now();
-  auto events = link.run(target, {link.run_id() + "/sync/" + target, "sync", spec.dump()},
-                         [&](const proto::Message& m) {
-                           if (const auto* line = std::get_if<proto::LogLine>(&m))
-                             std::fprintf(stderr, "+%7.3f %s\n", seconds_since(job_started),
-                                          line->line.c_str());
-                         });
-  const double job_seconds = seconds_since(job_started);
-
-  const proto::JobFinished* done = bench::finished(events);
-  if (!done || done->state != proto::JobState::kSucceeded) {
-    std::fprintf(stderr, "sync failed: %s\n", bench::failure_of(events).c_str());
-    return 1;
-  }
-  std::printf("job_seconds=%.3f\ntotal_seconds=%.3f\nresult=%s\n", job_seconds,
-              seconds_since(started), done->result.c_str());
-  return 0;
+  double job_seconds = 0;
+  const auto events = link.run_logged(
+      target, {link.run_id() + "/sync/" + target, "sync", spec.dump()}, job_seconds);
+  return bench::report(events, "sync", job_seconds, started);
 }

@@ -111,11 +111,15 @@ class ScenarioCase(LabCase):
 
     WEBAPP = Path(__file__).resolve().parent / "webapp.py"  # the stand-in application
 
-    def web_world(self, app_hosts, dns_host):
+    def web_world(self, app_hosts, dns_host, rtt=None):
         """Lab hosts app_hosts (each with `lab postgres`) and dns_host (`lab dns`): self.pg and
         self.dns hold their env values, self.ip each app host's own loopback address (.10,
-        .20, ... of a random 127.A.B)."""
-        self.lab("up", "--dir", self.dir, *app_hosts, dns_host)
+        .20, ... of a random 127.A.B). rtt maps a host to the round trip of the WAN relay
+        it sits behind (`lab up --rtt`), for a host at the far end of a slow link."""
+        rtt = rtt or {}
+        self.lab("up", "--dir", self.dir, *(h for h in (*app_hosts, dns_host) if h not in rtt))
+        for host, value in rtt.items():
+            self.lab("up", "--dir", self.dir, "--rtt", value, host)
         for host in app_hosts:
             self.lab("postgres", "--dir", self.dir, host, timeout=300)
         self.lab("dns", "--dir", self.dir, dns_host)

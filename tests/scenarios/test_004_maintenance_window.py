@@ -17,6 +17,7 @@ A client punches in at the production address for the whole run and keeps the on
 """
 
 import os
+import re
 import ssl
 import subprocess
 import unittest
@@ -59,7 +60,9 @@ class MaintenanceWindow(ScenarioCase):
         if os.geteuid() != 0:
             self.skipTest("the world needs PostgreSQL's OS user and port 443: root")
         super().setUp()
-        self.web_world(APP_HOSTS, "ops")
+        # prod is at the far end of a slow link (the write-up's physical server, the cloud
+        # elsewhere): everything reaching it, the cloud's dump pull too, crosses 40 ms.
+        self.web_world(APP_HOSTS, "ops", rtt={"prod": "40ms"})
         self.make_certs(NAME)
         for host in APP_HOSTS:
             self.deploy(host)
@@ -158,6 +161,13 @@ class MaintenanceWindow(ScenarioCase):
 
         # The rehearsal loaded a copy under the production name before the window.
         self.assertIn("rehearse-smoke", res.stdout)
+        # Both dumps crossed the slow link compressed (the write-up's `pg_dump | gzip`), and
+        # fewer bytes crossed than the dump had.
+        for step in ("rehearse-db", "dump-restore"):
+            m = re.search(rf"cloud {step}: the dump crossed ssh compressed \((zstd|gzip)\): (\d+) bytes "
+                          rf"for (\d+) bytes of dump", res.stdout)
+            self.assertIsNotNone(m, f"{step} did not say it compressed:\n{res.stdout[-3000:]}")
+            self.assertLess(int(m.group(2)), int(m.group(3)), m.group(0))
         # Every punch prod acknowledged is in the cloud's database; prod took none after its
         # mongrels stopped (the maintenance page answered).
         cloud = {int(x) for x in self.psql("cloud", "payroll_prod", "SELECT id FROM punches").split()}

@@ -128,9 +128,10 @@ TEST_F(ImageLab, AMissingSourceOrADisagreeingChecksumLeavesTheTargetAsItWas) {
 
   // The source's own checksum disagrees with what arrived (as a bit flipped in flight would).
   write_image(src_, 1 << 20, 1 << 20, 1 << 20, 9);
-  stand_in("sha256sum",
+  // The far side hashes with openssl where the host has it (as here): that one lies.
+  stand_in("openssl",
            "cat >/dev/null\necho 0000000000000000000000000000000000000000000000000000000000000000' "
-           " -'\n");
+           " *stdin'\n");
   events = pull("lying", "xvdf.img", "zstd");
   ASSERT_EQ(finished(events).state, proto::JobState::kFailed);
   EXPECT_NE(finished(events).error.find("checksums differ"), std::string::npos)
@@ -139,7 +140,7 @@ TEST_F(ImageLab, AMissingSourceOrADisagreeingChecksumLeavesTheTargetAsItWas) {
   EXPECT_FALSE(fs::exists(to + std::string(agent::kImagePartialSuffix)));
 
   // A source that sends less than it announced (it shrank, or a read failed half way).
-  fs::remove(fs::path(lab_.host_dir("source")) / "bin" / "sha256sum");
+  fs::remove(fs::path(lab_.host_dir("source")) / "bin" / "openssl");
   stand_in("tee", "head -c 1000 | /usr/bin/tee \"$@\"\n");
   events = pull("short", "xvdf.img");
   ASSERT_EQ(finished(events).state, proto::JobState::kFailed);
