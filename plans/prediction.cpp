@@ -99,6 +99,8 @@ Sourced machine_time(const Step& step, const ForecastInput& in) {
   if (const auto it = in.past->step_seconds.find(step.id); it != in.past->step_seconds.end())
     return {it->second.seconds, "earlier run " + it->second.run};
   if (step.expect) return {seconds_of(*step.expect), "expect"};
+  if (const auto it = in.past->changed_seconds.find(step.id); it != in.past->changed_seconds.end())
+    return {it->second.seconds, "earlier run " + it->second.run + ", before the step changed"};
   if (const auto* health = std::get_if<HealthAction>(&step.action);
       health && health->mode == HealthMode::kWait)
     return {health->interval ? seconds_of(*health->interval) : 1.0, "its interval"};
@@ -135,14 +137,16 @@ PastRuns past_runs(const std::vector<const JournalState*>& journals,
     for (const auto& [id, step] : journal->steps) {
       const auto then = journal->fingerprints.find(id);
       const auto now = fingerprints.find(id);
-      if (then == journal->fingerprints.end() || now == fingerprints.end() ||
-          then->second != now->second)
-        continue;
+      if (now == fingerprints.end()) continue;  // no such step any more
+      const bool same = then != journal->fingerprints.end() && then->second == now->second;
+      std::optional<double> took;
       if (step.state == "succeeded" && step.seconds)
-        past.step_seconds[id] = {*step.seconds, journal->run_id};
+        took = step.seconds;
       else if (step.state == "succeeded" && step.started_unix > 0 &&
                step.ended_unix >= step.started_unix)  // a journal from before "seconds"
-        past.step_seconds[id] = {step.ended_unix - step.started_unix, journal->run_id};
+        took = step.ended_unix - step.started_unix;
+      if (took) (same ? past.step_seconds : past.changed_seconds)[id] = {*took, journal->run_id};
+      if (!same) continue;
       if (step.approved_how == "gate" && step.awaiting_unix > 0 &&
           step.approved_unix >= step.awaiting_unix)
         past.approval_seconds[id] = {step.approved_unix - step.awaiting_unix, journal->run_id};

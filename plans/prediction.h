@@ -29,12 +29,15 @@ struct PastSample {
 // What earlier runs of this plan measured, by step id (the newest run that has it).
 struct PastRuns {
   std::map<std::string, PastSample> step_seconds;      // a succeeded, unchanged step's time
+  std::map<std::string, PastSample> changed_seconds;   // the same id's time before it changed
   std::map<std::string, PastSample> approval_seconds;  // how long its gate waited for approval
   size_t runs = 0;                                     // the earlier runs read
 };
 
-// Reads the earlier runs' journals (oldest first): a step counts only where its fingerprint
-// then equals fingerprints[step] now (the step did the same thing); skip_run is left out.
+// Reads the earlier runs' journals (oldest first): a step's time counts as the step's where
+// its fingerprint then equals fingerprints[step] now (the step did the same thing), else as
+// the time of a step of that id before it changed (a rehearsal on other hosts or paths);
+// skip_run is left out.
 PastRuns past_runs(const std::vector<const JournalState*>& journals,
                    const std::map<std::string, std::string>& fingerprints,
                    const std::string& skip_run);
@@ -88,9 +91,9 @@ ForecastInput forecast_input(const Plan& plan, const std::vector<const Step*>& w
 
 // Predicts the window: a sync from this run's pre-sync (estimate ÷ rate, else the last
 // round), a db copy from a rehearsal, a wait from its length; any of them, and an exec, file
-// or health step, from an earlier run of the same step, else its `expect`; a health wait
-// with neither from its interval. Finished steps count as they took, running ones for what
-// is left of their prediction.
+// or health step, from an earlier run of the same step, else its `expect`, else an earlier
+// run of the step before it changed; a health wait with none of them from its interval. Finished
+// steps count as they took, running ones for what is left of their prediction.
 WindowForecast forecast_window(const ForecastInput& input);
 
 // Seconds for a prediction: "0.4s", "9.5s" under ten seconds, else as format_seconds.

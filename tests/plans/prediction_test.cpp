@@ -150,6 +150,26 @@ TEST(Prediction, AnEarlierRunBeatsAnExpectAndAnExpectBeatsTheInterval) {
   EXPECT_DOUBLE_EQ(forecast.machine_s, 6.5);
 }
 
+TEST(Prediction, AChangedStepsEarlierTimeComesAfterItsExpectAndBeforeTheInterval) {
+  Forecaster f(plan_head() + exec_step("s", "source", "downtime = \"start\"\nexpect = \"9s\"\n") +
+               exec_step("m", "source", needs("\"s\"")) +
+               "[[steps]]\nid = \"e\"\non = \"target\"\nneeds = [\"m\"]\ndowntime = \"end\"\n"
+               "health = { tcp = \"127.0.0.1:80\", interval = \"10s\" }\n");
+  f.past.changed_seconds["s"] = {1, "r3"};
+  f.past.changed_seconds["m"] = {2, "r3"};
+  f.past.changed_seconds["e"] = {0.5, "r3"};
+  const auto forecast = f.run();
+  EXPECT_EQ(f.of(forecast, "s").source, "expect") << "the plan's word beats a changed step's time";
+  EXPECT_EQ(f.of(forecast, "m").source, "earlier run r3, before the step changed");
+  EXPECT_EQ(f.of(forecast, "m").seconds, 2);
+  EXPECT_EQ(f.of(forecast, "e").source, "earlier run r3, before the step changed")
+      << "a measured look beats the interval";
+  EXPECT_FALSE(forecast.at_least);
+  EXPECT_DOUBLE_EQ(forecast.machine_s, 9 + 2 + 0.5);
+  f.past.step_seconds["m"] = {4, "r2"};
+  EXPECT_EQ(f.of(f.run(), "m").source, "earlier run r2") << "the unchanged step's own time first";
+}
+
 // start → g (gated) → end.
 std::string gated_window(const std::string& plan_lines = "") {
   return plan_head(plan_lines) +
@@ -229,7 +249,7 @@ JournalState earlier(const std::string& run, const std::map<std::string, std::st
   return state;
 }
 
-TEST(Prediction, EarlierRunsCountOnlyForUnchangedStepsAndTheNewestWins) {
+TEST(Prediction, EarlierRunsCountAsTheStepsOnlyWhenUnchangedAndTheNewestWins) {
   const std::map<std::string, std::string> now = {{"a", "print-a"}, {"b", "print-b"}};
   const auto old = earlier("r1", now, "a", 100, 110);
   const auto newer = earlier("r2", now, "a", 200, 204);
@@ -245,6 +265,9 @@ TEST(Prediction, EarlierRunsCountOnlyForUnchangedStepsAndTheNewestWins) {
   EXPECT_EQ(past.step_seconds.at("a").run, "r2");
   ASSERT_EQ(past.step_seconds.count("b"), 1u) << "r3 ran another b";
   EXPECT_EQ(past.step_seconds.at("b").run, "r4");
+  ASSERT_EQ(past.changed_seconds.count("b"), 1u) << "r3's b is the step before it changed";
+  EXPECT_DOUBLE_EQ(past.changed_seconds.at("b").seconds, 90);
+  EXPECT_EQ(past.changed_seconds.count("a"), 0u) << "a never changed";
   ASSERT_EQ(past.approval_seconds.count("b"), 1u);
   EXPECT_DOUBLE_EQ(past.approval_seconds.at("b").seconds, 15);
 }
