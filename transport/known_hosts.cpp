@@ -133,6 +133,7 @@ struct HostCert {
   bool parsed = false;
   bool host_type = false;
   std::string key_fp, ca_fp;
+  std::string signature_algorithm;  // the CA's, as "(using ALG)" says
   std::vector<std::string> principals;
   std::string valid;  // "forever", "from X to Y", ...
   std::string error;
@@ -182,9 +183,12 @@ HostCert read_cert(const PresentedKey& key) {
       cert.host_type = v->find("host certificate") != std::string::npos;
     else if (auto v = value("Public key"))
       cert.key_fp = second_word(*v);
-    else if (auto v = value("Signing CA"))
+    else if (auto v = value("Signing CA")) {
       cert.ca_fp = second_word(*v);
-    else if (auto v = value("Valid"))
+      const size_t using_at = v->find("(using ");
+      if (using_at != std::string::npos)
+        cert.signature_algorithm = v->substr(using_at + 7, v->find(')', using_at) - using_at - 7);
+    } else if (auto v = value("Valid"))
       cert.valid = *v;
     else if (auto v = value("Principals"))
       in_principals = v->empty();
@@ -195,8 +199,14 @@ HostCert read_cert(const PresentedKey& key) {
 }
 
 // Why a certificate signed by a trusted CA still does not vouch for this host ("" = it does).
-std::string cert_problem(const HostCert& cert, const std::string& principal) {
+std::string cert_problem(const HostCert& cert, const ResolvedHost& host,
+                         const std::string& principal) {
   if (!cert.host_type) return "the certificate is not a host certificate";
+  const auto& allowed = host.ca_signature_algorithms;
+  if (!allowed.empty() &&
+      std::find(allowed.begin(), allowed.end(), cert.signature_algorithm) == allowed.end())
+    return "its CA signed the certificate with " + cert.signature_algorithm +
+           ", which CASignatureAlgorithms leaves out";
   if (std::find(cert.principals.begin(), cert.principals.end(), principal) == cert.principals.end())
     return "the certificate is not valid for " + principal;
   const time_t now = std::time(nullptr);
@@ -307,7 +317,7 @@ KeyCheck check_name(const ResolvedHost& host, const PresentedKey& key, const std
     const std::string principal = host.host_key_alias.empty() ? host.hostname : host.host_key_alias;
     for (const auto& e : entries) {
       if (e.marker != "@cert-authority" || e.fp() != cert.ca_fp) continue;
-      const std::string problem = cert_problem(cert, principal);
+      const std::string problem = cert_problem(cert, host, principal);
       if (problem.empty()) return {KeyVerdict::kKnown, e.where + " (@cert-authority)"};
       cert_note = problem;
     }
@@ -354,11 +364,27 @@ KeyCheck check_host_key(const ResolvedHost& host, const PresentedKey& key,
   return check;
 }
 
-std::vector<PresentedKey> scan_host_certificates(const ResolvedHost& host, int timeout_seconds) {
+std::vector<PresentedKey> scan_host_certificates(const ResolvedHost& host,
+                                                 const std::string& key_type, int timeout_seconds,
+                                                 const std::vector<std::string>& proxy) {
   std::vector<PresentedKey> certs;
-  const CommandOutput out = run_command({"ssh-keyscan", "-c", "-T", std::to_string(timeout_seconds),
-                                         "-p", std::to_string(host.port), "--", host.hostname},
-                                        std::chrono::seconds(timeout_seconds + 5));
+  // ssh-keyscan's -t name for the key's type: one connection, not one per type.
+  std::string scan_type = key_type.rfind("ecdsa-sha2-", 0) == 0 ? "ecdsa"
+                          : key_type == "ssh-ed25519"           ? "ed25519"
+                          : key_type == "ssh-rsa"               ? "rsa"
+                                                                : "";
+  auto argv = [&](const std::string& address, int port) {
+    std::vector<std::string> a = {
+        "ssh-keyscan", "-c", "-T", std::to_string(timeout_seconds), "-p", std::to_string(port)};
+    if (!scan_type.empty()) a.insert(a.end(), {"-t", scan_type});
+    a.insert(a.end(), {"--", address});
+    return a;
+  };
+  const auto bound = std::chrono::seconds(timeout_seconds + 5);
+  const CommandOutput out =
+      proxy.empty()
+          ? run_command(argv(host.hostname, host.port), bound)
+          : run_command_through([&](int port) { return argv("127.0.0.1", port); }, proxy, bound);
   std::istringstream lines(out.out);
   std::string line;
   while (std::getline(lines, line)) {

@@ -36,8 +36,11 @@ KeyCheck check_host_key(const ResolvedHost& host, const PresentedKey& key);
 KeyCheck check_host_key(const ResolvedHost& host, const PresentedKey& key,
                         const std::vector<PresentedKey>& certificates);
 
-// The host certificates a server offers (`ssh-keyscan -c`), for check_host_key.
-std::vector<PresentedKey> scan_host_certificates(const ResolvedHost& host, int timeout_seconds);
+// The host certificates a server offers for its key of key_type (`ssh-keyscan -c`), for
+// check_host_key; through `proxy` (a jump host's ssh or a ProxyCommand) when it is not empty.
+std::vector<PresentedKey> scan_host_certificates(const ResolvedHost& host,
+                                                 const std::string& key_type, int timeout_seconds,
+                                                 const std::vector<std::string>& proxy = {});
 
 // Whether a comma-separated known_hosts host field (patterns, negations or one
 // |1|salt|hash) matches name, as OpenSSH matches it.

@@ -1,6 +1,7 @@
 #include "transport/ssh_process.h"
 
 #include <fcntl.h>
+#include <netinet/in.h>
 #include <poll.h>
 #include <signal.h>
 #include <spawn.h>
@@ -73,10 +74,25 @@ std::string trimmed(std::string text) {
   return text;
 }
 
-}  // namespace
+// A listening loopback socket on a port of the kernel's choice; -1 when there is none.
+int listen_on_loopback(int& port) {
+  const int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  sockaddr_in addr{};
+  addr.sin_family = AF_INET;
+  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  socklen_t len = sizeof addr;
+  if (fd < 0 || bind(fd, reinterpret_cast<sockaddr*>(&addr), sizeof addr) != 0 ||
+      listen(fd, 8) != 0 || getsockname(fd, reinterpret_cast<sockaddr*>(&addr), &len) != 0) {
+    if (fd >= 0) close(fd);
+    return -1;
+  }
+  port = ntohs(addr.sin_port);
+  return fd;
+}
 
-CommandOutput run_command(const std::vector<std::string>& argv, std::chrono::milliseconds timeout,
-                          const std::string& input) {
+// run_command's body; with listener >= 0, each connection to it runs proxy on it.
+CommandOutput run(const std::vector<std::string>& argv, std::chrono::milliseconds timeout,
+                  const std::string& input, int listener, const std::vector<std::string>& proxy) {
   CommandOutput result;
   int in[2], out[2], err[2];
   // stdin is a socket: a child that exits before reading it cannot SIGPIPE the cockpit.
@@ -100,6 +116,7 @@ CommandOutput run_command(const std::vector<std::string>& argv, std::chrono::mil
     result.error = "cannot write to " + argv[0];
   close(in[1]);
   int fds[2] = {out[0], err[0]};
+  std::vector<pid_t> proxies;
   const auto deadline = std::chrono::steady_clock::now() + timeout;
   while (fds[0] >= 0 || fds[1] >= 0) {
     const auto left = std::chrono::duration_cast<std::chrono::milliseconds>(
@@ -109,20 +126,57 @@ CommandOutput run_command(const std::vector<std::string>& argv, std::chrono::mil
       result.error = argv[0] + " did not finish within " + std::to_string(timeout.count()) + " ms";
       break;
     }
-    pollfd p[2] = {{fds[0], POLLIN, 0}, {fds[1], POLLIN, 0}};
-    if (poll(p, 2, static_cast<int>(left.count())) < 0 && errno != EINTR) break;
+    pollfd p[3] = {{fds[0], POLLIN, 0}, {fds[1], POLLIN, 0}, {listener, POLLIN, 0}};
+    if (poll(p, 3, static_cast<int>(left.count())) < 0 && errno != EINTR) break;
     if (fds[0] >= 0 && p[0].revents) read_some(fds[0], result.out);
     if (fds[1] >= 0 && p[1].revents) read_some(fds[1], result.err);
+    if (listener >= 0 && p[2].revents) {
+      const int conn = accept4(listener, nullptr, nullptr, SOCK_CLOEXEC);
+      const int quiet = open("/dev/null", O_WRONLY | O_CLOEXEC);
+      const pid_t child = conn < 0 || quiet < 0 ? -1 : spawn(proxy, conn, conn, quiet, true);
+      if (child > 0) proxies.push_back(child);
+      for (int fd : {conn, quiet})
+        if (fd >= 0) close(fd);
+    }
   }
   for (int fd : fds)
     if (fd >= 0) close(fd);
   int status = 0;
   while (waitpid(pid, &status, 0) < 0 && errno == EINTR) {
   }
+  // Its connections are closed now; a proxy still reading one is told to go.
+  for (pid_t child : proxies) {
+    kill(-child, SIGTERM);
+    int ignored = 0;
+    while (waitpid(child, &ignored, 0) < 0 && errno == EINTR) {
+    }
+  }
   if (WIFEXITED(status)) {
     result.exit_status = WEXITSTATUS(status);
     if (result.exit_status == 127 && result.error.empty()) result.error = "cannot run " + argv[0];
   }
+  return result;
+}
+
+}  // namespace
+
+CommandOutput run_command(const std::vector<std::string>& argv, std::chrono::milliseconds timeout,
+                          const std::string& input) {
+  return run(argv, timeout, input, -1, {});
+}
+
+CommandOutput run_command_through(const std::function<std::vector<std::string>(int)>& argv_for,
+                                  const std::vector<std::string>& proxy,
+                                  std::chrono::milliseconds timeout) {
+  int port = 0;
+  const int listener = listen_on_loopback(port);
+  if (listener < 0) {
+    CommandOutput result;
+    result.error = std::string("cannot listen on the loopback: ") + std::strerror(errno);
+    return result;
+  }
+  CommandOutput result = run(argv_for(port), timeout, "", listener, proxy);
+  close(listener);
   return result;
 }
 

@@ -5,6 +5,7 @@
 #include <sys/types.h>
 
 #include <chrono>
+#include <functional>
 #include <string>
 #include <vector>
 
@@ -21,6 +22,13 @@ struct CommandOutput {
 // Runs argv[0] (searched in PATH) with stdin from `input`, bounded by timeout.
 CommandOutput run_command(const std::vector<std::string>& argv, std::chrono::milliseconds timeout,
                           const std::string& input = "");
+
+// Runs argv_for(PORT) as run_command does, where PORT is a loopback port whose every
+// connection is handed to a child running `proxy` (the connection as its stdin and
+// stdout): ssh-keyscan reaching a host behind a jump host or a ProxyCommand.
+CommandOutput run_command_through(const std::function<std::vector<std::string>(int)>& argv_for,
+                                  const std::vector<std::string>& proxy,
+                                  std::chrono::milliseconds timeout);
 
 // A child whose stdin and stdout are one end of a socket pair (a ProxyCommand-like
 // transport); its stderr goes to a pipe the owner can read for messages.

@@ -169,6 +169,7 @@ bool SshSession::start_proxy() {
   } else {
     return true;
   }
+  proxy_argv_ = argv;
   std::string error;
   if (!proxy_.start(argv, error)) return fail(OpenFailure::kConnect, error);
   int fd = proxy_.release_socket();
@@ -222,14 +223,15 @@ KeyVerdict SshSession::check_host_key() {
   const PresentedKey presented{host_key_.type, host_key_.public_key.substr(space + 1)};
   key_check_ = transport::check_host_key(*resolved_, presented);
   // A host known only through @cert-authority: libssh got the plain key, so ask the
-  // server for its certificates (directly reachable hosts only).
-  if (key_check_.verdict == KeyVerdict::kUnknown && !proxy_.started()) {
+  // server for its certificates, by the same route (a jump host or a ProxyCommand).
+  if (key_check_.verdict == KeyVerdict::kUnknown) {
     const int timeout = target_.connect_timeout
                             ? static_cast<int>(target_.connect_timeout->count())
                             : resolved_->connect_timeout.value_or(
                                   static_cast<int>(SshTarget::kDefaultConnectTimeout.count()));
-    key_check_ = transport::check_host_key(*resolved_, presented,
-                                           scan_host_certificates(*resolved_, timeout));
+    key_check_ = transport::check_host_key(
+        *resolved_, presented,
+        scan_host_certificates(*resolved_, presented.type, timeout, proxy_argv_));
   }
   host_key_.decided_by = key_check_.detail;
   return key_check_.verdict;

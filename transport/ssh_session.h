@@ -98,6 +98,7 @@ class SshSession {
   SshTarget target_;
   std::optional<ResolvedHost> resolved_;
   ProxyProcess proxy_;  // the jump hops' ssh or the ProxyCommand, when there is one
+  std::vector<std::string> proxy_argv_;  // what proxy_ runs (empty: a direct connection)
   ssh_session session_ = nullptr;
   HostKey host_key_;
   KeyCheck key_check_;

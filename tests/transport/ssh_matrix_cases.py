@@ -3,6 +3,7 @@
 expect: "connect" or "refuse" (OpenSSH and cutpilot alike), or "divergent" where libssh cannot
 do what the operator's list allows (cutpilot refuses and names the option; OpenSSH connects).
 reason: what cutpilot's refusal must say. route: the (host, key fingerprint) logins expected.
+scan_via: the jump host cutpilot logs in to once more, to fetch the target's host certificate.
 """
 
 import subprocess
@@ -143,6 +144,26 @@ def cases(m):
     case("cert_authority_revoked_ca", wc(known=f("kh-ca-revoked")), "refuse", host="wc",
          files={f("kh-ca-revoked"): f"@cert-authority [127.0.0.1]:* {m.host_ca}\n@revoked * {m.host_ca}\n"},
          reason=REVOKED)
+    # Behind a jump host or a ProxyCommand, the certificate is asked for through the same route.
+    case("cert_authority_through_jump", wc("ProxyJump bastion", known=f("kh-ca-jump")) + hop("bastion"),
+         host="wc", scan_via="bastion", files={f("kh-ca-jump"): f"@cert-authority [127.0.0.1]:* {m.host_ca}\n"},
+         route=[("bastion", fp["k0"])] * 2 + [("wc", fp["k0"])])
+    case("cert_authority_through_proxycommand",
+         wc(f"ProxyCommand ssh -F {d}/case-cert_authority_through_proxycommand.conf -W %h:%p bastion",
+            known=f("kh-ca-pc")) + hop("bastion"),
+         host="wc", scan_via="bastion", files={f("kh-ca-pc"): f"@cert-authority [127.0.0.1]:* {m.host_ca}\n"},
+         route=[("bastion", fp["k0"])] * 2 + [("wc", fp["k0"])])
+    case("cert_authority_through_jump_wrong_principal",
+         wc("ProxyJump bastion", "HostKeyAlias db1.prod", known=f("kh-ca-jump-wrong")) + hop("bastion"),
+         "refuse", host="wc", scan_via="bastion", files={f("kh-ca-jump-wrong"): f"@cert-authority db1.prod {m.host_ca}\n"},
+         reason=UNKNOWN + r".*not valid for db1.prod")
+    # The CA signed with ssh-ed25519, which this list leaves out: OpenSSH ignores the certificate.
+    case("ca_signature_algorithms_exclude_the_ca", wc("CASignatureAlgorithms rsa-sha2-512", known=f("kh-ca-sig")),
+         "refuse", host="wc", files={f("kh-ca-sig"): f"@cert-authority [127.0.0.1]:* {m.host_ca}\n"},
+         reason=UNKNOWN + r".*CASignatureAlgorithms")
+    case("ca_signature_algorithms_include_the_ca",
+         wc("CASignatureAlgorithms rsa-sha2-512,ssh-ed25519", known=f("kh-ca-sig2")), host="wc",
+         files={f("kh-ca-sig2"): f"@cert-authority [127.0.0.1]:* {m.host_ca}\n"}, route=[("wc", fp["k0"])])
     case("cert_host_plain_key_entry", wc(known=f("kh-ca-plain")), host="wc",
          files={f("kh-ca-plain"): f"[127.0.0.1]:{p['wc']} {k['w1']}\n"}, route=[("wc", fp["k0"])])
 
@@ -191,6 +212,10 @@ def cases(m):
          .replace(f"  IdentityFile {m.k0}\n", ""), route=[("w1", fp["kc"])])
     case("certificate_beside_identity", blk("w1", "w1", f"IdentityFile {m.keys}/kd")
          .replace(f"  IdentityFile {m.k0}\n", ""), route=[("w1", fp["kd"])])
+    # The agent holds kd and its certificate (ssh-add loads kd-cert.pub beside kd); only the
+    # certificate is authorised.
+    case("agent_only_certificate", blk("w1", "w1").replace("IdentitiesOnly yes", "IdentitiesOnly no")
+         .replace(f"  IdentityFile {m.k0}\n", ""), agent=("kd",), route=[("w1", fp["kd"])])
     case("no_authorised_key", blk("w2", "w2", f"IdentityFile {m.keys}/ka").replace(f"  IdentityFile {m.k0}\n", ""),
          "refuse", host="w2", reason=AUTH)
     return out
