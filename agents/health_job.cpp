@@ -29,6 +29,10 @@ using Json = nlohmann::json;
 constexpr uint64_t kDefaultWaitMs = 300000;
 // The shortest interval between two looks.
 constexpr uint64_t kMinIntervalMs = 50;
+// A wait's first retry comes this soon, the next ones twice as late, up to the interval: a
+// service that is nearly up is seen at once (inside a downtime window each wasted part of
+// an interval is downtime, and a wait that passes at 0.1 s or at 1 s makes a poor forecast).
+constexpr uint64_t kFirstRetryMs = 100;
 // At most this many targets are named in an error message.
 constexpr size_t kMaxNamed = 20;
 
@@ -428,6 +432,8 @@ proto::JobFinished run(const HealthSpec& spec, int signal_fd, JobContext& job) {
   }
   const CheckKind* check = find_check(spec.check);
   Reporter reporter;
+  uint64_t pause_ms =
+      spec.mode == HealthMode::kWait ? std::min(kFirstRetryMs, spec.interval_ms) : spec.interval_ms;
   for (;;) {
     ProbeResult look = check->probe(spec, env);
     if (look.cancelled || cancel_arrived(signal_fd, 0)) return cancelled();
@@ -465,8 +471,8 @@ proto::JobFinished run(const HealthSpec& spec, int signal_fd, JobContext& job) {
                     "timed out after " + std::to_string(spec.timeout_ms) +
                         " ms; not yet healthy: " + not_good(targets),
                     job);
-    const auto wake =
-        std::min(Clock::now() + std::chrono::milliseconds(spec.interval_ms), deadline);
+    const auto wake = std::min(Clock::now() + std::chrono::milliseconds(pause_ms), deadline);
+    pause_ms = std::min(pause_ms * 2, spec.interval_ms);
     const auto wait = std::chrono::duration_cast<std::chrono::milliseconds>(wake - Clock::now());
     if (cancel_arrived(signal_fd, static_cast<int>(std::max<int64_t>(0, wait.count()))))
       return cancelled();

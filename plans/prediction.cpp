@@ -41,6 +41,8 @@ double seconds_of(Millis d) {
 struct Sourced {
   std::optional<double> seconds;
   std::string source;
+  // Bytes at a rate only: a sync's fixed costs (the walk, the connections) are left out.
+  bool bytes_only = false;
 };
 
 // A final sync from this run's pre-sync of the same transfer: the latest estimate's bytes at
@@ -64,7 +66,7 @@ Sourced from_presync(const Step& step, const SyncAction& sync,
     }
   }
   if (estimate_bytes >= 0 && rate > 0)
-    return {estimate_bytes / rate, "estimate at the rate of " + round_step};
+    return {estimate_bytes / rate, "estimate at the rate of " + round_step, true};
   if (last_round) return {last_round, "last round of " + round_step};
   return {};
 }
@@ -93,9 +95,9 @@ Sourced from_this_run(const Step& step, const std::vector<StepHistory>& history)
   return {};
 }
 
-// The step's predicted time from its first source that knows.
-Sourced machine_time(const Step& step, const ForecastInput& in) {
-  if (Sourced s = from_this_run(step, *in.history); s.seconds) return s;
+// The step's time from what is known of it beyond this run: an earlier run, expect, an
+// earlier run of the step before it changed, a health wait's interval.
+Sourced from_before(const Step& step, const ForecastInput& in) {
   if (const auto it = in.past->step_seconds.find(step.id); it != in.past->step_seconds.end())
     return {it->second.seconds, "earlier run " + it->second.run};
   if (step.expect) return {seconds_of(*step.expect), "expect"};
@@ -105,6 +107,19 @@ Sourced machine_time(const Step& step, const ForecastInput& in) {
       health && health->mode == HealthMode::kWait)
     return {health->interval ? seconds_of(*health->interval) : 1.0, "its interval"};
   return {std::nullopt, "unknown"};
+}
+
+// The step's predicted time from its first source that knows. A final sync's estimate at
+// the pre-sync's rate counts only bytes, so what the step took before (or its expect) is
+// its floor: a small delta still pays for the walk and the connections.
+Sourced machine_time(const Step& step, const ForecastInput& in) {
+  Sourced now = from_this_run(step, *in.history);
+  if (!now.seconds) return from_before(step, in);
+  if (!now.bytes_only) return now;
+  const Sourced before = from_before(step, in);
+  if (!before.seconds || *before.seconds <= *now.seconds) return now;
+  return {before.seconds,
+          now.source + " (" + format_estimate(*now.seconds) + "), at least " + before.source};
 }
 
 // The operator's predicted time at a gate inside the window.

@@ -121,21 +121,44 @@ TEST(Prediction, EachKindTakesItsOwnSource) {
   EXPECT_THAT(describe_forecast(forecast), HasSubstr("no source for smoke"));
 }
 
-TEST(Prediction, AnEstimateAfterThePresyncGoesAtItsRate) {
+// A pre-sync, an estimate of the same transfer, and its final sync opening the window.
+std::string presync_then_final() {
   const std::string sync = "sync = { from = \"/a/\", to = \"/b/\" }\n";
-  Forecaster f(
-      plan_head() + "[[steps]]\nid = \"presync\"\non = \"target\"\n" + sync +
-      "[[steps]]\nid = \"delta\"\non = \"target\"\nneeds = [\"presync\"]\n"
-      "sync = { from = \"/a/\", to = \"/b/\", mode = \"estimate\" }\n" +
-      "[[steps]]\nid = \"final\"\non = \"target\"\nneeds = [\"delta\"]\n"
-      "downtime = \"start\"\n" +
-      sync +
-      exec_step("end", "target", needs("\"final\"") + "downtime = \"end\"\nexpect = \"1s\"\n"));
+  return plan_head() + "[[steps]]\nid = \"presync\"\non = \"target\"\n" + sync +
+         "[[steps]]\nid = \"delta\"\non = \"target\"\nneeds = [\"presync\"]\n"
+         "sync = { from = \"/a/\", to = \"/b/\", mode = \"estimate\" }\n" +
+         "[[steps]]\nid = \"final\"\non = \"target\"\nneeds = [\"delta\"]\n"
+         "downtime = \"start\"\n" +
+         sync +
+         exec_step("end", "target", needs("\"final\"") + "downtime = \"end\"\nexpect = \"1s\"\n");
+}
+
+TEST(Prediction, AnEstimateAfterThePresyncGoesAtItsRate) {
+  Forecaster f(presync_then_final());
   f.history.push_back({step_of(f.plan, "presync"), {R"({"bytes": 1000, "seconds": 10})"}});
   f.history.push_back({step_of(f.plan, "delta"), {R"({"bytes": 300})"}});
   const auto forecast = f.run();
   EXPECT_EQ(f.of(forecast, "final").source, "estimate at the rate of presync");
   EXPECT_DOUBLE_EQ(*f.of(forecast, "final").seconds, 3);
+}
+
+TEST(Prediction, AnEstimateAtTheRateIsAtLeastWhatTheFinalSyncTookBefore) {
+  // The pre-sync moved 1000 bytes in 10 s; 3 bytes changed since: 0.03 s at that rate, but
+  // the same final sync took 4 s in an earlier run (the walk and the connections).
+  Forecaster f(presync_then_final());
+  f.history.push_back({step_of(f.plan, "presync"), {R"({"bytes": 1000, "seconds": 10})"}});
+  f.history.push_back({step_of(f.plan, "delta"), {R"({"bytes": 3})"}});
+  f.past.changed_seconds["final"] = {4, "r1"};
+  auto forecast = f.run();
+  EXPECT_EQ(f.of(forecast, "final").source,
+            "estimate at the rate of presync (0.0s), at least earlier run r1, before the step "
+            "changed");
+  EXPECT_DOUBLE_EQ(*f.of(forecast, "final").seconds, 4);
+  // A delta whose bytes take longer than the floor goes at the rate.
+  f.history.back() = {step_of(f.plan, "delta"), {R"({"bytes": 600})"}};
+  forecast = f.run();
+  EXPECT_EQ(f.of(forecast, "final").source, "estimate at the rate of presync");
+  EXPECT_DOUBLE_EQ(*f.of(forecast, "final").seconds, 6);
 }
 
 TEST(Prediction, AnEarlierRunBeatsAnExpectAndAnExpectBeatsTheInterval) {

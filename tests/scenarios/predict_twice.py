@@ -7,7 +7,7 @@ the run history (XDG_STATE_HOME, and the runs' state directories, kept outside t
 it would from a rehearsal to the night itself. The second run passes --new-run with the plan's
 name: the first went past its point of no return.
 
-    CUTPILOT_BIN=build/bin/cutpilot tests/scenarios/predict_twice.py 002 [003 004 000]
+    CUTPILOT_BIN=build/bin/cutpilot tests/scenarios/predict_twice.py 002 [003 004 000 001]
 
 Not a test (nothing here is asserted against a bound): a measurement for bench/RESULTS.md.
 """
@@ -27,6 +27,8 @@ from scenariocase import ScenarioCase  # noqa: E402
 SCENARIOS = {
     "000": ("test_000_docker_volumes", "DockerVolumes",
             "test_the_volumes_move_the_agent_never_runs_twice_and_new_serves"),
+    "001": ("test_001_volume_images", "VolumeImages",
+            "test_every_volume_arrives_whole_and_the_map_names_old_and_new"),
     "002": ("test_002_hot_cold_proxy", "HotColdProxy",
             "test_hot_rounds_then_cold_sync_then_old_proxies_and_the_registers_answer_new"),
     "003": ("test_003_rails_checklist", "RailsChecklist",
@@ -81,8 +83,22 @@ def main(argv):
                   f"as it opened ({error})" if predicted is not None else
                   f"{scenario} run {run}: window took {took:.1f} s, no prediction: {json.dumps(downtime)}",
                   flush=True)
+            for line in steps_took(Path(history, f"state-{run}")):
+                print(f"    {line}", flush=True)
     return 0
 
+
+def steps_took(state):
+    """What each step inside the window took, from the run's journal (a line)."""
+    took, inside = [], False
+    for line in Path(state, "journal.jsonl").read_text().splitlines():
+        record = json.loads(line)
+        if record.get("r") == "downtime":
+            inside = record.get("state") == "started"
+        elif inside and record.get("r") == "step" and record.get("state") == "succeeded":
+            took.append(f"{record['step']} {record['seconds']:.2f}")
+    if took:
+        yield "window steps took (s): " + ", ".join(took)
 
 if __name__ == "__main__":
     sys.exit(main(sys.argv[1:]))

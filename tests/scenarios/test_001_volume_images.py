@@ -119,9 +119,8 @@ class VolumeImages(ScenarioCase):
             self.assertEqual(self.root_mode(pair), "rw")
             log = (self.host(f"{pair}-old") / "mount.log").read_text().split()
             self.assertEqual(log[1::2], ["ro", "rw"], "one read-only window per instance")
-        downtime = self.status()["downtime"]
+        downtime = self.report_downtime("001")
         self.assertTrue(downtime["ended"])
-        print(f"\n001 downtime measured: {downtime['seconds']:.1f} s", flush=True)
 
         # The map of old -> new, as CSV and JSON: one row per volume, the checksums the sources'.
         csv = self.cutpilot("report", "--csv", "--state-dir", self.state, timeout=60)

@@ -1,0 +1,40 @@
+"""Issue 21: from its second run on, a write-up's plan predicts its downtime window within
+±20 %, learning from the first run's history (the way a rehearsal teaches the night itself).
+
+Each run gets a fresh world and carries over only the run history (predict_twice.run_once);
+the first run's prediction comes from the plan's `expect` values and is not bounded here.
+"""
+
+import shutil
+import tempfile
+import unittest
+
+from predict_twice import run_once
+
+BOUND_PCT = 20
+
+
+class SecondRunPrediction(unittest.TestCase):
+    def assert_second_run_within_bound(self, scenario):
+        history = tempfile.mkdtemp(prefix=f"cp-predict-{scenario}-")
+        self.addCleanup(shutil.rmtree, history, True)
+        runs = []
+        for run in (1, 2):
+            downtime = run_once(scenario, history, run)
+            self.assertIsNotNone(downtime, f"scenario {scenario}, run {run} failed (its trace above)")
+            self.assertTrue(downtime.get("ended"), downtime)
+            runs.append(downtime)
+        second = runs[1]
+        self.assertIsNotNone(second.get("predicted_s"), f"run 2 made no prediction: {second}")
+        error = 100 * (second["predicted_s"] - second["seconds"]) / second["seconds"]
+        self.assertLessEqual(abs(error), BOUND_PCT,
+                             f"scenario {scenario}: run 2's window took {second['seconds']:.2f} s, "
+                             f"predicted {second['predicted_s']:.2f} s ({error:+.0f} %); "
+                             f"run 1 took {runs[0]['seconds']:.2f} s")
+
+    def test_004_maintenance_window(self):
+        self.assert_second_run_within_bound("004")
+
+
+if __name__ == "__main__":
+    unittest.main()
