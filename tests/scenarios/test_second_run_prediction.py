@@ -24,13 +24,18 @@ class SecondRunPrediction(unittest.TestCase):
             self.assertIsNotNone(downtime, f"scenario {scenario}, run {run} failed (its trace above)")
             self.assertTrue(downtime.get("ended"), downtime)
             runs.append(downtime)
-        second = runs[1]
-        self.assertIsNotNone(second.get("predicted_s"), f"run 2 made no prediction: {second}")
+        first, second = runs
+        for n, downtime in ((1, first), (2, second)):
+            self.assertIsNotNone(downtime.get("predicted_s"), f"run {n} made no prediction: {downtime}")
         error = 100 * (second["predicted_s"] - second["seconds"]) / second["seconds"]
+        first_error = 100 * (first["predicted_s"] - first["seconds"]) / first["seconds"]
+        # What the first run taught: 004's first run counts dns-verified at its 10 s interval
+        # (nothing else is known of it), its second at what the first run's check took.
+        self.assertLess(abs(error), abs(first_error), f"run 1: {first}; run 2: {second}")
         self.assertLessEqual(abs(error), BOUND_PCT,
                              f"scenario {scenario}: run 2's window took {second['seconds']:.2f} s, "
                              f"predicted {second['predicted_s']:.2f} s ({error:+.0f} %); "
-                             f"run 1 took {runs[0]['seconds']:.2f} s")
+                             f"run 1 took {first['seconds']:.2f} s")
 
     def test_004_maintenance_window(self):
         self.assert_second_run_within_bound("004")
