@@ -8,9 +8,9 @@
 #include "cli/run_plan.h"
 #include "cli/run_state.h"
 #include "cli/runs.h"
-#include "plans/control.h"
-#include "plans/downtime.h"
-#include "plans/journal.h"
+#include "run/control.h"
+#include "run/downtime.h"
+#include "run/journal.h"
 
 namespace cutpilot::cli {
 namespace {

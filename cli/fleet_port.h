@@ -6,7 +6,7 @@
 #include <set>
 #include <string>
 
-#include "plans/executor.h"
+#include "run/executor.h"
 #include "transport/fleet.h"
 #include "transport/job_tracker.h"
 

@@ -6,11 +6,11 @@
 
 #include "cli/commands.h"
 #include "cli/run_state.h"
-#include "plans/downtime.h"
-#include "plans/executor.h"
 #include "plans/load.h"
-#include "plans/prediction.h"
 #include "plans/show.h"
+#include "run/downtime.h"
+#include "run/executor.h"
+#include "run/prediction.h"
 
 namespace cutpilot::cli {
 namespace {

@@ -6,8 +6,8 @@
 #include "cli/output.h"
 #include "cli/runs.h"
 #include "plans/diagnostic.h"
-#include "plans/downtime.h"
 #include "plans/size.h"
+#include "run/downtime.h"
 
 namespace cutpilot::cli {
 namespace {

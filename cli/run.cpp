@@ -21,9 +21,9 @@
 #include "cli/run_plan.h"
 #include "cli/run_state.h"
 #include "cli/targets.h"
-#include "plans/control.h"
 #include "plans/load.h"
 #include "plans/preflight.h"
+#include "run/control.h"
 #include "transport/fleet.h"
 #include "tui/cockpit.h"
 

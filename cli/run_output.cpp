@@ -3,8 +3,8 @@
 #include <ctime>
 
 #include "cli/output.h"
-#include "plans/downtime.h"
-#include "plans/prediction.h"
+#include "run/downtime.h"
+#include "run/prediction.h"
 
 namespace cutpilot::cli {
 namespace {

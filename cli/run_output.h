@@ -9,7 +9,7 @@
 
 #include <nlohmann/json.hpp>
 
-#include "plans/run_events.h"
+#include "run/run_events.h"
 
 namespace cutpilot::cli {
 

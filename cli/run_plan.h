@@ -8,8 +8,8 @@
 #include <string>
 #include <vector>
 
-#include "plans/executor.h"
-#include "plans/run_events.h"
+#include "run/executor.h"
+#include "run/run_events.h"
 
 namespace cutpilot::cli {
 

@@ -13,7 +13,7 @@
 #include <cstring>
 
 #include "cli/run_plan.h"
-#include "plans/executor.h"
+#include "run/executor.h"
 #include "transport/sha256.h"
 
 namespace cutpilot::cli {

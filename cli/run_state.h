@@ -7,9 +7,9 @@
 #include <string>
 #include <vector>
 
-#include "plans/journal.h"
 #include "plans/plan.h"
-#include "plans/prediction.h"
+#include "run/journal.h"
+#include "run/prediction.h"
 
 namespace cutpilot::cli {
 

@@ -14,12 +14,12 @@
 #include "cli/commands.h"
 #include "cli/output.h"
 #include "cli/run_plan.h"
-#include "plans/control.h"
 #include "plans/diagnostic.h"
-#include "plans/downtime.h"
-#include "plans/journal.h"
 #include "plans/load.h"
-#include "plans/prediction.h"
+#include "run/control.h"
+#include "run/downtime.h"
+#include "run/journal.h"
+#include "run/prediction.h"
 
 namespace cutpilot::cli {
 namespace {

@@ -1,6 +1,6 @@
 #include "tui/cockpit.h"
 
-#include "plans/control.h"
+#include "run/control.h"
 
 #include <poll.h>
 #include <pthread.h>

@@ -10,7 +10,7 @@
 #include <string>
 
 #include "plans/plan.h"
-#include "plans/run_link.h"
+#include "run/run_link.h"
 #include "tui/model.h"
 
 namespace cutpilot::tui {

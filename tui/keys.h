@@ -9,7 +9,7 @@
 #include <string>
 #include <string_view>
 
-#include "plans/run_events.h"
+#include "run/run_events.h"
 #include "tui/model.h"
 
 namespace cutpilot::tui {

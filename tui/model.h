@@ -13,7 +13,7 @@
 #include <vector>
 
 #include "plans/plan.h"
-#include "plans/run_events.h"
+#include "run/run_events.h"
 
 namespace cutpilot::tui {
 

@@ -10,8 +10,8 @@
 #include <deque>
 #include <random>
 
-#include "plans/downtime.h"
 #include "plans/show.h"
+#include "run/downtime.h"
 
 namespace cutpilot::tui {
 namespace {

@@ -11,7 +11,7 @@
 #include <vector>
 
 #include "plans/plan.h"
-#include "plans/run_link.h"
+#include "run/run_link.h"
 
 namespace cutpilot::tui {
 

@@ -17,17 +17,6 @@ target_link_libraries(plans_tests PRIVATE cutpilot_plans cutpilot_agent GTest::g
 target_compile_definitions(plans_tests PRIVATE CUTPILOT_SOURCE_DIR="${PROJECT_SOURCE_DIR}")
 gtest_discover_tests(plans_tests TEST_PREFIX "plans." PROPERTIES LABELS "unit" TIMEOUT 60)
 
-# The executor and its journal against a fake JobPort, with an explicit clock (no sleeps).
-add_executable(executor_tests
-  plans/executor_test.cpp
-  plans/executor_gates_test.cpp
-  plans/executor_resume_test.cpp
-  plans/executor_words_test.cpp
-  plans/journal_test.cpp
-  plans/prediction_test.cpp)
-target_link_libraries(executor_tests PRIVATE cutpilot_plans GTest::gmock GTest::gtest_main)
-gtest_discover_tests(executor_tests TEST_PREFIX "plans." PROPERTIES LABELS "unit" TIMEOUT 60)
-
 # The plan loader under libFuzzer (see cutpilot_fuzz in tests/CMakeLists.txt).
 cutpilot_fuzz(plan plans/plan_fuzz.cpp cutpilot_plans ${CMAKE_CURRENT_SOURCE_DIR}/plans/corpus 20)
 

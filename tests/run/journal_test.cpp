@@ -5,8 +5,8 @@
 
 #include <fstream>
 
-#include "plans/journal.h"
-#include "tests/plans/executor_harness.h"
+#include "run/journal.h"
+#include "tests/run/executor_harness.h"
 
 namespace cutpilot::plans::test {
 namespace {

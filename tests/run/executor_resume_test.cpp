@@ -4,10 +4,10 @@
 
 #include <fstream>
 
-#include "plans/executor.h"
-#include "plans/journal.h"
-#include "tests/plans/executor_harness.h"
-#include "tests/plans/executor_steps.h"
+#include "run/executor.h"
+#include "run/journal.h"
+#include "tests/run/executor_harness.h"
+#include "tests/run/executor_steps.h"
 
 namespace cutpilot::plans::test {
 namespace {

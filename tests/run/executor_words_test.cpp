@@ -1,6 +1,6 @@
 // What the executor says while a run goes: units, sizes, exit codes, stderr that is not trouble.
-#include "tests/plans/executor_harness.h"
-#include "tests/plans/executor_steps.h"
+#include "tests/run/executor_harness.h"
+#include "tests/run/executor_steps.h"
 
 namespace cutpilot::plans::test {
 namespace {

@@ -1,11 +1,11 @@
 // The executor's gates: approvals at the gate and ahead, revocation, confirm texts typed on
 // every path.
-#include "plans/executor.h"
+#include "run/executor.h"
 
 #include <gtest/gtest.h>
 
-#include "tests/plans/executor_harness.h"
-#include "tests/plans/executor_steps.h"
+#include "tests/run/executor_harness.h"
+#include "tests/run/executor_steps.h"
 
 namespace cutpilot::plans::test {
 namespace {

@@ -19,8 +19,8 @@
 
 #include <nlohmann/json.hpp>
 
-#include "plans/executor.h"
 #include "plans/load.h"
+#include "run/executor.h"
 #include "tests/plans/env_fake.h"
 
 namespace cutpilot::plans::test {

@@ -2,7 +2,7 @@
 // revocation, skip, retry, what a failure does, and abort with its rollbacks.
 #include <algorithm>
 
-#include "plans/executor.h"
+#include "run/executor.h"
 
 namespace cutpilot::plans {
 namespace {

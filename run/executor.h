@@ -19,13 +19,13 @@
 
 #include <nlohmann/json.hpp>
 
-#include "plans/downtime.h"
 #include "plans/job_spec.h"
-#include "plans/journal.h"
 #include "plans/plan.h"
-#include "plans/prediction.h"
-#include "plans/run_events.h"
 #include "plans/step.h"
+#include "run/downtime.h"
+#include "run/journal.h"
+#include "run/prediction.h"
+#include "run/run_events.h"
 
 namespace cutpilot::plans {
 

@@ -1,4 +1,4 @@
-#include "plans/executor.h"
+#include "run/executor.h"
 
 #include <algorithm>
 #include <cmath>

@@ -3,7 +3,7 @@
 
 #include <string>
 
-#include "tests/plans/executor_harness.h"
+#include "tests/run/executor_harness.h"
 
 namespace cutpilot::plans::test {
 

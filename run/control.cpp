@@ -1,4 +1,4 @@
-#include "plans/control.h"
+#include "run/control.h"
 
 #include <fcntl.h>
 #include <pwd.h>

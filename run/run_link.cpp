@@ -1,4 +1,4 @@
-#include "plans/run_link.h"
+#include "run/run_link.h"
 
 #include <sys/eventfd.h>
 #include <unistd.h>

@@ -1,4 +1,4 @@
-#include "plans/run_events.h"
+#include "run/run_events.h"
 
 namespace cutpilot::plans {
 namespace {

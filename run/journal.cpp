@@ -1,6 +1,6 @@
-#include "plans/journal.h"
+#include "run/journal.h"
 
-#include "plans/downtime.h"
+#include "run/downtime.h"
 
 #include <dirent.h>
 #include <fcntl.h>

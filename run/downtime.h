@@ -1,5 +1,5 @@
 // The downtime clock: from the start of the step marked `downtime = "start"` to the end
-// of the step marked `downtime = "end"` (its prediction: plans/prediction.h).
+// of the step marked `downtime = "end"` (its prediction: run/prediction.h).
 #pragma once
 
 #include <optional>
@@ -8,7 +8,7 @@
 #include <vector>
 
 #include "plans/plan.h"
-#include "plans/run_events.h"
+#include "run/run_events.h"
 
 namespace cutpilot::plans {
 

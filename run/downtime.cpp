@@ -1,4 +1,4 @@
-#include "plans/downtime.h"
+#include "run/downtime.h"
 
 #include <chrono>
 #include <cstdio>

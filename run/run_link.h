@@ -6,7 +6,7 @@
 #include <mutex>
 #include <vector>
 
-#include "plans/run_events.h"
+#include "run/run_events.h"
 
 namespace cutpilot::plans {
 

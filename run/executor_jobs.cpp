@@ -4,8 +4,8 @@
 #include <chrono>
 #include <cmath>
 
-#include "plans/executor.h"
 #include "plans/size.h"
+#include "run/executor.h"
 
 namespace cutpilot::plans {
 namespace {

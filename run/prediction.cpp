@@ -1,4 +1,4 @@
-#include "plans/prediction.h"
+#include "run/prediction.h"
 
 #include <algorithm>
 #include <chrono>
@@ -7,8 +7,8 @@
 
 #include <nlohmann/json.hpp>
 
-#include "plans/downtime.h"
 #include "plans/step.h"
+#include "run/downtime.h"
 
 namespace cutpilot::plans {
 namespace {

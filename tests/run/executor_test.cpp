@@ -1,6 +1,6 @@
 // The executor against a fake JobPort: starting steps, gates, failures, retries, abort and
 // rollback, conditions, hot pre-syncs, status and a failing journal.
-#include "plans/executor.h"
+#include "run/executor.h"
 
 #include <fcntl.h>
 #include <gtest/gtest.h>
@@ -8,8 +8,8 @@
 
 #include <filesystem>
 
-#include "tests/plans/executor_harness.h"
-#include "tests/plans/executor_steps.h"
+#include "tests/run/executor_harness.h"
+#include "tests/run/executor_steps.h"
 
 namespace cutpilot::plans::test {
 namespace {

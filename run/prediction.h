@@ -9,8 +9,8 @@
 #include <string>
 #include <vector>
 
-#include "plans/journal.h"
 #include "plans/plan.h"
+#include "run/journal.h"
 
 namespace cutpilot::plans {
 

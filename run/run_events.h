@@ -91,7 +91,7 @@ struct DowntimeEvent {
   std::optional<double> predicted_s;
   std::optional<double> budget_s;
   bool at_least = false;  // a step or gate of the window has no source: predicted_s is a floor
-  std::string basis;      // "predicted": the prediction in words (plans/prediction.h)
+  std::string basis;      // "predicted": the prediction in words (run/prediction.h)
   // "ended": what was predicted when the window started.
   std::optional<double> predicted_at_start_s;
 };

@@ -4,8 +4,8 @@
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
 
-#include "plans/prediction.h"
-#include "tests/plans/executor_steps.h"
+#include "run/prediction.h"
+#include "tests/run/executor_steps.h"
 
 namespace cutpilot::plans::test {
 namespace {
