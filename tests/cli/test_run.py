@@ -89,9 +89,10 @@ class RunTest(LabCase):
         res = self.cutpilot("status", "--json", "--state-dir", self.state, timeout=15)
         return json.loads(res.stdout) if res.returncode == 0 else None
 
-    def step_state(self, step):
+    def step_state(self, step, live=False):
+        """step's state in `status --json`; with live, only as a running cockpit reports it."""
         status = self.status()
-        if not status:
+        if not status or (live and not status.get("live")):
             return None
         return {s["step"]: s["state"] for s in status["steps"]}.get(step)
 
@@ -205,7 +206,10 @@ rollback = {{ exec = {{ shell = "echo undo {name} >> {log}" }} }}
         """Resumes the run (it waits at the failed step), retries step from another process, and
         returns the resumed run's exit code."""
         proc, out = self.start("run", plan, "--headless", "--resume", "--state-dir", self.state)
-        wait_for(lambda: self.step_state(step) == "failed", 60, f"{step} shown failed")
+        # The journal says "failed" before the resumed run listens; a retry sent then finds no
+        # run to take it. Wait for the live run's own word.
+        wait_for(lambda: self.step_state(step, live=True) == "failed", 60,
+                 f"{step} shown failed by the live run")
         self.assertIsNone(proc.poll(), "the resumed run did not wait for the operator")
         res = self.cutpilot("retry", step, "--state-dir", self.state)
         self.assertEqual(res.returncode, 0, res.stderr)
