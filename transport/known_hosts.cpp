@@ -202,9 +202,9 @@ HostCert read_cert(const PresentedKey& key) {
 std::string cert_problem(const HostCert& cert, const ResolvedHost& host,
                          const std::string& principal) {
   if (!cert.host_type) return "the certificate is not a host certificate";
-  const auto& allowed = host.ca_signature_algorithms;
+  const std::string& allowed = host.ca_signature_algorithms;
   if (!allowed.empty() &&
-      std::find(allowed.begin(), allowed.end(), cert.signature_algorithm) == allowed.end())
+      ("," + allowed + ",").find("," + cert.signature_algorithm + ",") == std::string::npos)
     return "its CA signed the certificate with " + cert.signature_algorithm +
            ", which CASignatureAlgorithms leaves out";
   if (std::find(cert.principals.begin(), cert.principals.end(), principal) == cert.principals.end())

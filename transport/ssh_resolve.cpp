@@ -82,15 +82,6 @@ std::vector<std::string> words(const std::string& text) {
   return out;
 }
 
-std::vector<std::string> split_commas(const std::string& text) {
-  std::vector<std::string> out;
-  std::istringstream in(text);
-  std::string w;
-  while (std::getline(in, w, ','))
-    if (!w.empty()) out.push_back(w);
-  return out;
-}
-
 }  // namespace
 
 std::string expand_home(const std::string& path) {
@@ -154,7 +145,7 @@ ResolvedHost parse_ssh_g(const std::string& output, const std::string& original)
     else if (key == "hashknownhosts")
       h.hash_known_hosts = value == "yes";
     else if (key == "casignaturealgorithms")
-      h.ca_signature_algorithms = split_commas(value);
+      h.ca_signature_algorithms = value;
     else if (key == "proxyjump")
       h.proxy_jump = value == "none" ? "" : value;
     else if (key == "proxycommand")

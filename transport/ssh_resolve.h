@@ -31,8 +31,8 @@ struct ResolvedHost {
   std::string proxy_jump;     // "" = none; "a,b" hops in order
   std::string proxy_command;  // "" = none; tokens already expanded
   std::string ciphers, kex_algorithms, host_key_algorithms, macs, pubkey_algorithms;
-  std::vector<std::string> ca_signature_algorithms;  // empty = any (ssh -G always says)
-  std::optional<int> connect_timeout;                // seconds
+  std::string ca_signature_algorithms;  // comma-separated; empty = any (ssh -G always says)
+  std::optional<int> connect_timeout;   // seconds
   int server_alive_interval = 0;
   // The name known_hosts entries are looked up by: HostKeyAlias, or host / [host]:port.
   std::string known_hosts_name() const;

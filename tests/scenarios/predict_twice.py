@@ -83,13 +83,12 @@ def main(argv):
                   f"as it opened ({error})" if predicted is not None else
                   f"{scenario} run {run}: window took {took:.1f} s, no prediction: {json.dumps(downtime)}",
                   flush=True)
-            for line in steps_took(Path(history, f"state-{run}")):
-                print(f"    {line}", flush=True)
+            print(f"    {steps_took(Path(history, f'state-{run}'))}", flush=True)
     return 0
 
 
 def steps_took(state):
-    """What each step inside the window took, from the run's journal (a line)."""
+    """What each step inside the window took, from the run's journal, as one line."""
     took, inside = [], False
     for line in Path(state, "journal.jsonl").read_text().splitlines():
         record = json.loads(line)
@@ -97,8 +96,7 @@ def steps_took(state):
             inside = record.get("state") == "started"
         elif inside and record.get("r") == "step" and record.get("state") == "succeeded":
             took.append(f"{record['step']} {record['seconds']:.2f}")
-    if took:
-        yield "window steps took (s): " + ", ".join(took)
+    return "window steps took (s): " + ", ".join(took)
 
 if __name__ == "__main__":
     sys.exit(main(sys.argv[1:]))
