@@ -417,6 +417,9 @@ RunResult run_commands(const std::vector<Command>& commands, const LineSink& sin
         for (auto& command : options.finished(i, run.commands[i].exit_code.value_or(-1)))
           more.push_back(std::move(command));
     }
+    if (options.ready && run.stop == StopReason::kNone)
+      for (auto& command : options.ready())
+        more.push_back(std::move(command));
     for (const auto& command : more) {
       run.commands.emplace_back();
       children.push_back(start(command, run.commands.back()));

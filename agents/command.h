@@ -86,6 +86,9 @@ struct RunOptions {
   // Told once commands[index] has exited and all its output was delivered; may return
   // commands to start at once (no stdin_from), whose indexes follow the others' in order.
   std::function<std::vector<Command>(size_t index, int exit_code)> finished;
+  // Asked after each round of output and exits (never once stopped): commands to start now
+  // (no stdin_from), e.g. a chunk of a list that is still being read.
+  std::function<std::vector<Command>()> ready;
 };
 
 // Runs commands concurrently until all have exited and their output is read.

@@ -4,7 +4,6 @@
 #include <array>
 #include <functional>
 #include <limits>
-#include <queue>
 #include <tuple>
 #include <utility>
 
@@ -226,51 +225,6 @@ std::string unescape_rsync_name(std::string_view name) {
   return out;
 }
 
-std::optional<ListedEntry> parse_list_line(std::string_view line) {
-  // "-rw-r--r--         100000 2026/11/21 19:00:00 a/f1": the name follows the time after
-  // exactly one space and runs to the end, so leading and trailing spaces are part of it.
-  if (line.size() < 11 || line[10] != ' ' || line[0] == ' ') return std::nullopt;
-  for (char c : line.substr(1, 9)) {
-    if (std::string_view("rwxsStT-").find(c) == std::string_view::npos) return std::nullopt;
-  }
-  ListedEntry entry;
-  entry.type = line[0];
-  line.remove_prefix(10);
-  auto size = parse_count(next_token(line));
-  std::string_view date = next_token(line);
-  if (!size || date.find('/') == std::string_view::npos || !consume(line, " ")) {
-    return std::nullopt;
-  }
-  const size_t time_end = line.find(' ');
-  std::string_view time = line.substr(0, time_end);
-  if (time_end == std::string_view::npos || time.find(':') == std::string_view::npos) {
-    return std::nullopt;
-  }
-  for (char c : date) {
-    if (!is_digit(c) && c != '/') return std::nullopt;
-  }
-  for (char c : time) {
-    if (!is_digit(c) && c != ':') return std::nullopt;
-  }
-  std::string_view name = line.substr(time_end + 1);
-  if (name.empty()) return std::nullopt;
-  entry.size = *size;
-
-  if (entry.type == 'l') {
-    // With -l the target follows " -> "; its length is the listed size, which tells the
-    // real arrow from one inside the name. Without -l there is no target to cut.
-    for (size_t arrow = name.find(" -> "); arrow != std::string_view::npos;
-         arrow = name.find(" -> ", arrow + 1)) {
-      if (arrow > 0 && unescape_rsync_name(name.substr(arrow + 4)).size() == entry.size) {
-        name = name.substr(0, arrow);
-        break;
-      }
-    }
-  }
-  entry.path = unescape_rsync_name(name);
-  return entry;
-}
-
 bool names_a_missing_file(std::string_view stderr_line) {
   return (stderr_line.starts_with("rsync: [sender] link_stat \"") ||
           stderr_line.starts_with("rsync: link_stat \"")) &&
@@ -343,32 +297,6 @@ std::optional<std::array<int, 3>> parse_rsync_version(std::string_view line) {
 
 bool has_trust_sender(const std::array<int, 3>& version) {
   return version >= std::array<int, 3>{3, 2, 5};
-}
-
-std::vector<std::vector<std::string>> split_buckets(std::vector<SizedPath> files, size_t n) {
-  // Largest first (then by path, so the input order does not matter): each file goes to the
-  // bucket that is cheapest so far, which keeps any two buckets within one file's cost.
-  std::sort(files.begin(), files.end(), [](const SizedPath& a, const SizedPath& b) {
-    return std::tie(b.size, a.path) < std::tie(a.size, b.path);
-  });
-  const size_t count = std::max<size_t>(1, std::min(std::max<size_t>(n, 1), files.size()));
-  std::vector<std::vector<std::string>> buckets(count);
-
-  using Load = std::pair<uint64_t, size_t>;  // (cost so far, bucket index)
-  std::priority_queue<Load, std::vector<Load>, std::greater<Load>> cheapest;
-  for (size_t i = 0; i < count; ++i)
-    cheapest.emplace(0, i);
-  for (SizedPath& file : files) {
-    auto [cost, index] = cheapest.top();
-    cheapest.pop();
-    const uint64_t file_cost = file.size > kMax - kPerFileCost ? kMax : file.size + kPerFileCost;
-    cost = cost > kMax - file_cost ? kMax : cost + file_cost;
-    buckets[index].push_back(std::move(file.path));
-    cheapest.emplace(cost, index);
-  }
-  for (auto& bucket : buckets)
-    std::sort(bucket.begin(), bucket.end());
-  return buckets;
 }
 
 bool directory_time_only(std::string_view itemized) {

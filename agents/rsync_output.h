@@ -1,4 +1,4 @@
-// Pure parsers for what rsync prints, and the bucket split for parallel rsyncs.
+// Pure parsers for what rsync prints.
 //
 // The formats were checked against rsync 3.5.0 (protocol 32) and its progress.c/log.c:
 // - Progress lines (--info=progress2) start with '\r'; all but the last end in two spaces or
@@ -53,17 +53,6 @@ class RsyncStatsParser {
   RsyncStats stats_;
 };
 
-// One entry of `rsync --list-only -r --no-h` output.
-struct ListedEntry {
-  char type = '-';    // '-' file, 'd' directory, 'l' symlink, or 'c' 'b' 'p' 's' as printed
-  uint64_t size = 0;  // for a symlink, the length of its target
-  std::string path;   // relative to the listed directory, unescaped, without " -> target"
-};
-// Parses one listing line. The listed directory itself comes back as path "." (callers that
-// want only its contents skip it). The " -> target" of a symlink (shown with -l) is cut where
-// the target's length matches the size, so names that contain " -> " survive.
-std::optional<ListedEntry> parse_list_line(std::string_view line);
-
 // Replaces rsync's "\#ooo" escapes with the bytes they stand for; other text stays as it is.
 std::string unescape_rsync_name(std::string_view name);
 
@@ -97,20 +86,5 @@ std::optional<std::array<int, 3>> parse_rsync_version(std::string_view first_lin
 // client-side check of every requested name against the sender's file list, which is quadratic
 // in the number of --files-from names; --trust-sender is what turns it off.
 bool has_trust_sender(const std::array<int, 3>& version);
-
-// A file to copy and its size, input to split_buckets.
-struct SizedPath {
-  std::string path;
-  uint64_t size = 0;
-};
-// What one file costs a bucket on top of its bytes: rsync's per-file work (stat, open, list
-// entry, checksum round trip) is worth about this many bytes of data on a local-network link,
-// so a bucket of a million empty files does not count as free.
-inline constexpr uint64_t kPerFileCost = 64 * 1024;
-// Splits files into at most n (0 means 1) buckets of similar bytes + count * kPerFileCost,
-// largest files first, each to the cheapest bucket (the lowest index on ties). Deterministic
-// for any input order; each bucket's paths are sorted. Fewer files than n give one bucket per
-// file; no files give one empty bucket.
-std::vector<std::vector<std::string>> split_buckets(std::vector<SizedPath> files, size_t n);
 
 }  // namespace cutpilot::agent

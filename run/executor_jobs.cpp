@@ -95,11 +95,9 @@ void Executor::on_job(const std::string& id, const JobUpdate& update, RunClock::
       p.step = step;
       p.host = job->host;
       if (std::holds_alternative<DbAction>(run->step->action)) p.unit = "tables";
-      // One rsync counts the entries of its file list, directories too; parallel buckets
-      // hold files alone.
-      if (const auto* sync = std::get_if<SyncAction>(&run->step->action);
-          sync && sync->parallel <= 1)
-        p.unit = "entries";
+      // rsync counts the entries of its file list, directories too; parallel chunks hold
+      // the entries that differ, directories too.
+      if (std::holds_alternative<SyncAction>(run->step->action)) p.unit = "entries";
       if (p.total && p.rate > 0 && *p.total >= p.bytes)
         p.eta_s = static_cast<double>(*p.total - p.bytes) / p.rate;
       sink_(p);

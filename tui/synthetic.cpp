@@ -90,8 +90,7 @@ struct ScriptedRun::Script {
     const std::string host = s.on.empty() ? "" : s.on.front();
     log(s, host, "$ " + plans::describe_action(run.plan_, s, s.action, host), "agent");
     if (std::holds_alternative<plans::SyncAction>(s.action))
-      return progress(s, 2ull << 30, 12000, 40, {},
-                      std::get<plans::SyncAction>(s.action).parallel > 1 ? "files" : "entries");
+      return progress(s, 2ull << 30, 12000, 40, {}, "entries");
     if (std::holds_alternative<plans::DbAction>(s.action))
       return progress(s, 512ull << 20, 4, 30,
                       {"public.customers", "public.orders", "public.order_items", "public.events"},

@@ -105,14 +105,14 @@ TEST_F(SyncJob, VanishedFilesAreAWarningNamingThem) {
 }
 
 TEST_F(SyncJob, RunnerSleepsWhileTheLastBucketRuns) {
-  // Stand-in rsyncs: bucket 0 ends at once, bucket 1 runs 4 s longer (past the 2 s drain of
-  // bucket 0's output) and then reports how much CPU its parent, the job's runner, has used.
+  // Stand-in rsyncs: the comparison (a dry run) ends at once, the chunk's rsync runs 4 s
+  // longer (past the 2 s drain of the comparison's output) and then reports how much CPU its
+  // parent, the job's runner, has used.
   const auto events = run_with_rsync(
       "#!/bin/sh\n"
       "case \"$*\" in\n"
-      "*--list-only*) printf 'drwxr-xr-x 4096 2026/11/21 19:00:13 .\\n"
-      "-rw-r--r-- 10 2026/11/21 19:00:13 a\\n-rw-r--r-- 20 2026/11/21 19:00:13 b\\n' ;;\n"
-      "*bucket-1*) sleep 4; echo \"runner-ticks $(cut -d' ' -f14,15 /proc/$PPID/stat)\" >&2 ;;\n"
+      "*--dry-run*) printf '>f+++++++++ 10 a\\n>f+++++++++ 20 b\\n' ;;\n"
+      "*chunk-1*) sleep 4; echo \"runner-ticks $(cut -d' ' -f14,15 /proc/$PPID/stat)\" >&2 ;;\n"
       "esac\n",
       Json{{"parallel", 2}});
   const JobFinished* done = finished_of(events);

@@ -23,7 +23,7 @@ JobUpdate progress(uint64_t files, uint64_t total) {
   return u;
 }
 
-TEST(ExecutorWords, ADbCopyCountsTablesAndOneRsyncCountsEntries) {
+TEST(ExecutorWords, ADbCopyCountsTablesAndASyncCountsEntries) {
   Bench b(plan_head() +
           "[[steps]]\nid = \"copy\"\non = \"target\"\n"
           "db = { engine = \"postgres\", from = { host = \"source\", database = \"s\" }, "
@@ -45,7 +45,7 @@ TEST(ExecutorWords, ADbCopyCountsTablesAndOneRsyncCountsEntries) {
   ASSERT_EQ(shown.size(), 3u);
   EXPECT_EQ(shown[0].unit, "tables");
   EXPECT_EQ(shown[1].unit, "entries") << "one rsync's file list counts directories too";
-  EXPECT_EQ(shown[2].unit, "files");
+  EXPECT_EQ(shown[2].unit, "entries") << "parallel chunks hold directories too";
 }
 
 TEST(ExecutorWords, TheExitCodeIsNamedOnceAndNeverAsMinusOne) {

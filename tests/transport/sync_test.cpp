@@ -184,7 +184,9 @@ TEST_F(SyncLab, PullEstimateDeleteParallelVerifyAndRevoke) {
   events = run("target", "pull-4", pull(dst4, {{"delete", true}, {"parallel", 4}}));
   ASSERT_EQ(finished(events).state, proto::JobState::kSucceeded) << finished(events).error << "\n"
                                                                  << lines(events);
-  EXPECT_NE(lines(events).find("in 4 buckets"), std::string::npos) << lines(events);
+  EXPECT_NE(lines(events).find("chunks, up to 4 rsyncs at once"), std::string::npos)
+      << lines(events);
+  EXPECT_NE(lines(events).find("final pass: 2 deletions"), std::string::npos) << lines(events);
   EXPECT_EQ(snapshot(dst4), snapshot(dst));
   auto same = run("target", "verify-2", pull(dst4, {{"mode", "verify"}}));
   EXPECT_EQ(finished(same).state, proto::JobState::kSucceeded) << lines(same);
@@ -203,6 +205,59 @@ TEST_F(SyncLab, PullEstimateDeleteParallelVerifyAndRevoke) {
   // Without the key the target can no longer reach the source.
   events = run("target", "pull-after-revoke", pull(dst));
   EXPECT_EQ(finished(events).state, proto::JobState::kFailed);
+}
+
+TEST_F(SyncLab, ParallelCopiesWhatDiffersInChunksAndNeedsNoFinalPassWithoutDelete) {
+  make_tree(src_, 4, 5, 200, 2);  // 4,000 files in 20 directories
+  fs::create_directories(fs::path(src_) / "empty/nested");
+  fs::create_symlink("d0/s0/f0.txt", fs::path(src_) / "link");
+  std::ofstream(fs::path(src_) / "top.txt") << "top";
+  link_hosts();
+  const std::string dst = lab_.host_dir("target") + "/par/";
+  // Directory times the same on both sides afterwards, not only the contents.
+  auto identical = [&](const std::string& id) {
+    auto verified = run("target", id, pull(dst, {{"mode", "verify"}}));
+    EXPECT_EQ(finished(verified).state, proto::JobState::kSucceeded) << lines(verified);
+    EXPECT_EQ(Json::parse(finished(verified).result)["directory_times"].get<uint64_t>(), 0u)
+        << lines(verified);
+    EXPECT_EQ(snapshot(src_), snapshot(dst));
+    EXPECT_EQ(fs::read_symlink(fs::path(dst) / "link"), "d0/s0/f0.txt");
+  };
+
+  // A first sync: every entry differs; chunks start while the comparison runs; no final pass.
+  auto events = run("target", "par-1", pull(dst, {{"parallel", 4}}));
+  ASSERT_EQ(finished(events).state, proto::JobState::kSucceeded) << lines(events);
+  EXPECT_NE(lines(events).find("4028 entries"), std::string::npos) << lines(events);
+  EXPECT_EQ(lines(events).find("final pass"), std::string::npos) << lines(events);
+  identical("par-verify-1");
+
+  // A few changes of every kind: only they are copied, in one chunk.
+  std::ofstream(fs::path(src_) / "d1/s1/f1.txt", std::ios::app) << "appended";
+  fs::permissions(fs::path(src_) / "d2/s2/f2.txt", fs::perms::owner_read);
+  fs::remove(fs::path(src_) / "d3/s3/f3.txt");
+  fs::create_symlink("../../top.txt", fs::path(src_) / "d3/s3/f3.txt");  // a file became a link
+  write_noise(fs::path(src_) / "new/deeper/still/n.bin", 5000, 7);
+  std::ofstream(fs::path(src_) / "top.txt", std::ios::app) << " again";
+  events = run("target", "par-2", pull(dst, {{"parallel", 4}}));
+  ASSERT_EQ(finished(events).state, proto::JobState::kSucceeded) << lines(events);
+  EXPECT_NE(lines(events).find("differed: 1 chunk,"), std::string::npos) << lines(events);
+  EXPECT_EQ(lines(events).find("final pass"), std::string::npos) << lines(events);
+  identical("par-verify-2");
+
+  // Nothing changed: no chunk at all.
+  events = run("target", "par-3", pull(dst, {{"parallel", 4}}));
+  ASSERT_EQ(finished(events).state, proto::JobState::kSucceeded) << lines(events);
+  EXPECT_NE(lines(events).find("0 entries (0 B) differed: 0 chunks"), std::string::npos)
+      << lines(events);
+
+  // Hard links split across chunks would arrive as copies: a final pass links them.
+  fs::create_hard_link(fs::path(src_) / "d0/s0/f5.txt", fs::path(src_) / "d3/s4/hard.txt");
+  events = run("target", "par-4", pull(dst, {{"parallel", 4}, {"hard_links", true}}));
+  ASSERT_EQ(finished(events).state, proto::JobState::kSucceeded) << lines(events);
+  EXPECT_NE(lines(events).find("final pass: hard links across chunks"), std::string::npos)
+      << lines(events);
+  EXPECT_EQ(fs::hard_link_count(fs::path(dst) / "d3/s4/hard.txt"), 2u);
+  identical("par-verify-4");
 }
 
 TEST_F(SyncLab, AFileGoneBetweenTheListingAndItsBucketIsAVanishNotAFailure) {
