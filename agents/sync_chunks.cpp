@@ -2,6 +2,8 @@
 
 #include <algorithm>
 #include <charconv>
+#include <functional>
+#include <set>
 
 #include "agents/rsync_output.h"
 
@@ -58,12 +60,16 @@ bool ChangeChunker::feed(std::string_view line) {
   if (!change) return false;
   if (change->deletion) {
     ++deletions_;
+    if (change->path.find('/') == std::string::npos) root_touched_ = true;
+    if (change->path != ".") deleted_.push_back(std::move(change->path));
     return true;
   }
   if (change->path == "." || change->path.find('/') == std::string::npos) root_touched_ = true;
   // The root goes to no chunk: "." in --files-from copies the root's whole first level.
   if (change->path == ".") return true;
   ++entries_;
+  entry_hashes_.push_back(std::hash<std::string>{}(change->path));
+  if (!change->directory) non_directory_hashes_.push_back(entry_hashes_.back());
   // A directory's own size is not copied (its entries are, each on its own line).
   const uint64_t bytes = change->directory ? 0 : change->size;
   bytes_ += bytes;
@@ -76,6 +82,35 @@ bool ChangeChunker::feed(std::string_view line) {
 void ChangeChunker::finish() {
   finished_ = true;
   close_chunk();
+}
+
+std::vector<std::string> ChangeChunker::deletions_to_make() const {
+  auto sorted = [](std::vector<uint64_t> hashes) {
+    std::sort(hashes.begin(), hashes.end());
+    return hashes;
+  };
+  const std::vector<uint64_t> entries = sorted(entry_hashes_);
+  const std::vector<uint64_t> non_directories = sorted(non_directory_hashes_);
+  auto in = [](const std::vector<uint64_t>& hashes, std::string_view path) {
+    return std::binary_search(hashes.begin(), hashes.end(), std::hash<std::string_view>{}(path));
+  };
+  std::vector<std::string> paths = deleted_;
+  std::sort(paths.begin(), paths.end());
+  paths.erase(std::unique(paths.begin(), paths.end()), paths.end());
+  const std::set<std::string_view> deleted(paths.begin(), paths.end());
+  std::vector<std::string> out;
+  for (const auto& path : paths) {
+    // Replaced by a chunk's entry itself, or inside a directory that went (deleted, or
+    // replaced by a chunk's file or link); a chunked directory above it stays a directory.
+    bool covered = in(entries, path);
+    for (size_t slash = path.find('/'); !covered && slash != std::string::npos;
+         slash = path.find('/', slash + 1)) {
+      const std::string_view ancestor = std::string_view(path).substr(0, slash);
+      covered = deleted.count(ancestor) > 0 || in(non_directories, ancestor);
+    }
+    if (!covered) out.push_back(path);
+  }
+  return out;
 }
 
 std::optional<std::vector<std::string>> ChangeChunker::next() {

@@ -52,12 +52,17 @@ class ChangeChunker {
   uint64_t bytes() const { return bytes_; }
   // "*deleting" lines seen: entries only the receiver has.
   size_t deletions() const { return deletions_; }
+  // What a deletion pass removes (rsync --delete-missing-args --force, after the chunks):
+  // every "*deleting" path, sorted, except those inside another deleted directory (removed
+  // with it) and those at or inside a path a chunk copies (a directory the source replaced
+  // by a file or link goes when the chunk's rsync puts the new entry in its place).
+  std::vector<std::string> deletions_to_make() const;
   // Chunks handed out by next().
   size_t handed_out() const { return handed_out_; }
   // Whether finish() was called.
   bool finished() const { return finished_; }
-  // Whether the transfer's root itself differs or an entry directly in it is copied: the
-  // chunks' rsyncs then leave the root's time as their writes made it, not the source's.
+  // Whether the transfer's root itself differs or an entry directly in it is copied or
+  // deleted: the rsyncs then leave the root's time as their writes made it, not the source's.
   bool root_touched() const { return root_touched_; }
 
  private:
@@ -68,6 +73,9 @@ class ChangeChunker {
 
   size_t streams_;
   std::vector<std::string> pending_;
+  std::vector<std::string> deleted_;
+  // Hashes of every chunked path, and of those that are not directories (type changes).
+  std::vector<uint64_t> entry_hashes_, non_directory_hashes_;
   uint64_t pending_bytes_ = 0;
   std::deque<std::vector<std::string>> ready_;
   size_t closed_ = 0, handed_out_ = 0, entries_ = 0, deletions_ = 0;

@@ -322,8 +322,9 @@ std::vector<std::string> progress_args(const SyncSpec& spec, const std::string& 
 // A parallel copy: one dry run compares source and target and itemizes what differs; its
 // lines are dealt into chunks (agents/sync_chunks.h), and each full chunk is copied by an
 // rsync of its own (its own ssh connection), `parallel` at a time, while the comparison goes
-// on. Sets final_pass when a full rsync must still run: deletions to make, or hard links to
-// keep across chunks.
+// on. With delete, what only the target has goes in one rsync after the chunks (the paths the
+// comparison named, --delete-missing-args). Sets final_pass when a full rsync must still run:
+// hard links to keep across chunks.
 proto::JobFinished copy_in_chunks(const SyncSpec& spec, const std::string& ssh,
                                   const std::string& where, Clock::time_point started, Tally& tally,
                                   bool& final_pass, JobContext& job) {
@@ -361,6 +362,8 @@ proto::JobFinished copy_in_chunks(const SyncSpec& spec, const std::string& ssh,
       }
       std::vector<std::string> args = progress_args(spec, ssh, false);
       if (trust) args.push_back("--trust-sender");
+      // A non-empty directory where the source now has a file or link goes, as --delete would.
+      if (spec.del) args.push_back("--force");
       args.insert(args.end(), {"--from0", "--files-from=" + list_path, base_from, base_to});
       more.push_back({.argv = args, .split_cr = true, .read_every = kProgressReadEvery});
       tally.latest.emplace_back();
@@ -369,19 +372,25 @@ proto::JobFinished copy_in_chunks(const SyncSpec& spec, const std::string& ssh,
     }
     return more;
   };
+  bool moved = false;  // progress to report on the next tick
   auto sink = [&](size_t i, proto::Stream stream, std::string line) {
     if (i == 0 && stream == proto::Stream::kStdout) {
       if (chunker.feed(line)) {
         tally.files_total = chunker.entries();
+        moved = true;
       } else if (!line.empty() && !line.starts_with("created directory ")) {
         job.log(stream, std::move(line));
       }
       return;
     }
-    rsync_line(tally, i, stream, std::move(line), /*listed_names=*/i > 0, nullptr, job);
+    if (rsync_line(tally, i, stream, std::move(line), /*listed_names=*/i > 0, nullptr, job))
+      moved = true;
   };
   RunOptions options{.timeout = std::chrono::milliseconds(left_ms(spec.timeout_ms, started)),
-                     .tick = [&] { job.progress(tally.progress(detail)); }};
+                     .tick = [&] {
+                       if (moved) job.progress(tally.progress(detail));
+                       moved = false;
+                     }};
   options.finished = [&](size_t i, int) {
     if (i == 0)
       chunker.finish();
@@ -400,16 +409,35 @@ proto::JobFinished copy_in_chunks(const SyncSpec& spec, const std::string& ssh,
       done.error = "comparing source and target: " + done.error;
     return done;
   }
-  final_pass = spec.hard_links || (spec.del && chunker.deletions() > 0);
+  final_pass = spec.hard_links;
   job.log(proto::Stream::kAgent,
           counted(chunker.entries(), "entry", "entries") + " (" + human_bytes(chunker.bytes()) +
               ") differed: " + counted(chunker.handed_out(), "chunk") + ", up to " +
               std::to_string(spec.parallel) + " rsyncs at once");
   if (final_pass) {
-    job.log(proto::Stream::kAgent, spec.hard_links
-                                       ? "final pass: hard links across chunks"
-                                       : "final pass: " + counted(chunker.deletions(), "deletion"));
-  } else if (chunker.root_touched() && from.back() == '/') {
+    job.log(proto::Stream::kAgent, "final pass: hard links across chunks");
+    return done;
+  }
+  if (const auto gone = chunker.deletions_to_make(); spec.del && !gone.empty()) {
+    std::string names;
+    for (const auto& name : gone)
+      names += name + '\0';
+    const std::string list_path = job.dir() + "/deletions";
+    if (!write_file_atomic(list_path, names))
+      return failed_result(job.job_id(), "cannot write " + list_path);
+    job.log(proto::Stream::kAgent, "deleting what only the target has: " +
+                                       counted(chunker.deletions(), "entry", "entries") + " in " +
+                                       counted(gone.size(), "path"));
+    std::vector<std::string> args = common_args(spec, ssh, false);
+    args.insert(args.end(), {"--force", "--delete-missing-args", "--from0",
+                             "--files-from=" + list_path, base_from, base_to});
+    tally.reset(0, 0);
+    const RunResult deleted = run_rsyncs({Command{.argv = args}}, tally, where, nullptr,
+                                         left_ms(spec.timeout_ms, started), job);
+    const proto::JobFinished deleted_done = conclude(deleted, tally, spec.timeout_ms, job);
+    if (deleted_done.state != proto::JobState::kSucceeded) return deleted_done;
+  }
+  if (chunker.root_touched() && from.back() == '/') {
     // The root's own attributes, after every write into it (its entries excluded).
     std::vector<std::string> root = common_args(spec, ssh, false);
     root.insert(root.end(), {"--dirs", "--exclude=/*", from, to});

@@ -12,12 +12,13 @@
 //    "xattrs": bool,
 //    "exclude": [patterns], "bwlimit_kbps": N, "parallel": N, "timeout_ms": N}
 // Without "peer" both paths are on this host (a local move; also what tests use).
-// copy: rsync -a with --info=progress2; parallel > 1 lists the source first, splits the
-//   files into buckets balanced by size and count, runs one rsync per bucket, then one
-//   final full pass (deletions, directories, anything changed meanwhile). Pulling with rsync
-//   3.2.5 or later, the bucket rsyncs run with --trust-sender: rsync's check of each received
-//   name against every --files-from name is quadratic (tens of CPU seconds for 100k files);
-//   the names are our own listing of the source, and the final pass keeps rsync's checks.
+// copy: rsync -a with --info=progress2; parallel > 1 first compares the trees with one
+//   rsync --dry-run --itemize-changes, deals what differs into chunks as the lines arrive
+//   (sync_chunks.h) and copies each chunk with an rsync of its own (--files-from), N at once;
+//   deletions follow as one rsync of the named paths; a full final pass only for hard links.
+//   Pulling with rsync 3.2.5 or later, the chunk rsyncs run with --trust-sender: rsync's check of
+//   each received name against every --files-from name is quadratic (tens of CPU seconds for 100k
+//   files); the names are the dry run's own output for the same transfer.
 // estimate: rsync --dry-run --stats; the result says how many files and bytes would move.
 // verify: rsync --dry-run --itemize-changes --delete; any difference fails the job.
 #pragma once

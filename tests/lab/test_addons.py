@@ -4,6 +4,7 @@ import os
 import re
 import subprocess
 import tempfile
+import time
 import unittest
 from pathlib import Path
 
@@ -86,6 +87,91 @@ class AddonTest(LabCase):
         self.lab("down", "--dir", d)
         self.assert_gone(starts, "mariadb")
         self.assertFalse(Path(env["MYSQL_UNIX_PORT"]).exists(), "mariadbd did not shut down cleanly")
+
+    def until(self, what: str, check, timeout_s: float = 60.0):
+        """Poll check() until it returns a true value (returned) or fail after timeout_s."""
+        deadline = time.monotonic() + timeout_s
+        while True:
+            value = check()
+            if value:
+                return value
+            if time.monotonic() > deadline:
+                self.fail(f"{what}: not within {timeout_s:.0f} s")
+            time.sleep(0.1)
+
+    def test_postgres_logical_publishes_to_a_plain_cluster(self):
+        """`postgres --logical` runs with wal_level = logical and a plain cluster subscribes to it;
+        without the switch wal_level stays replica and a subscription to it is refused."""
+        d = self.make_lab_dir()
+        self.lab("up", "--dir", d, "a", "b")
+        self.lab("postgres", "--dir", d, "--logical", "a")
+        self.lab("postgres", "--dir", d, "b")
+        envs = {h: read_env_file(Path(d, "hosts", h, "postgres.env")) for h in ("a", "b")}
+
+        def sql(host, statement, database="postgres"):
+            """Run one statement on host's cluster over its socket; (exit code, output, errors)."""
+            env = envs[host]
+            res = subprocess.run([os.path.join(env["PGBIN"], "psql"), "-X", "-At", "-h", env["PGHOST"],
+                                  "-p", env["PGPORT"], "-U", env["PGUSER"], "-d", database,
+                                  "-c", statement], capture_output=True, text=True, timeout=60,
+                                 stdin=subprocess.DEVNULL)
+            return res.returncode, res.stdout.strip(), res.stderr
+
+        self.assertEqual(sql("a", "show wal_level")[1], "logical")
+        self.assertEqual(sql("b", "show wal_level")[1], "replica")
+        self.assertEqual(self.state(d)["hosts"]["a"]["services"]["postgres"]["logical"], True)
+        self.assertEqual(envs["a"]["PG_WAL_LEVEL"], "logical")
+        for host in ("a", "b"):
+            self.assertEqual(sql(host, "create table t (id int primary key, v text)")[0], 0)
+        self.assertEqual(sql("a", "create publication p for table t")[0], 0)
+        source = (f"host=127.0.0.1 port={envs['a']['PGPORT']} user={envs['a']['PGUSER']} "
+                  f"password={envs['a']['PGPASSWORD_LAB']} dbname=postgres")
+        code, _, err = sql("b", f"create subscription s connection '{source}' publication p")
+        self.assertEqual(code, 0, err)
+        self.assertEqual(sql("a", "insert into t values (1, 'replicated')")[0], 0)
+        self.until("the row reaching b", lambda: sql("b", "select v from t where id = 1")[1] == "replicated")
+        self.assertEqual(sql("b", "drop subscription s")[0], 0)  # drops a's slot too
+        self.assertEqual(sql("a", "select count(*) from pg_replication_slots")[1], "0")
+        # The plain cluster cannot publish: a subscription to it fails and says why.
+        self.assertEqual(sql("b", "create publication p2 for table t")[0], 0)
+        plain = source.replace(envs["a"]["PGPORT"], envs["b"]["PGPORT"])
+        code, _, err = sql("a", f"create subscription s2 connection '{plain}' publication p2")
+        self.assertNotEqual(code, 0)
+        self.assertIn("wal_level", err)
+        self.lab("down", "--dir", d)
+
+    def test_mariadb_binlog_is_a_source_a_plain_server_replicates(self):
+        """`mariadb --binlog` writes a ROW binary log with a server_id of its own, and a plain
+        server replicates from it by GTID; without the switch there is no binary log."""
+        d = self.make_lab_dir()
+        self.lab("up", "--dir", d, "a", "b")
+        self.lab("mariadb", "--dir", d, "--binlog", "a")
+        self.lab("mariadb", "--dir", d, "b")
+        envs = {h: read_env_file(Path(d, "hosts", h, "mariadb.env")) for h in ("a", "b")}
+
+        def sql(host, statement):
+            """Run statements on host's server over its socket; (exit code, output, errors)."""
+            res = subprocess.run(["mariadb", "--no-defaults", "-uroot", "-S", envs[host]["MYSQL_UNIX_PORT"],
+                                  "-N", "-B", "-e", statement], capture_output=True, text=True,
+                                 timeout=60, stdin=subprocess.DEVNULL)
+            return res.returncode, res.stdout.strip(), res.stderr
+
+        self.assertEqual(sql("a", "select @@log_bin, @@binlog_format, @@server_id")[1],
+                         f"1\tROW\t{envs['a']['MYSQL_TCP_PORT']}")
+        self.assertEqual(sql("b", "select @@log_bin, @@server_id")[1], "0\t1")
+        self.assertEqual(self.state(d)["hosts"]["a"]["services"]["mariadb"]["binlog"], True)
+        code, _, err = sql("a", "create user repl@'127.0.0.1' identified by 'r'; "
+                                "grant replication slave on *.* to repl@'127.0.0.1'; "
+                                "create database shop; create table shop.t (id int primary key)")
+        self.assertEqual(code, 0, err)
+        code, _, err = sql("b", f"change master to master_host='127.0.0.1', "
+                                f"master_port={envs['a']['MYSQL_TCP_PORT']}, master_user='repl', "
+                                f"master_password='r', master_use_gtid=slave_pos; start slave")
+        self.assertEqual(code, 0, err)
+        self.assertEqual(sql("a", "insert into shop.t values (7)")[0], 0)
+        self.until("the row reaching b", lambda: sql("b", "select id from shop.t")[1] == "7")
+        self.assertEqual(sql("b", "stop slave; reset slave all")[0], 0)
+        self.lab("down", "--dir", d)
 
     def test_mariadb_that_exits_at_its_first_start_is_tried_once_more(self):
         """A new mariadbd that exits during startup is reinstalled and started once more, saying why."""

@@ -186,7 +186,10 @@ TEST_F(SyncLab, PullEstimateDeleteParallelVerifyAndRevoke) {
                                                                  << lines(events);
   EXPECT_NE(lines(events).find("chunks, up to 4 rsyncs at once"), std::string::npos)
       << lines(events);
-  EXPECT_NE(lines(events).find("final pass: 2 deletions"), std::string::npos) << lines(events);
+  EXPECT_NE(lines(events).find("deleting what only the target has: 2 entries in 1 path"),
+            std::string::npos)
+      << lines(events);
+  EXPECT_EQ(lines(events).find("final pass"), std::string::npos) << lines(events);
   EXPECT_EQ(snapshot(dst4), snapshot(dst));
   auto same = run("target", "verify-2", pull(dst4, {{"mode", "verify"}}));
   EXPECT_EQ(finished(same).state, proto::JobState::kSucceeded) << lines(same);
@@ -214,6 +217,16 @@ TEST_F(SyncLab, ParallelCopiesWhatDiffersInChunksAndNeedsNoFinalPassWithoutDelet
   std::ofstream(fs::path(src_) / "top.txt") << "top";
   link_hosts();
   const std::string dst = lab_.host_dir("target") + "/par/";
+  // The source's directories get times in the past, whole seconds apart: a directory a
+  // chunk's write disturbed afterwards then shows (rsync compares times in whole seconds, and
+  // a tree made and copied within one second would hide it).
+  auto age_directories = [&] {
+    auto when = fs::file_time_type::clock::now() - std::chrono::hours(24 * 365);
+    fs::last_write_time(src_, when);
+    for (const auto& e : fs::recursive_directory_iterator(src_))
+      if (e.is_directory() && !e.is_symlink())
+        fs::last_write_time(e.path(), when += std::chrono::seconds(1));
+  };
   // Directory times the same on both sides afterwards, not only the contents.
   auto identical = [&](const std::string& id) {
     auto verified = run("target", id, pull(dst, {{"mode", "verify"}}));
@@ -222,14 +235,36 @@ TEST_F(SyncLab, ParallelCopiesWhatDiffersInChunksAndNeedsNoFinalPassWithoutDelet
         << lines(verified);
     EXPECT_EQ(snapshot(src_), snapshot(dst));
     EXPECT_EQ(fs::read_symlink(fs::path(dst) / "link"), "d0/s0/f0.txt");
+    EXPECT_EQ(fs::last_write_time(src_), fs::last_write_time(dst)) << "the root's time";
+    for (const auto& e : fs::recursive_directory_iterator(src_))
+      if (e.is_directory() && !e.is_symlink())
+        EXPECT_EQ(e.last_write_time(), fs::last_write_time(fs::path(dst) / fs::relative(e, src_)))
+            << e.path();
   };
 
   // A first sync: every entry differs; chunks start while the comparison runs; no final pass.
+  age_directories();
   auto events = run("target", "par-1", pull(dst, {{"parallel", 4}}));
   ASSERT_EQ(finished(events).state, proto::JobState::kSucceeded) << lines(events);
   EXPECT_NE(lines(events).find("4028 entries"), std::string::npos) << lines(events);
   EXPECT_EQ(lines(events).find("final pass"), std::string::npos) << lines(events);
   identical("par-verify-1");
+
+  // The other way: the target pushes its copy into a new directory on the source.
+  const std::string pushed = lab_.host_dir("source") + "/pushed/";
+  events = run("target", "par-push",
+               {{"direction", "push"},
+                {"local", dst},
+                {"remote", pushed},
+                {"peer", peer()},
+                {"parallel", 3}});
+  ASSERT_EQ(finished(events).state, proto::JobState::kSucceeded) << lines(events);
+  EXPECT_NE(lines(events).find("4028 entries"), std::string::npos) << lines(events);
+  EXPECT_EQ(snapshot(pushed), snapshot(src_));
+  for (const char* dir : {"", "d1", "d2/s3", "empty/nested"})
+    EXPECT_EQ(fs::last_write_time(fs::path(pushed) / dir), fs::last_write_time(fs::path(dst) / dir))
+        << "directory " << dir << "\n"
+        << lines(events);
 
   // A few changes of every kind: only they are copied, in one chunk.
   std::ofstream(fs::path(src_) / "d1/s1/f1.txt", std::ios::app) << "appended";
@@ -238,6 +273,7 @@ TEST_F(SyncLab, ParallelCopiesWhatDiffersInChunksAndNeedsNoFinalPassWithoutDelet
   fs::create_symlink("../../top.txt", fs::path(src_) / "d3/s3/f3.txt");  // a file became a link
   write_noise(fs::path(src_) / "new/deeper/still/n.bin", 5000, 7);
   std::ofstream(fs::path(src_) / "top.txt", std::ios::app) << " again";
+  age_directories();
   events = run("target", "par-2", pull(dst, {{"parallel", 4}}));
   ASSERT_EQ(finished(events).state, proto::JobState::kSucceeded) << lines(events);
   EXPECT_NE(lines(events).find("differed: 1 chunk,"), std::string::npos) << lines(events);
@@ -250,8 +286,27 @@ TEST_F(SyncLab, ParallelCopiesWhatDiffersInChunksAndNeedsNoFinalPassWithoutDelet
   EXPECT_NE(lines(events).find("0 entries (0 B) differed: 0 chunks"), std::string::npos)
       << lines(events);
 
+  // With delete: what only the target has goes, without a full pass, and a type change works
+  // either way (a non-empty directory became a file, a file became a directory).
+  fs::remove_all(fs::path(src_) / "d2/s0");
+  fs::remove(fs::path(src_) / "d1/s2/f7.txt");
+  fs::remove_all(fs::path(src_) / "d0/s3");
+  std::ofstream(fs::path(src_) / "d0/s3") << "a file where a directory was";
+  fs::remove(fs::path(src_) / "top.txt");
+  fs::create_directories(fs::path(src_) / "top.txt/inside");
+  std::ofstream(fs::path(src_) / "top.txt/inside/x") << "x";
+  age_directories();
+  events = run("target", "par-del", pull(dst, {{"parallel", 4}, {"delete", true}}));
+  ASSERT_EQ(finished(events).state, proto::JobState::kSucceeded) << lines(events);
+  // d2/s0 with what is inside it and d1/s2/f7.txt; d0/s3/* goes with the directory the new
+  // file d0/s3 replaces.
+  EXPECT_NE(lines(events).find(" entries in 2 paths"), std::string::npos) << lines(events);
+  EXPECT_EQ(lines(events).find("final pass"), std::string::npos) << lines(events);
+  identical("par-verify-del");
+
   // Hard links split across chunks would arrive as copies: a final pass links them.
   fs::create_hard_link(fs::path(src_) / "d0/s0/f5.txt", fs::path(src_) / "d3/s4/hard.txt");
+  age_directories();
   events = run("target", "par-4", pull(dst, {{"parallel", 4}, {"hard_links", true}}));
   ASSERT_EQ(finished(events).state, proto::JobState::kSucceeded) << lines(events);
   EXPECT_NE(lines(events).find("final pass: hard links across chunks"), std::string::npos)

@@ -151,5 +151,32 @@ TEST(ChangeChunker, TheRootIsNoChunkEntryButIsNoticed) {
   EXPECT_TRUE(top.root_touched()) << "writing into the root changes the root's time";
 }
 
+TEST(ChangeChunker, DeletionsAreTheTopmostPathsNoChunkReplaces) {
+  ChangeChunker chunker(2);
+  for (const char* line :
+       {"*deleting   0 gone/deep/f", "*deleting   0 gone/deep/", "*deleting   0 gone/",
+        "*deleting   0 gone-too", "*deleting   0 keep/old", "*deleting   0 was-dir/inner",
+        "*deleting   0 was-file", ">f+++++++++ 2 was-dir", "cd+++++++++ 4096 was-file/",
+        ">f+++++++++ 1 was-file/x", ".d..t...... 4096 keep/"})
+    ASSERT_TRUE(chunker.feed(line)) << line;
+  chunker.finish();
+  EXPECT_EQ(chunker.deletions(), 7u);
+  // gone/* goes with gone; "gone-too" sorts between "gone" and "gone/deep" and is not inside
+  // it; was-dir/inner goes when the chunk puts the file was-dir in the directory's place; the
+  // file was-file is replaced by the chunk's directory, never deleted after it; keep/ is
+  // chunked (its time changed) but stays a directory, so keep/old still goes.
+  EXPECT_EQ(chunker.deletions_to_make(),
+            (std::vector<std::string>{"gone", "gone-too", "keep/old"}));
+  EXPECT_TRUE(chunker.root_touched()) << "deleting gone changes the root's time";
+}
+
+TEST(ChangeChunker, ADeletionDeepDownLeavesTheRootAlone) {
+  ChangeChunker chunker(2);
+  chunker.feed("*deleting   0 a/b/c");
+  chunker.finish();
+  EXPECT_FALSE(chunker.root_touched());
+  EXPECT_EQ(chunker.deletions_to_make(), (std::vector<std::string>{"a/b/c"}));
+}
+
 }  // namespace
 }  // namespace cutpilot::agent

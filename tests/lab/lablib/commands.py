@@ -160,8 +160,10 @@ def load_addon(service: str) -> Callable:
     return start
 
 
-def cmd_addon(directory: str, service: str, host: str, out: TextIO) -> int:
-    """Start a service add-on on a lab host, record it, and print how to reach it."""
+def cmd_addon(directory: str, service: str, host: str, out: TextIO,
+              options: Optional[dict] = None) -> int:
+    """Start a service add-on on a lab host (options: its start()'s keyword switches), record
+    it, and print how to reach it."""
     lab = Lab.open(directory)
     lab.host_dir(host)  # an unknown host fails here, before anything changes
     start = load_addon(service)
@@ -173,7 +175,7 @@ def cmd_addon(directory: str, service: str, host: str, out: TextIO) -> int:
                        f"stop the lab first")
     known = {_identity(r) for r in before["pids"]}
     try:
-        info = start(lab, host) or {}
+        info = start(lab, host, **(options or {})) or {}
     except BaseException:
         _roll_back(lab, host, service, old, known)
         raise

@@ -28,8 +28,12 @@ def binaries() -> Dict[str, Path]:
     return {n: Path(shutil.which(n, path=path) or f"/usr/sbin/{n}") for n in names}
 
 
-def start(lab: Lab, host_name: str) -> dict:
-    """Install (first time) and start the MariaDB server of host_name; return what lab.json records."""
+def start(lab: Lab, host_name: str, binlog: bool = False) -> dict:
+    """Install (first time) and start the MariaDB server of host_name; return what lab.json records.
+
+    binlog: a replication source: a binary log in ROW format (GTIDs are always on in MariaDB)
+    and a server_id of its own (its port, unique in the lab); without it no binary log and
+    the default server_id 1, as installed."""
     hdir = lab.host_dir(host_name)
     bins = binaries()
     for b in bins.values():
@@ -48,7 +52,7 @@ def start(lab: Lab, host_name: str) -> dict:
                        f"{SOCKET_PATH_MAX} bytes; use a shorter --dir")
 
     base.mkdir(mode=0o755, exist_ok=True)
-    for d in (data, run, tmp):
+    for d in (data, run, tmp) + ((base / "binlog",) if binlog else ()):
         d.mkdir(mode=0o750 if d == data else 0o755, exist_ok=True)
         lab.give_to(OS_USER, d)
     errlog.touch(mode=0o644)  # mariadbd (as mysql) cannot create files in base
@@ -58,10 +62,12 @@ def start(lab: Lab, host_name: str) -> dict:
     def attempt(port: int) -> dict:
         """Start mariadbd on port and wait until it answers ping."""
         since = file_size(errlog)
+        source = (f"--log-bin={base / 'binlog' / 'mariadb-bin'}", "--binlog-format=ROW",
+                  f"--server-id={port}", "--log-slave-updates") if binlog else ()
         pid = lab.spawn([bins["mariadbd"], "--no-defaults", f"--datadir={data}", f"--socket={sock}",
                          f"--port={port}", "--bind-address=127.0.0.1", f"--pid-file={run / 'mariadbd.pid'}",
                          f"--log-error={errlog}", f"--tmpdir={tmp}", "--skip-name-resolve",
-                         *INNODB_OPTIONS],
+                         *INNODB_OPTIONS, *source],
                         host_name, "mariadb", out, user=OS_USER)
 
         def ready() -> bool:
@@ -86,9 +92,11 @@ def start(lab: Lab, host_name: str) -> dict:
         _install_db(lab, host_name, bins["mariadb-install-db"], data)  # it empties the data dir
         port = lab.with_free_port(attempt)["port"]
     env = {"MYSQL_UNIX_PORT": sock, "MYSQL_TCP_PORT": port, "MYSQL_USER": "root",
-           "MARIADB_TCP_HOST": "127.0.0.1", "MARIADB_DATADIR": data}
+           "MARIADB_TCP_HOST": "127.0.0.1", "MARIADB_DATADIR": data,
+           "MARIADB_BINLOG": "1" if binlog else "0"}
     lab.write_env_file(host_name, "mariadb", env)
     return {"port": port, "host": "127.0.0.1", "socket": sock, "data": data, "log": errlog, "user": "root",
+            "binlog": binlog,
             "hint": f"mariadb -uroot -S {shlex.quote(str(sock))}   (TCP: mariadb -uroot -h 127.0.0.1 -P {port})"}
 
 

@@ -21,8 +21,11 @@ def pgbin() -> Path:
     return Path(os.environ.get("CUTPILOT_LAB_PGBIN", DEFAULT_PGBIN))
 
 
-def start(lab: Lab, host_name: str) -> dict:
-    """Create (first time) and start the cluster of host_name; return what lab.json records."""
+def start(lab: Lab, host_name: str, logical: bool = False) -> dict:
+    """Create (first time) and start the cluster of host_name; return what lab.json records.
+
+    logical: wal_level = logical, so the cluster can publish (logical replication); without it
+    the server keeps PostgreSQL's default (replica)."""
     hdir = lab.host_dir(host_name)
     bindir = pgbin()
     for name in ("initdb", "postgres", "pg_isready"):
@@ -49,7 +52,7 @@ def start(lab: Lab, host_name: str) -> dict:
 
     def attempt(port: int) -> dict:
         """Start postgres on port and wait until pg_isready answers."""
-        _write_lab_conf(data, port, run)
+        _write_lab_conf(data, port, run, logical)
         since = file_size(log)
         pid = lab.spawn([bindir / "postgres", "-D", data, "-p", port, "-k", run,
                          "-c", "listen_addresses=127.0.0.1"],
@@ -65,10 +68,11 @@ def start(lab: Lab, host_name: str) -> dict:
 
     port = lab.with_free_port(attempt)["port"]
     env = {"PGHOST": run, "PGPORT": port, "PGUSER": SUPERUSER, "PGPASSWORD_LAB": PASSWORD,
-           "PG_TCP_HOST": "127.0.0.1", "PGBIN": bindir, "PGDATA": data}
+           "PG_TCP_HOST": "127.0.0.1", "PGBIN": bindir, "PGDATA": data,
+           "PG_WAL_LEVEL": "logical" if logical else "replica"}
     lab.write_env_file(host_name, "postgres", env)
     return {"port": port, "host": "127.0.0.1", "socket_dir": run, "data": data, "log": log,
-            "user": SUPERUSER, "bin": bindir,
+            "user": SUPERUSER, "bin": bindir, "logical": logical,
             "hint": f"{shlex.quote(str(bindir / 'psql'))} -h {shlex.quote(str(run))} -p {port} -U {SUPERUSER}   "
                     f"(TCP: PGPASSWORD={PASSWORD} psql -h 127.0.0.1 -p {port} -U {SUPERUSER})"}
 
@@ -91,8 +95,9 @@ def _initdb(lab: Lab, host_name: str, bindir: Path, base: Path, data: Path) -> N
         f.write("\n# cutpilot lab: port, socket dir and speed settings\ninclude_if_exists = 'lab.conf'\n")
 
 
-def _write_lab_conf(data: Path, port: int, run: Path) -> None:
-    """Write data/lab.conf: where this cluster listens, and durability off for speed."""
+def _write_lab_conf(data: Path, port: int, run: Path, logical: bool) -> None:
+    """Write data/lab.conf: where this cluster listens, durability off for speed, and (logical)
+    what a publisher needs: wal_level, and slots and senders for a few subscriptions."""
     conf = data / "lab.conf"
     conf.write_text(f"port = {port}\n"
                     "listen_addresses = '127.0.0.1'\n"
@@ -102,7 +107,10 @@ def _write_lab_conf(data: Path, port: int, run: Path) -> None:
                     "full_page_writes = off\n"
                     "logging_collector = off\n"
                     "shared_buffers = 32MB\n"
-                    "max_connections = 100\n",
+                    "max_connections = 100\n" +
+                    ("wal_level = logical\n"
+                     "max_replication_slots = 10\n"
+                     "max_wal_senders = 10\n" if logical else ""),
                     encoding="utf-8")
     os.chmod(conf, 0o644)
 
