@@ -249,6 +249,23 @@ TEST_F(SyncLab, ParallelCopiesWhatDiffersInChunksAndNeedsNoFinalPassWithoutDelet
   EXPECT_NE(lines(events).find("4028 entries"), std::string::npos) << lines(events);
   EXPECT_EQ(lines(events).find("final pass"), std::string::npos) << lines(events);
   identical("par-verify-1");
+  // Progress over all chunks never goes backwards and ends at every entry and byte.
+  uint64_t bytes = 0, files = 0;
+  const proto::Progress* last = nullptr;
+  for (const auto& m : events)
+    if (const auto* p = std::get_if<proto::Progress>(&m)) {
+      EXPECT_GE(p->bytes, bytes);
+      EXPECT_GE(p->files, files);
+      bytes = p->bytes;
+      files = p->files;
+      last = p;
+    }
+  ASSERT_NE(last, nullptr);
+  ASSERT_TRUE(last->total && last->files_total);
+  EXPECT_EQ(last->bytes, *last->total);
+  EXPECT_EQ(last->files, 4028u);
+  EXPECT_EQ(*last->files_total, 4028u);
+  EXPECT_GE(last->bytes, 4000u * 200);
 
   // The other way: the target pushes its copy into a new directory on the source.
   const std::string pushed = lab_.host_dir("source") + "/pushed/";
