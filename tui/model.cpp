@@ -278,6 +278,9 @@ void Model::on(const plans::StepEvent& e, Clock::time_point now) {
   if (before == e.state) return;
   if (before == StepState::kAwaitingApproval) --awaiting_;
   if (e.state == StepState::kAwaitingApproval) ++awaiting_;
+  // The Jobs pane counts running steps as running jobs: its header changes with them, even
+  // for a step that never reports progress (it said "1 running" after a verify had ended).
+  if (before == StepState::kRunning || e.state == StepState::kRunning) dirty_ |= part::kJobs;
   if (before == StepState::kRunning) {
     --running_steps_;
     step.elapsed_before = step.elapsed(now);

@@ -129,6 +129,21 @@ TEST_F(ModelTest, FinishedJobsAreBounded) {
   EXPECT_EQ(model.running_jobs(), 50u);
 }
 
+TEST_F(ModelTest, TheJobsCountIsRedrawnWhenAStepWithoutProgressStartsAndEnds) {
+  // A verify step reports no progress; the Jobs pane's "N running" counts it while it runs
+  // and must be redrawn when it ends (it said "1 running" after the run had succeeded).
+  Model model(plan());
+  model.take_dirty();
+  model.apply(step("healthy", StepState::kRunning), t0_);
+  EXPECT_EQ(model.running_jobs(), 1u);
+  EXPECT_TRUE(model.take_dirty() & part::kJobs);
+  model.apply(step("healthy", StepState::kSucceeded), t0_);
+  EXPECT_EQ(model.running_jobs(), 0u);
+  EXPECT_TRUE(model.take_dirty() & part::kJobs);
+  model.apply(step("copy-db", StepState::kAwaitingApproval), t0_);
+  EXPECT_FALSE(model.take_dirty() & part::kJobs) << "a step that does not run changes no count";
+}
+
 TEST_F(ModelTest, ARunningStepCountsAsRunningJobsBeforeAnyProgress) {
   // An exec step never reports progress: the Jobs pane must not say "0 running" meanwhile.
   Model model(plan());
