@@ -240,8 +240,9 @@ int prepare(const RunOptions& options, const plans::EventSink& sink, RunSession&
     if (state_dir.empty()) state_dir = plan_dir + "/" + new_run_id();
     if (access((state_dir + "/" + plans::kJournalFile).c_str(), F_OK) == 0) {
       std::fprintf(stderr,
-                   "cutpilot run: %s already holds a run; continue it with --resume, or choose "
-                   "another --state-dir\n",
+                   "cutpilot run: %s already holds a run; continue it with --resume if it did "
+                   "not end, or start this one in another --state-dir (the directory keeps that "
+                   "run's journal and audit log; without --state-dir each run gets its own)\n",
                    state_dir.c_str());
       return kFailed;
     }
@@ -303,7 +304,14 @@ int prepare(const RunOptions& options, const plans::EventSink& sink, RunSession&
   const auto now = plans::RunClock::now();
   if (!(journalled ? run.executor->resume(*journalled, now, error)
                    : run.executor->begin(now, error))) {
-    std::fprintf(stderr, "cutpilot run: %s\n", error.c_str());
+    // A run kept in a --state-dir of the operator's choosing stays there: a new one needs
+    // another directory (without --state-dir each run gets its own).
+    const bool ended = journalled && error.find("already ended") != std::string::npos;
+    std::fprintf(stderr, "cutpilot run: %s%s\n", error.c_str(),
+                 ended && !options.state_dir.empty()
+                     ? " (in another --state-dir: this one keeps the ended run's journal and "
+                       "audit log)"
+                     : "");
     return kFailed;
   }
   if (options.abort_at_start) {

@@ -267,6 +267,12 @@ exec = {{ run = ["test", "-e", "{flag}"] }}
         res = self.cutpilot("run", good, "--headless", "--new-run", "--state-dir", self.state)
         self.assertEqual(res.returncode, 1)
         self.assertIn("already holds a run", res.stderr)
+        self.assertIn("start this one in another --state-dir", res.stderr)
+        # The ended run cannot be resumed either: the way out is named, not a loop of refusals.
+        res = self.cutpilot("run", good, "--headless", "--resume", "--state-dir", self.state)
+        self.assertEqual(res.returncode, 1)
+        self.assertIn("already ended (succeeded); start a new run (in another --state-dir",
+                      res.stderr)
         res = self.cutpilot("approve", "x", "--state-dir", self.state)
         self.assertEqual(res.returncode, 1)
         self.assertIn("no cockpit answers", res.stderr)
