@@ -217,7 +217,9 @@ std::string describe_sync(const SyncAction& sync, const DescribeInput& input) {
   std::string line = shell_join(argv);
   if (!who.empty()) line += "   (" + who + ")";
   if (sync.parallel > 1)
-    line += "   (" + std::to_string(sync.parallel) + " rsyncs in parallel, then a final pass)";
+    line += "   (compared once, then up to " + std::to_string(sync.parallel) +
+            " rsyncs at once on what differs" +
+            (sync.hard_links ? ", then a full pass for the hard links)" : ")");
   if (sync.until_below_bytes)
     line += "   (repeated until a round moves less than " + format_size(*sync.until_below_bytes) +
             ", at most " + std::to_string(sync.max_rounds) + " rounds)";
