@@ -5,6 +5,7 @@
 #include <deque>
 #include <nlohmann/json.hpp>
 #include <optional>
+#include <tuple>
 #include <vector>
 
 #include "agents/command.h"
@@ -329,7 +330,10 @@ proto::JobFinished copy_in_chunks(const SyncSpec& spec, const std::string& ssh,
                                   const std::string& where, Clock::time_point started, Tally& tally,
                                   bool& final_pass, JobContext& job) {
   const auto [from, to] = ends(spec, spec.remote, spec.local);
-  const auto [base_from, base_to] =
+  // Plain strings, not structured bindings: the chunk lambda below captures them (clang 14
+  // cannot capture a binding).
+  std::string base_from, base_to;
+  std::tie(base_from, base_to) =
       spec.push
           ? std::pair{parent_with_slash(spec.local), remote_arg(spec, with_slash(spec.remote))}
           : std::pair{parent_with_slash(from), with_slash(spec.local)};
