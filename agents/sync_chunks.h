@@ -54,8 +54,9 @@ class ChangeChunker {
   size_t deletions() const { return deletions_; }
   // What a deletion pass removes (rsync --delete-missing-args --force, after the chunks):
   // every "*deleting" path, sorted, except those inside another deleted directory (removed
-  // with it) and those at or inside a path a chunk copies (a directory the source replaced
-  // by a file or link goes when the chunk's rsync puts the new entry in its place).
+  // with it), a path a chunk copies itself, and those inside a path a chunk copies as a file
+  // or link (a directory the source replaced goes when the chunk's rsync puts the new entry
+  // in its place). A chunked directory above a deleted path stays a directory.
   std::vector<std::string> deletions_to_make() const;
   // Chunks handed out by next().
   size_t handed_out() const { return handed_out_; }
