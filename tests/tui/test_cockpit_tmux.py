@@ -193,8 +193,8 @@ class CockpitTmuxTest(unittest.TestCase):
         self.start("--speed", "4", cols=160, rows=40)
         self.wait_text(r"stop-app +APPROVE\?")
         screen = self.t.screen()
-        # A parallel sync counts the files it dealt into buckets.
-        self.assertRegex(screen, r"presync@target .* 12000/12000 files")
+        # A sync counts entries (a parallel one those its comparison found different).
+        self.assertRegex(screen, r"presync@target .* 12000/12000 entries")
         # Each log line: its time, then the step and host it is about.
         self.assertRegex(screen, r"\d\d:\d\d:\d\d presync@target ")
         self.t.keys("a")
