@@ -36,14 +36,16 @@ std::optional<ItemizedChange> parse_itemized_change(std::string_view line) {
   return change;
 }
 
+size_t ChangeChunker::doublings() const {
+  return std::min<size_t>(closed_ / streams_, 4);  // 2,000 << 4 = 32,000: the maximum
+}
+
 size_t ChangeChunker::entry_cap() const {
-  const size_t doublings = std::min<size_t>(closed_ / streams_, 4);
-  return std::min(kFirstChunkEntries << doublings, kMaxChunkEntries);
+  return std::min(kFirstChunkEntries << doublings(), kMaxChunkEntries);
 }
 
 uint64_t ChangeChunker::byte_cap() const {
-  const size_t doublings = std::min<size_t>(closed_ / streams_, 4);
-  return std::min(kFirstChunkBytes << doublings, kMaxChunkBytes);
+  return std::min(kFirstChunkBytes << doublings(), kMaxChunkBytes);
 }
 
 void ChangeChunker::close_chunk() {

@@ -67,7 +67,8 @@ class ChangeChunker {
   bool root_touched() const { return root_touched_; }
 
  private:
-  // The caps for the chunk being filled.
+  // How often the caps have doubled so far, and the caps for the chunk being filled.
+  size_t doublings() const;
   size_t entry_cap() const;
   uint64_t byte_cap() const;
   void close_chunk();

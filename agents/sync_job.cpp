@@ -320,6 +320,26 @@ std::vector<std::string> progress_args(const SyncSpec& spec, const std::string& 
   return args;
 }
 
+// Writes names NUL-separated for --from0 --files-from; an rsync reads the list at once, so
+// it need not survive a crash (no fsync). Empty when written, else why not.
+std::string write_name_list(const std::string& path, const std::vector<std::string>& names) {
+  std::string text;
+  for (const auto& name : names)
+    text += name + '\0';
+  return write_file_atomic(path, text, Durability::kAtomicOnly) ? "" : "cannot write " + path;
+}
+
+// Runs one rsync that moves no bytes worth reporting (the deletions, the root's times) after
+// the chunks; its result as conclude() gives it.
+proto::JobFinished run_one_rsync(std::vector<std::string> args, Tally& tally,
+                                 const std::string& where, uint64_t timeout_ms,
+                                 Clock::time_point started, JobContext& job) {
+  tally.reset(0, 0);
+  const RunResult run = run_rsyncs({Command{.argv = std::move(args)}}, tally, where, nullptr,
+                                   left_ms(timeout_ms, started), job);
+  return conclude(run, tally, timeout_ms, job);
+}
+
 // A parallel copy: one dry run compares source and target and itemizes what differs; its
 // lines are dealt into chunks (agents/sync_chunks.h), and each full chunk is copied by an
 // rsync of its own (its own ssh connection), `parallel` at a time, while the comparison goes
@@ -356,14 +376,9 @@ proto::JobFinished copy_in_chunks(const SyncSpec& spec, const std::string& ssh,
     while (running < spec.parallel && write_error.empty()) {
       auto chunk = chunker.next();
       if (!chunk) break;
-      std::string names;
-      for (const auto& name : *chunk)
-        names += name + '\0';
       const std::string list_path = job.dir() + "/chunk-" + std::to_string(chunker.handed_out());
-      if (!write_file_atomic(list_path, names)) {
-        write_error = "cannot write " + list_path;
-        break;
-      }
+      write_error = write_name_list(list_path, *chunk);
+      if (!write_error.empty()) break;
       std::vector<std::string> args = progress_args(spec, ssh, false);
       if (trust) args.push_back("--trust-sender");
       // A non-empty directory where the source now has a file or link goes, as --delete would.
@@ -423,33 +438,26 @@ proto::JobFinished copy_in_chunks(const SyncSpec& spec, const std::string& ssh,
     return done;
   }
   if (const auto gone = chunker.deletions_to_make(); spec.del && !gone.empty()) {
-    std::string names;
-    for (const auto& name : gone)
-      names += name + '\0';
     const std::string list_path = job.dir() + "/deletions";
-    if (!write_file_atomic(list_path, names))
-      return failed_result(job.job_id(), "cannot write " + list_path);
+    if (const std::string error = write_name_list(list_path, gone); !error.empty())
+      return failed_result(job.job_id(), error);
     job.log(proto::Stream::kAgent, "deleting what only the target has: " +
                                        counted(chunker.deletions(), "entry", "entries") + " in " +
                                        counted(gone.size(), "path"));
     std::vector<std::string> args = common_args(spec, ssh, false);
     args.insert(args.end(), {"--force", "--delete-missing-args", "--from0",
                              "--files-from=" + list_path, base_from, base_to});
-    tally.reset(0, 0);
-    const RunResult deleted = run_rsyncs({Command{.argv = args}}, tally, where, nullptr,
-                                         left_ms(spec.timeout_ms, started), job);
-    const proto::JobFinished deleted_done = conclude(deleted, tally, spec.timeout_ms, job);
-    if (deleted_done.state != proto::JobState::kSucceeded) return deleted_done;
+    const proto::JobFinished deleted =
+        run_one_rsync(std::move(args), tally, where, spec.timeout_ms, started, job);
+    if (deleted.state != proto::JobState::kSucceeded) return deleted;
   }
   if (chunker.root_touched() && from.back() == '/') {
     // The root's own attributes, after every write into it (its entries excluded).
     std::vector<std::string> root = common_args(spec, ssh, false);
     root.insert(root.end(), {"--dirs", "--exclude=/*", from, to});
-    tally.reset(0, 0);
-    const RunResult fixed = run_rsyncs({Command{.argv = root}}, tally, where, nullptr,
-                                       left_ms(spec.timeout_ms, started), job);
-    const proto::JobFinished root_done = conclude(fixed, tally, spec.timeout_ms, job);
-    if (root_done.state != proto::JobState::kSucceeded) return root_done;
+    const proto::JobFinished fixed =
+        run_one_rsync(std::move(root), tally, where, spec.timeout_ms, started, job);
+    if (fixed.state != proto::JobState::kSucceeded) return fixed;
   }
   return done;
 }

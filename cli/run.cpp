@@ -304,12 +304,12 @@ int prepare(const RunOptions& options, const plans::EventSink& sink, RunSession&
   const auto now = plans::RunClock::now();
   if (!(journalled ? run.executor->resume(*journalled, now, error)
                    : run.executor->begin(now, error))) {
-    // A run kept in a --state-dir of the operator's choosing stays there: a new one needs
-    // another directory (without --state-dir each run gets its own).
-    const bool ended = journalled && error.find("already ended") != std::string::npos;
+    // A run kept in a --state-dir of the operator's choosing stays there: when the executor
+    // says to start a new run, that needs another directory (without one each run gets its own).
+    const bool new_run = journalled && error.ends_with("start a new run");
     std::fprintf(stderr, "cutpilot run: %s%s\n", error.c_str(),
-                 ended && !options.state_dir.empty()
-                     ? " (in another --state-dir: this one keeps the ended run's journal and "
+                 new_run && !options.state_dir.empty()
+                     ? " (in another --state-dir: this one keeps the earlier run's journal and "
                        "audit log)"
                      : "");
     return kFailed;
