@@ -19,6 +19,7 @@
 #include "agents/peer_job.h"
 #include "agents/spool.h"
 #include "agents/sync_job.h"
+#include "agents/track_job.h"
 
 namespace cutpilot::agent {
 namespace {
@@ -37,6 +38,7 @@ constexpr JobKind kJobKinds[] = {
     {"db", validate_db_spec, run_db},
     {"dns", validate_dns_update_spec, run_dns_update},
     {"image", validate_image_spec, run_image},
+    {"track", validate_track_spec, run_track},
 };
 
 }  // namespace

@@ -96,6 +96,7 @@ constexpr FieldSpec<SyncRead> kSyncFields[] = {
        if (auto v = r.integer(e, 1, kMaxRounds)) x.max_rounds = static_cast<uint32_t>(*v);
      }},
     {"timeout", read_time<SyncRead, &SyncAction::timeout>},
+    {"track_changes", read_flag<SyncRead, &SyncAction::track_changes>},
 };
 
 // The sync keys that are plain rsync switches, by the name the plan and the job spec give
@@ -138,6 +139,19 @@ std::string remote_path(const PeerAccess& peer, const std::string& path) {
 
 }  // namespace
 
+const Step* watching_step(const Plan& plan, const Step& step, const std::string& host) {
+  const auto* sync = std::get_if<SyncAction>(&step.action);
+  if (!sync || sync->track_changes || sync->mode != SyncMode::kCopy) return nullptr;
+  const std::string key = sync->track_key(host);
+  for (const Step& other : plan.steps) {
+    const auto* hot = std::get_if<SyncAction>(&other.action);
+    if (!hot || !hot->track_changes) continue;
+    for (const auto& on : other.on)
+      if (hot->track_key(on) == key) return &other;
+  }
+  return nullptr;
+}
+
 std::optional<Action> read_sync_action(ActionInput& input) {
   Reader& reader = input.reader;
   const toml::value& table = input.entry.value;
@@ -161,6 +175,8 @@ std::optional<Action> read_sync_action(ActionInput& input) {
   if (read.to_at) input.hosts.push_back({*read.to_at, "'to' in " + input.section, HostUse::kOther});
   if (sync.until_below_bytes && sync.mode != SyncMode::kCopy)
     reader.error(at, input.section + " repeats (until_below) only in mode \"copy\"");
+  if (sync.track_changes && sync.mode != SyncMode::kCopy)
+    reader.error(at, input.section + " tracks changes (track_changes) only in mode \"copy\"");
   if (read.has_rounds && !read.has_until)
     reader.error(read.rounds_pos, "'max_rounds' in " + input.section +
                                       " needs 'until_below' (the delta that ends the repeats)");
@@ -220,6 +236,13 @@ std::string describe_sync(const SyncAction& sync, const DescribeInput& input) {
     line += "   (compared once, then up to " + std::to_string(sync.parallel) +
             " rsyncs at once on what differs" +
             (sync.hard_links ? ", then a full pass for the hard links)" : ")");
+  if (sync.track_changes)
+    line += "   (" + sync.source_host(input.host.name) +
+            "'s source is watched from the first round on: the next copy of the same from/to "
+            "moves only what changed)";
+  if (const Step* watch = watching_step(input.plan, input.step, input.host.name))
+    line += "   (moves only the paths the watch begun by " + watch->id +
+            " recorded; the whole tree when that set is incomplete)";
   if (sync.until_below_bytes)
     line += "   (repeated until a round moves less than " + format_size(*sync.until_below_bytes) +
             ", at most " + std::to_string(sync.max_rounds) + " rounds)";

@@ -128,6 +128,8 @@ std::optional<Action> read_sync_action(ActionInput& input);
 Translation sync_job(const SyncAction& sync, const JobInput& input);
 // The equivalent rsync command line.
 std::string describe_sync(const SyncAction& sync, const DescribeInput& input);
+// The step whose track_changes watch a copy of step on host uses (same from/to), or nullptr.
+const Step* watching_step(const Plan& plan, const Step& step, const std::string& host);
 
 // Reads `db = { engine = "postgres", from = { ... }, to = { ... } }` (or connections).
 std::optional<Action> read_db_action(ActionInput& input);

@@ -76,9 +76,18 @@ struct SyncAction {
   std::optional<uint64_t> until_below_bytes;
   uint32_t max_rounds = 1;
   std::optional<Millis> timeout;
+  // `track_changes`: from its first round on, the source's agent records what changes in the
+  // tree; the copy of the same from/to that follows moves those paths and no others.
+  bool track_changes = false;
 
   // The plan host on the other end, when there is one.
   const std::optional<std::string>& peer_host() const { return from_host ? from_host : to_host; }
+  // The host the data comes from when the step runs on `on` (where a watch of it runs).
+  std::string source_host(const std::string& on) const { return from_host ? *from_host : on; }
+  // What a watch and the copy that uses it share: both ends, hosts and paths.
+  std::string track_key(const std::string& on) const {
+    return source_host(on) + ":" + from_path + " > " + (to_host ? *to_host : on) + ":" + to_path;
+  }
 };
 
 // How a copy compresses its stream between the hosts: not at all, gzip, zstd, or zstd where

@@ -287,6 +287,7 @@ bool Executor::resume(const JournalState& state, RunClock::time_point now, std::
     }
   }
   host_ids_ = state.hosts;
+  restore_trackers(state);
   if (!approve_from_options(error)) return false;
   if (state.aborting) start_abort(now);
   update_prediction(now);
@@ -487,7 +488,8 @@ void Executor::start_step(StepRun& run, RunClock::time_point now) {
     run.wait_until = now + wait->duration;
     return;
   }
-  start_jobs(run, run.step->action, false);
+  run.seals.clear();
+  if (sync_ready(run)) start_jobs(run, run.step->action, false);
 }
 
 std::optional<RunClock::time_point> Executor::next_timer() const {

@@ -165,6 +165,21 @@ class Executor {
     // there, not from the wait for a host's link (a first run also deploys the agent).
     std::optional<RunClock::time_point> job_started;
     double seconds = 0;  // how long the last attempt took
+    // A sync waiting for its watch to arm or its seal's answer before its jobs start.
+    bool waiting = false;
+    std::vector<HostJob> seals;  // a copy's asks to its watch (host: the step's host)
+  };
+  // A watch of a sync's source (agents/track_job.h): started before the first round of a
+  // hot sync with track_changes, sealed by the copy of the same from/to after it.
+  struct Tracker {
+    std::string key;   // SyncAction::track_key
+    std::string host;  // the source, where the watch runs
+    std::string step;  // the hot sync that began it
+    std::string job_id;
+    enum class State { kStarting, kArmed, kGone } state = State::kStarting;
+    std::string lost;               // kGone: why
+    bool stopping = false;          // cancelled as the run ends
+    uint64_t paths = 0, bytes = 0;  // the change set as last reported
   };
   struct PeerSetup {
     PeerLink link;
@@ -198,6 +213,23 @@ class Executor {
   void finish_job(StepRun& run, HostJob& job, const JobUpdate& update, RunClock::time_point now);
   void step_jobs_done(StepRun& run, RunClock::time_point now);
   void on_peer_job(PeerSetup& setup, const JobUpdate& update);
+  // Shows a log line of a watch or seal job under step.
+  void job_line(const std::string& step, const std::string& host, const JobUpdate& update);
+  // The watch with this key, or nullptr.
+  Tracker* tracker_for(const std::string& key);
+  // Starts what a copy needs before its jobs: its watch (a hot sync with track_changes) or
+  // its seal (the copy after one); true when its jobs can start now.
+  bool sync_ready(StepRun& run);
+  // Starts the jobs of the syncs that waited for a watch or a seal and need not any more.
+  void start_waiting();
+  void on_tracker_job(Tracker& tracker, const JobUpdate& update);
+  void on_seal_job(StepRun& run, const std::string& id, const JobUpdate& update);
+  // Puts the seal's answer in a copy's job spec: the tracked list, or why it scans.
+  void apply_seal(const StepRun& run, const std::string& host, JobSpec& job);
+  // The watches a resumed run had, followed again (never started again).
+  void restore_trackers(const JournalState& state);
+  // Cancels every running watch (the run ends); true while one has still to end.
+  bool stop_trackers();
   void advance_peer(PeerSetup& setup);
   void start_peer_job(PeerSetup& setup, const std::string& host, const std::string& action,
                       const std::string& key);
@@ -239,7 +271,10 @@ class Executor {
   std::map<std::string, uint64_t> shown_bytes_;  // job id → the most progress shown
   std::vector<PeerSetup> peers_;
   std::map<std::string, size_t> peer_jobs_;  // job id → index in peers_
-  std::vector<std::string> completed_;       // step ids in the order they succeeded
+  std::vector<Tracker> trackers_;
+  std::map<std::string, size_t> tracker_jobs_;    // job id → index in trackers_
+  std::map<std::string, std::string> seal_jobs_;  // job id → step id
+  std::vector<std::string> completed_;            // step ids in the order they succeeded
   bool aborting_ = false;
   bool failure_handled_ = false;  // --on-failure acted on the current halt
   // step → the step whose failed rollback leaves it as it is (it needs that one)

@@ -47,6 +47,7 @@ bool Executor::start_jobs(StepRun& run, const Action& action, bool rollback) {
       return false;
     }
     jobs.emplace_back(host, *t.job);
+    if (!rollback) apply_seal(run, host, jobs.back().second);
   }
   for (auto& [host, job] : jobs) {
     const std::string id = job_id(run, host, rollback);
@@ -69,6 +70,15 @@ bool Executor::start_jobs(StepRun& run, const Action& action, bool rollback) {
 void Executor::on_job(const std::string& id, const JobUpdate& update, RunClock::time_point now) {
   if (const auto peer = peer_jobs_.find(id); peer != peer_jobs_.end()) {
     on_peer_job(peers_[peer->second], update);
+    return;
+  }
+  if (const auto watch = tracker_jobs_.find(id); watch != tracker_jobs_.end()) {
+    on_tracker_job(trackers_[watch->second], update);
+    if (tearing_down_) teardown_or_end(now);
+    return;
+  }
+  if (const auto seal = seal_jobs_.find(id); seal != seal_jobs_.end()) {
+    if (StepRun* run = find(seal->second)) on_seal_job(*run, id, update);
     return;
   }
   const auto owner = job_step_.find(id);
@@ -324,6 +334,7 @@ void Executor::teardown_or_end(RunClock::time_point now) {
   using Stage = PeerSetup::Stage;
   if (!tearing_down_) {
     tearing_down_ = true;
+    stop_trackers();
     for (auto& setup : peers_) {
       // An earlier cockpit of this run may have made any link: revoking is idempotent.
       const bool made = setup.stage != Stage::kNone && setup.stage != Stage::kKeygen;
@@ -340,9 +351,13 @@ void Executor::teardown_or_end(RunClock::time_point now) {
       start_peer_job(setup, setup.link.peer, "revoke", peer_spec("revoke", options_.run_id));
     }
   }
-  const bool pending = std::any_of(peers_.begin(), peers_.end(), [](const PeerSetup& s) {
-    return (s.stage == Stage::kRevoke || s.stage == Stage::kDone) && !s.job_id.empty();
-  });
+  const bool pending =
+      std::any_of(peers_.begin(), peers_.end(),
+                  [](const PeerSetup& s) {
+                    return (s.stage == Stage::kRevoke || s.stage == Stage::kDone) &&
+                           !s.job_id.empty();
+                  }) ||
+      stop_trackers();
   if (!pending) end_run(end_state_, now);
 }
 

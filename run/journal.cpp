@@ -143,6 +143,8 @@ void apply_record(JournalState& state, const nlohmann::json& record, size_t line
       state.downtime_ended_how = text_of(record, "how");
     }
     if (const auto predicted = number_of(record, "predicted_s")) state.predicted_s = predicted;
+  } else if (kind == "track") {
+    state.tracks.push_back(record);
   } else if (kind == "abort") {
     state.aborting = true;
   } else if (kind == "end") {

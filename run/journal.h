@@ -98,7 +98,8 @@ struct JournalState {
   std::map<std::string, JournalStep> steps;
   // host → where the run reached it ("address:port" and its key), from "host" records.
   std::map<std::string, std::pair<std::string, std::string>> hosts;
-  std::vector<JournalJob> jobs;  // in start order
+  std::vector<JournalJob> jobs;        // in start order
+  std::vector<nlohmann::json> tracks;  // "track" records (the change watches), in order
   std::optional<double> downtime_started_unix;
   std::optional<double> downtime_ended_unix;
   std::optional<double> predicted_s;

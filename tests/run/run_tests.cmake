@@ -5,6 +5,7 @@ add_executable(executor_tests
   run/executor_gates_test.cpp
   run/executor_resume_test.cpp
   run/executor_words_test.cpp
+  run/executor_tracking_test.cpp
   run/journal_test.cpp
   run/prediction_test.cpp)
 target_link_libraries(executor_tests PRIVATE cutpilot_run GTest::gmock GTest::gtest_main)

@@ -4,7 +4,10 @@
 
 #include <gtest/gtest.h>
 
+#include <fcntl.h>
 #include <stdlib.h>
+#include <sys/file.h>
+#include <unistd.h>
 
 #include <chrono>
 #include <filesystem>
@@ -38,12 +41,16 @@ class AgentHomeTest : public ::testing::Test {
   }
   // Where the agent keeps its job spools.
   std::string jobs_dir() const { return home_ + "/.cache/cutpilot/jobs"; }
-  // Jobs whose runner has not recorded its end yet (no `state` file).
+  // Jobs whose runner still runs (it holds its spool directory's lock).
   int running_jobs() const {
     int n = 0;
     std::error_code ec;
-    for (const auto& e : std::filesystem::directory_iterator(jobs_dir(), ec))
-      if (!std::filesystem::exists(e.path() / "state")) ++n;
+    for (const auto& e : std::filesystem::directory_iterator(jobs_dir(), ec)) {
+      const int fd = open(e.path().c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+      if (fd < 0) continue;
+      if (flock(fd, LOCK_SH | LOCK_NB) != 0) ++n;
+      close(fd);
+    }
     return n;
   }
   std::string home_;
