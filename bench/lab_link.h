@@ -154,6 +154,43 @@ class LabLink {
     seconds = since();
     return events;
   }
+  // Starts a job and drives the fleet until until(event) is true for one of its events; the
+  // job goes on after. False when it ended first (its last events go to failed_with).
+  bool start_until(const std::string& host, proto::StartJob request,
+                   const std::function<bool(const proto::Message&)>& until,
+                   std::vector<proto::Message>& failed_with) {
+    const std::string id = request.job_id;
+    tracker_->start(host, std::move(request));
+    bool reached = false;
+    std::vector<transport::JobEvent> out;
+    fleet_->run_until(
+        [&](const std::vector<transport::HostEvent>& happened) {
+          for (const auto& e : happened)
+            tracker_->handle(e, out);
+          for (auto& e : out)
+            if (e.job_id == id) {
+              reached = reached || until(e.message);
+              failed_with.push_back(std::move(e.message));
+            }
+          out.clear();
+          return reached || tracker_->done(id);
+        },
+        std::chrono::minutes(30));
+    return reached;
+  }
+  // Cancels a job started before and drives the fleet until it has ended.
+  void cancel(const std::string& job_id) {
+    tracker_->cancel(job_id);
+    std::vector<transport::JobEvent> out;
+    fleet_->run_until(
+        [&](const std::vector<transport::HostEvent>& happened) {
+          for (const auto& e : happened)
+            tracker_->handle(e, out);
+          out.clear();
+          return tracker_->done(job_id);
+        },
+        std::chrono::minutes(1));
+  }
   // Runs one job to its end; its events (seen gets each as it comes).
   std::vector<proto::Message> run(const std::string& host, proto::StartJob request,
                                   const std::function<void(const proto::Message&)>& seen = {}) {

@@ -465,6 +465,7 @@ void Executor::start_step(StepRun& run, RunClock::time_point now) {
   ++run.attempt;
   run.round = 0;
   run.results.clear();
+  run.round_results.clear();
   run.started = now;
   run.job_started.reset();
   run.jobs.clear();

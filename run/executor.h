@@ -157,6 +157,7 @@ class Executor {
     std::string detail;
     std::vector<HostJob> jobs;  // the current attempt's (or rollback's) jobs
     std::vector<std::string> results;
+    std::vector<std::string> round_results;  // a hot pre-sync's earlier rounds' results
     bool rolling_back = false;
     std::optional<RunClock::time_point> retry_at;
     std::optional<RunClock::time_point> wait_until;
@@ -222,7 +223,7 @@ class Executor {
   bool sync_ready(StepRun& run);
   // Starts the jobs of the syncs that waited for a watch or a seal and need not any more.
   void start_waiting();
-  void on_tracker_job(Tracker& tracker, const JobUpdate& update);
+  void on_tracker_job(Tracker& tracker, const JobUpdate& update, RunClock::time_point now);
   void on_seal_job(StepRun& run, const std::string& id, const JobUpdate& update);
   // Puts the seal's answer in a copy's job spec: the tracked list, or why it scans.
   void apply_seal(const StepRun& run, const std::string& host, JobSpec& job);

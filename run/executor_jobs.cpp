@@ -73,7 +73,7 @@ void Executor::on_job(const std::string& id, const JobUpdate& update, RunClock::
     return;
   }
   if (const auto watch = tracker_jobs_.find(id); watch != tracker_jobs_.end()) {
-    on_tracker_job(trackers_[watch->second], update);
+    on_tracker_job(trackers_[watch->second], update, now);
     if (tearing_down_) teardown_or_end(now);
     return;
   }
@@ -211,6 +211,7 @@ void Executor::step_jobs_done(StepRun& run, RunClock::time_point now) {
     }
     if (moved >= *sync->until_below_bytes) {
       ++run.round;
+      run.round_results.insert(run.round_results.end(), run.results.begin(), run.results.end());
       log(run.step->id, "",
           "round " + std::to_string(run.round) + " moved " + format_size(moved) + " (not below " +
               format_size(*sync->until_below_bytes) + "): another round");
@@ -438,8 +439,12 @@ void Executor::update_prediction(RunClock::time_point now) {
   if (window.empty()) return;
   std::vector<StepHistory> history;
   for (const auto& run : runs_)
-    if (run.state == StepState::kSucceeded) history.push_back(StepHistory{run.step, run.results});
+    if (run.state == StepState::kSucceeded)
+      history.push_back(StepHistory{run.step, run.results, run.round_results});
   ForecastInput in = forecast_input(plan_, window, history, options_.past);
+  for (const auto& tracker : trackers_)
+    if (tracker.state == Tracker::State::kArmed)
+      in.watches[tracker.key] = WatchedChanges{tracker.paths, tracker.bytes};
   for (const auto& run : runs_) {
     if (run.approved) in.approved_ahead.insert(run.step->id);
     if (run.state == StepState::kPending && failed_optional_need(run))

@@ -90,7 +90,7 @@ void Executor::start_waiting() {
       start_jobs(run, run.step->action, false);
 }
 
-void Executor::on_tracker_job(Tracker& tracker, const JobUpdate& update) {
+void Executor::on_tracker_job(Tracker& tracker, const JobUpdate& update, RunClock::time_point now) {
   using State = Tracker::State;
   switch (update.kind) {
     case JobUpdate::Kind::kProgress:
@@ -101,6 +101,8 @@ void Executor::on_tracker_job(Tracker& tracker, const JobUpdate& update) {
         journal({{"r", "track"}, {"job", tracker.job_id}, {"armed", true}});
         start_waiting();
       }
+      // Live: what the final copy would take if the writers stopped now.
+      update_prediction(now);
       return;
     case JobUpdate::Kind::kLog:
       job_line(tracker.step, tracker.host, update);

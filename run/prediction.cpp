@@ -7,6 +7,7 @@
 
 #include <nlohmann/json.hpp>
 
+#include "plans/size.h"
 #include "plans/step.h"
 #include "run/downtime.h"
 
@@ -45,10 +46,43 @@ struct Sourced {
   bool bytes_only = false;
 };
 
-// A final sync from this run's pre-sync of the same transfer: the latest estimate's bytes at
-// the rate its last round moved, else that round's time.
-Sourced from_presync(const Step& step, const SyncAction& sync,
-                     const std::vector<StepHistory>& history) {
+// The fastest bytes per second any round of a pre-sync moved (a quiet last round has none).
+double best_rate(const StepHistory& h) {
+  double best = 0;
+  for (const auto* list : {&h.results, &h.rounds})
+    for (const auto& result : *list) {
+      const auto bytes = number(result, "bytes"), seconds = number(result, "seconds");
+      if (bytes && seconds && *seconds > 0) best = std::max(best, *bytes / *seconds);
+    }
+  return best;
+}
+
+// A final sync whose transfer a watch tracks: the watch's bytes at the fastest rate a round of
+// the pre-sync moved, and its paths at what the last round took per entry it looked at.
+Sourced from_watch(const Step& step, const SyncAction& sync, const ForecastInput& in,
+                   const StepHistory& round) {
+  const double rate = best_rate(round);
+  std::optional<WatchedChanges> most;
+  for (const auto& host : step.on)
+    if (const auto it = in.watches.find(sync.track_key(host)); it != in.watches.end())
+      if (!most || it->second.bytes + it->second.paths > most->bytes + most->paths)
+        most = it->second;
+  const auto seconds = slowest(round, "seconds");
+  const auto entries = slowest(round, "files");
+  if (!most || !seconds || !entries || *entries <= 0) return {};
+  double predicted = most->paths * (*seconds / *entries);
+  if (most->bytes > 0 && rate <= 0) return {};  // no rate to move the bytes at
+  if (most->bytes > 0) predicted += most->bytes / rate;
+  return {predicted, "the watch's " + std::to_string(most->paths) + " changed paths, " +
+                         format_size(most->bytes) + ", at " + round.step->id + "'s rate"};
+}
+
+// A final sync from this run's pre-sync of the same transfer: what its watch recorded (when it
+// has one), else the latest estimate's bytes at the rate its last round moved, else that
+// round's time.
+Sourced from_presync(const Step& step, const SyncAction& sync, const ForecastInput& in) {
+  const std::vector<StepHistory>& history = *in.history;
+  const StepHistory* last = nullptr;
   double rate = 0, estimate_bytes = -1;
   std::optional<double> last_round;
   std::string round_step;
@@ -63,8 +97,11 @@ Sourced from_presync(const Step& step, const SyncAction& sync,
       round_step = h.step->id;
       if (last_round && *last_round > 0 && bytes > 0) rate = bytes / *last_round;
       estimate_bytes = -1;  // an estimate older than this copy is stale
+      last = &h;
     }
   }
+  if (last && !sync.track_changes)
+    if (Sourced watched = from_watch(step, sync, in, *last); watched.seconds) return watched;
   if (estimate_bytes >= 0 && rate > 0)
     return {estimate_bytes / rate, "estimate at the rate of " + round_step, true};
   if (last_round) return {last_round, "last round of " + round_step};
@@ -84,12 +121,12 @@ Sourced from_rehearsal(const DbAction& db, const std::vector<StepHistory>& histo
 }
 
 // What this run measured for the step, when its kind has such a source.
-Sourced from_this_run(const Step& step, const std::vector<StepHistory>& history) {
+Sourced from_this_run(const Step& step, const ForecastInput& in) {
   if (const auto* sync = std::get_if<SyncAction>(&step.action);
       sync && sync->mode == SyncMode::kCopy)
-    return from_presync(step, *sync, history);
+    return from_presync(step, *sync, in);
   if (const auto* db = std::get_if<DbAction>(&step.action); db && db->op == DbOp::kCopy)
-    return from_rehearsal(*db, history);
+    return from_rehearsal(*db, *in.history);
   if (const auto* wait = std::get_if<WaitAction>(&step.action))
     return {seconds_of(wait->duration), "its length"};
   return {};
@@ -113,7 +150,7 @@ Sourced from_before(const Step& step, const ForecastInput& in) {
 // the pre-sync's rate counts only bytes, so what the step took before (or its expect) is
 // its floor: a small delta still pays for the walk and the connections.
 Sourced machine_time(const Step& step, const ForecastInput& in) {
-  Sourced now = from_this_run(step, *in.history);
+  Sourced now = from_this_run(step, in);
   if (!now.seconds) return from_before(step, in);
   if (!now.bytes_only) return now;
   const Sourced before = from_before(step, in);

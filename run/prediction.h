@@ -18,6 +18,7 @@ namespace cutpilot::plans {
 struct StepHistory {
   const Step* step = nullptr;
   std::vector<std::string> results;
+  std::vector<std::string> rounds;  // a hot pre-sync's earlier rounds' results
 };
 
 // One number an earlier run of the plan measured, and the run it comes from.
@@ -74,13 +75,20 @@ struct WindowForecast {
   double total_s() const { return elapsed_s + machine_s + operator_s; }
 };
 
+// What a change watch has recorded so far: the final copy of its transfer moves just that.
+struct WatchedChanges {
+  uint64_t paths = 0;
+  uint64_t bytes = 0;
+};
+
 // What the forecast needs besides the steps.
 struct ForecastInput {
   const std::vector<const Step*>* window = nullptr;   // downtime_window(plan)
   const std::vector<StepHistory>* history = nullptr;  // this run's finished steps, in order
   const PastRuns* past = nullptr;
-  std::optional<double> approval_default_s;  // [plan] approval_time
-  std::set<std::string> approved_ahead;      // gates --approve / --approve-all already passed
+  std::optional<double> approval_default_s;       // [plan] approval_time
+  std::set<std::string> approved_ahead;           // gates --approve / --approve-all already passed
+  std::map<std::string, WatchedChanges> watches;  // armed watches by SyncAction::track_key
   WindowProgress progress;
 };
 
@@ -89,11 +97,12 @@ struct ForecastInput {
 ForecastInput forecast_input(const Plan& plan, const std::vector<const Step*>& window,
                              const std::vector<StepHistory>& history, const PastRuns& past);
 
-// Predicts the window: a sync from this run's pre-sync (estimate ÷ rate, else the last
-// round), a db copy from a rehearsal, a wait from its length; any of them, and an exec, file
-// or health step, from an earlier run of the same step, else its `expect`, else an earlier
-// run of the step before it changed; a health wait with none of them from its interval. Finished
-// steps count as they took, running ones for what is left of their prediction.
+// Predicts the window: a sync from this run's pre-sync (a watch's changes at the rate and
+// per-entry time of its last round, else estimate ÷ rate, else the last round), a db copy from a
+// rehearsal, a wait from its length; any of them, and an exec, file or health step, from an earlier
+// run of the same step, else its `expect`, else an earlier run of the step before it changed; a
+// health wait with none of them from its interval. Finished steps count as they took, running ones
+// for what is left of their prediction.
 WindowForecast forecast_window(const ForecastInput& input);
 
 // Seconds for a prediction: "0.4s", "9.5s" under ten seconds, else as format_seconds.

@@ -195,6 +195,7 @@ class DataFs:
 
     def __init__(self, image: Path, mountpoint: Path, size: int):
         self.image, self.mountpoint, self.size = image, mountpoint, size
+        self.mkfs_options: List[str] = []  # more mkfs.ext4 options (inline_data, inodes)
         self.device = ""
         self.mounted = False
 
@@ -202,7 +203,7 @@ class DataFs:
         with open(self.image, "wb") as f:
             f.truncate(self.size)
         run_local(["mkfs.ext4", "-q", "-F", "-m", "0", "-E", "lazy_itable_init=0,lazy_journal_init=0",
-                   self.image], timeout=300)
+                   *self.mkfs_options, self.image], timeout=300)
         self.device = run_local(["losetup", "-f", "--show", "--direct-io=on", self.image],
                                 timeout=30).stdout.strip()
         self.mountpoint.mkdir(parents=True, exist_ok=True)

@@ -142,6 +142,31 @@ TEST(Prediction, AnEstimateAfterThePresyncGoesAtItsRate) {
   EXPECT_DOUBLE_EQ(*f.of(forecast, "final").seconds, 3);
 }
 
+TEST(Prediction, ATrackedFinalSyncGoesAtTheWatchsPathsAndBytes) {
+  // A tracked pre-sync: its first round moved 8 MB in 2 s (4 MB/s), its quiet last round looked
+  // at 1000 entries in 0.5 s. The watch has 100 paths and 2 MB pending: 0.05 s + 0.5 s.
+  Forecaster f(
+      plan_head() +
+      "[[steps]]\nid = \"presync\"\non = \"target\"\n"
+      "sync = { from = \"source:/a/\", to = \"/b/\", track_changes = true }\n"
+      "[[steps]]\nid = \"final\"\non = \"target\"\nneeds = [\"presync\"]\n"
+      "downtime = \"start\"\nsync = { from = \"source:/a/\", to = \"/b/\" }\n" +
+      exec_step("end", "target", needs("\"final\"") + "downtime = \"end\"\nexpect = \"1s\"\n"));
+  f.history.push_back({step_of(f.plan, "presync"),
+                       {R"({"bytes": 0, "seconds": 0.5, "files": 1000})"},
+                       {R"({"bytes": 8000000, "seconds": 2, "files": 1000})"}});
+  auto forecast = f.run();
+  EXPECT_EQ(f.of(forecast, "final").source, "last round of presync") << "no watch armed yet";
+  f.input.watches["source:/a/ > target:/b/"] = {100, 2000000};
+  forecast = f.run();
+  EXPECT_EQ(f.of(forecast, "final").source,
+            "the watch's 100 changed paths, 1.9 MiB, at presync's rate");
+  EXPECT_DOUBLE_EQ(*f.of(forecast, "final").seconds, 0.05 + 0.5);
+  // Live: more changes, a longer final sync.
+  f.input.watches["source:/a/ > target:/b/"] = {1000, 8000000};
+  EXPECT_DOUBLE_EQ(*f.of(f.run(), "final").seconds, 0.5 + 2);
+}
+
 TEST(Prediction, AnEstimateAtTheRateIsAtLeastWhatTheFinalSyncTookBefore) {
   // The pre-sync moved 1000 bytes in 10 s; 3 bytes changed since: 0.03 s at that rate, but
   // the same final sync took 4 s in an earlier run (the walk and the connections).
