@@ -144,6 +144,13 @@ proto::JobFinished copy_tracked(const SyncSpec& spec, const std::string& ssh,
   // A listed path the source no longer has was removed or renamed there.
   args.push_back(spec.del ? "--delete-missing-args" : "--ignore-missing-args");
   if (spec.del) args.push_back("--force");
+  // A listed path below an excluded directory is not pruned with it, as a walk would prune
+  // it: everything below whatever a pattern matches is excluded too.
+  for (std::string pattern : spec.exclude) {
+    while (pattern.size() > 1 && pattern.back() == '/')
+      pattern.pop_back();
+    args.push_back("--exclude=" + pattern + "/**");
+  }
   args.insert(
       args.end(),
       {"--from0", "--files-from=" + std::string(spec.tracked_remote ? ":" : "") + spec.tracked_list,

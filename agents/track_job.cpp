@@ -1,5 +1,6 @@
 #include "agents/track_job.h"
 
+#include <dirent.h>
 #include <fcntl.h>
 #include <poll.h>
 #include <sys/file.h>
@@ -14,6 +15,7 @@
 #include <nlohmann/json.hpp>
 #include <optional>
 #include <random>
+#include <set>
 #include <tuple>
 
 #include "agents/change_watch.h"
@@ -117,6 +119,21 @@ bool answer_seal(const ChangeWatch& watch, const std::string& prefix, const std:
                            Durability::kAtomicOnly);
 }
 
+// The seal requests in a watch's spool that have no answer yet.
+std::vector<std::string> pending_requests(const std::string& dir) {
+  std::vector<std::string> names;
+  DIR* d = opendir(dir.c_str());
+  if (!d) return names;
+  while (const dirent* entry = readdir(d)) {
+    const std::string name = entry->d_name;
+    if (name.starts_with("seal-") &&
+        access((dir + "/sealed-" + name.substr(5) + ".json").c_str(), F_OK) != 0)
+      names.push_back(name);
+  }
+  closedir(d);
+  return names;
+}
+
 proto::Progress watch_progress(const ChangeWatch& watch) {
   proto::Progress p;
   p.bytes = watch.bytes();
@@ -142,6 +159,7 @@ proto::JobFinished run_watch(const TrackSpec& spec, int signal_fd, JobContext& j
   job.progress(watch_progress(watch));
   job.flush_progress();  // the cockpit starts the sync once it sees the watch armed
   bool lost_told = false;
+  std::set<std::string> answered;
   std::tuple<size_t, uint64_t, bool> shown{watch.paths().size(), watch.bytes(), true};
   for (;;) {
     pollfd fds[2] = {{watch.fd(), POLLIN, 0}, {signal_fd, POLLIN, 0}};
@@ -157,8 +175,12 @@ proto::JobFinished run_watch(const TrackSpec& spec, int signal_fd, JobContext& j
                   watch.lost());
       lost_told = true;
     }
+    // An overflowed queue may have dropped a request's own event: an incomplete set answers
+    // every request the spool holds (whatever came before it, the answer is "incomplete").
+    if (!watch.complete()) requests = pending_requests(job.dir());
     for (const auto& name : requests)
-      if (name.starts_with("seal-") && !answer_seal(watch, prefix, name.substr(5), job))
+      if (name.starts_with("seal-") && answered.insert(name).second &&
+          !answer_seal(watch, prefix, name.substr(5), job))
         job.log(proto::Stream::kAgent, "cannot write the answer to " + name + " in " + job.dir());
     // Reported when it changed: a quiet tree logs nothing for hours.
     const std::tuple<size_t, uint64_t, bool> now{watch.paths().size(), watch.bytes(),

@@ -2,8 +2,8 @@
 // tracking window, every kind of change made in the window, a seal, and the final sync that
 // moves the sealed list alone (a local copy, the list on the same host), after which a
 // verify finds no difference and every directory's time matches the source's. A set made
-// incomplete (more paths than max_paths; a watch killed) says so and why, and the full scan
-// that follows is exact too.
+// incomplete (more paths than max_paths; the kernel's queue overflowed while the watch was
+// stopped; a watch killed) says so and why, and the full scan that follows is exact too.
 #include <gtest/gtest.h>
 #include <signal.h>
 #include <sys/stat.h>
@@ -117,6 +117,19 @@ class TrackJob : public test::AgentHomeTest {
     }
   }
 
+  // The pid of a job's runner: a note on its spool directory (0 when there is none).
+  pid_t runner_of(const std::string& id) const {
+    char note[64] = {};
+    const std::string spool = jobs_dir() + "/" + id;
+    if (getxattr(spool.c_str(), "user.cutpilot.runner", note, sizeof note - 1) <= 0) return 0;
+    return static_cast<pid_t>(std::stol(note));
+  }
+
+  static std::string read_text(const std::string& path) {
+    std::ifstream in(path);
+    return std::string((std::istreambuf_iterator<char>(in)), {});
+  }
+
   void cancel_watch() {
     agent_->send(CancelJob{"watch"});
     for (;;) {
@@ -187,6 +200,38 @@ TEST_F(TrackJob, EveryKindOfChangeReachesTheTargetAndNothingElseIsListed) {
   cancel_watch();
 }
 
+TEST_F(TrackJob, ExcludedDirectoriesStayOutAsAWalkWouldLeaveThem) {
+  // The plan excludes cache/ (anywhere) and *.tmp; the window writes into both. rsync given a
+  // list does not prune a listed path below an excluded directory: the job must.
+  for (const char* dir : {"/cache", "/a/cache/deep"})
+    fs::create_directories(src_ + dir);
+  const Json exclude = Json::array({"cache/", "*.tmp"});
+  const JobFinished first = run_job(
+      "copy-excluding", "sync",
+      Json{{"local", dst_ + "/"}, {"remote", src_ + "/"}, {"delete", true}, {"exclude", exclude}});
+  ASSERT_EQ(first.state, JobState::kSucceeded) << first.error;
+  arm();
+  std::ofstream(src_ + "/cache/new") << "cached\n";
+  std::ofstream(src_ + "/a/cache/deep/z") << "cached too\n";
+  std::ofstream(src_ + "/a/scratch.tmp") << "temporary\n";
+  std::ofstream(src_ + "/a/kept") << "copied\n";
+  const Json sealed = seal();
+  ASSERT_TRUE(sealed.value("complete", false)) << sealed.dump();
+  const JobFinished done =
+      run_job("final-excluding", "sync",
+              Json{{"local", dst_ + "/"},
+                   {"remote", src_ + "/"},
+                   {"delete", true},
+                   {"exclude", exclude},
+                   {"tracked", {{"list", sealed["list"]}, {"paths", sealed["paths"]}}}});
+  ASSERT_EQ(done.state, JobState::kSucceeded) << done.error;
+  EXPECT_TRUE(fs::exists(dst_ + "/a/kept"));
+  EXPECT_FALSE(fs::exists(dst_ + "/cache")) << "an excluded directory was made";
+  EXPECT_FALSE(fs::exists(dst_ + "/a/cache")) << "an excluded directory was made";
+  EXPECT_FALSE(fs::exists(dst_ + "/a/scratch.tmp"));
+  cancel_watch();
+}
+
 TEST_F(TrackJob, TooManyChangesMakeTheSetIncompleteAndTheScanExact) {
   arm(Json{{"max_paths", 5}});
   for (int i = 0; i < 10; ++i)
@@ -202,14 +247,33 @@ TEST_F(TrackJob, TooManyChangesMakeTheSetIncompleteAndTheScanExact) {
   cancel_watch();
 }
 
+TEST_F(TrackJob, AnOverflowedKernelQueueMakesTheSetIncompleteAndTheScanExact) {
+  arm();
+  // The watch stopped (SIGSTOP) while more changes are made than the kernel queues for it
+  // (fs.inotify.max_queued_events; each new file is at least one event): a real overflow.
+  const pid_t runner = runner_of("watch");
+  ASSERT_GT(runner, 0);
+  const long limit = std::stol(read_text("/proc/sys/fs/inotify/max_queued_events"));
+  ASSERT_EQ(::kill(runner, SIGSTOP), 0);
+  for (long i = 0; i <= limit; ++i)  // in a watched directory: an event each
+    std::ofstream(src_ + "/b/flood-" + std::to_string(i));
+  ASSERT_EQ(::kill(runner, SIGCONT), 0);
+  const Json sealed = seal();
+  EXPECT_FALSE(sealed.value("complete", true));
+  EXPECT_NE(sealed.value("lost", "").find("event queue overflowed"), std::string::npos)
+      << sealed.dump();
+  const Json result = final_sync(sealed);
+  EXPECT_EQ(result["scan"], "full");
+  EXPECT_NE(result.value("scan_reason", "").find("overflowed"), std::string::npos);
+  expect_identical();
+  cancel_watch();
+}
+
 TEST_F(TrackJob, AKilledWatchIsNoticedAndTheScanExact) {
   arm();
   std::ofstream(src_ + "/a/before-the-kill") << "seen\n";
-  // The runner's pid is a note on its spool directory.
-  char note[64] = {};
-  const std::string spool = jobs_dir() + "/watch";
-  ASSERT_GT(getxattr(spool.c_str(), "user.cutpilot.runner", note, sizeof note - 1), 0);
-  const pid_t runner = static_cast<pid_t>(std::stol(note));
+  const pid_t runner = runner_of("watch");
+  ASSERT_GT(runner, 0);
   ASSERT_EQ(::kill(runner, SIGKILL), 0);  // the seal finds its lock free, or no answer
   std::ofstream(src_ + "/a/after-the-kill") << "never seen by the watch\n";
   const Json sealed = seal();
