@@ -73,8 +73,12 @@ Sourced from_watch(const Step& step, const SyncAction& sync, const ForecastInput
   double predicted = most->paths * (*seconds / *entries);
   if (most->bytes > 0 && rate <= 0) return {};  // no rate to move the bytes at
   if (most->bytes > 0) predicted += most->bytes / rate;
-  return {predicted, "the watch's " + std::to_string(most->paths) + " changed paths, " +
-                         format_size(most->bytes) + ", at " + round.step->id + "'s rate"};
+  // The connection and rsync's start are not in it (a tracked copy of nothing still pays
+  // them): what the step took before, or its expect, is its floor (bytes_only).
+  return {predicted,
+          "the watch's " + std::to_string(most->paths) + " changed paths, " +
+              format_size(most->bytes) + ", at " + round.step->id + "'s rate",
+          true};
 }
 
 // A final sync from this run's pre-sync of the same transfer: what its watch recorded (when it

@@ -165,6 +165,11 @@ TEST(Prediction, ATrackedFinalSyncGoesAtTheWatchsPathsAndBytes) {
   // Live: more changes, a longer final sync.
   f.input.watches["source:/a/ > target:/b/"] = {1000, 8000000};
   EXPECT_DOUBLE_EQ(*f.of(f.run(), "final").seconds, 0.5 + 2);
+  // The connection is not in it: what the final sync took in an earlier run is its floor.
+  f.past.step_seconds["final"] = {3, "r0"};
+  forecast = f.run();
+  EXPECT_DOUBLE_EQ(*f.of(forecast, "final").seconds, 3);
+  EXPECT_THAT(f.of(forecast, "final").source, HasSubstr("at least earlier run r0"));
 }
 
 TEST(Prediction, AnEstimateAtTheRateIsAtLeastWhatTheFinalSyncTookBefore) {
