@@ -234,16 +234,24 @@ void ChangeWatch::on_event(int wd, uint32_t mask, uint32_t, const std::string& n
 
 std::vector<std::string> final_sync_list(const ChangeWatch& watch, const std::string& prefix) {
   const std::string& root = watch.root();
-  auto exists = [&](const std::string& rel) {
+  auto look = [&](const std::string& rel, bool& is_dir) {
     struct stat st {};
-    return lstat((rel == "." ? root : root + "/" + rel).c_str(), &st) == 0;
+    const bool found = lstat((rel == "." ? root : root + "/" + rel).c_str(), &st) == 0;
+    is_dir = found && S_ISDIR(st.st_mode);
+    return found;
   };
   std::set<std::string> names;
   for (const auto& [rel, size] : watch.paths()) {
     std::string path = rel;
-    // Gone with its directory: the topmost gone directory stands for it.
-    while (path != "." && !exists(path) && parent_of(path) != "." && !exists(parent_of(path)))
+    // Gone with its directory (or the directory is a file now): the topmost such ancestor
+    // stands for it; rsync names a missing directory a vanished file, a path below a file an
+    // error.
+    bool is_dir = false;
+    while (path != "." && !look(path, is_dir) && parent_of(path) != ".") {
+      look(parent_of(path), is_dir);
+      if (is_dir) break;
       path = parent_of(path);
+    }
     names.insert(path);
   }
   std::vector<std::string> list;

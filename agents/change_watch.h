@@ -80,9 +80,10 @@ class ChangeWatch {
 };
 
 // The list a final sync is given: the set's paths sorted, with each path that is gone and
-// whose directory is gone too replaced by its topmost gone ancestor (rsync names such a path's
-// missing directory a vanished file). prefix goes before every path ("app/" when the sync
-// copies the directory itself, not its contents); "." then becomes "app".
+// whose directory is gone too, or is a file now, replaced by its topmost such ancestor (rsync
+// names a missing directory a vanished file, and a path below a file an error). prefix goes before
+// every path ("app/" when the sync copies the directory itself, not its contents); "." then becomes
+// "app".
 std::vector<std::string> final_sync_list(const ChangeWatch& watch, const std::string& prefix);
 
 }  // namespace cutpilot::agent

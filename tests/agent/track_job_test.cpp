@@ -31,11 +31,12 @@ class TrackJob : public test::AgentHomeTest {
     test::AgentHomeTest::SetUp();
     src_ = home_ + "/src";
     dst_ = home_ + "/dst";
-    for (const char* dir : {"/a/deep/er", "/b", "/gone/inner", "/moved", "/untouched", "/links"})
+    for (const char* dir :
+         {"/a/deep/er", "/b", "/gone/inner", "/moved", "/untouched", "/links", "/dir-to-file/in"})
       fs::create_directories(src_ + dir);
     for (const char* file :
          {"/a/one", "/a/deep/two", "/a/deep/er/three", "/b/four", "/gone/inner/five", "/moved/six",
-          "/untouched/seven", "/top", "/links/target", "/becomes-link"})
+          "/untouched/seven", "/top", "/links/target", "/becomes-link", "/dir-to-file/in/x"})
       std::ofstream(src_ + file) << "content of " << file << "\n";
     // Directory times from the past: a copy made within the same second would hide one that
     // the final sync disturbed.
@@ -162,6 +163,8 @@ TEST_F(TrackJob, EveryKindOfChangeReachesTheTargetAndNothingElseIsListed) {
   fs::rename(src_ + "/a/deep/er", src_ + "/b/er-moved");  // a directory moves, then changes
   std::ofstream(src_ + "/b/er-moved/after-the-move") << "still seen\n";
   std::ofstream(src_ + "/top", std::ios::app) << "top level\n";
+  fs::remove_all(src_ + "/dir-to-file");  // a non-empty directory becomes a file
+  std::ofstream(src_ + "/dir-to-file") << "a file now\n";
 
   const Json sealed = seal();
   ASSERT_TRUE(sealed.value("complete", false)) << sealed.dump();
@@ -181,6 +184,7 @@ TEST_F(TrackJob, EveryKindOfChangeReachesTheTargetAndNothingElseIsListed) {
   for (const auto& name : listed) {
     EXPECT_FALSE(name.starts_with("untouched")) << name;
     EXPECT_FALSE(name.starts_with("gone/")) << name << ": the gone directory stands for it";
+    EXPECT_FALSE(name.starts_with("dir-to-file/")) << name << ": the file stands for it";
   }
 
   const Json result = final_sync(sealed);

@@ -28,6 +28,7 @@ CHANGES = " && ".join([
     "chmod 600 img/f4",                         # chmod
     "rm img/f5 && ln -s f6 img/f5",             # a file becomes a symlink
     "rm -r old-dir",                            # a tree goes
+    "rm -r logs && echo now-a-file > logs",     # a non-empty directory becomes a file
 ])
 
 
@@ -97,6 +98,7 @@ sync = {{ from = "{src}", to = "{dst}", mode = "verify" }}
         self.assertTrue((target / "img" / "f5").is_symlink())
         self.assertFalse((target / "old-dir").exists())
         self.assertFalse((target / "docs" / "sub").exists())
+        self.assertEqual((target / "logs").read_text(), "now-a-file\n")
         # The watch ended with the run: nothing of it left on the source.
         jobs = Path(self.dir, "hosts", "source", "home", ".cache", "cutpilot", "jobs")
         self.assertEqual([p.name for p in jobs.iterdir() if "track" in p.name], [])
