@@ -11,7 +11,9 @@
 
 #include <cerrno>
 #include <chrono>
+#include <climits>
 #include <csignal>
+#include <cstdlib>
 #include <nlohmann/json.hpp>
 #include <optional>
 #include <random>
@@ -147,7 +149,13 @@ proto::Progress watch_progress(const ChangeWatch& watch) {
 }
 
 proto::JobFinished run_watch(const TrackSpec& spec, int signal_fd, JobContext& job) {
-  ChangeWatch watch(spec.path, spec.max_paths);
+  // "dir/" is the directory's contents, through a symlink too (rsync follows it there).
+  std::string root = spec.path;
+  if (root.back() == '/') {
+    char resolved[PATH_MAX];
+    if (realpath(root.c_str(), resolved)) root = resolved;
+  }
+  ChangeWatch watch(root, spec.max_paths);
   std::string error;
   if (!watch.arm(error) || !watch.watch_names(job.dir(), error))
     return failed_result(job.job_id(), "cannot watch " + spec.path + ": " + error);

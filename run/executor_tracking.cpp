@@ -63,7 +63,11 @@ bool Executor::sync_ready(StepRun& run) {
       }
       continue;
     }
-    if (!tracker || tracker->state != Tracker::State::kArmed) continue;  // apply_seal says why
+    // A watch only covers what changed after its pre-sync copied: not before that succeeded.
+    const StepRun* began = tracker ? find(tracker->step) : nullptr;
+    if (!tracker || tracker->state != Tracker::State::kArmed || !began ||
+        began->state != StepState::kSucceeded)
+      continue;  // apply_seal says why
     const auto seal = std::find_if(run.seals.begin(), run.seals.end(),
                                    [&](const HostJob& j) { return j.host == host; });
     if (seal == run.seals.end()) {
@@ -164,7 +168,14 @@ void Executor::apply_seal(const StepRun& run, const std::string& host, JobSpec& 
                                  [&](const HostJob& j) { return j.host == host && j.done; });
   nlohmann::json spec = object_of(job.spec);
   std::string why;
-  if (seal == run.seals.end()) {
+  const StepRun* began = find(tracker->step);
+  if (seal == run.seals.end() && tracker->state == Tracker::State::kArmed) {
+    why = tracker->step + ", whose watch this is, has not succeeded (" +
+          (began ? state_name(began->state) : std::string("unknown")) +
+          "): the watch holds what changed since it began, not what that copy has yet to copy";
+  } else if (seal == run.seals.end() && tracker->state == Tracker::State::kStarting) {
+    why = "the watch " + tracker->step + " began is not armed yet";
+  } else if (seal == run.seals.end()) {
     why = tracker->lost.empty() ? "the watch never armed" : tracker->lost;
   } else {
     const nlohmann::json said = object_of(seal->result);

@@ -51,7 +51,7 @@ class TrackJob : public test::AgentHomeTest {
 
   // Starts the watch and waits until it reports itself armed (its first progress).
   void arm(Json spec = Json::object()) {
-    spec["path"] = src_ + "/";
+    if (!spec.contains("path")) spec["path"] = src_ + "/";
     agent_->send(StartJob{"watch", "track", spec.dump()});
     for (;;) {
       auto m = agent_->next(20s);
@@ -287,6 +287,19 @@ TEST_F(TrackJob, AKilledWatchIsNoticedAndTheScanExact) {
   EXPECT_EQ(result["scan"], "full");
   EXPECT_TRUE(fs::exists(dst_ + "/a/after-the-kill"));
   expect_identical();
+}
+
+TEST_F(TrackJob, ASourceReachedThroughASymlinkIsWatchedWhereItLeads) {
+  // rsync copies "link/" as the directory the link leads to: the watch watches that.
+  fs::create_directory_symlink(src_, home_ + "/via-link");
+  arm(Json{{"path", home_ + "/via-link/"}});
+  std::ofstream(src_ + "/b/through-the-link") << "seen\n";
+  const Json sealed = seal();
+  ASSERT_TRUE(sealed.value("complete", false)) << sealed.dump();
+  std::ifstream in(sealed["list"].get<std::string>());
+  std::string text((std::istreambuf_iterator<char>(in)), {});
+  EXPECT_NE(text.find("b/through-the-link"), std::string::npos);
+  cancel_watch();
 }
 
 TEST_F(TrackJob, ASealOfNoWatchIsAnIncompleteSetNotAnError) {

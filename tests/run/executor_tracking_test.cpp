@@ -134,6 +134,27 @@ TEST(ExecutorTracking, AWatchThatCannotArmLetsTheRoundsRunAndTheCopyScans) {
   EXPECT_THAT(spec.value("scan_reason", ""), HasSubstr("the watch ended"));
 }
 
+TEST(ExecutorTracking, ACopyBeforeThePresyncSucceededScans) {
+  // The final copy does not wait for the pre-sync (no needs): while the pre-sync runs, the
+  // watch holds what changed since it began, not what the pre-sync has yet to copy.
+  Bench b(plan_head() +
+          "[[steps]]\nid = \"presync\"\non = \"target\"\n"
+          "sync = { from = \"source:/srv/app/\", to = \"/srv/app/\", track_changes = true }\n" +
+          exec_step("x", "source") +
+          "[[steps]]\nid = \"early\"\non = \"target\"\nneeds = [\"x\"]\n"
+          "sync = { from = \"source:/srv/app/\", to = \"/srv/app/\" }\n");
+  b.begin();
+  link(b);
+  arm(b);
+  ASSERT_EQ(b.port.count("r1/presync/target/1"), 1u);
+  b.finish("r1/x/source/1");  // the pre-sync still runs
+  ASSERT_EQ(b.port.count("r1/early/target/1"), 1u);
+  EXPECT_EQ(b.port.find("r1/early/target/1/seal"), nullptr);
+  const Json spec = spec_of(b, "r1/early/target/1");
+  EXPECT_FALSE(spec.contains("tracked"));
+  EXPECT_THAT(spec.value("scan_reason", ""), HasSubstr("presync, whose watch this is, has not"));
+}
+
 TEST(ExecutorTracking, AResumedCockpitFollowsTheWatchAndALostOneMakesTheCopyScan) {
   Bench b(tracked_plan());
   b.begin();
