@@ -42,14 +42,20 @@ std::string max_user_watches() {
 
 }  // namespace
 
-ChangeWatch::ChangeWatch(std::string root, size_t max_paths)
-    : root_(std::move(root)), max_paths_(max_paths) {
+ChangeWatch::ChangeWatch(std::string root, size_t max_paths, WatchBackend backend)
+    : root_(std::move(root)), max_paths_(max_paths), asked_(backend) {
   while (root_.size() > 1 && root_.back() == '/')
     root_.pop_back();
 }
 
 ChangeWatch::~ChangeWatch() {
   if (fd_ >= 0) close(fd_);
+  if (fan_fd_ >= 0) close(fan_fd_);
+}
+
+std::vector<int> ChangeWatch::fds() const {
+  if (fan_fd_ >= 0) return {fd_, fan_fd_};
+  return {fd_};
 }
 
 std::string ChangeWatch::full(const std::string& rel) const {
@@ -69,6 +75,16 @@ bool ChangeWatch::arm(std::string& error) {
             (errno == ENOENT ? std::string(" (it does not exist)") : std::string());
     return false;
   }
+  root_dev_ = st.st_dev;
+  if (asked_ != WatchBackend::kInotify) {
+    std::string why;
+    if (arm_fanotify(why)) return true;
+    if (asked_ == WatchBackend::kFanotify) {
+      error = "fanotify: " + why;
+      return false;
+    }
+    fanotify_refused_ = why;
+  }
   if (!scan("", false, error)) return false;
   if (!lost_.empty()) {
     error = lost_;
@@ -84,6 +100,7 @@ bool ChangeWatch::watch_names(const std::string& dir, std::string& error) {
 }
 
 int ChangeWatch::watch(const std::string& rel, std::string& error) {
+  if (fan_fd_ >= 0) return fan_watch(rel, error);
   const int wd = inotify_add_watch(fd_, full(rel).c_str(), kTreeMask);
   if (wd < 0) {
     if (errno == ENOSPC)
@@ -135,6 +152,11 @@ bool ChangeWatch::scan(const std::string& top, bool record, std::string& error) 
 }
 
 void ChangeWatch::unwatch(const std::string& rel) {
+  for (auto it = fan_by_path_.lower_bound(rel); it != fan_by_path_.end();) {
+    if (it->first != rel && !it->first.starts_with(rel + "/")) break;
+    fan_dirs_.erase(it->second);
+    it = fan_by_path_.erase(it);
+  }
   for (auto it = by_path_.lower_bound(rel); it != by_path_.end();) {
     if (it->first != rel && !it->first.starts_with(rel + "/")) break;
     inotify_rm_watch(fd_, it->second);
@@ -171,17 +193,19 @@ void ChangeWatch::drain(std::vector<std::string>& named) {
   for (;;) {
     const ssize_t n = read(fd_, buffer, sizeof buffer);
     if (n < 0 && errno == EINTR) continue;
-    if (n <= 0) return;  // EAGAIN: the queue is empty
+    if (n <= 0) break;  // EAGAIN: the queue is empty
     for (ssize_t at = 0; at < n;) {
       const auto* event = reinterpret_cast<const inotify_event*>(buffer + at);
       const std::string name = event->len ? std::string(event->name) : std::string();
-      on_event(event->wd, event->mask, event->cookie, name, named);
+      on_event(event->wd, event->mask, name, named);
       at += static_cast<ssize_t>(sizeof(inotify_event) + event->len);
     }
   }
+  // With fanotify the names came first: every change made before one of them is queued.
+  if (fan_fd_ >= 0) drain_fanotify();
 }
 
-void ChangeWatch::on_event(int wd, uint32_t mask, uint32_t, const std::string& name,
+void ChangeWatch::on_event(int wd, uint32_t mask, const std::string& name,
                            std::vector<std::string>& named) {
   if (mask & IN_Q_OVERFLOW) {
     const auto limit = read_file("/proc/sys/fs/inotify/max_queued_events");
@@ -208,28 +232,36 @@ void ChangeWatch::on_event(int wd, uint32_t mask, uint32_t, const std::string& n
   if (rel.empty() && (mask & (IN_DELETE_SELF | IN_MOVE_SELF)))
     return lose("the synced directory " + root_ + " itself was removed or moved");
   if (mask & (IN_DELETE_SELF | IN_MOVE_SELF)) return;  // its parent says so too
+  on_change(rel, name,
+            {.created = (mask & (IN_CREATE | IN_MOVED_TO)) != 0,
+             .removed = (mask & IN_DELETE) != 0,
+             .moved_away = (mask & IN_MOVED_FROM) != 0,
+             .is_dir = (mask & IN_ISDIR) != 0});
+}
+
+void ChangeWatch::on_change(const std::string& rel, const std::string& name, EntryChange change) {
   if (name.empty()) {
     add(rel.empty() ? "." : rel, true);  // the directory's own attributes
     return;
   }
   const std::string path = join(rel, name);
-  const bool is_dir = mask & IN_ISDIR;
-  if (mask & (IN_CREATE | IN_MOVED_TO)) {
-    add(path, true);
-    add(rel.empty() ? "." : rel, false);
-    std::string error;
-    if (is_dir) scan(path, true, error);  // watched first, then everything in it
-  } else if (mask & (IN_DELETE | IN_MOVED_FROM)) {
+  // Removal first: a queue that merged "removed, then made again" holds both.
+  if (change.removed || change.moved_away) {
     add(path, false);
     if (auto it = paths_.find(path); it != paths_.end()) {
       bytes_ -= it->second;
       it->second = 0;
     }
     add(rel.empty() ? "." : rel, false);
-    if (is_dir && (mask & IN_MOVED_FROM)) unwatch(path);  // moved: watched again where it lands
-  } else if (mask & (IN_MODIFY | IN_ATTRIB)) {
-    add(path, true);
+    if (change.is_dir && change.moved_away) unwatch(path);  // watched again where it lands
   }
+  if (change.created) {
+    add(path, true);
+    add(rel.empty() ? "." : rel, false);
+    std::string error;
+    if (change.is_dir) scan(path, true, error);  // watched first, then everything in it
+  }
+  if (!change.removed && !change.moved_away && !change.created) add(path, true);
 }
 
 std::vector<std::string> final_sync_list(const ChangeWatch& watch, const std::string& prefix) {

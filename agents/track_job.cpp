@@ -40,7 +40,7 @@ constexpr int kSealLookEveryMs = 500;
 
 // A parsed track spec: a watch (path) or a seal (seal).
 struct TrackSpec {
-  std::string path, seal;
+  std::string path, seal, backend = "auto";
   uint64_t max_paths = kDefaultMaxPaths, timeout_ms = kDefaultSealTimeoutMs;
 };
 
@@ -56,12 +56,15 @@ std::optional<TrackSpec> parse(std::string_view text, std::string& error) {
       {"seal", text_field(spec.seal, error, "seal")},
       {"max_paths", count_field(spec.max_paths)},
       {"timeout_ms", count_field(spec.timeout_ms)},
+      {"backend", text_field(spec.backend, error, "backend")},
   };
   if (!read_fields(j, "track", fields, error)) return std::nullopt;
   if (spec.path.empty() == spec.seal.empty())
     error = "track needs either \"path\" (a tree to watch) or \"seal\" (a watch's job id)";
   else if (!spec.path.empty() && spec.path[0] != '/')
     error = "track \"path\" must be absolute";
+  else if (spec.backend != "auto" && spec.backend != "inotify" && spec.backend != "fanotify")
+    error = "track \"backend\" must be auto, inotify or fanotify";
   else if (spec.max_paths == 0)
     error = "track \"max_paths\" must be at least 1";
   if (!error.empty()) return std::nullopt;
@@ -155,25 +158,34 @@ proto::JobFinished run_watch(const TrackSpec& spec, int signal_fd, JobContext& j
     char resolved[PATH_MAX];
     if (realpath(root.c_str(), resolved)) root = resolved;
   }
-  ChangeWatch watch(root, spec.max_paths);
+  ChangeWatch watch(root, spec.max_paths,
+                    spec.backend == "inotify"    ? WatchBackend::kInotify
+                    : spec.backend == "fanotify" ? WatchBackend::kFanotify
+                                                 : WatchBackend::kAuto);
   std::string error;
   if (!watch.arm(error) || !watch.watch_names(job.dir(), error))
     return failed_result(job.job_id(), "cannot watch " + spec.path + ": " + error);
   std::string prefix;
   if (spec.path.back() != '/') prefix = spec.path.substr(spec.path.rfind('/') + 1) + "/";
-  job.log(proto::Stream::kAgent, "watching " + spec.path + ": " +
-                                     counted(watch.directories(), "directory", "directories") +
-                                     "; every change from now on is recorded");
+  job.log(proto::Stream::kAgent,
+          "watching " + spec.path + " with " + watch.backend() +
+              (watch.fanotify_refused().empty() ? std::string()
+                                                : " (fanotify: " + watch.fanotify_refused() + ")") +
+              ": " + counted(watch.directories(), "directory", "directories") +
+              "; every change from now on is recorded");
   job.progress(watch_progress(watch));
   job.flush_progress();  // the cockpit starts the sync once it sees the watch armed
   bool lost_told = false;
   std::set<std::string> answered;
   std::tuple<size_t, uint64_t, bool> shown{watch.paths().size(), watch.bytes(), true};
   for (;;) {
-    pollfd fds[2] = {{watch.fd(), POLLIN, 0}, {signal_fd, POLLIN, 0}};
-    if (poll(fds, 2, static_cast<int>(kProgressEvery.count())) < 0 && errno != EINTR)
+    std::vector<pollfd> fds = {{signal_fd, POLLIN, 0}};
+    for (const int fd : watch.fds())
+      fds.push_back({fd, POLLIN, 0});
+    if (poll(fds.data(), fds.size(), static_cast<int>(kProgressEvery.count())) < 0 &&
+        errno != EINTR)
       return failed_result(job.job_id(), std::string("poll: ") + std::strerror(errno));
-    if (fds[1].revents && cancel_waiting(signal_fd)) break;
+    if (fds[0].revents && cancel_waiting(signal_fd)) break;
     std::vector<std::string> requests;
     watch.drain(requests);
     if (!watch.complete() && !lost_told) {

@@ -2,7 +2,8 @@
 // final sync moves those paths and no others.
 //
 // Two modes (JSON spec):
-//   {"path": "/srv/app/", "max_paths": N}   watch: runs until cancelled. Watches the tree
+//   {"path": "/srv/app/", "max_paths": N, "backend": "auto" | "inotify" | "fanotify"}
+//       watch: runs until cancelled. Watches the tree
 //       (agents/change_watch.h), logs "watching N directories" and reports progress (files:
 //       changed paths, bytes: their size) once armed, and then as changes come. It answers
 //       seal requests: a file "seal-ID" made in its spool directory is answered with

@@ -6,6 +6,7 @@
 // stopped; a watch killed) says so and why, and the full scan that follows is exact too.
 #include <gtest/gtest.h>
 #include <signal.h>
+#include <sys/mount.h>
 #include <sys/stat.h>
 #include <sys/xattr.h>
 #include <unistd.h>
@@ -52,13 +53,16 @@ class TrackJob : public test::AgentHomeTest {
   // Starts the watch and waits until it reports itself armed (its first progress).
   void arm(Json spec = Json::object()) {
     if (!spec.contains("path")) spec["path"] = src_ + "/";
-    agent_->send(StartJob{"watch", "track", spec.dump()});
+    spec["backend"] = backend_;
+    agent_->send(StartJob{watch_id_, "track", spec.dump()});
     for (;;) {
       auto m = agent_->next(20s);
       ASSERT_TRUE(m) << "the watch never armed";
-      if (const auto* p = std::get_if<Progress>(&*m); p && p->job_id == "watch") return;
+      if (const auto* l = std::get_if<LogLine>(&*m); l && l->job_id == watch_id_)
+        watch_log_ += l->line + "\n";
+      if (const auto* p = std::get_if<Progress>(&*m); p && p->job_id == watch_id_) return;
       const auto* done = std::get_if<JobFinished>(&*m);
-      ASSERT_FALSE(done && done->job_id == "watch") << done->error;
+      ASSERT_FALSE(done && done->job_id == watch_id_) << done->error;
     }
   }
 
@@ -79,7 +83,7 @@ class TrackJob : public test::AgentHomeTest {
 
   Json seal() {
     const JobFinished sealed =
-        run_job("seal-" + std::to_string(++seals_), "track", Json{{"seal", "watch"}});
+        run_job("seal-" + std::to_string(++seals_), "track", Json{{"seal", watch_id_}});
     EXPECT_EQ(sealed.state, JobState::kSucceeded) << sealed.error;
     return Json::parse(sealed.result.empty() ? "{}" : sealed.result);
   }
@@ -132,21 +136,36 @@ class TrackJob : public test::AgentHomeTest {
   }
 
   void cancel_watch() {
-    agent_->send(CancelJob{"watch"});
+    agent_->send(CancelJob{watch_id_});
     for (;;) {
       auto m = agent_->next(20s);
       ASSERT_TRUE(m) << "the watch did not end on cancel";
-      if (const auto* done = std::get_if<JobFinished>(&*m); done && done->job_id == "watch") return;
+      if (const auto* done = std::get_if<JobFinished>(&*m); done && done->job_id == watch_id_)
+        return;
     }
   }
 
+  std::string backend_ = "inotify";
+  std::string watch_id_ = "watch";
+  std::string watch_log_;  // the watch's lines until it armed
   std::string src_, dst_;
   std::unique_ptr<test::Agent> agent_;
   std::vector<std::string> log_;
   int seals_ = 0;
 };
 
-TEST_F(TrackJob, EveryKindOfChangeReachesTheTargetAndNothingElseIsListed) {
+// The same tests on each backend: inotify, and fanotify (the agent here runs as root).
+class TrackJobEachBackend : public TrackJob, public ::testing::WithParamInterface<const char*> {
+ protected:
+  void SetUp() override {
+    backend_ = GetParam();
+    TrackJob::SetUp();
+  }
+};
+INSTANTIATE_TEST_SUITE_P(Backends, TrackJobEachBackend, ::testing::Values("inotify", "fanotify"),
+                         [](const auto& info) { return std::string(info.param); });
+
+TEST_P(TrackJobEachBackend, EveryKindOfChangeReachesTheTargetAndNothingElseIsListed) {
   arm();
   std::ofstream(src_ + "/a/new-file") << "made in the window\n";   // write
   std::ofstream(src_ + "/b/four", std::ios::app) << "appended\n";  // append
@@ -204,7 +223,7 @@ TEST_F(TrackJob, EveryKindOfChangeReachesTheTargetAndNothingElseIsListed) {
   cancel_watch();
 }
 
-TEST_F(TrackJob, ExcludedDirectoriesStayOutAsAWalkWouldLeaveThem) {
+TEST_P(TrackJobEachBackend, ExcludedDirectoriesStayOutAsAWalkWouldLeaveThem) {
   // The plan excludes cache/ (anywhere) and *.tmp; the window writes into both. rsync given a
   // list does not prune a listed path below an excluded directory: the job must.
   for (const char* dir : {"/cache", "/a/cache/deep"})
@@ -236,7 +255,7 @@ TEST_F(TrackJob, ExcludedDirectoriesStayOutAsAWalkWouldLeaveThem) {
   cancel_watch();
 }
 
-TEST_F(TrackJob, TooManyChangesMakeTheSetIncompleteAndTheScanExact) {
+TEST_P(TrackJobEachBackend, TooManyChangesMakeTheSetIncompleteAndTheScanExact) {
   arm(Json{{"max_paths", 5}});
   for (int i = 0; i < 10; ++i)
     std::ofstream(src_ + "/b/many-" + std::to_string(i)) << i;
@@ -273,7 +292,7 @@ TEST_F(TrackJob, AnOverflowedKernelQueueMakesTheSetIncompleteAndTheScanExact) {
   cancel_watch();
 }
 
-TEST_F(TrackJob, AKilledWatchIsNoticedAndTheScanExact) {
+TEST_P(TrackJobEachBackend, AKilledWatchIsNoticedAndTheScanExact) {
   arm();
   std::ofstream(src_ + "/a/before-the-kill") << "seen\n";
   const pid_t runner = runner_of("watch");
@@ -289,7 +308,7 @@ TEST_F(TrackJob, AKilledWatchIsNoticedAndTheScanExact) {
   expect_identical();
 }
 
-TEST_F(TrackJob, ASourceReachedThroughASymlinkIsWatchedWhereItLeads) {
+TEST_P(TrackJobEachBackend, ASourceReachedThroughASymlinkIsWatchedWhereItLeads) {
   // rsync copies "link/" as the directory the link leads to: the watch watches that.
   fs::create_directory_symlink(src_, home_ + "/via-link");
   arm(Json{{"path", home_ + "/via-link/"}});
@@ -299,6 +318,33 @@ TEST_F(TrackJob, ASourceReachedThroughASymlinkIsWatchedWhereItLeads) {
   std::ifstream in(sealed["list"].get<std::string>());
   std::string text((std::istreambuf_iterator<char>(in)), {});
   EXPECT_NE(text.find("b/through-the-link"), std::string::npos);
+  cancel_watch();
+}
+
+TEST_F(TrackJob, AutoTakesFanotifyAsRootAndInotifyWhereAMountIsInsideTheTree) {
+  backend_ = "auto";
+  arm();
+  EXPECT_NE(watch_log_.find("with fanotify: "), std::string::npos) << watch_log_;
+  cancel_watch();
+  // One mark covers one file system: with a mount inside the tree, inotify, and why.
+  fs::create_directories(src_ + "/mnt");
+  ASSERT_EQ(mount("tmpfs", (src_ + "/mnt").c_str(), "tmpfs", 0, "size=1m"), 0);
+  struct Unmount {
+    std::string at;
+    ~Unmount() { umount2(at.c_str(), MNT_DETACH); }
+  } unmount{src_ + "/mnt"};
+  watch_log_.clear();
+  watch_id_ = "second-watch";
+  arm();
+  EXPECT_NE(watch_log_.find("with inotify (fanotify: " + src_ + "/mnt is on another file system"),
+            std::string::npos)
+      << watch_log_;
+  std::ofstream(src_ + "/mnt/on-the-mount") << "seen by inotify\n";
+  const Json sealed = seal();
+  ASSERT_TRUE(sealed.value("complete", false)) << sealed.dump();
+  std::ifstream in(sealed["list"].get<std::string>());
+  std::string text((std::istreambuf_iterator<char>(in)), {});
+  EXPECT_NE(text.find("mnt/on-the-mount"), std::string::npos);
   cancel_watch();
 }
 
