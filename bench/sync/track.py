@@ -254,7 +254,8 @@ def main() -> int:
         shutil.rmtree(work, ignore_errors=True)
     text = (f"{SECTION}\n\n`bench/sync/track.py {' '.join(sys.argv[1:])}` "
             f"({datetime.date.today().isoformat()}; {machine()}; cipher {CIPHER}; both hosts "
-            f"behind the lab's relay, 4 MiB window; each host's data on its own journaled ext4)\n\n"
+            f"behind the lab's relay, 4 MiB window; each host's data on its own journaled ext4; the "
+            f"watch's backend: auto, which is fanotify where the agent runs as root, as here)\n\n"
             + table(rows) + "\n\n" +
             f"0.1 % of the files rewritten in each window (48-64 byte files, {PER_DIR} per "
             "directory; new bytes, new size, mtime + 10 s); tracked: the watch armed first, the "
