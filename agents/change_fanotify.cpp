@@ -11,6 +11,7 @@
 #include <unistd.h>
 
 #include <cerrno>
+#include <cstddef>
 #include <cstring>
 
 #include "agents/change_watch.h"
@@ -83,37 +84,45 @@ int ChangeWatch::fan_watch(const std::string& rel, std::string& error) {
 }
 
 void ChangeWatch::drain_fanotify() {
-  alignas(fanotify_event_metadata) char buffer[64 * 1024];
+  // Records are 4-byte aligned at best (a name's length decides): every field is copied out.
+  char buffer[64 * 1024];
   for (;;) {
-    ssize_t n = read(fan_fd_, buffer, sizeof buffer);
+    const ssize_t n = read(fan_fd_, buffer, sizeof buffer);
     if (n < 0 && errno == EINTR) continue;
     if (n <= 0) return;  // EAGAIN: the queue is empty
-    for (auto* meta = reinterpret_cast<fanotify_event_metadata*>(buffer); FAN_EVENT_OK(meta, n);
-         meta = FAN_EVENT_NEXT(meta, n)) {
-      if (meta->fd >= 0) close(meta->fd);
-      if (meta->mask & FAN_Q_OVERFLOW) {
-        lose("the kernel's fanotify queue overflowed");
-        continue;
-      }
-      const char* info = reinterpret_cast<const char*>(meta) + meta->metadata_len;
-      const char* end = reinterpret_cast<const char*>(meta) + meta->event_len;
-      while (info + sizeof(fanotify_event_info_header) <= end) {
-        const auto* header = reinterpret_cast<const fanotify_event_info_header*>(info);
-        if (header->len == 0) break;
-        if (header->info_type == FAN_EVENT_INFO_TYPE_DFID_NAME ||
-            header->info_type == FAN_EVENT_INFO_TYPE_DFID) {
-          const auto* fid = reinterpret_cast<const fanotify_event_info_fid*>(info);
-          const auto* handle = reinterpret_cast<const file_handle*>(fid->handle);
-          const std::string name = header->info_type == FAN_EVENT_INFO_TYPE_DFID_NAME
-                                       ? std::string(reinterpret_cast<const char*>(
-                                             handle->f_handle + handle->handle_bytes))
-                                       : std::string(".");
-          on_fanotify(meta->mask,
-                      handle_key(handle->handle_type, handle->f_handle, handle->handle_bytes),
-                      name);
+    for (size_t at = 0; at + sizeof(fanotify_event_metadata) <= static_cast<size_t>(n);) {
+      fanotify_event_metadata meta;
+      std::memcpy(&meta, buffer + at, sizeof meta);
+      if (meta.event_len < sizeof meta || at + meta.event_len > static_cast<size_t>(n)) break;
+      if (meta.fd >= 0) close(meta.fd);
+      if (meta.mask & FAN_Q_OVERFLOW) lose("the kernel's fanotify queue overflowed");
+      for (size_t info = at + meta.metadata_len;
+           info + sizeof(fanotify_event_info_header) <= at + meta.event_len;) {
+        fanotify_event_info_header header;
+        std::memcpy(&header, buffer + info, sizeof header);
+        if (header.len == 0 || info + header.len > at + meta.event_len) break;
+        const size_t handle_at = info + offsetof(fanotify_event_info_fid, handle);
+        if ((header.info_type == FAN_EVENT_INFO_TYPE_DFID_NAME ||
+             header.info_type == FAN_EVENT_INFO_TYPE_DFID) &&
+            handle_at + sizeof(file_handle) <= info + header.len) {
+          file_handle handle;  // handle_bytes and handle_type; the bytes follow
+          std::memcpy(&handle, buffer + handle_at, sizeof handle);
+          const size_t bytes_at = handle_at + offsetof(file_handle, f_handle);
+          if (bytes_at + handle.handle_bytes <= info + header.len) {
+            const auto* bytes = reinterpret_cast<const unsigned char*>(buffer + bytes_at);
+            const std::string name =
+                header.info_type == FAN_EVENT_INFO_TYPE_DFID_NAME
+                    ? std::string(buffer + bytes_at + handle.handle_bytes,
+                                  strnlen(buffer + bytes_at + handle.handle_bytes,
+                                          info + header.len - bytes_at - handle.handle_bytes))
+                    : std::string(".");
+            on_fanotify(meta.mask, handle_key(handle.handle_type, bytes, handle.handle_bytes),
+                        name);
+          }
         }
-        info += header->len;
+        info += header.len;
       }
+      at += meta.event_len;
     }
   }
 }
