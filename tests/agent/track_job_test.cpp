@@ -50,11 +50,20 @@ class TrackJob : public test::AgentHomeTest {
     ASSERT_EQ(first.state, JobState::kSucceeded) << first.error;
   }
 
+  // A watch runs until cancelled: one a failed test left running is cancelled here (an
+  // ended one ignores it), before the home it watched goes.
+  void TearDown() override {
+    for (const auto& id : watches_)
+      if (agent_) agent_->send(CancelJob{id});
+    test::AgentHomeTest::TearDown();
+  }
+
   // Starts the watch and waits until it reports itself armed (its first progress).
   void arm(Json spec = Json::object()) {
     if (!spec.contains("path")) spec["path"] = src_ + "/";
     spec["backend"] = backend_;
     agent_->send(StartJob{watch_id_, "track", spec.dump()});
+    watches_.push_back(watch_id_);
     for (;;) {
       auto m = agent_->next(20s);
       ASSERT_TRUE(m) << "the watch never armed";
@@ -147,7 +156,8 @@ class TrackJob : public test::AgentHomeTest {
 
   std::string backend_ = "inotify";
   std::string watch_id_ = "watch";
-  std::string watch_log_;  // the watch's lines until it armed
+  std::vector<std::string> watches_;  // every watch started
+  std::string watch_log_;             // the watch's lines until it armed
   std::string src_, dst_;
   std::unique_ptr<test::Agent> agent_;
   std::vector<std::string> log_;
