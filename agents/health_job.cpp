@@ -375,18 +375,6 @@ class Reporter {
   std::map<std::string, std::pair<std::string, std::string>> last_;
 };
 
-// True when a cancel signal is waiting on signal_fd (it is consumed).
-bool cancel_arrived(int signal_fd, int wait_ms) {
-  pollfd pfd{signal_fd, POLLIN, 0};
-  while (poll(&pfd, 1, wait_ms) < 0 && errno == EINTR) {
-  }
-  signalfd_siginfo info{};
-  bool cancelled = false;
-  while (read(signal_fd, &info, sizeof info) == sizeof info)
-    cancelled = cancelled || info.ssi_signo == SIGTERM || info.ssi_signo == SIGINT;
-  return cancelled;
-}
-
 // The job's end: state, error and the JSON summary of every target's last state.
 proto::JobFinished finish(const HealthSpec& spec, const std::vector<Observation>& targets,
                           Clock::time_point started, proto::JobState state, std::string error,

@@ -1,11 +1,13 @@
 #include "agents/runner.h"
 
 #include <fcntl.h>
+#include <poll.h>
 #include <signal.h>
 #include <sys/file.h>
 #include <sys/signalfd.h>
 #include <unistd.h>
 
+#include <cerrno>
 #include <cstdio>
 #include <cstring>
 
@@ -57,6 +59,17 @@ int cancel_signal_fd(std::string& error) {
   const int fd = signalfd(-1, &signals, SFD_CLOEXEC | SFD_NONBLOCK);
   if (fd < 0) error = std::string("cannot watch signals: ") + std::strerror(errno);
   return fd;
+}
+
+bool cancel_arrived(int signal_fd, int wait_ms) {
+  pollfd pfd{signal_fd, POLLIN, 0};
+  while (poll(&pfd, 1, wait_ms) < 0 && errno == EINTR) {
+  }
+  signalfd_siginfo info{};
+  bool cancelled = false;
+  while (read(signal_fd, &info, sizeof info) == sizeof info)
+    cancelled = cancelled || info.ssi_signo == SIGTERM || info.ssi_signo == SIGINT;
+  return cancelled;
 }
 
 bool JobContext::emit(proto::Message event) {

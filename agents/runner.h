@@ -64,6 +64,9 @@ proto::JobFinished cancelled_before_start(const JobContext& job);
 // A signalfd for the cancel signals the runner blocks (SIGTERM, SIGINT), for a kind that waits
 // in poll(); -1 with error set when it cannot be had.
 int cancel_signal_fd(std::string& error);
+// True when a cancel signal arrives on signal_fd within wait_ms (0: only one already waiting);
+// the signals read are consumed.
+bool cancel_arrived(int signal_fd, int wait_ms);
 
 // One job kind: its name, how to check a spec before claiming, how to run it.
 struct JobKind {

@@ -5,7 +5,6 @@
 #include <poll.h>
 #include <sys/file.h>
 #include <sys/inotify.h>
-#include <sys/signalfd.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -23,6 +22,7 @@
 #include "agents/change_watch.h"
 #include "agents/spec_fields.h"
 #include "agents/spool.h"
+#include "agents/sync_rsync.h"
 #include "agents/words.h"
 
 namespace cutpilot::agent {
@@ -80,15 +80,6 @@ proto::JobFinished succeeded(const JobContext& job, std::string result) {
   return done;
 }
 
-// True when a cancel signal is waiting on signal_fd (consumed).
-bool cancel_waiting(int signal_fd) {
-  signalfd_siginfo info{};
-  bool cancelled = false;
-  while (read(signal_fd, &info, sizeof info) == sizeof info)
-    cancelled = cancelled || info.ssi_signo == SIGTERM || info.ssi_signo == SIGINT;
-  return cancelled;
-}
-
 // The watch's answer to one seal request: the list first, then the JSON that points to it.
 bool answer_seal(const ChangeWatch& watch, const std::string& prefix, const std::string& id,
                  JobContext& job) {
@@ -105,10 +96,7 @@ bool answer_seal(const ChangeWatch& watch, const std::string& prefix, const std:
       if (st.st_nlink > 1) ++hard_linked;
     }
   }
-  std::string text;
-  for (const auto& name : list)
-    text += name + '\0';
-  if (!write_file_atomic(list_path, text, Durability::kAtomicOnly)) return false;
+  if (!sync_parts::write_name_list(list_path, list).empty()) return false;
   const Json answer = {{"complete", watch.complete()},
                        {"lost", watch.lost()},
                        {"paths", list.size()},
@@ -185,7 +173,7 @@ proto::JobFinished run_watch(const TrackSpec& spec, int signal_fd, JobContext& j
     if (poll(fds.data(), fds.size(), static_cast<int>(kProgressEvery.count())) < 0 &&
         errno != EINTR)
       return failed_result(job.job_id(), std::string("poll: ") + std::strerror(errno));
-    if (fds[0].revents && cancel_waiting(signal_fd)) break;
+    if (fds[0].revents && cancel_arrived(signal_fd, 0)) break;
     std::vector<std::string> requests;
     watch.drain(requests);
     if (!watch.complete() && !lost_told) {
@@ -269,7 +257,7 @@ proto::JobFinished run_seal(const TrackSpec& spec, int signal_fd, JobContext& jo
     if (access((dir + "/" + answer).c_str(), F_OK) == 0) break;
     pollfd fds[2] = {{fd, POLLIN, 0}, {signal_fd, POLLIN, 0}};
     poll(fds, 2, kSealLookEveryMs);
-    if (fds[1].revents && cancel_waiting(signal_fd)) {
+    if (fds[1].revents && cancel_arrived(signal_fd, 0)) {
       close(fd);
       proto::JobFinished done = failed_result(job.job_id(), "cancelled");
       done.state = proto::JobState::kCancelled;
