@@ -42,6 +42,7 @@ std::vector<std::string> pg_dump(const DbEndpoint& e, const DbCopyOptions& o) {
     args.push_back(a);
   if (!o.snapshot.empty()) args.push_back("--snapshot=" + o.snapshot);
   if (o.schema_only) args.push_back("--schema-only");
+  if (o.no_replication) args.insert(args.end(), {"--no-publications", "--no-subscriptions"});
   if (o.no_owner) args.push_back("--no-owner");
   if (o.no_privileges) args.push_back("--no-privileges");
   for (const auto& table : o.exclude_tables)

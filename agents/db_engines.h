@@ -27,7 +27,8 @@ struct DbCopyOptions {
   bool no_owner = false;
   bool no_privileges = false;
   std::vector<std::string> exclude_tables;  // "schema.table" or "table"
-  std::string snapshot;  // postgres: the exported snapshot the dump reads ("": its own)
+  bool no_replication = false;  // postgres: no publications and subscriptions in the dump
+  std::string snapshot;         // postgres: the exported snapshot the dump reads ("": its own)
 };
 
 // Database renames: each {from, to}, in order.

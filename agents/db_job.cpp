@@ -12,6 +12,7 @@
 
 #include "agents/command.h"
 #include "agents/db_engines.h"
+#include "agents/db_replicate.h"
 #include "agents/db_run.h"
 #include "agents/db_session.h"
 #include "agents/db_spec.h"
@@ -28,23 +29,6 @@ namespace {
 
 using Clock = std::chrono::steady_clock;
 using Json = nlohmann::json;
-
-// Row counts per table ("schema.table" -> count) from a count query's rows.
-std::map<std::string, uint64_t> counts_of(const std::vector<std::string>& rows) {
-  std::map<std::string, uint64_t> counts;
-  for (const auto& row : rows) {
-    const size_t bar = row.rfind('|');
-    if (bar != std::string::npos) counts[row.substr(0, bar)] = std::stoull(row.substr(bar + 1));
-  }
-  return counts;
-}
-
-bool excluded(const DbSpec& spec, const std::string& table) {
-  const std::string bare = table.substr(table.find('.') + 1);
-  for (const auto& x : spec.options.exclude_tables)
-    if (x == table || x == bare) return true;
-  return false;
-}
 
 // The moving part of a copy: what it reports as progress, never going backwards.
 struct Transfer {
@@ -414,13 +398,7 @@ proto::JobFinished copy(const DbSpec& spec, const Side& source, JobContext& job)
                  .front();
     if (!here) return abandon("counting rows in the copy " + error);
     const auto source_rows = counts_of(*there), target_rows = counts_of(*here);
-    std::vector<std::string> differ;
-    for (const auto& t : tables) {
-      const auto a = source_rows.find(t), b = target_rows.find(t);
-      const std::string left = a == source_rows.end() ? "missing" : std::to_string(a->second);
-      const std::string right = b == target_rows.end() ? "missing" : std::to_string(b->second);
-      if (left != right) differ.push_back(t + " " + left + " vs " + right);
-    }
+    const std::vector<std::string> differ = count_mismatches(tables, source_rows, target_rows);
     result["rows"] = source_rows;
     result["mismatches"] = differ;
     if (!differ.empty()) {
@@ -475,6 +453,19 @@ proto::JobFinished connections(const DbSpec& spec, const Side& side, JobContext&
 
 }  // namespace
 
+std::optional<proto::JobFinished> copy_schema(const DbSpec& spec, const Side& source,
+                                              const std::string& into, JobContext& job) {
+  DbSpec schema = spec;
+  schema.options.schema_only = true;
+  schema.options.format = "plain";
+  schema.options.no_replication = true;
+  Transfer transfer{schema, job};
+  Streaming streaming{spec.to, schema.options};
+  streaming.into.database = into;
+  streaming.dump_started = [] {};
+  return stream_copy(transfer, source, streaming);
+}
+
 bool validate_db_spec(std::string_view spec, std::string& error) {
   return parse_db_spec(spec, error).has_value();
 }
@@ -493,6 +484,9 @@ proto::JobFinished run_db(std::string_view text, JobContext& job) {
   if (spec->action == "connections") return connections(*spec, source, job);
   if (spec->action == "put-back") return put_back(*spec, job);
   if (spec->action == "drop-kept") return drop_kept(*spec, job);
+  if (spec->action == "replicate") return replicate(*spec, source, job);
+  if (spec->action == "catch-up") return catch_up(*spec, source, job);
+  if (spec->action == "detach") return detach(*spec, source, job);
   return copy(*spec, source, job);
 }
 

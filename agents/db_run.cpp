@@ -23,6 +23,35 @@ Command on(const Side& side, const DbEngine& engine, const DbEndpoint& e,
   return c;
 }
 
+bool excluded(const DbSpec& spec, const std::string& table) {
+  const std::string bare = table.substr(table.find('.') + 1);
+  for (const auto& x : spec.options.exclude_tables)
+    if (x == table || x == bare) return true;
+  return false;
+}
+
+std::map<std::string, uint64_t> counts_of(const std::vector<std::string>& rows) {
+  std::map<std::string, uint64_t> counts;
+  for (const auto& row : rows) {
+    const size_t bar = row.rfind('|');
+    if (bar != std::string::npos) counts[row.substr(0, bar)] = std::stoull(row.substr(bar + 1));
+  }
+  return counts;
+}
+
+std::vector<std::string> count_mismatches(const std::vector<std::string>& tables,
+                                          const std::map<std::string, uint64_t>& source,
+                                          const std::map<std::string, uint64_t>& target) {
+  std::vector<std::string> differ;
+  for (const auto& t : tables) {
+    const auto a = source.find(t), b = target.find(t);
+    const std::string left = a == source.end() ? "missing" : std::to_string(a->second);
+    const std::string right = b == target.end() ? "missing" : std::to_string(b->second);
+    if (left != right) differ.push_back(t + " " + left + " vs " + right);
+  }
+  return differ;
+}
+
 void Complaints::add(const std::string& line) {
   if (line.empty()) return;
   lines.push_back(line);

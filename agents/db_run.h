@@ -2,12 +2,14 @@
 // the last words of a failing tool, and running a few queries at once.
 #pragma once
 
+#include <map>
 #include <optional>
 #include <string>
 #include <vector>
 
 #include "agents/command.h"
 #include "agents/db_engines.h"
+#include "agents/db_spec.h"
 #include "agents/runner.h"
 
 namespace cutpilot::agent {
@@ -50,6 +52,18 @@ std::vector<std::optional<std::vector<std::string>>> run_queries(const std::vect
                                                                  const DbEngine& engine,
                                                                  JobContext& job,
                                                                  std::string& error);
+
+// Whether table ("schema.table") is one of spec's exclude_tables (named with or without
+// its schema).
+bool excluded(const DbSpec& spec, const std::string& table);
+// Row counts per table ("schema.table" -> count) from a count query's rows.
+std::map<std::string, uint64_t> counts_of(const std::vector<std::string>& rows);
+
+// The tables whose counts differ between the sides, as "schema.table 5 vs 4" ("missing" for
+// a table a side did not count).
+std::vector<std::string> count_mismatches(const std::vector<std::string>& tables,
+                                          const std::map<std::string, uint64_t>& source,
+                                          const std::map<std::string, uint64_t>& target);
 
 // A failed job with error as its message.
 proto::JobFinished fail(JobContext& job, std::string error);

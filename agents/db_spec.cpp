@@ -76,6 +76,8 @@ std::optional<DbSpec> parse_db_spec(std::string_view text, std::string& error) {
       {"jobs", count_field(spec.jobs)},
       {"compress", text_field(spec.compress, error, "compress")},
       {"run", text_field(spec.run, error, "run")},
+      {"publisher_host", text_field(spec.publisher_host, error, "publisher_host")},
+      {"replica_identity_full", flag_field(spec.replica_identity_full)},
   };
   if (!read_fields(j, "db", fields, error)) return std::nullopt;
   spec.engine = find_db_engine(engine);
@@ -97,8 +99,19 @@ std::optional<DbSpec> parse_db_spec(std::string_view text, std::string& error) {
     if (!j.contains("db")) error = "db connections needs \"db\"";
   } else if (spec.action == "put-back" || spec.action == "drop-kept") {
     if (!j.contains("to")) error = "db " + spec.action + " needs \"to\"";
+  } else if (spec.action == "replicate" || spec.action == "catch-up" || spec.action == "detach") {
+    if (!j.contains("from") || !j.contains("to"))
+      error = "a db " + spec.action + " needs \"from\" and \"to\"";
+    if (spec.engine->name != "postgres")
+      error = "db " + spec.action + " is for postgres only (mariadb: not yet)";
+    if (spec.action == "replicate" && spec.publisher_host.empty())
+      error =
+          "a db replicate needs \"publisher_host\" (where the target's server reaches the "
+          "source's)";
   } else {
-    error = "db \"action\" must be copy, connections, put-back or drop-kept";
+    error =
+        "db \"action\" must be copy, connections, put-back, drop-kept, replicate, catch-up "
+        "or detach";
   }
   if (spec.action != "connections" && spec.run.empty() && error.empty())
     error = "db " + spec.action + " needs \"run\" (it names the side and kept databases)";

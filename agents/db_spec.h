@@ -26,6 +26,9 @@ struct DbSpec {
   // The dump's stream from the source: none, gzip, zstd or auto (zstd where both hosts have
   // it, else gzip); with jobs > 1 the tunnel is compressed instead (ssh -C).
   std::string compress = "none";
+  // replicate: where the target's server reaches the source's (the subscription's host).
+  std::string publisher_host;
+  bool replica_identity_full = false;  // replicate: tables without a key get REPLICA IDENTITY FULL
   std::string run;  // the run's key: names the side and kept databases (db_swap.h)
 };
 // Parses and checks a db spec; nullopt with error set when it is not valid.

@@ -1,0 +1,679 @@
+#include "agents/db_replicate.h"
+
+#include <unistd.h>
+
+#include <algorithm>
+#include <chrono>
+#include <cstdio>
+#include <map>
+#include <nlohmann/json.hpp>
+#include <optional>
+#include <vector>
+
+#include "agents/db_session.h"
+#include "agents/db_swap.h"
+#include "agents/rate_meter.h"
+#include "agents/words.h"
+
+namespace cutpilot::agent {
+namespace {
+
+using Clock = std::chrono::steady_clock;
+using Json = nlohmann::json;
+
+const Side kHere{"target", {}};
+// How long a catch-up waits for the target by default, and between looks at the lag.
+constexpr uint64_t kCatchUpTimeoutMs = 5 * 60 * 1000;
+constexpr int kPollMs = 1000;
+constexpr std::string_view kStreaming = "streaming: ";
+
+std::string literal(std::string_view text) {
+  std::string out = "'";
+  for (char c : text)
+    out += c == '\'' ? std::string("''") : std::string(1, c);
+  return out + "'";
+}
+
+std::string ident(std::string_view text) {
+  std::string out = "\"";
+  for (char c : text)
+    out += c == '"' ? std::string("\"\"") : std::string(1, c);
+  return out + "\"";
+}
+
+// "schema.table" as a quoted SQL name.
+std::string table_name(const std::string& table) {
+  const size_t dot = table.find('.');
+  return ident(table.substr(0, dot)) + "." + ident(table.substr(dot + 1));
+}
+
+// A libpq connection value: quoted, with ' and \ escaped.
+std::string conn_value(std::string_view text) {
+  std::string out = "'";
+  for (char c : text) {
+    if (c == '\'' || c == '\\') out += '\\';
+    out += c;
+  }
+  return out + "'";
+}
+
+proto::JobFinished succeeded(JobContext& job, const Json& result) {
+  proto::JobFinished done = fail(job, "");
+  done.state = proto::JobState::kSucceeded;
+  done.exit_code = 0;
+  done.result = result.dump();
+  return done;
+}
+
+proto::JobFinished cancelled(JobContext& job, std::string why) {
+  proto::JobFinished done = fail(job, std::move(why));
+  done.state = proto::JobState::kCancelled;
+  return done;
+}
+
+// The job's sides and their databases.
+struct Ends {
+  const DbSpec& spec;
+  const Side& source;
+  JobContext& job;
+  SideNames names;
+  std::string name;  // publication, subscription and slot
+
+  // SQL on the source's database; nullopt with error set.
+  std::optional<std::vector<std::string>> on_source(const std::string& sql, std::string& error) {
+    return run_queries({{source, spec.from, spec.from.database, sql}}, *spec.engine, job, error)
+        .front();
+  }
+  // SQL on the target's server, in database (the maintenance database when "").
+  std::optional<std::vector<std::string>> on_target(const std::string& sql, std::string& error,
+                                                    std::string database = "") {
+    if (database.empty()) database = spec.engine->maintenance_db;
+    return run_queries({{kHere, spec.to, database, sql}}, *spec.engine, job, error).front();
+  }
+  // A client kept open on a side (its answers read with ask()).
+  DbSession session(bool on_source, const std::string& file) {
+    const DbEndpoint& e = on_source ? spec.from : spec.to;
+    const std::string db = on_source ? spec.from.database : names.side;
+    return DbSession(on(on_source ? source : kHere, *spec.engine, e, spec.engine->client(e, db)),
+                     job.dir() + "/" + file);
+  }
+};
+
+// Sends sql to a kept session and reads its rows; nullopt with error set ("cancelled" when a
+// cancel arrived).
+std::optional<std::vector<std::string>> ask(DbSession& session, const std::string& sql,
+                                            std::string& error) {
+  static constexpr std::string_view kMarker = "asked|cutpilot";
+  session.write(sql + "SELECT '" + std::string(kMarker) + "';\n");
+  return session.read_until(kMarker, Clock::now() + std::chrono::milliseconds(kQueryTimeoutMs),
+                            error);
+}
+
+std::vector<std::string> split(const std::string& row) {
+  std::vector<std::string> parts;
+  size_t at = 0;
+  for (size_t bar; (bar = row.find('|', at)) != std::string::npos; at = bar + 1)
+    parts.push_back(row.substr(at, bar - at));
+  parts.push_back(row.substr(at));
+  return parts;
+}
+
+uint64_t number(const std::string& text) {
+  return std::strtoull(text.c_str(), nullptr, 10);
+}
+
+// Removes the replication, whichever parts exist: the subscription (without reaching the
+// source: its slot is dropped below), the source's slot (its sender stopped first) and the
+// publication. What it removed, or nullopt with error set.
+std::optional<std::vector<std::string>> remove_replication(Ends& ends, std::string& error) {
+  std::vector<std::string> removed;
+  const std::string name = literal(ends.name);
+  const auto where = ends.on_target(
+      "SELECT d.datname FROM pg_subscription s JOIN pg_database d ON d.oid = s.subdbid WHERE "
+      "s.subname = " +
+          name + ";\n",
+      error);
+  if (!where) return std::nullopt;
+  if (!where->empty()) {
+    const std::string sub = ident(ends.name);
+    if (!ends.on_target("ALTER SUBSCRIPTION " + sub + " DISABLE;\nALTER SUBSCRIPTION " + sub +
+                            " SET (slot_name = NONE);\nDROP SUBSCRIPTION " + sub + ";\n",
+                        error, where->front()))
+      return std::nullopt;
+    removed.push_back("the subscription " + ends.name);
+  }
+  // The sender of a disabled subscription takes a moment to let go of the slot.
+  const auto slot = ends.on_source(
+      "SELECT 'slot|' || count(*) FROM pg_replication_slots WHERE slot_name = " + name +
+          ";\nDO $$BEGIN FOR i IN 1..300 LOOP PERFORM pg_terminate_backend(active_pid) FROM "
+          "pg_replication_slots WHERE slot_name = " +
+          name +
+          " AND active_pid IS NOT NULL; IF NOT EXISTS (SELECT FROM pg_replication_slots WHERE "
+          "slot_name = " +
+          name + " AND active) THEN PERFORM pg_drop_replication_slot(slot_name) FROM " +
+          "pg_replication_slots WHERE slot_name = " + name +
+          "; RETURN; END IF; PERFORM pg_sleep(0.1); END LOOP; RAISE EXCEPTION 'the replication "
+          "slot % is still in use after 30 s', " +
+          name +
+          "; END$$;\nSELECT 'publication|' || count(*) FROM pg_publication WHERE pubname = " +
+          name + ";\nSET client_min_messages = warning;\nDROP PUBLICATION IF EXISTS " +
+          ident(ends.name) + ";\n",
+      error);
+  if (!slot) return std::nullopt;
+  for (const auto& row : *slot) {
+    const auto parts = split(row);
+    if (parts.size() == 2 && parts[1] != "0")
+      removed.push_back("the " +
+                        std::string(parts[0] == "slot" ? "replication slot " : "publication ") +
+                        ends.name + " on the source");
+  }
+  return removed;
+}
+
+// Drops the side database, even while the subscription's worker that was just stopped is
+// still connected to it (WITH (FORCE) from PostgreSQL 13; before that it may be refused).
+void drop_side_now(Ends& ends) {
+  std::string error;
+  if (ends.on_target("SET client_min_messages = warning;\nSELECT 'DROP DATABASE IF EXISTS ' || "
+                     "quote_ident(" +
+                         literal(ends.names.side) +
+                         ") || CASE WHEN current_setting('server_version_num')::int >= 130000 "
+                         "THEN ' WITH (FORCE)' ELSE '' END\\gexec\n",
+                     error))
+    return;
+  ends.job.log(proto::Stream::kAgent, "could not drop the side database " + ends.names.side + " " +
+                                          error + " (a detach or the next attempt drops it)");
+}
+
+// Removes the replication and the side database (what a cancelled or detached replication
+// leaves); the words for the job's message.
+std::string tear_down(Ends& ends) {
+  std::string error;
+  const auto removed = remove_replication(ends, error);
+  if (!removed)
+    return "removing the replication failed (" + error +
+           "): detach it (db action "
+           "\"detach\") before the source's disk fills with the slot's WAL";
+  drop_side_now(ends);
+  std::string said = removed->empty() ? "no replication was left" : "removed " + listed(*removed);
+  ends.job.log(proto::Stream::kAgent, said + "; the side database " + ends.names.side +
+                                          " is dropped; the target database is unchanged");
+  return said;
+}
+
+// What keeps the source from being replicated ("" when nothing): every problem, named.
+std::string preflight(Ends& ends, std::vector<std::string>& tables,
+                      std::vector<std::string>& keyless, uint64_t& size) {
+  const DbSpec& spec = ends.spec;
+  std::string error;
+  const std::string schemas =
+      "n.nspname NOT IN ('pg_catalog', 'information_schema') AND n.nspname NOT LIKE 'pg_toast%'";
+  const std::string from = " FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace WHERE ";
+  const auto rows = ends.on_source(
+      "SELECT 'wal_level|' || current_setting('wal_level');\n"
+      "SELECT 'role|' || (rolsuper OR rolreplication) FROM pg_roles WHERE rolname = "
+      "current_user;\n"
+      "SELECT 'slots|' || current_setting('max_replication_slots') || '|' || count(*) FROM "
+      "pg_replication_slots;\n"
+      "SELECT 'senders|' || current_setting('max_wal_senders') || '|' || count(*) FROM "
+      "pg_stat_replication;\n"
+      "SELECT 'large|' || count(*) FROM pg_largeobject_metadata;\n"
+      "SELECT 'size|' || " +
+          std::string(spec.engine->size_sql.substr(7)) +
+          "SELECT 'table|' || n.nspname || '.' || c.relname" + from +
+          "c.relkind IN ('r', 'p') AND " + schemas +
+          " ORDER BY 1;\n"
+          "SELECT 'keyless|' || n.nspname || '.' || c.relname" +
+          from + "c.relkind = 'r' AND " + schemas +
+          " AND (c.relreplident = 'n' OR (c.relreplident = 'd' AND NOT EXISTS (SELECT FROM "
+          "pg_index i WHERE i.indrelid = c.oid AND i.indisprimary)) OR (c.relreplident = 'i' AND "
+          "NOT EXISTS (SELECT FROM pg_index i WHERE i.indrelid = c.oid AND i.indisreplident))) "
+          "ORDER BY 1;\n"
+          "SELECT 'unlogged|' || n.nspname || '.' || c.relname" +
+          from + "c.relkind = 'r' AND c.relpersistence = 'u' AND " + schemas + " ORDER BY 1;\n",
+      error);
+  if (!rows) return "looking at the source database " + error;
+  std::vector<std::string> problems, unlogged;
+  for (const auto& row : *rows) {
+    const auto p = split(row);
+    const std::string& what = p[0];
+    if (what == "wal_level" && p.size() > 1 && p[1] != "logical")
+      problems.push_back("wal_level is " + p[1] +
+                         " on the source; logical replication needs wal_level = logical (ALTER "
+                         "SYSTEM SET wal_level = logical, then restart the server)");
+    if (what == "role" && p.size() > 1 && p[1] != "true")
+      problems.push_back("the user " +
+                         (spec.from.user.empty() ? std::string("connecting") : spec.from.user) +
+                         " may not replicate: it needs the REPLICATION attribute (ALTER ROLE ... "
+                         "REPLICATION) or superuser");
+    if ((what == "slots" || what == "senders") && p.size() > 2 && number(p[2]) >= number(p[1]))
+      problems.push_back(
+          std::string(what == "slots" ? "max_replication_slots" : "max_wal_senders") + " is " +
+          p[1] + " on the source and " + p[2] +
+          " are in use: the replication needs one more (raise it, then restart "
+          "the server)");
+    if (what == "large" && p.size() > 1 && p[1] != "0")
+      problems.push_back("the source holds " + counted(number(p[1]), "large object") +
+                         ", which logical replication does not carry (copy the database instead)");
+    if (what == "size" && p.size() > 1) size = number(p[1]);
+    if (p.size() < 2 || excluded(spec, p[1])) continue;
+    if (what == "table") tables.push_back(p[1]);
+    if (what == "keyless") keyless.push_back(p[1]);
+    if (what == "unlogged") unlogged.push_back(p[1]);
+  }
+  if (!keyless.empty() && !spec.replica_identity_full)
+    problems.push_back(counted(keyless.size(), "table") +
+                       " without a primary key or replica "
+                       "identity, whose updates and deletes cannot be replicated: " +
+                       listed(keyless) +
+                       " (add a primary key, exclude the table, or set "
+                       "replica_identity_full = true)");
+  if (!unlogged.empty())
+    problems.push_back(counted(unlogged.size(), "unlogged table") +
+                       ", which logical replication does not carry: " + listed(unlogged) +
+                       " (exclude them or make them logged)");
+  std::string out;
+  for (const auto& p : problems)
+    out += (out.empty() ? "" : "; ") + p;
+  return out;
+}
+
+// The lag the target is behind the source, in words: "1.2 MiB behind (0.4 s)".
+std::string lag_words(uint64_t bytes, double seconds) {
+  if (bytes == 0) return "caught up";
+  char s[32];
+  std::snprintf(s, sizeof s, "%.1f s", seconds);
+  return human_bytes(bytes) + " behind (" + s + ")";
+}
+
+// The first copy: until every table of the subscription is ready. The failure, or nullopt.
+std::optional<proto::JobFinished> first_copy(Ends& ends, DbSession& target, uint64_t size,
+                                             size_t tables, int cancel_fd, uint64_t& copied) {
+  JobContext& job = ends.job;
+  RateMeter rate;
+  const std::string sql =
+      "SELECT count(*) FILTER (WHERE r.srsubstate = 'r') || '|' || count(*) || '|' || "
+      "pg_database_size(current_database()) || '|' || coalesce(max(st.sync_error_count), 0) "
+      "FROM pg_subscription s LEFT JOIN pg_subscription_rel r ON r.srsubid = s.oid LEFT JOIN "
+      "pg_stat_subscription_stats st ON st.subid = s.oid WHERE s.subname = " +
+      literal(ends.name) + ";\n";
+  for (;;) {
+    std::string error;
+    const auto rows = ask(target, sql, error);
+    if (!rows || rows->empty())
+      return error == "cancelled" ? cancelled(job, "cancelled: " + tear_down(ends))
+                                  : fail(job, "following the first copy on the target: " + error +
+                                                  "; " + tear_down(ends));
+    const auto p = split(rows->front());
+    const uint64_t ready = number(p[0]), listed_tables = number(p[1]);
+    copied = std::max(copied, number(p[2]));
+    if (p.size() > 3 && number(p[3]) > 0)
+      return fail(job, "the first copy of a table failed on the target " + p[3] +
+                           " time(s) (the target server's log says why; a target table that "
+                           "already holds rows is the usual cause); " +
+                           tear_down(ends));
+    job.progress(proto::Progress{"", 0, copied, std::max(size, copied), rate.update(copied), ready,
+                                 std::max<uint64_t>(listed_tables, tables),
+                                 "first copy: " + std::to_string(ready) + " of " +
+                                     std::to_string(listed_tables) + " tables ready"});
+    if (ready == listed_tables && listed_tables >= tables) return std::nullopt;
+    if (cancel_arrived(cancel_fd, kPollMs)) return cancelled(job, "cancelled: " + tear_down(ends));
+  }
+}
+
+}  // namespace
+
+std::string replication_name(const DbSpec& spec) {
+  std::string name = "cutpilot_";
+  for (char c : spec.to.database + "_" + spec.run)
+    name += (c >= 'A' && c <= 'Z')                               ? static_cast<char>(c - 'A' + 'a')
+            : ((c >= 'a' && c <= 'z') || (c >= '0' && c <= '9')) ? c
+                                                                 : '_';
+  if (name.size() <= 63) return name;
+  uint32_t hash = 2166136261u;  // FNV-1a of the whole name: a cut name stays one's own
+  for (unsigned char c : name)
+    hash = (hash ^ c) * 16777619u;
+  char mark[10];
+  std::snprintf(mark, sizeof mark, "_%08x", hash);
+  return name.substr(0, 63 - 9) + mark;
+}
+
+proto::JobFinished replicate(const DbSpec& spec, const Side& source, JobContext& job) {
+  if (job.cancel_requested()) return cancelled_before_start(job);
+  Ends ends{spec, source, job, side_names(*spec.engine, spec.to.database, spec.run),
+            replication_name(spec)};
+  std::string error;
+  // What an earlier attempt of this run left goes first: its subscription holds the side
+  // database, its slot the source's WAL.
+  if (!remove_replication(ends, error))
+    return fail(job, "removing an earlier attempt's replication " + error);
+  std::vector<std::string> tables, keyless;
+  uint64_t size = 0;
+  const std::string refused = preflight(ends, tables, keyless, size);
+  if (!refused.empty())
+    return fail(job, "the source database " + spec.from.database +
+                         " cannot be replicated: " + refused + "; nothing was changed");
+  job.log(proto::Stream::kAgent, "preflight passed: " + counted(tables.size(), "table") + ", " +
+                                     human_bytes(size) + " on the source");
+  bool target_exists = false;
+  const std::string unready = prepare_side(spec, ends.names, target_exists, job);
+  if (!unready.empty()) return fail(job, unready);
+  int cancel_fd = cancel_signal_fd(error);
+  if (cancel_fd < 0) return fail(job, error + "; " + tear_down(ends));
+  struct Closer {
+    int fd;
+    ~Closer() { close(fd); }
+  } closer{cancel_fd};
+  if (!keyless.empty()) {
+    std::string sql;
+    for (const auto& t : keyless)
+      sql += "ALTER TABLE " + table_name(t) + " REPLICA IDENTITY FULL;\n";
+    if (!ends.on_source(sql, error))
+      return fail(job,
+                  "setting REPLICA IDENTITY FULL on the source " + error + "; " + tear_down(ends));
+    job.log(proto::Stream::kAgent, "REPLICA IDENTITY FULL set on the source for " +
+                                       listed(keyless) + " (replica_identity_full = true)");
+  }
+  if (auto failed = copy_schema(spec, source, ends.names.side, job)) {
+    failed->error += "; " + tear_down(ends);
+    return *failed;
+  }
+  std::string publish = "CREATE PUBLICATION " + ident(ends.name);
+  for (size_t i = 0; i < tables.size(); ++i)
+    publish += (i ? ", " : " FOR TABLE ") + table_name(tables[i]);
+  if (!ends.on_source(publish + ";\n", error))
+    return fail(job, "creating the publication on the source " + error + "; " + tear_down(ends));
+  std::string conn = "host=" + conn_value(spec.publisher_host) +
+                     " port=" + std::to_string(spec.from.port ? spec.from.port : 5432) +
+                     " dbname=" + conn_value(spec.from.database);
+  if (!spec.from.user.empty()) conn += " user=" + conn_value(spec.from.user);
+  if (!spec.from.password.empty()) conn += " password=" + conn_value(spec.from.password);
+  if (!ends.on_target("CREATE SUBSCRIPTION " + ident(ends.name) + " CONNECTION " + literal(conn) +
+                          " PUBLICATION " + ident(ends.name) + " WITH (copy_data = true);\n",
+                      error, ends.names.side))
+    return fail(job,
+                "creating the subscription on the target (its server connects to the "
+                "source's at " +
+                    spec.publisher_host + ") " + error + "; " + tear_down(ends));
+  job.log(proto::Stream::kAgent, "replicating " + counted(tables.size(), "table") + " into " +
+                                     ends.names.side + " (publication and subscription " +
+                                     ends.name + ")");
+  DbSession target = ends.session(false, "target-session.log");
+  uint64_t copied = 0;
+  if (auto failed = first_copy(ends, target, size, tables.size(), cancel_fd, copied))
+    return *failed;
+  job.log(proto::Stream::kAgent, "the first copy is done; streaming the source's changes");
+  DbSession lag = ends.session(true, "source-session.log");
+  const std::string lag_sql =
+      "SELECT pg_wal_lsn_diff(pg_current_wal_lsn(), confirmed_flush_lsn)::bigint || '|' || "
+      "coalesce(extract(epoch FROM (SELECT max(replay_lag) FROM pg_stat_replication WHERE "
+      "application_name = " +
+      literal(ends.name) +
+      ")), 0) FROM pg_replication_slots WHERE slot_name = " + literal(ends.name) + ";\n";
+  const std::string sub_sql =
+      "SELECT subenabled || '|' || coalesce((SELECT apply_error_count FROM "
+      "pg_stat_subscription_stats WHERE subid = s.oid), 0) FROM pg_subscription s WHERE subname "
+      "= " +
+      literal(ends.name) + ";\n";
+  uint64_t apply_errors = 0;
+  for (bool first = true;; first = false) {
+    const auto slot = ask(lag, lag_sql, error);
+    const auto sub = slot ? ask(target, sub_sql, error) : std::nullopt;
+    if (!slot || !sub) {
+      if (error == "cancelled") return cancelled(job, "cancelled: " + tear_down(ends));
+      return fail(job, "following the replication: " + error +
+                           " (the replication is left as it is: a catch-up or a detach ends it)");
+    }
+    if (slot->empty() || sub->empty()) {
+      job.log(proto::Stream::kAgent,
+              "the replication was removed (by a catch-up or a detach): nothing left to follow");
+      return succeeded(job, {{"detached", true}, {"name", ends.name}});
+    }
+    const auto s = split(slot->front()), t = split(sub->front());
+    const uint64_t behind = number(s[0]);
+    const double seconds = s.size() > 1 ? std::strtod(s[1].c_str(), nullptr) : 0;
+    if (t.size() > 1 && number(t[1]) > apply_errors) {
+      apply_errors = number(t[1]);
+      job.log(proto::Stream::kAgent, "the target failed to apply a change " + t[1] +
+                                         " time(s) (the target server's log says why); it "
+                                         "retries");
+    }
+    job.progress(proto::Progress{"", 0, copied, std::max(size, copied), 0, tables.size(),
+                                 tables.size(),
+                                 std::string(kStreaming) + lag_words(behind, seconds) +
+                                     (t[0] == "true" ? "" : " (the subscription is disabled)")});
+    if (first) job.flush_progress();
+    if (cancel_arrived(cancel_fd, kPollMs)) return cancelled(job, "cancelled: " + tear_down(ends));
+  }
+}
+
+proto::JobFinished detach(const DbSpec& spec, const Side& source, JobContext& job) {
+  Ends ends{spec, source, job, side_names(*spec.engine, spec.to.database, spec.run),
+            replication_name(spec)};
+  std::string error;
+  const auto removed = remove_replication(ends, error);
+  if (!removed) return fail(job, "removing the replication " + error);
+  drop_side_now(ends);
+  job.log(proto::Stream::kAgent, (removed->empty() ? std::string("no replication was left")
+                                                   : "removed " + listed(*removed)) +
+                                     "; the side database " + ends.names.side + " is dropped");
+  return succeeded(job, {{"removed", *removed}});
+}
+
+namespace {
+
+// "schema.table|columns" rows of every table's columns on a side, as a map.
+const std::string kColumnsSql =
+    "SELECT n.nspname || '.' || c.relname || '|' || string_agg(a.attname || ' ' || "
+    "format_type(a.atttypid, a.atttypmod), ', ' ORDER BY a.attnum) FROM pg_attribute a JOIN "
+    "pg_class c ON c.oid = a.attrelid JOIN pg_namespace n ON n.oid = c.relnamespace WHERE "
+    "c.relkind IN ('r', 'p') AND a.attnum > 0 AND NOT a.attisdropped AND n.nspname NOT IN "
+    "('pg_catalog', 'information_schema') AND n.nspname NOT LIKE 'pg_toast%' GROUP BY n.nspname, "
+    "c.relname ORDER BY 1;\n";
+
+std::map<std::string, std::string> columns_of(const DbSpec& spec,
+                                              const std::vector<std::string>& rows) {
+  std::map<std::string, std::string> out;
+  for (const auto& row : rows) {
+    const size_t bar = row.find('|');
+    if (bar != std::string::npos && !excluded(spec, row.substr(0, bar)))
+      out[row.substr(0, bar)] = row.substr(bar + 1);
+  }
+  return out;
+}
+
+// The tables whose schema differs between the sides, in words ("" when none).
+std::string schema_changes(const DbSpec& spec, const std::vector<std::string>& source_rows,
+                           const std::vector<std::string>& target_rows) {
+  const auto there = columns_of(spec, source_rows), here = columns_of(spec, target_rows);
+  std::vector<std::string> changed;
+  for (const auto& [table, columns] : there) {
+    const auto it = here.find(table);
+    if (it == here.end())
+      changed.push_back(table + " (new on the source)");
+    else if (it->second != columns)
+      changed.push_back(table + " (columns on the source: " + columns +
+                        "; on the target: " + it->second + ")");
+  }
+  for (const auto& [table, columns] : here)
+    if (!there.count(table)) changed.push_back(table + " (gone from the source)");
+  return changed.empty() ? "" : listed(changed);
+}
+
+}  // namespace
+
+proto::JobFinished catch_up(const DbSpec& spec, const Side& source, JobContext& job) {
+  if (job.cancel_requested()) return cancelled_before_start(job);
+  const auto started = Clock::now();
+  const DbEngine& engine = *spec.engine;
+  Ends ends{spec, source, job, side_names(engine, spec.to.database, spec.run),
+            replication_name(spec)};
+  std::string error;
+  const std::string unchanged = "; the target database is unchanged";
+  const auto where = ends.on_target(
+      "SELECT d.datname FROM pg_subscription s JOIN pg_database d ON d.oid = s.subdbid WHERE "
+      "s.subname = " +
+          literal(ends.name) +
+          ";\nSELECT 'present|' || count(*) FROM pg_database WHERE datname = " +
+          literal(spec.to.database) + ";\n" + engine.connections_sql(spec.to.database),
+      error);
+  if (!where) return fail(job, "looking at the target " + error + unchanged);
+  bool subscribed = false, target_exists = false;
+  std::vector<std::string> clients;
+  for (const auto& row : *where) {
+    if (row == ends.names.side)
+      subscribed = true;
+    else if (row.starts_with("present|"))
+      target_exists = row != "present|0";
+    else
+      clients.push_back(row);
+  }
+  if (!subscribed)
+    return fail(job, "there is no replication of " + spec.from.database + " into " +
+                         ends.names.side + " to catch up (no subscription " + ends.name +
+                         " on the target): the replicate step has not set it up in this run, "
+                         "or it was removed" +
+                         unchanged);
+  if (!target_exists && !spec.create)
+    return fail(job, "the target database " + spec.to.database +
+                         " does not exist (create = true makes it)" + unchanged);
+  if (target_exists && !clients.empty())
+    return fail(job, counted(clients.size(), "client") + " connected to the target database " +
+                         spec.to.database + ": " + listed_clients(clients) +
+                         "; cutpilot does not disconnect them: stop them and retry" + unchanged);
+  // DDL is not replicated: a table changed on the source since would lose rows or fail.
+  auto schemas = run_queries({{source, spec.from, spec.from.database, kColumnsSql},
+                              {kHere, spec.to, ends.names.side,
+                               kColumnsSql +
+                                   "SELECT 'unready|' || count(*) FROM pg_subscription_rel r JOIN "
+                                   "pg_subscription s ON s.oid = r.srsubid WHERE s.subname = " +
+                                   literal(ends.name) + " AND r.srsubstate <> 'r';\n"}},
+                             engine, job, error);
+  if (!schemas[0] || !schemas[1]) return fail(job, "comparing the schemas " + error + unchanged);
+  std::vector<std::string> target_rows;
+  for (const auto& row : *schemas[1]) {
+    if (row.starts_with("unready|") && row != "unready|0")
+      return fail(job, "the replication's first copy has not finished (" + row.substr(8) +
+                           " tables not ready)" + unchanged);
+    if (!row.starts_with("unready|")) target_rows.push_back(row);
+  }
+  const std::string changed = schema_changes(spec, *schemas[0], target_rows);
+  if (!changed.empty())
+    return fail(job,
+                "the source's schema changed while it was replicated (DDL is not "
+                "replicated): " +
+                    changed + "; the replication goes on" + unchanged);
+  int cancel_fd = cancel_signal_fd(error);
+  if (cancel_fd < 0) return fail(job, error + unchanged);
+  struct Closer {
+    int fd;
+    ~Closer() { close(fd); }
+  } closer{cancel_fd};
+  // Everything the source has written up to now (its writers stopped before this step).
+  DbSession lag = ends.session(true, "source-session.log");
+  const auto position = ask(lag, "SELECT pg_current_wal_lsn();\n", error);
+  if (!position || position->empty())
+    return fail(job, "reading the source's WAL position: " + error + unchanged);
+  const std::string lsn = position->front();
+  const std::string behind_sql = "SELECT greatest(pg_wal_lsn_diff(" + literal(lsn) +
+                                 ", confirmed_flush_lsn), 0)::bigint FROM pg_replication_slots "
+                                 "WHERE slot_name = " +
+                                 literal(ends.name) + ";\n";
+  const uint64_t wait_ms = spec.timeout_ms ? spec.timeout_ms : kCatchUpTimeoutMs;
+  const auto deadline = Clock::now() + std::chrono::milliseconds(wait_ms);
+  uint64_t gap = 0, done_bytes = 0;
+  for (bool first = true;; first = false) {
+    const auto rows = ask(lag, behind_sql, error);
+    if (!rows)
+      return error == "cancelled" ? cancelled(job, "cancelled; the replication goes on" + unchanged)
+                                  : fail(job, "following the catch-up: " + error + unchanged);
+    if (rows->empty())
+      return fail(job,
+                  "the replication slot " + ends.name + " is gone from the source" + unchanged);
+    const uint64_t behind = number(rows->front());
+    if (first) gap = behind;
+    done_bytes = std::max(done_bytes, gap > behind ? gap - behind : 0);
+    job.progress(proto::Progress{"", 0, done_bytes, gap, 0, 0, std::nullopt,
+                                 "catching up to " + lsn + ": " + lag_words(behind, 0)});
+    if (behind == 0) break;
+    if (Clock::now() >= deadline)
+      return fail(job, "the target did not catch up with the source within " +
+                           std::to_string(wait_ms / 1000) + " s (" + human_bytes(behind) +
+                           " behind " + lsn + "); the replication goes on" + unchanged);
+    if (cancel_arrived(cancel_fd, 50))
+      return cancelled(job, "cancelled; the replication goes on" + unchanged);
+  }
+  const double waited = std::chrono::duration<double>(Clock::now() - started).count();
+  job.log(proto::Stream::kAgent, "the target applied everything the source wrote up to " + lsn);
+  // Sequences do not replicate: each is set to the source's value.
+  const std::string sequences_sql =
+      "SELECT schemaname || '.' || sequencename || '|' || coalesce(last_value::text, '') FROM "
+      "pg_sequences ORDER BY 1;\n";
+  auto seqs = run_queries({{source, spec.from, spec.from.database, sequences_sql},
+                           {kHere, spec.to, ends.names.side, sequences_sql}},
+                          engine, job, error);
+  if (!seqs[0] || !seqs[1]) return fail(job, "reading the sequences " + error + unchanged);
+  std::map<std::string, std::string> present;
+  for (const auto& row : *seqs[1])
+    present[row.substr(0, row.rfind('|'))] = "";
+  std::string set_sql;
+  size_t set = 0;
+  for (const auto& row : *seqs[0]) {
+    const size_t bar = row.rfind('|');
+    const std::string name = row.substr(0, bar), value = row.substr(bar + 1);
+    if (value.empty() || !present.count(name)) continue;
+    set_sql += "SELECT setval(" + literal(table_name(name)) + ", " + value + ", true);\n";
+    ++set;
+  }
+  if (!set_sql.empty() && !ends.on_target(set_sql, error, ends.names.side))
+    return fail(job, "setting the sequences on the target " + error + unchanged);
+  job.log(proto::Stream::kAgent, counted(set, "sequence") + " set to the source's values");
+  // Row counts, one snapshot per side.
+  const auto tables = ends.on_source(std::string(engine.tables_sql), error);
+  if (!tables) return fail(job, "listing the source's tables " + error + unchanged);
+  std::string count_sql =
+      "BEGIN ISOLATION LEVEL REPEATABLE READ, READ ONLY;\n" + std::string(engine.count_preamble);
+  std::vector<std::string> counted_tables;
+  for (const auto& t : *tables)
+    if (!excluded(spec, t)) {
+      counted_tables.push_back(t);
+      count_sql += engine.count_sql(t);
+    }
+  count_sql += "COMMIT;\n";
+  auto counts = run_queries({{source, spec.from, spec.from.database, count_sql},
+                             {kHere, spec.to, ends.names.side, count_sql}},
+                            engine, job, error);
+  if (!counts[0] || !counts[1]) return fail(job, "counting rows " + error + unchanged);
+  const auto there = counts_of(*counts[0]), here = counts_of(*counts[1]);
+  const std::vector<std::string> differ = count_mismatches(counted_tables, there, here);
+  Json result = {{"database", spec.to.database},
+                 {"lsn", lsn},
+                 {"waited_s", waited},
+                 {"sequences", set},
+                 {"rows", there},
+                 {"mismatches", differ},
+                 {"tables", counted_tables.size()}};
+  if (!differ.empty()) {
+    proto::JobFinished done =
+        fail(job, "row counts differ (source vs replica) in " + counted(differ.size(), "table") +
+                      ": " + listed(differ) +
+                      " (are the writers stopped?); the replication goes "
+                      "on, retry once nothing writes" +
+                      unchanged);
+    done.result = result.dump();
+    return done;
+  }
+  job.log(proto::Stream::kAgent, "row counts equal in " + counted(counted_tables.size(), "table"));
+  const auto removed = remove_replication(ends, error);
+  if (!removed) return fail(job, "removing the replication " + error + unchanged);
+  job.log(proto::Stream::kAgent, "removed " + listed(*removed));
+  const std::string refused = swap_into_place(spec, ends.names, target_exists, job);
+  if (!refused.empty())
+    return fail(job, refused + "; the replication is removed and the whole copy stays in " +
+                         ends.names.side + unchanged);
+  result["kept"] = target_exists ? Json(ends.names.kept) : Json(nullptr);
+  result["seconds"] = std::chrono::duration<double>(Clock::now() - started).count();
+  return succeeded(job, result);
+}
+
+}  // namespace cutpilot::agent

@@ -1,0 +1,212 @@
+// PostgreSQL logical replication through real SSH between lab hosts (the source's cluster
+// started with wal_level = logical): the replicate job's preflight, first copy and lag while
+// pgbench writes; the catch-up's wait, sequences, counts and swap; what a cancel, a detach and
+// a schema change leave behind (no slot, no subscription, no publication).
+#include <gtest/gtest.h>
+#include <sys/xattr.h>
+
+#include "tests/transport/db_lab.h"
+
+namespace cutpilot::transport {
+namespace {
+
+using namespace db_lab;
+
+class PgReplicate : public test::PeerLab {
+ protected:
+  void SetUp() override {
+    test::PeerLab::SetUp();
+    if (HasFatalFailure()) return;
+    ASSERT_TRUE(lab_.run("postgres", {"--logical", "source"})) << lab_.log_tail();
+    ASSERT_TRUE(lab_.run("postgres", {"target"})) << lab_.log_tail();
+    for (const char* host : {"source", "target"}) {
+      pg_[host] = env_file(lab_.host_dir(host) + "/postgres.env");
+      psql(host, "postgres",
+           std::string("CREATE ROLE mover LOGIN SUPERUSER PASSWORD '") + kSecret + "'");
+    }
+    link_hosts();
+    psql("source", "postgres", "CREATE DATABASE shop");
+    ASSERT_EQ(pgbench("-q -i -s 2"), 0);
+    psql("source", "shop", "CREATE TABLE orders (id serial PRIMARY KEY, note text)");
+    psql("source", "shop", "INSERT INTO orders (note) SELECT 'before' FROM generate_series(1, 50)");
+  }
+  std::string psql(const std::string& host, const std::string& db, const std::string& sql) {
+    auto& e = pg_[host];
+    return sh(e["PGBIN"] + "/psql -X -At -h " + e["PGHOST"] + " -p " + e["PGPORT"] +
+              " -U postgres -d " + db + " -c \"" + sql + "\"");
+  }
+  int pgbench(const std::string& args) {
+    auto& e = pg_["source"];
+    return std::system((e["PGBIN"] + "/pgbench " + args + " -h " + e["PGHOST"] + " -p " +
+                        e["PGPORT"] + " -U postgres shop >/dev/null 2>&1")
+                           .c_str());
+  }
+  Json endpoint(const std::string& host, const std::string& db) {
+    return {{"host", "127.0.0.1"}, {"port", std::stoi(pg_[host]["PGPORT"])},
+            {"database", db},      {"user", "mover"},
+            {"password", kSecret}, {"bin_dir", pg_[host]["PGBIN"]}};
+  }
+  Json spec(const std::string& action) {
+    return {{"engine", "postgres"},
+            {"action", action},
+            {"peer", peer()},
+            {"from", endpoint("source", "shop")},
+            {"to", endpoint("target", "shop")},
+            {"create", true},
+            {"run", kRun},
+            {"publisher_host", "127.0.0.1"},
+            {"replica_identity_full", true}};
+  }
+  // Runs the fleet until done says so (or 120 s), collecting every job's events.
+  bool pump(const std::function<bool()>& done) {
+    std::vector<JobEvent> out;
+    return fleet_.run_until(
+        [&](const std::vector<HostEvent>& happened) {
+          for (const auto& e : happened)
+            tracker_.handle(e, out);
+          for (auto& e : out)
+            events_[e.job_id].push_back(std::move(e.message));
+          out.clear();
+          return done();
+        },
+        std::chrono::seconds(120));
+  }
+  // The job's latest progress detail ("" before any).
+  std::string detail(const std::string& id) {
+    std::string last;
+    for (const auto& m : events_[id])
+      if (const auto* p = std::get_if<proto::Progress>(&m)) last = p->detail;
+    return last;
+  }
+  // Starts the replicate job and runs until it streams.
+  void replicating(const std::string& id, Json edit = Json::object()) {
+    Json s = spec("replicate");
+    s.update(edit);
+    tracker_.start("target", {id, "db", s.dump()});
+    ASSERT_TRUE(pump([&] { return detail(id).starts_with("streaming") || tracker_.done(id); }))
+        << lines(events_[id]);
+    ASSERT_TRUE(detail(id).starts_with("streaming")) << finished(events_[id]).error << "\n"
+                                                     << lines(events_[id]);
+  }
+  // What replication objects remain: slots and publications on the source, subscriptions
+  // on the target ("0 0 0" when none).
+  std::string leftovers() {
+    auto trim = [](std::string s) { return s.substr(0, s.find('\n')); };
+    return trim(psql("source", "shop", "SELECT count(*) FROM pg_replication_slots")) + " " +
+           trim(psql("source", "shop", "SELECT count(*) FROM pg_publication")) + " " +
+           trim(psql("target", "postgres", "SELECT count(*) FROM pg_subscription"));
+  }
+  std::map<std::string, std::vector<proto::Message>> events_;
+  std::map<std::string, std::map<std::string, std::string>> pg_;
+};
+
+TEST_F(PgReplicate, WritesDuringReplicationArriveAndTheCatchUpPutsAWholeCopyInPlace) {
+  replicating("rep-1");
+  EXPECT_EQ(leftovers(), "1 1 1");
+  // The service goes on writing while the replica streams.
+  ASSERT_EQ(pgbench("-c 2 -t 200"), 0);
+  psql("source", "shop", "INSERT INTO orders (note) SELECT 'during' FROM generate_series(1, 25)");
+  // The writers stop; the catch-up.
+  tracker_.start("target", {"catch-1", "db", spec("catch-up").dump()});
+  ASSERT_TRUE(pump([&] { return tracker_.done("catch-1") && tracker_.done("rep-1"); }));
+  const proto::JobFinished& done = finished(events_["catch-1"]);
+  ASSERT_EQ(done.state, proto::JobState::kSucceeded) << done.error << "\n"
+                                                     << lines(events_["catch-1"]);
+  const Json result = Json::parse(done.result);
+  EXPECT_TRUE(result["mismatches"].empty());
+  EXPECT_EQ(result["rows"]["public.pgbench_history"], 400);
+  EXPECT_EQ(result["rows"]["public.orders"], 75);
+  EXPECT_GE(result["sequences"].get<int>(), 1);
+  for (const char* table : {"pgbench_accounts", "pgbench_history", "orders"})
+    EXPECT_EQ(psql("target", "shop", std::string("SELECT count(*) FROM ") + table),
+              psql("source", "shop", std::string("SELECT count(*) FROM ") + table))
+        << table;
+  // An insert on the target after cutover gets an id after the source's last.
+  EXPECT_TRUE(psql("target", "shop", "INSERT INTO orders (note) VALUES ('after') RETURNING id")
+                  .starts_with("76\n"));
+  EXPECT_EQ(leftovers(), "0 0 0");
+  // The replicate job saw its replication go and ended by itself.
+  EXPECT_EQ(finished(events_["rep-1"]).state, proto::JobState::kSucceeded)
+      << finished(events_["rep-1"]).error;
+  // The password is in no event.
+  for (const auto& [id, events] : events_)
+    EXPECT_EQ(lines(events).find(kSecret), std::string::npos) << id;
+}
+
+TEST_F(PgReplicate, CancelledMidReplicationLeavesNoSlotSubscriptionPublicationOrSideDatabase) {
+  replicating("rep-2");
+  ASSERT_TRUE(tracker_.cancel("rep-2"));
+  ASSERT_TRUE(pump([&] { return tracker_.done("rep-2"); }));
+  EXPECT_EQ(finished(events_["rep-2"]).state, proto::JobState::kCancelled);
+  EXPECT_EQ(leftovers(), "0 0 0");
+  EXPECT_EQ(
+      psql("target", "postgres", "SELECT count(*) FROM pg_database WHERE datname LIKE 'shop%'"),
+      "0\n");
+}
+
+TEST_F(PgReplicate, AKilledReplicateJobsLeftoversGoWithADetach) {
+  replicating("rep-3");
+  // The job's runner dies (as on a host's restart); its psql clients end with it.
+  char note[64] = {};
+  const std::string spool = lab_.host_dir("target") + "/home/.cache/cutpilot/jobs/rep-3";
+  ASSERT_GT(getxattr(spool.c_str(), "user.cutpilot.runner", note, sizeof note - 1), 0);
+  const pid_t runner = static_cast<pid_t>(std::stol(note));
+  ASSERT_EQ(::kill(runner, SIGKILL), 0);
+  // Gone, or a zombie its parent has yet to reap.
+  while (::kill(runner, 0) == 0 &&
+         sh("grep -s '^State:.*Z' /proc/" + std::to_string(runner) + "/status").empty()) {
+  }
+  EXPECT_EQ(leftovers().substr(0, 1), "1") << "the slot outlives the killed job";
+  tracker_.start("target", {"detach-3", "db", spec("detach").dump()});
+  ASSERT_TRUE(pump([&] { return tracker_.done("detach-3"); }));
+  EXPECT_EQ(finished(events_["detach-3"]).state, proto::JobState::kSucceeded)
+      << finished(events_["detach-3"]).error;
+  EXPECT_EQ(leftovers(), "0 0 0");
+}
+
+TEST_F(PgReplicate, ASchemaChangedOnTheSourceFailsTheCatchUpNamingTheTable) {
+  replicating("rep-4");
+  psql("source", "shop", "ALTER TABLE orders ADD COLUMN paid boolean");
+  tracker_.start("target", {"catch-4", "db", spec("catch-up").dump()});
+  ASSERT_TRUE(pump([&] { return tracker_.done("catch-4"); }));
+  const proto::JobFinished& done = finished(events_["catch-4"]);
+  EXPECT_EQ(done.state, proto::JobState::kFailed);
+  EXPECT_NE(done.error.find("schema changed"), std::string::npos) << done.error;
+  EXPECT_NE(done.error.find("public.orders"), std::string::npos) << done.error;
+  EXPECT_EQ(psql("target", "postgres", "SELECT count(*) FROM pg_database WHERE datname = 'shop'"),
+            "0\n");
+  tracker_.cancel("rep-4");
+  ASSERT_TRUE(pump([&] { return tracker_.done("rep-4"); }));
+  EXPECT_EQ(leftovers(), "0 0 0");
+}
+
+TEST_F(PgReplicate, PreflightNamesEveryProblemAndChangesNothing) {
+  // The target's cluster as the source: wal_level = replica, a keyless table, a large object,
+  // an unlogged table, a user without REPLICATION.
+  psql("target", "postgres", "CREATE DATABASE app");
+  psql("target", "app", "CREATE TABLE notes (body text)");
+  psql("target", "app", "CREATE UNLOGGED TABLE scratch (id int PRIMARY KEY)");
+  psql("target", "app", "SELECT lo_create(0)");
+  psql("target", "postgres", "CREATE ROLE plain LOGIN PASSWORD 'x'");
+  Json s = spec("replicate");
+  s.erase("peer");
+  s["from"] = endpoint("target", "app");
+  s["from"]["user"] = "plain";
+  s["from"]["password"] = "x";
+  s["to"] = endpoint("source", "app");
+  s["replica_identity_full"] = false;
+  tracker_.start("target", {"pre-5", "db", s.dump()});
+  ASSERT_TRUE(pump([&] { return tracker_.done("pre-5"); }));
+  const std::string error = finished(events_["pre-5"]).error;
+  for (const char* said :
+       {"wal_level is replica", "restart the server", "plain may not replicate", "public.notes",
+        "replica_identity_full", "1 large object", "public.scratch", "nothing was changed"})
+    EXPECT_NE(error.find(said), std::string::npos) << said << " in: " << error;
+  EXPECT_EQ(
+      psql("source", "postgres", "SELECT count(*) FROM pg_database WHERE datname LIKE 'app%'"),
+      "0\n");
+  EXPECT_EQ(psql("target", "app", "SELECT count(*) FROM pg_publication"), "0\n");
+}
+
+}  // namespace
+}  // namespace cutpilot::transport
