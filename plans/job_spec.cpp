@@ -16,7 +16,9 @@ void links_of(const Action& action, const std::string& host, std::vector<PeerLin
   if (const auto* sync = std::get_if<SyncAction>(&action)) {
     peer = sync->peer_host();
   } else if (const auto* db = std::get_if<DbAction>(&action)) {
-    if (db->op == DbOp::kCopy && db->from.host && !db->direct) peer = db->from.host;
+    if (db->op != DbOp::kConnections && db->op != DbOp::kPutBack && db->op != DbOp::kDropKept &&
+        db->from.host && !db->direct)
+      peer = db->from.host;
     tunnel = db_tunnel_target(*db);
   } else if (const auto* image = std::get_if<ImageAction>(&action)) {
     peer = image->from_host;

@@ -12,8 +12,11 @@ using Json = nlohmann::json;
 constexpr int64_t kMaxJobs = 32;
 
 constexpr std::string_view kEngines[] = {"postgres", "mariadb"};
-constexpr std::string_view kDbOps[] = {"copy", "connections", "put-back", "drop-kept"};
-constexpr DbOp kDbOpValues[] = {DbOp::kCopy, DbOp::kConnections, DbOp::kPutBack, DbOp::kDropKept};
+constexpr std::string_view kDbOps[] = {"copy",      "connections", "put-back",
+                                       "drop-kept", "catch-up",    "detach"};
+constexpr DbOp kDbOpValues[] = {DbOp::kCopy,     DbOp::kConnections, DbOp::kPutBack,
+                                DbOp::kDropKept, DbOp::kCatchUp,     DbOp::kDetach};
+constexpr std::string_view kModes[] = {"copy", "replicate"};
 // What `cutpilot plan` shows for the run's key in the names of kept databases.
 constexpr std::string_view kRunPlaceholder = "RUN";
 constexpr std::string_view kFormats[] = {"plain", "custom"};
@@ -85,7 +88,7 @@ struct DbRead : DbAction {
   const toml::value* from_table = nullptr;
   const toml::value* to_table = nullptr;
   const toml::value* db_table = nullptr;
-  bool has_engine = false, has_max = false;
+  bool has_engine = false, has_max = false, has_mode = false;
 };
 
 constexpr FieldSpec<DbRead> kDbFields[] = {
@@ -129,6 +132,19 @@ constexpr FieldSpec<DbRead> kDbFields[] = {
      }},
     {"compress", [](Reader& r, const Entry& e, DbRead& x) { read_compress(r, e, x.compress); }},
     {"timeout", read_time<DbRead, &DbAction::timeout>},
+    {"mode",
+     [](Reader& r, const Entry& e, DbRead& x) {
+       x.has_mode = true;
+       if (auto v = r.choice(e, kModes)) x.replicate = *v == "replicate";
+     }},
+    {"replica_identity_full", read_flag<DbRead, &DbAction::replica_identity_full>},
+    {"of",
+     [](Reader& r, const Entry& e, DbRead& x) {
+       if (auto v = r.string(e)) {
+         x.of = std::move(*v);
+         x.of_pos = r.source().pos_of(e.value);
+       }
+     }},
 };
 
 // Reads one endpoint table (`from`, `to` or `db`) and records the host it names.
@@ -267,6 +283,25 @@ std::optional<Action> read_db_action(ActionInput& input) {
     if (db.compress != Compress::kNone && (db.direct || (read.from_table && !db.from.host)))
       refuse("compresses its stream, but nothing crosses ssh: 'from' is " +
              std::string(db.direct ? "reached directly (direct = true)" : "on the step's host"));
+    if (db.replicate) {
+      if (db.engine == DbEngine::kMariadb)
+        refuse("replicates, which is for postgres only for now (mariadb: copy it)");
+      if (db.jobs > 1 || db.format != "plain" || db.schema_only || db.direct ||
+          db.compress != Compress::kNone || !db.verify)
+        refuse(
+            "replicates: 'jobs', 'format', 'schema_only', 'direct', 'compress' and 'verify' "
+            "are for a copy (the catch-up verifies)");
+    } else if (db.replica_identity_full) {
+      refuse("sets replica_identity_full, which is for mode = \"replicate\"");
+    }
+  } else if (db.op == DbOp::kCatchUp || db.op == DbOp::kDetach) {
+    if (db.of.empty())
+      refuse("needs 'of' (the id of the step with mode = \"replicate\" whose replication it " +
+             std::string(db.op == DbOp::kCatchUp ? "catches up" : "removes") + ")");
+    if (read.from_table || read.to_table || read.db_table || read.has_max)
+      refuse(
+          "takes its databases from the step 'of' names: 'from', 'to', 'db' and 'max' are "
+          "not for it");
   } else if (db.op == DbOp::kPutBack || db.op == DbOp::kDropKept) {
     if (read.to_table) read_endpoint(input, *read.to_table, "to", HostUse::kSelf, db.to);
     if (!read.to_table) refuse("needs 'to' (the copy's target: { database = \"NAME\", ... })");
@@ -280,6 +315,10 @@ std::optional<Action> read_db_action(ActionInput& input) {
   }
   if (db.op != DbOp::kCopy && db.compress != Compress::kNone)
     refuse("compresses only a copy's stream: 'compress' is for copy");
+  if (db.op != DbOp::kCopy && (read.has_mode || db.replica_identity_full))
+    refuse("has 'mode' or 'replica_identity_full', which are for a copy");
+  if (db.op != DbOp::kCatchUp && db.op != DbOp::kDetach && !db.of.empty())
+    refuse("has 'of', which is for action = \"catch-up\" or \"detach\"");
   if (errors_since(reader, before)) return std::nullopt;
   return Action(std::move(db));
 }
@@ -307,7 +346,7 @@ Translation db_job(const DbAction& db, const JobInput& input) {
   // The run's key names the side and kept databases (agents/db_swap.h).
   if (input.context.run_key.empty()) return job_error(input, "the run has no migration key name");
   spec["run"] = input.context.run_key;
-  if (db.op != DbOp::kCopy) {
+  if (db.op == DbOp::kPutBack || db.op == DbOp::kDropKept) {
     spec["action"] = db.op == DbOp::kPutBack ? "put-back" : "drop-kept";
     Json to = endpoint_json(db.to, db.to.address), hidden = to;
     if (!add_password(db.to, input, to, hidden, error)) return job_error(input, error);
@@ -317,8 +356,26 @@ Translation db_job(const DbAction& db, const JobInput& input) {
     redacted["to"] = hidden;
     return {JobSpec{"db", spec.dump(), redacted.dump()}, ""};
   }
-  spec["action"] = "copy";
+  spec["action"] = db.op == DbOp::kCatchUp  ? "catch-up"
+                   : db.op == DbOp::kDetach ? "detach"
+                   : db.replicate           ? "replicate"
+                                            : "copy";
+  if (db.from.database.empty())
+    return job_error(input,
+                     "the step " + quote(db.of) + " it names in 'of' is not a replicate step");
   std::optional<std::string> from_address = db.from.address;
+  if (db.replicate) {
+    // The target's server reaches the source's itself, as a direct copy's tools do.
+    std::optional<std::string> publisher = from_address;
+    if (!publisher && db.from.host) {
+      const std::optional<PeerAccess> peer =
+          input.context.peer ? input.context.peer(*db.from.host) : std::nullopt;
+      const HostSpec* host = input.plan.find_host(*db.from.host);
+      publisher = peer ? peer->address : host ? default_peer_access(*host).address : "";
+    }
+    spec["publisher_host"] = publisher.value_or("127.0.0.1");
+    if (db.replica_identity_full) spec["replica_identity_full"] = true;
+  }
   if (db.from.host && db.direct && !from_address) {
     const std::optional<PeerAccess> peer =
         input.context.peer ? input.context.peer(*db.from.host) : std::nullopt;
@@ -358,7 +415,16 @@ Translation db_job(const DbAction& db, const JobInput& input) {
 
 std::optional<Action> default_rollback(const Action& action) {
   const auto* db = std::get_if<DbAction>(&action);
-  if (!db || db->op != DbOp::kCopy) return std::nullopt;
+  if (db && db->op == DbOp::kCopy && db->replicate) {
+    // A replication is removed (subscription, slot, publication, side database), never left.
+    DbAction detach = *db;
+    detach.op = DbOp::kDetach;
+    detach.replicate = false;
+    return Action(std::move(detach));
+  }
+  // A catch-up's put-back needs its target, which the plan's check copies in from 'of'.
+  const bool copies = db && (db->op == DbOp::kCopy || db->op == DbOp::kCatchUp);
+  if (!copies || db->to.database.empty()) return std::nullopt;
   DbAction put_back;
   put_back.engine = db->engine;
   put_back.op = DbOp::kPutBack;
@@ -381,6 +447,29 @@ std::string describe_db(const DbAction& db, const DescribeInput& input) {
            quote(named("undone")) + " and " + quote(named("old")) + " (kept by the copy) to " +
            quote(target) + "; nothing is dropped (" + std::string(kRunPlaceholder) +
            " = the run's key, names longer than the engine allows are cut and hashed)";
+  if (db.op == DbOp::kCatchUp)
+    return "catch up the replication of " + quote(db.of) + ": wait until " + quote(db.to.database) +
+           " on this host has applied everything " + engine + " database " +
+           quote(db.from.database) +
+           " wrote (up to its WAL position now), set every sequence to the source's value, "
+           "compare row counts (one snapshot per side), remove the subscription, slot and "
+           "publication; then " +
+           quote(target) + " (if it exists) is kept as " + quote(named("old")) + " and " +
+           quote(named("new")) + " takes its name";
+  if (db.op == DbOp::kDetach)
+    return "remove the replication of " + quote(db.of.empty() ? db.from.database : db.of) +
+           ": the subscription on this host, the slot and publication on the source, and " +
+           quote(named("new")) + "; the target database is not touched";
+  if (db.replicate)
+    return "replicate " + engine + " database " + quote(db.from.database) + " into " +
+           quote(named("new")) +
+           " while the service runs: a preflight of the source (wal_level = logical, "
+           "REPLICATION, free slots and senders, a key on every table" +
+           (db.replica_identity_full ? " or REPLICA IDENTITY FULL set on it" : "") +
+           ", no large objects or unlogged tables), the schema with pg_dump --schema-only, a "
+           "publication on the source and a subscription here (this server connects to the "
+           "source's), the first copy; then it streams and shows the lag until a catch-up (the "
+           "run's end or an abort removes it)";
   if (db.op == DbOp::kDropKept)
     return "drop " + engine + " databases " + quote(named("old")) + " and " +
            quote(named("undone")) + " where they exist (set aside by a copy of this run)";

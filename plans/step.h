@@ -99,7 +99,7 @@ enum class DbEngine { kPostgres, kMariadb };
 
 // What a db action does: copy a database, count the clients still connected to one, put back
 // the database a copy replaced (a copy's automatic rollback), or drop what a copy set aside.
-enum class DbOp { kCopy, kConnections, kPutBack, kDropKept };
+enum class DbOp { kCopy, kConnections, kPutBack, kDropKept, kCatchUp, kDetach };
 
 // One database: `{ host = "source", database = "shop", port = 5432, password_env = "PGPASS" }`.
 struct DbEndpoint {
@@ -138,6 +138,14 @@ struct DbAction {
   uint32_t jobs = 1;
   Compress compress = Compress::kNone;  // the dump's stream from the source (ssh -C with jobs)
   std::optional<Millis> timeout;
+  // copy with mode = "replicate": logical replication into the side database, streaming
+  // until a catch-up (postgres).
+  bool replicate = false;
+  bool replica_identity_full = false;  // replicate: keyless tables get REPLICA IDENTITY FULL
+  // catch-up, detach: the replicate step whose replication they end (its from and to are
+  // copied in when the plan is checked).
+  std::string of;
+  std::optional<SourcePos> of_pos;
 };
 
 // The health check kinds (agents/health_job.h).

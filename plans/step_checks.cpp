@@ -210,6 +210,49 @@ void check_downtime(Reader& reader, const std::vector<StepRead>& steps,
                      steps[*start].section + ", which starts it (add it to 'needs')");
 }
 
+// A catch-up or detach takes the databases of the replicate step its `of` names, which it
+// must wait for and run where it runs; a catch-up's default rollback (the put-back) follows.
+void resolve_replications(Reader& reader, std::vector<StepRead>& steps, const Index& index,
+                          const std::vector<std::vector<std::pair<size_t, SourcePos>>>& edges) {
+  const std::vector<std::string_view> known = names_of(index);
+  for (size_t i = 0; i < steps.size(); ++i) {
+    StepRead& x = steps[i];
+    auto* db = std::get_if<DbAction>(&x.step.action);
+    if (!db || db->of.empty() || !db->of_pos) continue;
+    const SourcePos at = *db->of_pos;
+    const auto found = index.find(db->of);
+    if (found == index.end()) {
+      reader.error(at, "unknown step " + quote(db->of) + " in 'of' of " + x.section +
+                           did_you_mean(db->of, known));
+      continue;
+    }
+    const StepRead& of = steps[found->second];
+    const auto* replica = std::get_if<DbAction>(&of.step.action);
+    if (!replica || !replica->replicate) {
+      reader.error(at, "'of' of " + x.section + " names " + of.section +
+                           ", which does not replicate a database (db = { mode = "
+                           "\"replicate\", ... })");
+      continue;
+    }
+    if (replica->engine != db->engine)
+      reader.error(at, x.section + " and " + of.section + " name different engines");
+    if (!waits_for(i, found->second, edges))
+      reader.error(at, x.section + " ends the replication of " + of.section +
+                           " but does not wait for it (add it to 'needs')");
+    if (x.step.on != of.step.on)
+      reader.error(at, x.section + " must run where " + of.section +
+                           " runs (the subscription is on its host)");
+    DbAction resolved = *replica;
+    resolved.op = db->op;
+    resolved.replicate = false;
+    resolved.of = db->of;
+    resolved.of_pos = db->of_pos;
+    resolved.timeout = db->timeout;
+    *db = std::move(resolved);
+    if (!x.has_rollback && x.action_ok) x.step.rollback = default_rollback(x.step.action);
+  }
+}
+
 void check_safety(Reader& reader, const StepRead& x) {
   if (!x.action_ok) return;
   const std::string reason = destructive_reason(x.step.action);
@@ -236,6 +279,7 @@ void check_steps(Reader& reader, std::vector<StepRead>& steps, const std::vector
     check_safety(reader, x);
   }
   const auto edges = check_references(reader, steps, index);
+  resolve_replications(reader, steps, index, edges);
   check_cycles(reader, steps, edges);
   check_phases(reader, steps, edges);
   check_downtime(reader, steps, edges);

@@ -181,6 +181,9 @@ class Executor {
     std::string lost;               // kGone: why
     bool stopping = false;          // cancelled as the run ends
     uint64_t paths = 0, bytes = 0;  // the change set as last reported
+    // Not a watch: the job of a replicate step, followed once it streams (its step has
+    // succeeded) for its lag until a catch-up removes the replication or the run ends.
+    bool replica = false;
   };
   struct PeerSetup {
     PeerLink link;
@@ -211,7 +214,9 @@ class Executor {
   // Asks again for the jobs an earlier cockpit started, once their hosts' keys are known.
   void reattach(StepRun& run, RunClock::time_point now);
   bool start_jobs(StepRun& run, const Action& action, bool rollback);
-  void finish_job(StepRun& run, HostJob& job, const JobUpdate& update, RunClock::time_point now);
+  // A job of run's ended (journalled, acknowledged unless it goes on: a streaming replica).
+  void finish_job(StepRun& run, HostJob& job, const JobUpdate& update, RunClock::time_point now,
+                  bool acknowledge = true);
   void step_jobs_done(StepRun& run, RunClock::time_point now);
   void on_peer_job(PeerSetup& setup, const JobUpdate& update);
   // Shows a log line of a watch or seal job under step.
@@ -224,6 +229,12 @@ class Executor {
   // Starts the jobs of the syncs that waited for a watch or a seal and need not any more.
   void start_waiting();
   void on_tracker_job(Tracker& tracker, const JobUpdate& update, RunClock::time_point now);
+  // A replicate step's job says it streams: followed from now on as a replica (journalled),
+  // and its step succeeds; false when the update is not that.
+  bool replica_streams(StepRun& run, HostJob& job, const JobUpdate& update,
+                       RunClock::time_point now);
+  // A replica's update: its lag shown under its step; its end logged.
+  void on_replica_job(Tracker& replica, const JobUpdate& update, RunClock::time_point now);
   void on_seal_job(StepRun& run, const std::string& id, const JobUpdate& update);
   // Puts the seal's answer in a copy's job spec: the tracked list, or why it scans.
   void apply_seal(const StepRun& run, const std::string& host, JobSpec& job);

@@ -97,6 +97,7 @@ void Executor::on_job(const std::string& id, const JobUpdate& update, RunClock::
             "re-attached to job " + id + " (already on the agent; not started again)");
       break;
     case JobUpdate::Kind::kProgress: {
+      if (replica_streams(*run, *job, update, now)) break;
       // Never backwards: a re-attached job replays its log from the start.
       uint64_t& shown = shown_bytes_[id];
       if (update.progress.bytes < shown) break;
@@ -142,7 +143,7 @@ void Executor::on_job(const std::string& id, const JobUpdate& update, RunClock::
 }
 
 void Executor::finish_job(StepRun& run, HostJob& job, const JobUpdate& update,
-                          RunClock::time_point now) {
+                          RunClock::time_point now, bool acknowledge) {
   job.done = true;
   job.ok = update.state == "succeeded";
   job.unknown = update.state == "unknown";
@@ -165,7 +166,7 @@ void Executor::finish_job(StepRun& run, HostJob& job, const JobUpdate& update,
                  ? " (exit code " + std::to_string(update.exit_code) + ")"
                  : ""));
   }
-  port_.acknowledge(job.job_id);
+  if (acknowledge) port_.acknowledge(job.job_id);
   if (std::all_of(run.jobs.begin(), run.jobs.end(), [](const HostJob& j) { return j.done; }))
     step_jobs_done(run, now);
 }

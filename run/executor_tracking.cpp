@@ -94,8 +94,93 @@ void Executor::start_waiting() {
       start_jobs(run, run.step->action, false);
 }
 
+bool Executor::replica_streams(StepRun& run, HostJob& job, const JobUpdate& update,
+                               RunClock::time_point now) {
+  const auto* db = std::get_if<DbAction>(&run.step->action);
+  if (!db || !db->replicate || run.rolling_back || job.done ||
+      !update.progress.item.starts_with("streaming"))
+    return false;
+  if (!tracker_jobs_.count(job.job_id)) {
+    // Journalled before the step's success: a resumed cockpit follows it (and, should it die
+    // in between, finds the step's job streaming and succeeds it then).
+    Tracker replica{"replica:" + run.step->id, job.host, run.step->id, job.job_id};
+    replica.replica = true;
+    replica.state = Tracker::State::kArmed;
+    if (!journal({{"r", "track"},
+                  {"key", replica.key},
+                  {"host", replica.host},
+                  {"step", replica.step},
+                  {"job", replica.job_id},
+                  {"replica", true}}))
+      return true;
+    trackers_.push_back(replica);
+    tracker_jobs_[job.job_id] = trackers_.size() - 1;
+  }
+  log(run.step->id, job.host,
+      "the replica streams (" + update.progress.item +
+          "): the step is done; the replication goes on, its lag shown here, until its "
+          "catch-up, the run's end or an abort removes it");
+  ProgressEvent p = update.progress;
+  p.step = run.step->id;
+  p.host = job.host;
+  p.unit = "tables";
+  sink_(p);
+  JobUpdate done;
+  done.kind = JobUpdate::Kind::kFinished;
+  done.state = "succeeded";
+  done.result = nlohmann::json{{"streaming", true}, {"lag", update.progress.item}}.dump();
+  finish_job(run, job, done, now, /*acknowledge=*/false);
+  return true;
+}
+
+void Executor::on_replica_job(Tracker& replica, const JobUpdate& update, RunClock::time_point now) {
+  StepRun* run = find(replica.step);
+  switch (update.kind) {
+    case JobUpdate::Kind::kProgress: {
+      // A resumed cockpit may find the step's job streaming before it said so here.
+      const auto job =
+          run ? std::find_if(run->jobs.begin(), run->jobs.end(),
+                             [&](const HostJob& j) { return j.job_id == replica.job_id; })
+              : std::vector<HostJob>::iterator{};
+      if (run && job != run->jobs.end() && !job->done && run->state == StepState::kRunning) {
+        replica_streams(*run, *job, update, now);
+        return;
+      }
+      ProgressEvent p = update.progress;
+      p.step = replica.step;
+      p.host = replica.host;
+      p.unit = "tables";
+      sink_(p);
+      return;
+    }
+    case JobUpdate::Kind::kLog:
+      job_line(replica.step, replica.host, update);
+      return;
+    case JobUpdate::Kind::kFinished:
+    case JobUpdate::Kind::kUnknown: {
+      const std::string why = update.kind == JobUpdate::Kind::kUnknown
+                                  ? replica.host + " has no record of the job " + replica.job_id
+                              : update.error.empty() ? update.state
+                                                     : update.state + ": " + update.error;
+      if (!replica.stopping && update.state != "succeeded")
+        log(replica.step, replica.host,
+            "the replication stopped (" + why +
+                "); its catch-up fails, and the step's rollback (detach) removes what is left");
+      replica.state = Tracker::State::kGone;
+      replica.lost = why;
+      journal({{"r", "track"}, {"job", replica.job_id}, {"ended", why}});
+      if (update.kind == JobUpdate::Kind::kFinished) port_.acknowledge(replica.job_id);
+      tracker_jobs_.erase(replica.job_id);
+      return;
+    }
+    default:
+      return;
+  }
+}
+
 void Executor::on_tracker_job(Tracker& tracker, const JobUpdate& update, RunClock::time_point now) {
   using State = Tracker::State;
+  if (tracker.replica) return on_replica_job(tracker, update, now);
   switch (update.kind) {
     case JobUpdate::Kind::kProgress:
       tracker.paths = update.progress.files.value_or(0);
@@ -206,6 +291,8 @@ void Executor::restore_trackers(const JournalState& state) {
       trackers_.push_back(Tracker{record.value("key", std::string()),
                                   record.value("host", std::string()),
                                   record.value("step", std::string()), id});
+      trackers_.back().replica = record.value("replica", false);
+      if (trackers_.back().replica) trackers_.back().state = Tracker::State::kArmed;
       continue;
     }
     const auto it = std::find_if(trackers_.begin(), trackers_.end(),

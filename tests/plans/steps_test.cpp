@@ -169,6 +169,71 @@ db = { engine = "mariadb", action = "connections", db = { database = "shop" }, m
   EXPECT_EQ(db.max, std::optional<uint64_t>(0));
 }
 
+// The replicate step and the catch-up that ends it.
+constexpr std::string_view kReplicate = R"([[steps]]
+id = "replicate-db"
+on = "target"
+db = { engine = "postgres", mode = "replicate", replica_identity_full = true, create = true, from = { host = "source", database = "shop" }, to = { database = "shop", port = 5433 } }
+[[steps]]
+id = "stop"
+on = "source"
+needs = ["replicate-db"]
+exec = { run = ["true"] }
+)";
+
+TEST(Steps, ACatchUpTakesItsReplicationsDatabasesAndPutsBackOnRollback) {
+  const LoadResult result = load(std::string(kReplicate) + R"([[steps]]
+id = "catch-up"
+on = "target"
+needs = ["stop"]
+db = { engine = "postgres", action = "catch-up", of = "replicate-db", timeout = "1m" }
+)");
+  ASSERT_TRUE(result.ok()) << all(result);
+  const auto& replicate = std::get<DbAction>(result.plan.steps[0].action);
+  EXPECT_TRUE(replicate.replicate && replicate.replica_identity_full);
+  ASSERT_TRUE(result.plan.steps[0].rollback.has_value());
+  EXPECT_EQ(std::get<DbAction>(*result.plan.steps[0].rollback).op, DbOp::kDetach);
+  const auto& catch_up = std::get<DbAction>(result.plan.steps[2].action);
+  EXPECT_EQ(catch_up.op, DbOp::kCatchUp);
+  EXPECT_EQ(catch_up.from.database, "shop");
+  EXPECT_EQ(catch_up.from.host, std::optional<std::string>("source"));
+  EXPECT_EQ(catch_up.to.port, std::optional<uint16_t>(5433));
+  EXPECT_TRUE(catch_up.create);
+  EXPECT_FALSE(catch_up.replicate);
+  EXPECT_EQ(catch_up.timeout, std::optional<Millis>(60s));
+  ASSERT_TRUE(result.plan.steps[2].rollback.has_value());
+  EXPECT_EQ(std::get<DbAction>(*result.plan.steps[2].rollback).op, DbOp::kPutBack);
+}
+
+TEST(Steps, ACatchUpMustNameAReplicationItWaitsForAndRunWhereItRuns) {
+  // Each case: the step's host, whether it needs "stop", its db table, what the error says.
+  const struct {
+    const char* on;
+    bool after_stop;
+    const char* db;
+    const char* said;
+  } cases[] = {
+      {"target", true, R"({ engine = "postgres", action = "catch-up", of = "replicate-dB" })",
+       "unknown step 'replicate-dB' in 'of' of step 'c'"},
+      {"target", true, R"({ engine = "postgres", action = "catch-up", of = "stop" })",
+       "names step 'stop', which does not replicate a database"},
+      {"target", false, R"({ engine = "postgres", action = "catch-up", of = "replicate-db" })",
+       "does not wait for it (add it to 'needs')"},
+      {"source", true, R"({ engine = "postgres", action = "catch-up", of = "replicate-db" })",
+       "must run where step 'replicate-db' runs"},
+      {"target", true, R"({ engine = "postgres", action = "catch-up" })", "needs 'of'"},
+      {"target", false,
+       R"({ engine = "mariadb", mode = "replicate", from = { host = "source", database = "shop" }, to = { database = "shop" } })",
+       "for postgres only"},
+  };
+  for (const auto& c : cases) {
+    const std::string step = std::string("[[steps]]\nid = \"c\"\non = \"") + c.on + "\"\n" +
+                             (c.after_stop ? "needs = [\"stop\"]\n" : "") + "db = " + c.db + "\n";
+    const std::string errors = all(load(std::string(kReplicate) + step));
+    EXPECT_NE(errors.find(c.said), std::string::npos) << c.said << " in:\n" << errors;
+  }
+}
+
 TEST(Steps, HealthShorthandWaitsForNamedContainers) {
   const Step step = only_step(R"([[steps]]
 id = "healthy"
