@@ -132,8 +132,10 @@ int demo(const std::vector<std::string>& args) {
   // The lab's own chatter goes to stderr: with --json, stdout is only the event schema.
   std::fprintf(stderr, "cutpilot demo: starting the lab in %s (source and target)\n", dir.c_str());
   const std::vector<std::vector<std::string>> steps = {
-      {lab, "up", "--dir", dir, "source", "target"}, {lab, "postgres", "--dir", dir, "source"},
-      {lab, "postgres", "--dir", dir, "target"},     {lab, "nginx", "--dir", dir, "source"},
+      {lab, "up", "--dir", dir, "source", "target"},
+      {lab, "postgres", "--dir", dir, "--logical", "source"},
+      {lab, "postgres", "--dir", dir, "target"},
+      {lab, "nginx", "--dir", dir, "source"},
       {lab, "nginx", "--dir", dir, "target"},
   };
   int result = kOk;

@@ -227,6 +227,7 @@ void resolve_replications(Reader& reader, std::vector<StepRead>& steps, const In
       continue;
     }
     const StepRead& of = steps[found->second];
+    if (!of.action_ok) continue;  // its own error says why
     const auto* replica = std::get_if<DbAction>(&of.step.action);
     if (!replica || !replica->replicate) {
       reader.error(at, "'of' of " + x.section + " names " + of.section +

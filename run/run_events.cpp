@@ -29,6 +29,10 @@ bool stderr_is_notice(std::string_view line) {
     return true;
   }
   if (line.starts_with("-- ")) return true;  // mysqldump --verbose
+  // A server's NOTICE through psql on a side of a db job ("[target] NOTICE:  created
+  // replication slot ...").
+  for (std::string_view side : {"[source] ", "[target] "})
+    if (line.starts_with(side) && line.substr(side.size()).starts_with("NOTICE:")) return true;
   if (line.starts_with("nginx: ")) {
     const std::string_view rest = line.substr(7);
     return rest.starts_with("[notice]") || rest.starts_with("[info]") ||

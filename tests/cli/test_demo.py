@@ -25,7 +25,7 @@ class DemoTest(unittest.TestCase):
         self.assertEqual(res.returncode, 0, res.stdout[-3000:] + res.stderr[-3000:])
         events = check_schema(self, res.stdout.splitlines())
         final = {e["step"]: e["state"] for e in events if e["type"] == "step"}
-        for step in ("presync", "copy-db", "final-sync", "verify-files", "smoke", "old-db-idle"):
+        for step in ("presync", "replicate-db", "catch-up-db", "final-sync", "verify-files", "smoke", "old-db-idle"):
             self.assertEqual(final.get(step), "succeeded", step)
         if final.get("seed-container") == "succeeded":  # podman works here
             self.assertEqual(final.get("start-container"), "succeeded")
@@ -33,8 +33,9 @@ class DemoTest(unittest.TestCase):
         else:
             self.assertEqual(final.get("start-container"), "skipped")
         logs = [e for e in events if e["type"] == "log"]
-        self.assertTrue(any(e["step"] == "copy-db" and "row counts equal in all 4 tables" in e["line"]
-                            for e in logs), "the database copy was not verified")
+        self.assertTrue(any(e["step"] == "catch-up-db" and "row counts equal in 4 tables" in e["line"]
+                            for e in logs), "the replica was not verified")
+        self.assertTrue(any(e["step"] == "replicate-db" and "the replica streams" in e["line"] for e in logs))
         self.assertTrue(any(e["step"] == "verify-files" and "identical" in e["line"] for e in logs))
         self.assertTrue(any(e["type"] == "health" and e["status"] == "ok" for e in events))
         downtime = [e["state"] for e in events if e["type"] == "downtime"]
@@ -46,8 +47,7 @@ class DemoTest(unittest.TestCase):
         # prediction comes is timing, which a busy machine changes: bench/RESULTS.md measures
         # it on an idle one; here only what load cannot break.
         said = "\n".join(e["line"] for e in logs if e["step"] is None)
-        self.assertIn("predicted: copy-db", said)
-        self.assertIn("(rehearsal rehearse-db)", said)
+        self.assertIn("predicted: catch-up-db", said)
         self.assertNotIn(" unknown", said, "a step of the demo's window has no source")
         self.assertGreater(ended["predicted_s"], 0)
         self.assertEqual((events[-1]["type"], events[-1]["state"]), ("run", "succeeded"))

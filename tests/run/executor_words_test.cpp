@@ -107,14 +107,16 @@ TEST(StderrIsNotice, KnowsProgressFromTrouble) {
         "-- Retrieving table structure for table orders...",
         "nginx: [notice] signal process started",
         "nginx: the configuration file /etc/nginx/nginx.conf syntax is ok",
-        "nginx: configuration file /etc/nginx/nginx.conf test is successful"})
+        "nginx: configuration file /etc/nginx/nginx.conf test is successful",
+        "[target] NOTICE:  created replication slot \"cutpilot_shop_run\" on publisher"})
     EXPECT_TRUE(stderr_is_notice(line)) << line;
   for (const char* line :
        {"pg_dump: error: query failed", "pg_dump: warning: could not find",
         "pg_restore: while PROCESSING TOC:", "pg_restore: from TOC entry 3; 1259 16385 TABLE",
         "pg_dump: detail: Query was: SELECT", "nginx: [emerg] unknown directive \"servr\"",
         "nginx: [warn] conflicting server name", "rsync: connection unexpectedly closed",
-        "ERROR 1045 (28000): Access denied"})
+        "ERROR 1045 (28000): Access denied", "[target] ERROR:  relation \"x\" does not exist",
+        "NOTICE: not from a db job's side"})
     EXPECT_FALSE(stderr_is_notice(line)) << line;
 }
 

@@ -1,0 +1,239 @@
+#include <unistd.h>
+
+#include <algorithm>
+#include <chrono>
+#include <map>
+#include <nlohmann/json.hpp>
+#include <optional>
+#include <vector>
+
+#include "agents/db_replicate.h"
+#include "agents/db_replicate_parts.h"
+#include "agents/words.h"
+
+namespace cutpilot::agent {
+
+using namespace replica_parts;
+
+namespace {
+
+using Clock = std::chrono::steady_clock;
+using Json = nlohmann::json;
+// How long a catch-up waits for the target by default.
+constexpr uint64_t kCatchUpTimeoutMs = 5 * 60 * 1000;
+
+// "schema.table|columns" rows of every table's columns on a side, as a map.
+const std::string kColumnsSql =
+    "SELECT n.nspname || '.' || c.relname || '|' || string_agg(a.attname || ' ' || "
+    "format_type(a.atttypid, a.atttypmod), ', ' ORDER BY a.attnum) FROM pg_attribute a JOIN "
+    "pg_class c ON c.oid = a.attrelid JOIN pg_namespace n ON n.oid = c.relnamespace WHERE "
+    "c.relkind IN ('r', 'p') AND a.attnum > 0 AND NOT a.attisdropped AND n.nspname NOT IN "
+    "('pg_catalog', 'information_schema') AND n.nspname NOT LIKE 'pg_toast%' GROUP BY n.nspname, "
+    "c.relname ORDER BY 1;\n";
+
+std::map<std::string, std::string> columns_of(const DbSpec& spec,
+                                              const std::vector<std::string>& rows) {
+  std::map<std::string, std::string> out;
+  for (const auto& row : rows) {
+    const size_t bar = row.find('|');
+    if (bar != std::string::npos && !excluded(spec, row.substr(0, bar)))
+      out[row.substr(0, bar)] = row.substr(bar + 1);
+  }
+  return out;
+}
+
+// The tables whose schema differs between the sides, in words ("" when none).
+std::string schema_changes(const DbSpec& spec, const std::vector<std::string>& source_rows,
+                           const std::vector<std::string>& target_rows) {
+  const auto there = columns_of(spec, source_rows), here = columns_of(spec, target_rows);
+  std::vector<std::string> changed;
+  for (const auto& [table, columns] : there) {
+    const auto it = here.find(table);
+    if (it == here.end())
+      changed.push_back(table + " (new on the source)");
+    else if (it->second != columns)
+      changed.push_back(table + " (columns on the source: " + columns +
+                        "; on the target: " + it->second + ")");
+  }
+  for (const auto& [table, columns] : here)
+    if (!there.count(table)) changed.push_back(table + " (gone from the source)");
+  return changed.empty() ? "" : listed(changed);
+}
+
+}  // namespace
+
+proto::JobFinished catch_up(const DbSpec& spec, const Side& source, JobContext& job) {
+  if (job.cancel_requested()) return cancelled_before_start(job);
+  const auto started = Clock::now();
+  const DbEngine& engine = *spec.engine;
+  Ends ends{spec, source, job, side_names(engine, spec.to.database, spec.run),
+            replication_name(spec)};
+  std::string error;
+  const std::string unchanged = "; the target database is unchanged";
+  const auto where = ends.on_target(
+      "SELECT d.datname FROM pg_subscription s JOIN pg_database d ON d.oid = s.subdbid WHERE "
+      "s.subname = " +
+          literal(ends.name) +
+          ";\nSELECT 'present|' || count(*) FROM pg_database WHERE datname = " +
+          literal(spec.to.database) + ";\n" + engine.connections_sql(spec.to.database),
+      error);
+  if (!where) return fail(job, "looking at the target " + error + unchanged);
+  bool subscribed = false, target_exists = false;
+  std::vector<std::string> clients;
+  for (const auto& row : *where) {
+    if (row == ends.names.side)
+      subscribed = true;
+    else if (row.starts_with("present|"))
+      target_exists = row != "present|0";
+    else
+      clients.push_back(row);
+  }
+  if (!subscribed)
+    return fail(job, "there is no replication of " + spec.from.database + " into " +
+                         ends.names.side + " to catch up (no subscription " + ends.name +
+                         " on the target): the replicate step has not set it up in this run, "
+                         "or it was removed" +
+                         unchanged);
+  if (!target_exists && !spec.create)
+    return fail(job, "the target database " + spec.to.database +
+                         " does not exist (create = true makes it)" + unchanged);
+  if (target_exists && !clients.empty())
+    return fail(job, counted(clients.size(), "client") + " connected to the target database " +
+                         spec.to.database + ": " + listed_clients(clients) +
+                         "; cutpilot does not disconnect them: stop them and retry" + unchanged);
+  // DDL is not replicated: a table changed on the source since would lose rows or fail.
+  auto schemas = run_queries({{source, spec.from, spec.from.database, kColumnsSql},
+                              {kHere, spec.to, ends.names.side,
+                               kColumnsSql +
+                                   "SELECT 'unready|' || count(*) FROM pg_subscription_rel r JOIN "
+                                   "pg_subscription s ON s.oid = r.srsubid WHERE s.subname = " +
+                                   literal(ends.name) + " AND r.srsubstate <> 'r';\n"}},
+                             engine, job, error);
+  if (!schemas[0] || !schemas[1]) return fail(job, "comparing the schemas " + error + unchanged);
+  std::vector<std::string> target_rows;
+  for (const auto& row : *schemas[1]) {
+    if (row.starts_with("unready|") && row != "unready|0")
+      return fail(job, "the replication's first copy has not finished (" + row.substr(8) +
+                           " tables not ready)" + unchanged);
+    if (!row.starts_with("unready|")) target_rows.push_back(row);
+  }
+  const std::string changed = schema_changes(spec, *schemas[0], target_rows);
+  if (!changed.empty())
+    return fail(job,
+                "the source's schema changed while it was replicated (DDL is not "
+                "replicated): " +
+                    changed + "; the replication goes on" + unchanged);
+  int cancel_fd = cancel_signal_fd(error);
+  if (cancel_fd < 0) return fail(job, error + unchanged);
+  struct Closer {
+    int fd;
+    ~Closer() { close(fd); }
+  } closer{cancel_fd};
+  // Everything the source has written up to now (its writers stopped before this step).
+  DbSession lag = ends.session(true, "source-session.log");
+  const auto position = ask(lag, "SELECT pg_current_wal_lsn();\n", error);
+  if (!position || position->empty())
+    return fail(job, "reading the source's WAL position: " + error + unchanged);
+  const std::string lsn = position->front();
+  const std::string behind_sql = "SELECT greatest(pg_wal_lsn_diff(" + literal(lsn) +
+                                 ", confirmed_flush_lsn), 0)::bigint FROM pg_replication_slots "
+                                 "WHERE slot_name = " +
+                                 literal(ends.name) + ";\n";
+  const uint64_t wait_ms = spec.timeout_ms ? spec.timeout_ms : kCatchUpTimeoutMs;
+  const auto deadline = Clock::now() + std::chrono::milliseconds(wait_ms);
+  uint64_t gap = 0, done_bytes = 0;
+  for (bool first = true;; first = false) {
+    const auto rows = ask(lag, behind_sql, error);
+    if (!rows)
+      return error == "cancelled" ? cancelled(job, "cancelled; the replication goes on" + unchanged)
+                                  : fail(job, "following the catch-up: " + error + unchanged);
+    if (rows->empty())
+      return fail(job,
+                  "the replication slot " + ends.name + " is gone from the source" + unchanged);
+    const uint64_t behind = number(rows->front());
+    if (first) gap = behind;
+    done_bytes = std::max(done_bytes, gap > behind ? gap - behind : 0);
+    job.progress(proto::Progress{"", 0, done_bytes, gap, 0, 0, std::nullopt,
+                                 "catching up to " + lsn + ": " + lag_words(behind, 0)});
+    if (behind == 0) break;
+    if (Clock::now() >= deadline)
+      return fail(job, "the target did not catch up with the source within " +
+                           std::to_string(wait_ms / 1000) + " s (" + human_bytes(behind) +
+                           " behind " + lsn + "); the replication goes on" + unchanged);
+    if (cancel_arrived(cancel_fd, 50))
+      return cancelled(job, "cancelled; the replication goes on" + unchanged);
+  }
+  const double waited = std::chrono::duration<double>(Clock::now() - started).count();
+  job.log(proto::Stream::kAgent, "the target applied everything the source wrote up to " + lsn);
+  // Sequences do not replicate: each is set to the source's value.
+  const std::string sequences_sql =
+      "SELECT schemaname || '.' || sequencename || '|' || coalesce(last_value::text, '') FROM "
+      "pg_sequences ORDER BY 1;\n";
+  auto seqs = run_queries({{source, spec.from, spec.from.database, sequences_sql},
+                           {kHere, spec.to, ends.names.side, sequences_sql}},
+                          engine, job, error);
+  if (!seqs[0] || !seqs[1]) return fail(job, "reading the sequences " + error + unchanged);
+  std::map<std::string, std::string> present;
+  for (const auto& row : *seqs[1])
+    present[row.substr(0, row.rfind('|'))] = "";
+  std::string set_sql;
+  size_t set = 0;
+  for (const auto& row : *seqs[0]) {
+    const size_t bar = row.rfind('|');
+    const std::string name = row.substr(0, bar), value = row.substr(bar + 1);
+    if (value.empty() || !present.count(name)) continue;
+    set_sql += "SELECT setval(" + literal(table_name(name)) + ", " + value + ", true);\n";
+    ++set;
+  }
+  if (!set_sql.empty() && !ends.on_target(set_sql, error, ends.names.side))
+    return fail(job, "setting the sequences on the target " + error + unchanged);
+  job.log(proto::Stream::kAgent, counted(set, "sequence") + " set to the source's values");
+  // Row counts, one snapshot per side.
+  const auto tables = ends.on_source(std::string(engine.tables_sql), error);
+  if (!tables) return fail(job, "listing the source's tables " + error + unchanged);
+  std::string count_sql =
+      "BEGIN ISOLATION LEVEL REPEATABLE READ, READ ONLY;\n" + std::string(engine.count_preamble);
+  std::vector<std::string> counted_tables;
+  for (const auto& t : *tables)
+    if (!excluded(spec, t)) {
+      counted_tables.push_back(t);
+      count_sql += engine.count_sql(t);
+    }
+  count_sql += "COMMIT;\n";
+  auto counts = run_queries({{source, spec.from, spec.from.database, count_sql},
+                             {kHere, spec.to, ends.names.side, count_sql}},
+                            engine, job, error);
+  if (!counts[0] || !counts[1]) return fail(job, "counting rows " + error + unchanged);
+  const auto there = counts_of(*counts[0]), here = counts_of(*counts[1]);
+  const std::vector<std::string> differ = count_mismatches(counted_tables, there, here);
+  Json result = {{"database", spec.to.database},
+                 {"lsn", lsn},
+                 {"waited_s", waited},
+                 {"sequences", set},
+                 {"rows", there},
+                 {"mismatches", differ},
+                 {"tables", counted_tables.size()}};
+  if (!differ.empty()) {
+    proto::JobFinished done =
+        fail(job, "row counts differ (source vs replica) in " + counted(differ.size(), "table") +
+                      ": " + listed(differ) +
+                      " (are the writers stopped?); the replication goes "
+                      "on, retry once nothing writes" +
+                      unchanged);
+    done.result = result.dump();
+    return done;
+  }
+  job.log(proto::Stream::kAgent, "row counts equal in " + counted(counted_tables.size(), "table"));
+  const auto removed = remove_replication(ends, error);
+  if (!removed) return fail(job, "removing the replication " + error + unchanged);
+  job.log(proto::Stream::kAgent, "removed " + listed(*removed));
+  const std::string refused = swap_into_place(spec, ends.names, target_exists, job);
+  if (!refused.empty())
+    return fail(job, refused + "; the replication is removed and the whole copy stays in " +
+                         ends.names.side + unchanged);
+  result["kept"] = target_exists ? Json(ends.names.kept) : Json(nullptr);
+  result["seconds"] = std::chrono::duration<double>(Clock::now() - started).count();
+  return succeeded(job, result);
+}
+
+}  // namespace cutpilot::agent

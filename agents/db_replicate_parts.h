@@ -1,0 +1,75 @@
+// What the replication actions share (db_replicate.cpp, db_catch_up.cpp): the SQL quoting, the
+// job's two ends with their queries and kept sessions, and the removal of a replication.
+#pragma once
+
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include <nlohmann/json.hpp>
+
+#include "agents/db_run.h"
+#include "agents/db_session.h"
+#include "agents/db_spec.h"
+#include "agents/db_swap.h"
+
+namespace cutpilot::agent::replica_parts {
+
+// The host the job runs on: the target.
+inline const Side kHere{"target", {}};
+// Between two looks at the lag.
+inline constexpr int kPollMs = 1000;
+
+// text as an SQL string literal.
+std::string literal(std::string_view text);
+// text as a quoted SQL identifier.
+std::string ident(std::string_view text);
+// "schema.table" as a quoted SQL name.
+std::string table_name(const std::string& table);
+// A row's "a|b|c" fields.
+std::vector<std::string> split(const std::string& row);
+// A decimal number at the start of text (0 when none).
+uint64_t number(const std::string& text);
+// The lag in words: "caught up", or "1.2 MiB behind (0.4 s)".
+std::string lag_words(uint64_t bytes, double seconds);
+
+// A succeeded job with result.
+proto::JobFinished succeeded(JobContext& job, const nlohmann::json& result);
+// A cancelled job, why saying what the cancel left.
+proto::JobFinished cancelled(JobContext& job, std::string why);
+
+// The job's sides and their databases.
+struct Ends {
+  const DbSpec& spec;
+  const Side& source;
+  JobContext& job;
+  SideNames names;
+  std::string name;  // publication, subscription and slot
+
+  // SQL on the source's database; nullopt with error set.
+  std::optional<std::vector<std::string>> on_source(const std::string& sql, std::string& error);
+  // SQL on the target's server, in database (the maintenance database when "").
+  std::optional<std::vector<std::string>> on_target(const std::string& sql, std::string& error,
+                                                    std::string database = "");
+  // A client kept open on a side (its answers read with ask()): the source's database, or the
+  // side database on the target.
+  DbSession session(bool on_source, const std::string& file);
+};
+
+// Sends sql to a kept session and reads its rows; nullopt with error set ("cancelled" when a
+// cancel arrived).
+std::optional<std::vector<std::string>> ask(DbSession& session, const std::string& sql,
+                                            std::string& error);
+
+// Removes the replication, whichever parts exist: the subscription (without reaching the
+// source: its slot is dropped here), the source's slot (its sender stopped first) and the
+// publication. What it removed, or nullopt with error set.
+std::optional<std::vector<std::string>> remove_replication(Ends& ends, std::string& error);
+// Drops the side database even while a just-stopped subscription worker holds it.
+void drop_side_now(Ends& ends);
+// Removes the replication and the side database; the words for the job's message.
+std::string tear_down(Ends& ends);
+
+}  // namespace cutpilot::agent::replica_parts
