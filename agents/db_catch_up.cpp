@@ -70,6 +70,18 @@ proto::JobFinished catch_up(const DbSpec& spec, const Side& source, JobContext& 
             replication_name(spec)};
   std::string error;
   const std::string unchanged = "; the target database is unchanged";
+  // One client on each side for everything: the source's through ssh is opened first, so that
+  // its connection is made while the target is looked at.
+  std::optional<DbSession> there, here;
+  ends.open(there, true, "source-session.log");
+  const std::string sequences_sql =
+      "SELECT schemaname || '.' || sequencename || '|' || coalesce(last_value::text, '') FROM "
+      "pg_sequences ORDER BY 1;\n";
+  // Everything the source has written up to now (its writers stopped before this step); its
+  // schema (DDL is not replicated: a table changed since would lose rows or fail) and tables.
+  send(*there, "SELECT pg_current_wal_lsn();\n");
+  send(*there, kColumnsSql);
+  send(*there, std::string(engine.tables_sql));
   const auto where = ends.on_target(
       "SELECT d.datname FROM pg_subscription s JOIN pg_database d ON d.oid = s.subdbid WHERE "
       "s.subname = " +
@@ -101,23 +113,27 @@ proto::JobFinished catch_up(const DbSpec& spec, const Side& source, JobContext& 
     return fail(job, counted(clients.size(), "client") + " connected to the target database " +
                          spec.to.database + ": " + listed_clients(clients) +
                          "; cutpilot does not disconnect them: stop them and retry" + unchanged);
-  // DDL is not replicated: a table changed on the source since would lose rows or fail.
-  auto schemas = run_queries({{source, spec.from, spec.from.database, kColumnsSql},
-                              {kHere, spec.to, ends.names.side,
-                               kColumnsSql +
-                                   "SELECT 'unready|' || count(*) FROM pg_subscription_rel r JOIN "
-                                   "pg_subscription s ON s.oid = r.srsubid WHERE s.subname = " +
-                                   literal(ends.name) + " AND r.srsubstate <> 'r';\n"}},
-                             engine, job, error);
-  if (!schemas[0] || !schemas[1]) return fail(job, "comparing the schemas " + error + unchanged);
+  ends.open(here, false, "target-session.log");
+  send(*here, kColumnsSql +
+                  "SELECT 'unready|' || count(*) FROM pg_subscription_rel r JOIN "
+                  "pg_subscription s ON s.oid = r.srsubid WHERE s.subname = " +
+                  literal(ends.name) + " AND r.srsubstate <> 'r';\n");
+  const auto position = receive(*there, error);
+  const auto source_columns = position ? receive(*there, error) : std::nullopt;
+  const auto tables = source_columns ? receive(*there, error) : std::nullopt;
+  if (!tables || position->empty())
+    return fail(job, "reading the source's position, schema and tables: " + error + unchanged);
+  const auto target_columns = receive(*here, error);
+  if (!target_columns) return fail(job, "reading the replica's schema: " + error + unchanged);
+  const std::string lsn = position->front();
   std::vector<std::string> target_rows;
-  for (const auto& row : *schemas[1]) {
+  for (const auto& row : *target_columns) {
     if (row.starts_with("unready|") && row != "unready|0")
       return fail(job, "the replication's first copy has not finished (" + row.substr(8) +
                            " tables not ready)" + unchanged);
     if (!row.starts_with("unready|")) target_rows.push_back(row);
   }
-  const std::string changed = schema_changes(spec, *schemas[0], target_rows);
+  const std::string changed = schema_changes(spec, *source_columns, target_rows);
   if (!changed.empty())
     return fail(job,
                 "the source's schema changed while it was replicated (DDL is not "
@@ -129,12 +145,6 @@ proto::JobFinished catch_up(const DbSpec& spec, const Side& source, JobContext& 
     int fd;
     ~Closer() { close(fd); }
   } closer{cancel_fd};
-  // Everything the source has written up to now (its writers stopped before this step).
-  DbSession lag = ends.session(true, "source-session.log");
-  const auto position = ask(lag, "SELECT pg_current_wal_lsn();\n", error);
-  if (!position || position->empty())
-    return fail(job, "reading the source's WAL position: " + error + unchanged);
-  const std::string lsn = position->front();
   const std::string behind_sql = "SELECT greatest(pg_wal_lsn_diff(" + literal(lsn) +
                                  ", confirmed_flush_lsn), 0)::bigint FROM pg_replication_slots "
                                  "WHERE slot_name = " +
@@ -143,7 +153,7 @@ proto::JobFinished catch_up(const DbSpec& spec, const Side& source, JobContext& 
   const auto deadline = Clock::now() + std::chrono::milliseconds(wait_ms);
   uint64_t gap = 0, done_bytes = 0;
   for (bool first = true;; first = false) {
-    const auto rows = ask(lag, behind_sql, error);
+    const auto rows = ask(*there, behind_sql, error);
     if (!rows)
       return error == "cancelled" ? cancelled(job, "cancelled; the replication goes on" + unchanged)
                                   : fail(job, "following the catch-up: " + error + unchanged);
@@ -166,31 +176,23 @@ proto::JobFinished catch_up(const DbSpec& spec, const Side& source, JobContext& 
   const double waited = std::chrono::duration<double>(Clock::now() - started).count();
   job.log(proto::Stream::kAgent, "the target applied everything the source wrote up to " + lsn);
   // Sequences do not replicate: each is set to the source's value.
-  const std::string sequences_sql =
-      "SELECT schemaname || '.' || sequencename || '|' || coalesce(last_value::text, '') FROM "
-      "pg_sequences ORDER BY 1;\n";
-  auto seqs = run_queries({{source, spec.from, spec.from.database, sequences_sql},
-                           {kHere, spec.to, ends.names.side, sequences_sql}},
-                          engine, job, error);
-  if (!seqs[0] || !seqs[1]) return fail(job, "reading the sequences " + error + unchanged);
+  send(*there, sequences_sql);
+  const auto source_seqs = ask(*here, sequences_sql, error);
+  const auto seqs = source_seqs ? receive(*there, error) : std::nullopt;
+  if (!seqs) return fail(job, "reading the sequences " + error + unchanged);
   std::map<std::string, std::string> present;
-  for (const auto& row : *seqs[1])
+  for (const auto& row : *source_seqs)
     present[row.substr(0, row.rfind('|'))] = "";
   std::string set_sql;
   size_t set = 0;
-  for (const auto& row : *seqs[0]) {
+  for (const auto& row : *seqs) {
     const size_t bar = row.rfind('|');
     const std::string name = row.substr(0, bar), value = row.substr(bar + 1);
     if (value.empty() || !present.count(name)) continue;
     set_sql += "SELECT setval(" + literal(table_name(name)) + ", " + value + ", true);\n";
     ++set;
   }
-  if (!set_sql.empty() && !ends.on_target(set_sql, error, ends.names.side))
-    return fail(job, "setting the sequences on the target " + error + unchanged);
-  job.log(proto::Stream::kAgent, counted(set, "sequence") + " set to the source's values");
-  // Row counts, one snapshot per side.
-  const auto tables = ends.on_source(std::string(engine.tables_sql), error);
-  if (!tables) return fail(job, "listing the source's tables " + error + unchanged);
+  // Row counts, one snapshot per side (the sequences are set in the target's first).
   std::string count_sql =
       "BEGIN ISOLATION LEVEL REPEATABLE READ, READ ONLY;\n" + std::string(engine.count_preamble);
   std::vector<std::string> counted_tables;
@@ -200,17 +202,25 @@ proto::JobFinished catch_up(const DbSpec& spec, const Side& source, JobContext& 
       count_sql += engine.count_sql(t);
     }
   count_sql += "COMMIT;\n";
-  auto counts = run_queries({{source, spec.from, spec.from.database, count_sql},
-                             {kHere, spec.to, ends.names.side, count_sql}},
-                            engine, job, error);
-  if (!counts[0] || !counts[1]) return fail(job, "counting rows " + error + unchanged);
-  const auto there = counts_of(*counts[0]), here = counts_of(*counts[1]);
-  const std::vector<std::string> differ = count_mismatches(counted_tables, there, here);
+  send(*there, count_sql);
+  send(*here, set_sql);
+  send(*here, count_sql);
+  if (!receive(*here, error))
+    return fail(job, "setting the sequences on the target " + error + unchanged);
+  job.log(proto::Stream::kAgent, counted(set, "sequence") + " set to the source's values");
+  const auto target_counts = receive(*here, error);
+  const auto source_counts = target_counts ? receive(*there, error) : std::nullopt;
+  if (!source_counts) return fail(job, "counting rows " + error + unchanged);
+  // The side database is renamed below: no client of ours may hold it.
+  here.reset();
+  there.reset();
+  const auto there_rows = counts_of(*source_counts), here_rows = counts_of(*target_counts);
+  const std::vector<std::string> differ = count_mismatches(counted_tables, there_rows, here_rows);
   Json result = {{"database", spec.to.database},
                  {"lsn", lsn},
                  {"waited_s", waited},
                  {"sequences", set},
-                 {"rows", there},
+                 {"rows", there_rows},
                  {"mismatches", differ},
                  {"tables", counted_tables.size()}};
   if (!differ.empty()) {

@@ -78,21 +78,39 @@ std::optional<std::vector<std::string>> Ends::on_target(const std::string& sql, 
   return run_queries({{kHere, spec.to, database, sql}}, *spec.engine, job, error).front();
 }
 
-DbSession Ends::session(bool on_source, const std::string& file) {
+// The client command for a side's session.
+Command session_command(const Ends& ends, bool on_source) {
+  const DbSpec& spec = ends.spec;
   const DbEndpoint& e = on_source ? spec.from : spec.to;
-  const std::string db = on_source ? spec.from.database : names.side;
-  return DbSession(on(on_source ? source : kHere, *spec.engine, e, spec.engine->client(e, db)),
-                   job.dir() + "/" + file);
+  const std::string db = on_source ? spec.from.database : ends.names.side;
+  return on(on_source ? ends.source : kHere, *spec.engine, e, spec.engine->client(e, db));
+}
+
+DbSession Ends::session(bool on_source, const std::string& file) {
+  return DbSession(session_command(*this, on_source), job.dir() + "/" + file);
+}
+
+void Ends::open(std::optional<DbSession>& slot, bool on_source, const std::string& file) {
+  slot.emplace(session_command(*this, on_source), job.dir() + "/" + file);
 }
 
 // Sends sql to a kept session and reads its rows; nullopt with error set ("cancelled" when a
 // cancel arrived).
+constexpr std::string_view kAnswered = "asked|cutpilot";
+
+void send(DbSession& session, const std::string& sql) {
+  session.write(sql + "SELECT '" + std::string(kAnswered) + "';\n");
+}
+
+std::optional<std::vector<std::string>> receive(DbSession& session, std::string& error) {
+  return session.read_until(kAnswered, Clock::now() + std::chrono::milliseconds(kQueryTimeoutMs),
+                            error);
+}
+
 std::optional<std::vector<std::string>> ask(DbSession& session, const std::string& sql,
                                             std::string& error) {
-  static constexpr std::string_view kMarker = "asked|cutpilot";
-  session.write(sql + "SELECT '" + std::string(kMarker) + "';\n");
-  return session.read_until(kMarker, Clock::now() + std::chrono::milliseconds(kQueryTimeoutMs),
-                            error);
+  send(session, sql);
+  return receive(session, error);
 }
 
 std::vector<std::string> split(const std::string& row) {

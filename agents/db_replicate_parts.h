@@ -56,10 +56,16 @@ struct Ends {
   // A client kept open on a side (its answers read with ask()): the source's database, or the
   // side database on the target.
   DbSession session(bool on_source, const std::string& file);
+  // The same, opened into slot (which its owner may close early by resetting it).
+  void open(std::optional<DbSession>& slot, bool on_source, const std::string& file);
 };
 
-// Sends sql to a kept session and reads its rows; nullopt with error set ("cancelled" when a
-// cancel arrived).
+// Queues sql for a kept session, its answer read later by receive() (answers come in order).
+void send(DbSession& session, const std::string& sql);
+// The rows of the oldest answer not read yet; nullopt with error set ("cancelled" when a cancel
+// arrived).
+std::optional<std::vector<std::string>> receive(DbSession& session, std::string& error);
+// send() then receive().
 std::optional<std::vector<std::string>> ask(DbSession& session, const std::string& sql,
                                             std::string& error);
 

@@ -5,6 +5,8 @@ import os
 import re
 import shlex
 import shutil
+import argparse
+import signal
 import subprocess
 import sys
 import time
@@ -151,6 +153,21 @@ def write_section(path: Path, section: str, text: str) -> None:
             out[-1] = out[-1].rstrip("\n") + "\n\n"
         out.append(new_section)
     path.write_text("".join(out).rstrip("\n") + "\n")
+
+
+def parse_bench_args(parser, section: str):
+    """The arguments every harness shares added to parser (--build, --write-results,
+    --results-file) and parsed; SIGTERM made to unwind like Ctrl-C (so the lab still goes
+    down); --smoke with --write-results refused (a smoke run measures nothing worth keeping)."""
+    parser.add_argument("--build", default=str(ROOT / "build"))
+    parser.add_argument("--write-results", action="store_true",
+                        help=f"replace the '{section}' section of bench/RESULTS.md")
+    parser.add_argument("--results-file", default=str(RESULTS), help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
+    if getattr(args, "smoke", False) and args.write_results:
+        parser.error("--smoke measures nothing worth keeping: no --write-results with it")
+    return args
 
 
 def conclude(write_results: bool, results_file: str, section: str, text: str, failed,

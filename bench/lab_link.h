@@ -178,6 +178,24 @@ class LabLink {
         std::chrono::minutes(30));
     return reached;
   }
+  // Drives the fleet until done() (or limit), each event of every job to seen.
+  void pump_until(const std::function<bool()>& done,
+                  const std::function<void(const std::string& job_id, const proto::Message&)>& seen,
+                  std::chrono::milliseconds limit) {
+    std::vector<transport::JobEvent> out;
+    fleet_->run_until(
+        [&](const std::vector<transport::HostEvent>& happened) {
+          for (const auto& e : happened)
+            tracker_->handle(e, out);
+          for (const auto& e : out)
+            seen(e.job_id, e.message);
+          out.clear();
+          return done();
+        },
+        limit);
+  }
+  // True when the job has ended.
+  bool done(const std::string& job_id) const { return tracker_->done(job_id); }
   // Cancels a job started before and drives the fleet until it has ended.
   void cancel(const std::string& job_id) {
     tracker_->cancel(job_id);

@@ -105,9 +105,10 @@ class Cluster:
 
 
 class Lab:
-    def __init__(self, directory: Path, rtt: Optional[str] = None):
+    def __init__(self, directory: Path, rtt: Optional[str] = None, logical: bool = False):
         self.dir = directory
         self.rtt = rtt
+        self.logical = logical  # the source's cluster ready to publish (wal_level = logical)
         self.ssh_config = directory / "ssh_config"
         self.bench = directory / "bench"
         self.scripts = self.bench / "scripts"
@@ -121,7 +122,8 @@ class Lab:
         wan = ["--rtt", self.rtt] if self.rtt else []
         run_local([LAB, "up", "--dir", self.dir, *wan, "source", "target"], timeout=60)
         for host in ("source", "target"):
-            run_local([LAB, "postgres", "--dir", self.dir, host], timeout=120)
+            publish = ["--logical"] if self.logical and host == "source" else []
+            run_local([LAB, "postgres", "--dir", self.dir, *publish, host], timeout=120)
             env = env_file(self.host_dir(host) / "postgres.env")
             self.pg[host] = Cluster(host, int(env["PGPORT"]), env["PGHOST"], Path(env["PGBIN"]))
         for d in (self.bench, self.scripts, self.logs):

@@ -180,5 +180,103 @@ TEST(ExecutorTracking, AResumedCockpitFollowsTheWatchAndALostOneMakesTheCopyScan
   EXPECT_THAT(spec.value("scan_reason", ""), HasSubstr("source has no record of the watch"));
 }
 
+// A replicate step on target from source, and a step after it.
+std::string replica_plan() {
+  return plan_head() +
+         "[[steps]]\nid = \"replicate-db\"\non = \"target\"\n"
+         "db = { engine = \"postgres\", mode = \"replicate\", from = { host = \"source\", "
+         "database = \"shop\" }, to = { database = \"shop\" } }\n"
+         "[[steps]]\nid = \"after\"\non = \"target\"\nneeds = [\"replicate-db\"]\n"
+         "exec = { run = [\"true\"] }\n";
+}
+
+constexpr const char* kReplica = "r1/replicate-db/target/1";
+
+// The replicate job's progress with detail (its lag).
+void lag(Bench& b, const std::string& detail) {
+  JobUpdate update;
+  update.kind = JobUpdate::Kind::kProgress;
+  update.progress.bytes = 100;
+  update.progress.item = detail;
+  b.exec->on_job(kReplica, update, b.now);
+  b.exec->tick(b.now);
+}
+
+TEST(ExecutorReplica, TheStepSucceedsOnceItStreamsAndItsJobIsFollowedUntilTheRunEnds) {
+  Bench b(replica_plan());
+  b.begin();
+  link(b);
+  ASSERT_EQ(b.port.count(kReplica), 1u);
+  EXPECT_EQ(spec_of(b, kReplica)["action"], "replicate");
+  lag(b, "first copy: 1 of 4 tables ready");
+  EXPECT_EQ(b.state("replicate-db"), "running");
+  lag(b, "streaming: caught up");
+  EXPECT_EQ(b.state("replicate-db"), "succeeded");
+  EXPECT_THAT(b.port.acks, Not(::testing::Contains(std::string(kReplica))))
+      << "the job goes on: its spool stays";
+  ASSERT_EQ(b.port.count("r1/after/target/1"), 1u);
+  // Its lag goes on showing under the step.
+  lag(b, "streaming: 1.2 MiB behind (0.4 s)");
+  const auto shown = b.all_of<ProgressEvent>();
+  ASSERT_FALSE(shown.empty());
+  EXPECT_EQ(shown.back().step, "replicate-db");
+  EXPECT_EQ(shown.back().item, "streaming: 1.2 MiB behind (0.4 s)");
+  // The run's end cancels it (which removes the replication) and waits for it.
+  b.finish("r1/after/target/1");
+  EXPECT_THAT(b.port.cancels, ElementsAre(kReplica));
+  b.finish("r1/peer/target>source/revoke");
+  b.finish("r1/peer/target>source/forget");
+  EXPECT_FALSE(b.exec->ended());
+  b.finish(kReplica, "cancelled");
+  EXPECT_TRUE(b.exec->ended());
+  EXPECT_EQ(b.exec->exit_code(), 0);
+  EXPECT_THAT(b.logs(), Not(HasSubstr("the replication stopped")))
+      << "a cancel the run asked for is not news";
+}
+
+// Begins the run and has its replicate job stream; false when its step did not succeed.
+bool streaming(Bench& b) {
+  b.begin();
+  link(b);
+  lag(b, "streaming: caught up");
+  return b.state("replicate-db") == "succeeded";
+}
+
+TEST(ExecutorReplica, AResumedCockpitFollowsTheSameJobAndAStoppedOneIsSaid) {
+  Bench b(replica_plan());
+  ASSERT_TRUE(streaming(b));
+  b.crash();
+  ASSERT_EQ(b.resume(replica_plan()), "");
+  EXPECT_THAT(b.port.attaches,
+              ::testing::Contains(std::pair<std::string, std::string>("target", kReplica)));
+  EXPECT_EQ(b.port.count(kReplica), 0u) << "never started again";
+  lag(b, "streaming: 3 KiB behind (0.1 s)");
+  ASSERT_FALSE(b.all_of<ProgressEvent>().empty());
+  EXPECT_EQ(b.all_of<ProgressEvent>().back().step, "replicate-db");
+  b.finish(kReplica, "failed");
+  EXPECT_THAT(b.logs(), HasSubstr("the replication stopped"));
+  EXPECT_THAT(b.logs(), HasSubstr("its catch-up fails"));
+}
+
+TEST(ExecutorReplica, ACockpitThatDiedBeforeTheStepsSuccessSucceedsItWhenTheJobStreams) {
+  Bench b(replica_plan());
+  ASSERT_TRUE(streaming(b));
+  // The follow record made it to the journal, the step's end (and all after it) did not.
+  b.crash();
+  const std::string journal = read_text(b.dir.path() + "/" + kJournalFile);
+  const size_t follow = journal.find("\"replica\":true");
+  ASSERT_NE(follow, std::string::npos);
+  const size_t after = static_cast<size_t>(
+      std::count(journal.begin() + static_cast<std::ptrdiff_t>(follow), journal.end(), '\n'));
+  ASSERT_GE(after, 2u);
+  b.drop_journal_lines(after - 1);
+  ASSERT_EQ(read_text(b.dir.path() + "/" + kJournalFile).find("\"r\":\"done\""), std::string::npos)
+      << "the step's end is still in the journal: the test proves nothing";
+  ASSERT_EQ(b.resume(replica_plan()), "");
+  lag(b, "streaming: caught up");
+  EXPECT_EQ(b.state("replicate-db"), "succeeded");
+  EXPECT_EQ(b.port.count(kReplica), 0u) << "never started again";
+}
+
 }  // namespace
 }  // namespace cutpilot::plans::test
