@@ -160,7 +160,14 @@ std::optional<std::vector<std::string>> remove_replication(Ends& ends, std::stri
           "slot % is still in use after 30 s', " +
           name +
           "; END$$;\nSELECT 'publication|' || count(*) FROM pg_publication WHERE pubname = " +
-          name + ";\nSET client_min_messages = warning;\nDROP PUBLICATION IF EXISTS " +
+          name +
+          ";\nDO $$DECLARE t text; BEGIN FOR t IN SELECT "
+          "unnest(string_to_array(obj_description(oid, "
+          "'pg_publication'), E'\\n')) FROM pg_publication WHERE pubname = " +
+          name +
+          " LOOP BEGIN EXECUTE 'ALTER TABLE ' || t || ' REPLICA IDENTITY DEFAULT'; EXCEPTION WHEN "
+          "undefined_table THEN NULL; END; END LOOP; END$$;\nSET client_min_messages = warning;\n"
+          "DROP PUBLICATION IF EXISTS " +
           ident(ends.name) + ";\n",
       error);
   if (!slot) return std::nullopt;
@@ -374,25 +381,31 @@ proto::JobFinished replicate(const DbSpec& spec, const Side& source, JobContext&
     int fd;
     ~Closer() { close(fd); }
   } closer{cancel_fd};
-  if (!keyless.empty()) {
-    std::string sql;
-    for (const auto& t : keyless)
-      sql += "ALTER TABLE " + table_name(t) + " REPLICA IDENTITY FULL;\n";
-    if (!ends.on_source(sql, error))
-      return fail(job,
-                  "setting REPLICA IDENTITY FULL on the source " + error + "; " + tear_down(ends));
-    job.log(proto::Stream::kAgent, "REPLICA IDENTITY FULL set on the source for " +
-                                       listed(keyless) + " (replica_identity_full = true)");
-  }
   if (auto failed = copy_schema(spec, source, ends.names.side, job)) {
     failed->error += "; " + tear_down(ends);
     return *failed;
   }
-  std::string publish = "CREATE PUBLICATION " + ident(ends.name);
+  // The publication, and the tables it gives REPLICA IDENTITY FULL, at once; its comment
+  // names those tables, so that whoever removes it sets them back.
+  std::string publish = "BEGIN;\nCREATE PUBLICATION " + ident(ends.name);
   for (size_t i = 0; i < tables.size(); ++i)
     publish += (i ? ", " : " FOR TABLE ") + table_name(tables[i]);
-  if (!ends.on_source(publish + ";\n", error))
+  publish += ";\n";
+  if (!keyless.empty()) {
+    std::string names;
+    for (const auto& t : keyless) {
+      names += (names.empty() ? "" : "\n") + table_name(t);
+      publish += "ALTER TABLE " + table_name(t) + " REPLICA IDENTITY FULL;\n";
+    }
+    publish += "COMMENT ON PUBLICATION " + ident(ends.name) + " IS " + literal(names) + ";\n";
+  }
+  if (!ends.on_source(publish + "COMMIT;\n", error))
     return fail(job, "creating the publication on the source " + error + "; " + tear_down(ends));
+  if (!keyless.empty())
+    job.log(proto::Stream::kAgent, "REPLICA IDENTITY FULL set on the source for " +
+                                       listed(keyless) +
+                                       " (replica_identity_full = true; set back to DEFAULT when "
+                                       "the replication is removed)");
   std::string conn = "host=" + conn_value(spec.publisher_host) +
                      " port=" + std::to_string(spec.from.port ? spec.from.port : 5432) +
                      " dbname=" + conn_value(spec.from.database);

@@ -29,6 +29,13 @@ class PgReplicate : public test::PeerLab {
     ASSERT_EQ(pgbench("-q -i -s 2"), 0);
     psql("source", "shop", "CREATE TABLE orders (id serial PRIMARY KEY, note text)");
     psql("source", "shop", "INSERT INTO orders (note) SELECT 'before' FROM generate_series(1, 50)");
+    // A table without a key: replicated with REPLICA IDENTITY FULL, set back afterwards.
+    psql("source", "shop", "CREATE TABLE notes (body text)");
+    psql("source", "shop", "INSERT INTO notes VALUES ('a'), ('b'), ('c')");
+  }
+  // The source's replica identity of notes: d (default), f (full).
+  std::string notes_identity() {
+    return psql("source", "shop", "SELECT relreplident FROM pg_class WHERE relname = 'notes'");
   }
   std::string psql(const std::string& host, const std::string& db, const std::string& sql) {
     auto& e = pg_[host];
@@ -106,6 +113,9 @@ TEST_F(PgReplicate, WritesDuringReplicationArriveAndTheCatchUpPutsAWholeCopyInPl
   // The service goes on writing while the replica streams.
   ASSERT_EQ(pgbench("-c 2 -t 200"), 0);
   psql("source", "shop", "INSERT INTO orders (note) SELECT 'during' FROM generate_series(1, 25)");
+  EXPECT_EQ(notes_identity(), "f\n");
+  psql("source", "shop", "UPDATE notes SET body = 'changed' WHERE body = 'a'");
+  psql("source", "shop", "DELETE FROM notes WHERE body = 'b'");
   // The writers stop; the catch-up.
   tracker_.start("target", {"catch-1", "db", spec("catch-up").dump()});
   ASSERT_TRUE(pump([&] { return tracker_.done("catch-1") && tracker_.done("rep-1"); }));
@@ -125,6 +135,10 @@ TEST_F(PgReplicate, WritesDuringReplicationArriveAndTheCatchUpPutsAWholeCopyInPl
   EXPECT_TRUE(psql("target", "shop", "INSERT INTO orders (note) VALUES ('after') RETURNING id")
                   .starts_with("76\n"));
   EXPECT_EQ(leftovers(), "0 0 0");
+  // Updates and deletes of the keyless table arrived; its identity is the default again.
+  EXPECT_EQ(psql("target", "shop", "SELECT string_agg(body, ',' ORDER BY body) FROM notes"),
+            "c,changed\n");
+  EXPECT_EQ(notes_identity(), "d\n");
   // The replicate job saw its replication go and ended by itself.
   EXPECT_EQ(finished(events_["rep-1"]).state, proto::JobState::kSucceeded)
       << finished(events_["rep-1"]).error;
@@ -139,6 +153,7 @@ TEST_F(PgReplicate, CancelledMidReplicationLeavesNoSlotSubscriptionPublicationOr
   ASSERT_TRUE(pump([&] { return tracker_.done("rep-2"); }));
   EXPECT_EQ(finished(events_["rep-2"]).state, proto::JobState::kCancelled);
   EXPECT_EQ(leftovers(), "0 0 0");
+  EXPECT_EQ(notes_identity(), "d\n") << "the source's table is as it was";
   EXPECT_EQ(
       psql("target", "postgres", "SELECT count(*) FROM pg_database WHERE datname LIKE 'shop%'"),
       "0\n");
