@@ -252,6 +252,21 @@ void resolve_replications(Reader& reader, std::vector<StepRead>& steps, const In
     *db = std::move(resolved);
     if (!x.has_rollback && x.action_ok) x.step.rollback = default_rollback(x.step.action);
   }
+  // A replication nothing catches up is only removed again at the run's end.
+  for (const StepRead& x : steps) {
+    const auto* db = std::get_if<DbAction>(&x.step.action);
+    if (!db || !db->replicate) continue;
+    const bool caught = std::any_of(steps.begin(), steps.end(), [&](const StepRead& other) {
+      const auto* end = std::get_if<DbAction>(&other.step.action);
+      return end && end->op == DbOp::kCatchUp && end->of == x.step.id;
+    });
+    if (!caught)
+      reader.warning(x.action_pos.value_or(x.step.pos),
+                     x.section +
+                         " replicates a database that no step catches up (db = { action = "
+                         "\"catch-up\", of = \"" +
+                         x.step.id + "\" }): the run's end removes the replication and the copy");
+  }
 }
 
 void check_safety(Reader& reader, const StepRead& x) {
