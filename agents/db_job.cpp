@@ -13,6 +13,7 @@
 #include "agents/command.h"
 #include "agents/db_engines.h"
 #include "agents/db_replicate.h"
+#include "agents/db_replicate_maria.h"
 #include "agents/db_run.h"
 #include "agents/db_session.h"
 #include "agents/db_spec.h"
@@ -474,7 +475,7 @@ proto::JobFinished run_db(std::string_view text, JobContext& job) {
   std::string error;
   const std::optional<DbSpec> spec = parse_db_spec(text, error);
   if (!spec) return fail(job, error);
-  Side source{spec->action == "copy" ? "source" : "database host", {}};
+  Side source{spec->action == "connections" ? "database host" : "source", {}};
   if (spec->peer && !spec->direct) {
     auto argv = ssh_argv(*spec->peer, job.dir(), error);
     if (!argv) return fail(job, error);
@@ -484,9 +485,13 @@ proto::JobFinished run_db(std::string_view text, JobContext& job) {
   if (spec->action == "connections") return connections(*spec, source, job);
   if (spec->action == "put-back") return put_back(*spec, job);
   if (spec->action == "drop-kept") return drop_kept(*spec, job);
-  if (spec->action == "replicate") return replicate(*spec, source, job);
-  if (spec->action == "catch-up") return catch_up(*spec, source, job);
-  if (spec->action == "detach") return detach(*spec, source, job);
+  const bool maria = spec->engine->name == "mariadb";
+  if (spec->action == "replicate")
+    return maria ? maria_replicate(*spec, source, job) : replicate(*spec, source, job);
+  if (spec->action == "catch-up")
+    return maria ? maria_catch_up(*spec, source, job) : catch_up(*spec, source, job);
+  if (spec->action == "detach")
+    return maria ? maria_detach(*spec, source, job) : detach(*spec, source, job);
   return copy(*spec, source, job);
 }
 

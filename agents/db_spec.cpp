@@ -102,8 +102,6 @@ std::optional<DbSpec> parse_db_spec(std::string_view text, std::string& error) {
   } else if (spec.action == "replicate" || spec.action == "catch-up" || spec.action == "detach") {
     if (!j.contains("from") || !j.contains("to"))
       error = "a db " + spec.action + " needs \"from\" and \"to\"";
-    if (spec.engine->name != "postgres")
-      error = "db " + spec.action + " is for postgres only (mariadb: not yet)";
     if (spec.action == "replicate" && spec.publisher_host.empty())
       error =
           "a db replicate needs \"publisher_host\" (where the target's server reaches the "

@@ -284,13 +284,15 @@ std::optional<Action> read_db_action(ActionInput& input) {
       refuse("compresses its stream, but nothing crosses ssh: 'from' is " +
              std::string(db.direct ? "reached directly (direct = true)" : "on the step's host"));
     if (db.replicate) {
-      if (db.engine == DbEngine::kMariadb)
-        refuse("replicates, which is for postgres only for now (mariadb: copy it)");
-      if (db.jobs > 1 || db.format != "plain" || db.schema_only || db.direct ||
-          db.compress != Compress::kNone || !db.verify)
+      if (db.engine == DbEngine::kMariadb && db.replica_identity_full)
         refuse(
-            "replicates: 'jobs', 'format', 'schema_only', 'direct', 'compress' and 'verify' "
-            "are for a copy (the catch-up verifies)");
+            "sets replica_identity_full, which is for postgres (mariadb replicates rows "
+            "by their binary log)");
+      if (db.jobs > 1 || db.format != "plain" || db.schema_only || db.direct ||
+          db.compress != Compress::kNone)
+        refuse(
+            "replicates: 'jobs', 'format', 'schema_only', 'direct' and 'compress' are for a copy "
+            "('verify = false' leaves out the catch-up's row counts)");
     } else if (db.replica_identity_full) {
       refuse("sets replica_identity_full, which is for mode = \"replicate\"");
     }
@@ -447,19 +449,38 @@ std::string describe_db(const DbAction& db, const DescribeInput& input) {
            quote(named("undone")) + " and " + quote(named("old")) + " (kept by the copy) to " +
            quote(target) + "; nothing is dropped (" + std::string(kRunPlaceholder) +
            " = the run's key, names longer than the engine allows are cut and hashed)";
+  const bool maria = db.engine == DbEngine::kMariadb;
   if (db.op == DbOp::kCatchUp)
     return "catch up the replication of " + quote(db.of) + ": wait until " + quote(db.to.database) +
            " on this host has applied everything " + engine + " database " +
            quote(db.from.database) +
-           " wrote (up to its WAL position now), set every sequence to the source's value, "
-           "compare row counts (one snapshot per side), remove the subscription, slot and "
-           "publication; then " +
+           (maria ? " wrote (up to its gtid_binlog_pos now, MASTER_GTID_WAIT), compare every "
+                    "table's columns and row counts (one snapshot per side), remove the "
+                    "replication connection here and the replication user on the source; then "
+                  : " wrote (up to its WAL position now), set every sequence to the source's "
+                    "value, compare row counts (one snapshot per side), remove the "
+                    "subscription, slot and publication; then ") +
            quote(target) + " (if it exists) is kept as " + quote(named("old")) + " and " +
-           quote(named("new")) + " takes its name";
+           quote(named("new")) + " takes its name" +
+           (maria ? " (tables moved with one RENAME TABLE)" : "");
   if (db.op == DbOp::kDetach)
     return "remove the replication of " + quote(db.of.empty() ? db.from.database : db.of) +
-           ": the subscription on this host, the slot and publication on the source, and " +
+           (maria ? ": the replication connection on this host, the replication user on the "
+                    "source, and "
+                  : ": the subscription on this host, the slot and publication on the source, "
+                    "and ") +
            quote(named("new")) + "; the target database is not touched";
+  if (db.replicate && maria)
+    return "replicate " + engine + " database " + quote(db.from.database) + " into " +
+           quote(named("new")) +
+           " while the service runs: a preflight of the source (log_bin, binlog_format = ROW, "
+           "its own server_id, GTIDs, the privileges to create a user, InnoDB tables), a "
+           "replication user on the source, mysqldump --single-transaction --gtid "
+           "--master-data=2 restored here, then a named replication connection from the dump's "
+           "GTID position (this server connects to the source's) applying only " +
+           quote(db.from.database) + ", rewritten into " + quote(named("new")) +
+           "; it streams and shows the lag until a catch-up (the run's end or an abort removes "
+           "it)";
   if (db.replicate)
     return "replicate " + engine + " database " + quote(db.from.database) + " into " +
            quote(named("new")) +

@@ -14,6 +14,8 @@ empty target database and checked afterwards against the source's row counts and
                         service), the writers stop, then the catch-up job (wait for the
                         source's WAL position, sequences, row counts on both sides, the
                         replication removed, the copy swapped in) is what the window pays.
+  cutpilot catch-up, no row counts   the same with verify = false: a reference, what the
+                        catch-up's counts (every row of both sides) cost.
 The window's cost is the command alone (no ssh login) for pg_dump | psql and the db job alone
 for cutpilot; the replication's first copy, live, is shown beside it.
 
@@ -24,6 +26,7 @@ runs scale 1 once with 3 s of writes (CI) and exits 1 when a contender fails.
 """
 import argparse
 import datetime
+import json
 import random
 import re
 import shutil
@@ -41,6 +44,8 @@ import run as copybench  # noqa: E402  (bench/db/run.py: the lab, the source, th
 from benchlib import Failed, conclude, log, parse_bench_args, require_tools  # noqa: E402
 
 SECTION = "## Database cutover window"
+# The catch-up without its row counts (verify = false): a reference, what the counts cost.
+CATCH_UP_UNCOUNTED = "cutpilot catch-up, no row counts"
 DATABASE = copybench.DATABASE
 MiB = 1 << 20
 
@@ -62,12 +67,14 @@ def writer(lab: copybench.Lab, clients: int, seconds: int) -> str:
             f"-h {c.socket} -p {c.port} -U postgres {DATABASE} >/dev/null 2>&1")
 
 
-def run_replica(lab: copybench.Lab, args, tag: str) -> Dict[str, str]:
+def run_replica(lab: copybench.Lab, args, tag: str, verify: bool = True) -> Dict[str, str]:
     binary = Path(args.build) / "bin" / "replica_run"
     if not binary.exists():
         raise Failed(f"{binary} is not built")
     argv = [str(binary), "--lab", str(lab.dir), "--from", "source", "--to", "target",
             "--database", DATABASE, "--writes", writer(lab, args.clients, args.write_seconds)]
+    if not verify:
+        argv += ["--verify", "no"]
     proc = subprocess.run(argv, stdin=subprocess.DEVNULL, capture_output=True, text=True,
                           timeout=args.timeout)
     (lab.logs / f"{tag}.out").write_text(proc.stdout)
@@ -78,10 +85,11 @@ def run_replica(lab: copybench.Lab, args, tag: str) -> Dict[str, str]:
 
 
 def measure(lab: copybench.Lab, args) -> Dict[str, Dict[str, List]]:
-    cons = ["pg_dump | psql", "cutpilot copy", "cutpilot catch-up"]
+    cons = ["pg_dump | psql", "cutpilot copy", "cutpilot catch-up", CATCH_UP_UNCOUNTED]
     dump = copybench.Contender("pg_dump | psql", copybench.dump_psql_cmd)
     copy = copybench.Contender("cutpilot plain", driver_args=["--format", "plain"])
-    out: Dict[str, Dict[str, List]] = {c: {"window": [], "first": [], "lag": []} for c in cons}
+    out: Dict[str, Dict[str, List]] = {c: {"window": [], "first": [], "lag": [], "count": []}
+                                       for c in cons}
     shuffle = random.Random(1)
     for r in range(args.repeat):
         order = list(cons)
@@ -89,9 +97,11 @@ def measure(lab: copybench.Lab, args) -> Dict[str, Dict[str, List]]:
         for name in order:
             tag = f"{r}-{re.sub(r'[^A-Za-z0-9]+', '-', name).strip('-')}"
             reset_target(lab)
-            if name == "cutpilot catch-up":
-                said = run_replica(lab, args, tag)
+            if name.startswith("cutpilot catch-up"):
+                said = run_replica(lab, args, tag, verify=name != CATCH_UP_UNCOUNTED)
                 window = float(said["catch_up_seconds"])
+                counting = json.loads(said.get("result", "{}")).get("count_s")
+                out[name]["count"].append(counting)
                 out[name]["first"].append(float(said["first_copy_seconds"]))
                 out[name]["lag"].append(said.get("lag_at_stop", ""))
             else:
@@ -102,7 +112,8 @@ def measure(lab: copybench.Lab, args) -> Dict[str, Dict[str, List]]:
             summary = copybench.verify(lab, copybench.shape(lab, "source"))
             out[name]["window"].append(window)
             extra = (f"; first copy {out[name]['first'][-1]:.2f} s live, at the stop "
-                     f"{out[name]['lag'][-1]}" if name == "cutpilot catch-up" else "")
+                     f"{out[name]['lag'][-1]}, counting {out[name]['count'][-1] or 0:.2f} s"
+                     if name.startswith("cutpilot catch-up") else "")
             log(f"[{r + 1}/{args.repeat}] {name:<20} {window:8.2f} s in the window ({summary}{extra})")
     return out
 
@@ -135,7 +146,8 @@ def main() -> int:
             got = measure(lab, args)
             med = {k: statistics.median(v["window"]) for k, v in got.items()}
             rows.append((scale, size, med, statistics.median(got["cutpilot catch-up"]["first"]),
-                         got["cutpilot catch-up"]["lag"]))
+                         got["cutpilot catch-up"]["lag"],
+                         statistics.median(got["cutpilot catch-up"]["count"])))
         except (Failed, subprocess.TimeoutExpired, RuntimeError) as e:
             log(f"scale {scale}: FAILED: {e}")
             failed.append(f"scale {scale}: {e}")
@@ -143,12 +155,15 @@ def main() -> int:
             lab.down()
             shutil.rmtree(work, ignore_errors=True)
     table = ["| pgbench scale (source size) | pg_dump \\| psql | cutpilot copy | cutpilot catch-up "
-             "| catch-up / pg_dump \\| psql | replication's first copy (live) | lag when the writers stopped |",
-             "|---|---:|---:|---:|---:|---:|---|"]
-    for scale, size, med, first, lags in rows:
+             "| of which counting rows | catch-up / pg_dump \\| psql | catch-up without row counts "
+             "(verify = false) | replication's first copy (live) | lag when the writers stopped |",
+             "|---|---:|---:|---:|---:|---:|---:|---:|---|"]
+    for scale, size, med, first, lags, counting in rows:
         table.append(f"| {scale} ({size / MiB:.0f} MiB) | {med['pg_dump | psql']:.2f} s | "
                      f"{med['cutpilot copy']:.2f} s | {med['cutpilot catch-up']:.2f} s | "
-                     f"{med['cutpilot catch-up'] / med['pg_dump | psql']:.3f}x | {first:.1f} s | "
+                     f"{counting:.2f} s | "
+                     f"{med['cutpilot catch-up'] / med['pg_dump | psql']:.3f}x | "
+                     f"{med[CATCH_UP_UNCOUNTED]:.2f} s | {first:.1f} s | "
                      f"{'; '.join(l.removeprefix('streaming: ') for l in lags)} |")
     header = (f"`bench/db/catch_up.py --scale {' '.join(map(str, args.scale))} --repeat "
               f"{args.repeat} --write-seconds {args.write_seconds} --clients {args.clients}` "

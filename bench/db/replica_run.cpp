@@ -5,6 +5,7 @@
 // with action catch-up).
 //
 // Usage: replica_run --lab DIR --from HOST --to HOST --database DB --writes COMMAND
+//                    [--verify no]   (the catch-up without its row counts: "verify": false)
 // The writer (`sh -c COMMAND`, here) starts once the replica streams and runs to its end; the
 // catch-up starts when it has exited (the writers stopped). The endpoints come from each
 // host's postgres.env (TCP to 127.0.0.1:PGPORT as postgres, password "lab"); the source's
@@ -48,6 +49,7 @@ int main(int argc, char** argv) {
     opt[argv[i]] = argv[i + 1];
   const std::string lab = opt["--lab"], source = opt["--from"], target = opt["--to"],
                     database = opt["--database"], writes = opt["--writes"];
+  const bool verify = opt["--verify"] != "no";
   if (lab.empty() || source.empty() || target.empty() || database.empty() || writes.empty() ||
       argc % 2 == 0) {
     std::fprintf(stderr,
@@ -77,6 +79,7 @@ int main(int argc, char** argv) {
                {"publisher_host", "127.0.0.1"},
                {"replica_identity_full", true},  // pgbench_history has no key
                {"run", "bench" + std::to_string(getpid())}};
+  if (!verify) spec["verify"] = false;
   const std::string replica = link.run_id() + "/replicate/" + target;
   std::string lag;
   const auto note = [&](const proto::Message& m) {

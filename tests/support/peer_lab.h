@@ -4,14 +4,18 @@
 #pragma once
 
 #include <gtest/gtest.h>
+#include <signal.h>
+#include <sys/xattr.h>
 
 #include <chrono>
 #include <cstdlib>
 #include <functional>
+#include <map>
 #include <nlohmann/json.hpp>
 #include <string>
 #include <vector>
 
+#include "tests/support/child.h"
 #include "tests/support/lab.h"
 #include "tests/support/transport_fixtures.h"
 #include "transport/fleet.h"
@@ -65,6 +69,41 @@ class PeerLab : public ::testing::Test {
       if (const auto* l = std::get_if<proto::LogLine>(&m)) out += l->line + "\n";
     return out;
   }
+  // Runs the fleet until done says so (or 120 s), every job's events going to events_: for
+  // tests that run jobs side by side (started with tracker_.start).
+  bool pump(const std::function<bool()>& done) {
+    std::vector<transport::JobEvent> out;
+    return fleet_.run_until(
+        [&](const std::vector<transport::HostEvent>& happened) {
+          for (const auto& e : happened)
+            tracker_.handle(e, out);
+          for (auto& e : out)
+            events_[e.job_id].push_back(std::move(e.message));
+          out.clear();
+          return done();
+        },
+        std::chrono::seconds(120));
+  }
+  // The job's latest progress detail among events_ ("" before any).
+  std::string detail(const std::string& id) {
+    std::string last;
+    for (const auto& m : events_[id])
+      if (const auto* p = std::get_if<proto::Progress>(&m)) last = p->detail;
+    return last;
+  }
+  // SIGKILLs the runner of job id on host (as a host's restart would) and returns once it is
+  // gone or a zombie; false when its spool names no runner.
+  bool kill_runner(const std::string& host, const std::string& id) {
+    char note[64] = {};
+    const std::string spool = lab_.host_dir(host) + "/home/.cache/cutpilot/jobs/" + id;
+    if (getxattr(spool.c_str(), "user.cutpilot.runner", note, sizeof note - 1) <= 0) return false;
+    const pid_t runner = static_cast<pid_t>(std::stol(note));
+    if (::kill(runner, SIGKILL) != 0) return false;
+    while (::kill(runner, 0) == 0 &&
+           capture("grep -s '^State:.*Z' /proc/" + std::to_string(runner) + "/status").empty()) {
+    }
+    return true;
+  }
   // Makes the migration key on the target and authorises it on the source (allowed to
   // forward to permit_open, HOST:PORT each).
   void link_hosts(const std::vector<std::string>& permit_open = {}) {
@@ -86,6 +125,7 @@ class PeerLab : public ::testing::Test {
   }
 
   std::vector<std::string> addons_;
+  std::map<std::string, std::vector<proto::Message>> events_;  // by job id, as pump() saw them
   Lab lab_{{"source", "target"}};
   transport::Fleet fleet_{{target_for(lab_, "source"), target_for(lab_, "target")}, agent_binary()};
   transport::JobTracker tracker_{fleet_};

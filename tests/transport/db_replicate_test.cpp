@@ -64,27 +64,6 @@ class PgReplicate : public test::PeerLab {
             {"publisher_host", "127.0.0.1"},
             {"replica_identity_full", true}};
   }
-  // Runs the fleet until done says so (or 120 s), collecting every job's events.
-  bool pump(const std::function<bool()>& done) {
-    std::vector<JobEvent> out;
-    return fleet_.run_until(
-        [&](const std::vector<HostEvent>& happened) {
-          for (const auto& e : happened)
-            tracker_.handle(e, out);
-          for (auto& e : out)
-            events_[e.job_id].push_back(std::move(e.message));
-          out.clear();
-          return done();
-        },
-        std::chrono::seconds(120));
-  }
-  // The job's latest progress detail ("" before any).
-  std::string detail(const std::string& id) {
-    std::string last;
-    for (const auto& m : events_[id])
-      if (const auto* p = std::get_if<proto::Progress>(&m)) last = p->detail;
-    return last;
-  }
   // Starts the replicate job and runs until it streams.
   void replicating(const std::string& id, Json edit = Json::object()) {
     Json s = spec("replicate");
@@ -103,7 +82,6 @@ class PgReplicate : public test::PeerLab {
            trim(psql("source", "shop", "SELECT count(*) FROM pg_publication")) + " " +
            trim(psql("target", "postgres", "SELECT count(*) FROM pg_subscription"));
   }
-  std::map<std::string, std::vector<proto::Message>> events_;
   std::map<std::string, std::map<std::string, std::string>> pg_;
 };
 
@@ -162,15 +140,7 @@ TEST_F(PgReplicate, CancelledMidReplicationLeavesNoSlotSubscriptionPublicationOr
 TEST_F(PgReplicate, AKilledReplicateJobsLeftoversGoWithADetach) {
   replicating("rep-3");
   // The job's runner dies (as on a host's restart); its psql clients end with it.
-  char note[64] = {};
-  const std::string spool = lab_.host_dir("target") + "/home/.cache/cutpilot/jobs/rep-3";
-  ASSERT_GT(getxattr(spool.c_str(), "user.cutpilot.runner", note, sizeof note - 1), 0);
-  const pid_t runner = static_cast<pid_t>(std::stol(note));
-  ASSERT_EQ(::kill(runner, SIGKILL), 0);
-  // Gone, or a zombie its parent has yet to reap.
-  while (::kill(runner, 0) == 0 &&
-         sh("grep -s '^State:.*Z' /proc/" + std::to_string(runner) + "/status").empty()) {
-  }
+  ASSERT_TRUE(kill_runner("target", "rep-3"));
   EXPECT_EQ(leftovers().substr(0, 1), "1") << "the slot outlives the killed job";
   tracker_.start("target", {"detach-3", "db", spec("detach").dump()});
   ASSERT_TRUE(pump([&] { return tracker_.done("detach-3"); }));

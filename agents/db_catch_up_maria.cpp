@@ -1,0 +1,184 @@
+#include <unistd.h>
+
+#include <algorithm>
+#include <chrono>
+#include <map>
+#include <nlohmann/json.hpp>
+#include <optional>
+#include <vector>
+
+#include "agents/db_maria_parts.h"
+#include "agents/words.h"
+
+namespace cutpilot::agent {
+
+using namespace replica_parts;
+using namespace maria_parts;
+
+namespace {
+
+using Clock = std::chrono::steady_clock;
+using Json = nlohmann::json;
+
+// How long a catch-up waits for the target by default.
+constexpr uint64_t kCatchUpTimeoutMs = 5 * 60 * 1000;
+
+// "shop.orders|id int(11), note varchar(20)" rows: every table's columns in the connected
+// database.
+const std::string kColumnsSql =
+    "SET SESSION group_concat_max_len = 16777216;\nSELECT CONCAT(table_name, '|', "
+    "GROUP_CONCAT(CONCAT(column_name, ' ', column_type) ORDER BY ordinal_position SEPARATOR ', "
+    "')) FROM information_schema.columns WHERE table_schema = DATABASE() GROUP BY table_name "
+    "ORDER BY 1;\n";
+
+// The tables whose columns differ between the sides, in words ("" when none).
+std::string schema_changes(const DbSpec& spec, const std::vector<std::string>& there_rows,
+                           const std::vector<std::string>& here_rows) {
+  const auto columns = [&](const std::vector<std::string>& rows) {
+    std::map<std::string, std::string> out;
+    for (const auto& row : rows) {
+      const size_t bar = row.find('|');
+      const std::string table = spec.from.database + "." + row.substr(0, bar);
+      if (bar != std::string::npos && !excluded(spec, table)) out[table] = row.substr(bar + 1);
+    }
+    return out;
+  };
+  const auto there = columns(there_rows), here = columns(here_rows);
+  std::vector<std::string> changed;
+  for (const auto& [table, cols] : there) {
+    const auto it = here.find(table);
+    if (it == here.end())
+      changed.push_back(table + " (new on the source)");
+    else if (it->second != cols)
+      changed.push_back(table + " (columns on the source: " + cols +
+                        "; on the target: " + it->second + ")");
+  }
+  for (const auto& [table, cols] : here)
+    if (!there.count(table)) changed.push_back(table + " (gone from the source)");
+  return changed.empty() ? "" : listed(changed);
+}
+
+}  // namespace
+
+proto::JobFinished maria_catch_up(const DbSpec& spec, const Side& source, JobContext& job) {
+  if (job.cancel_requested()) return cancelled_before_start(job);
+  const auto started = Clock::now();
+  const DbEngine& engine = *spec.engine;
+  Maria m = ends_of(spec, source, job);
+  const std::string unchanged = "; the target database is unchanged";
+  const std::string goes_on = "; the replication goes on" + unchanged;
+  std::string error;
+  const auto rows = m.slaves(error);
+  if (!rows) return fail(job, "looking at the target's replication " + error + unchanged);
+  const Row* row = ours(*rows, m.name);
+  if (!row)
+    return fail(job, "there is no replication of " + spec.from.database + " into " + m.names.side +
+                         " to catch up (no connection " + m.name +
+                         " on the target): the replicate step has not set it up in this run, "
+                         "or it was removed" +
+                         unchanged);
+  if (!filtered(m, *row))
+    return fail(
+        job, "the replication connection " + m.name + " lost its filters" + guard(m) + unchanged);
+  auto where = run_queries({{kHere, spec.to, "", engine.existing_sql({spec.to.database})},
+                            {kHere, spec.to, "", engine.connections_sql(spec.to.database)}},
+                           engine, job, error);
+  if (!where[0] || !where[1]) return fail(job, "looking at the target " + error + unchanged);
+  const bool target_exists = !where[0]->empty();
+  if (!target_exists && !spec.create)
+    return fail(job, "the target database " + spec.to.database +
+                         " does not exist (create = true makes it)" + unchanged);
+  if (target_exists && !where[1]->empty())
+    return fail(job, counted(where[1]->size(), "client") + " connected to the target database " +
+                         spec.to.database + ": " + listed_clients(*where[1]) +
+                         "; cutpilot does not disconnect them: stop them and retry" + unchanged);
+  Closer closer{cancel_signal_fd(error)};
+  if (closer.fd < 0) return fail(job, error + unchanged);
+  // Everything the source has written up to now (its writers stopped before this step).
+  const auto now = m.on_source("SELECT @@global.gtid_binlog_pos;\n", error);
+  if (!now) return fail(job, "reading the source's gtid_binlog_pos " + error + unchanged);
+  const std::string gtid = now->empty() ? "" : now->front();
+  const uint64_t wait_ms = spec.timeout_ms ? spec.timeout_ms : kCatchUpTimeoutMs;
+  const auto deadline = Clock::now() + std::chrono::milliseconds(wait_ms);
+  DbSession here(on(kHere, engine, spec.to, named_client(spec.to, "")),
+                 job.dir() + "/target-session.log");
+  uint64_t gap = 0;
+  for (bool first = true; !gtid.empty(); first = false) {
+    const auto waited =
+        ask_rows(here, "SELECT MASTER_GTID_WAIT(" + lit(gtid) + ", 1) AS waited;\n", error);
+    const auto status = waited ? ask_rows(here, "SHOW ALL SLAVES STATUS;\n", error) : std::nullopt;
+    if (!waited || !status) {
+      if (error != "cancelled") return fail(job, "following the catch-up: " + error + unchanged);
+      cancel_arrived(closer.fd, 0);
+      return cancelled(job, "cancelled" + goes_on);
+    }
+    const Row* r = ours(*status, m.name);
+    if (!waited->empty() && value(waited->front(), "waited") == "0") break;
+    if (!r) return fail(job, "the replication connection " + m.name + " is gone" + unchanged);
+    if (value(*r, "Slave_SQL_Running") != "Yes")
+      return fail(job, "the target's server stopped applying the source's changes (" +
+                           value(*r, "Last_SQL_Error") + ")" + goes_on);
+    const uint64_t n = behind(gtid, value(*r, "Gtid_Slave_Pos"));
+    if (first) gap = n;
+    job.progress(proto::Progress{"", 0, 0, std::nullopt, 0, gap > n ? gap - n : 0, gap,
+                                 "catching up to " + gtid + ": " + lag(gtid, *r)});
+    if (Clock::now() >= deadline)
+      return fail(job, "the target did not catch up with the source within " +
+                           std::to_string(wait_ms / 1000) + " s (" + lag(gtid, *r) + ")" + goes_on);
+    if (cancel_arrived(closer.fd, 0)) return cancelled(job, "cancelled" + goes_on);
+  }
+  const double waited = std::chrono::duration<double>(Clock::now() - started).count();
+  job.log(proto::Stream::kAgent, "the target applied everything the source wrote up to " +
+                                     (gtid.empty() ? std::string("now") : gtid));
+  // DDL naming its database (ALTER TABLE db.t) is not applied to the copy: the schemas must agree.
+  auto schemas = run_queries({{source, spec.from, spec.from.database, kColumnsSql},
+                              {kHere, spec.to, m.names.side, kColumnsSql}},
+                             engine, job, error);
+  if (!schemas[0] || !schemas[1]) return fail(job, "comparing the schemas " + error + unchanged);
+  const std::string changed = schema_changes(spec, *schemas[0], *schemas[1]);
+  if (!changed.empty())
+    return fail(job, "the source's schema differs from the copy's: " + changed + goes_on);
+  // Row counts, one snapshot per side.
+  const auto listed_tables = m.on_source(std::string(engine.tables_sql), error);
+  if (!listed_tables) return fail(job, "listing the source's tables " + error + unchanged);
+  std::string count_sql =
+      "SET SESSION TRANSACTION ISOLATION LEVEL REPEATABLE READ;\nSTART TRANSACTION WITH "
+      "CONSISTENT SNAPSHOT;\n";
+  std::vector<std::string> tables;
+  for (const auto& t : *listed_tables)
+    if (!excluded(spec, t)) {
+      tables.push_back(t);
+      count_sql += engine.count_sql(t);
+    }
+  count_sql += "COMMIT;\n";
+  auto counts = run_queries({{source, spec.from, spec.from.database, count_sql},
+                             {kHere, spec.to, m.names.side, count_sql}},
+                            engine, job, error);
+  if (!counts[0] || !counts[1]) return fail(job, "counting rows " + error + unchanged);
+  const auto there = counts_of(*counts[0]), here_counts = counts_of(*counts[1]);
+  const std::vector<std::string> differ = count_mismatches(tables, there, here_counts);
+  Json result = {{"database", spec.to.database}, {"gtid", gtid},
+                 {"waited_s", waited},           {"rows", there},
+                 {"mismatches", differ},         {"tables", tables.size()}};
+  if (!differ.empty()) {
+    proto::JobFinished done =
+        fail(job, "row counts differ (source vs replica) in " + counted(differ.size(), "table") +
+                      ": " + listed(differ) + " (are the writers stopped?); retry once nothing " +
+                      "writes" + goes_on);
+    done.result = result.dump();
+    return done;
+  }
+  job.log(proto::Stream::kAgent, "row counts equal in " + counted(tables.size(), "table"));
+  const auto removed = remove_replication(m, error);
+  if (!removed) return fail(job, "removing the replication " + error + unchanged);
+  job.log(proto::Stream::kAgent, "removed " + listed(*removed));
+  const std::string refused = swap_into_place(spec, m.names, target_exists, job);
+  if (!refused.empty())
+    return fail(job, refused + "; the replication is removed and the whole copy stays in " +
+                         m.names.side + unchanged);
+  result["kept"] = target_exists ? Json(m.names.kept) : Json(nullptr);
+  result["seconds"] = std::chrono::duration<double>(Clock::now() - started).count();
+  return succeeded(job, result);
+}
+
+}  // namespace cutpilot::agent
