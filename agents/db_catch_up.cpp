@@ -31,35 +31,6 @@ const std::string kColumnsSql =
     "('pg_catalog', 'information_schema') AND n.nspname NOT LIKE 'pg_toast%' GROUP BY n.nspname, "
     "c.relname ORDER BY 1;\n";
 
-std::map<std::string, std::string> columns_of(const DbSpec& spec,
-                                              const std::vector<std::string>& rows) {
-  std::map<std::string, std::string> out;
-  for (const auto& row : rows) {
-    const size_t bar = row.find('|');
-    if (bar != std::string::npos && !excluded(spec, row.substr(0, bar)))
-      out[row.substr(0, bar)] = row.substr(bar + 1);
-  }
-  return out;
-}
-
-// The tables whose schema differs between the sides, in words ("" when none).
-std::string schema_changes(const DbSpec& spec, const std::vector<std::string>& source_rows,
-                           const std::vector<std::string>& target_rows) {
-  const auto there = columns_of(spec, source_rows), here = columns_of(spec, target_rows);
-  std::vector<std::string> changed;
-  for (const auto& [table, columns] : there) {
-    const auto it = here.find(table);
-    if (it == here.end())
-      changed.push_back(table + " (new on the source)");
-    else if (it->second != columns)
-      changed.push_back(table + " (columns on the source: " + columns +
-                        "; on the target: " + it->second + ")");
-  }
-  for (const auto& [table, columns] : here)
-    if (!there.count(table)) changed.push_back(table + " (gone from the source)");
-  return changed.empty() ? "" : listed(changed);
-}
-
 }  // namespace
 
 proto::JobFinished catch_up(const DbSpec& spec, const Side& source, JobContext& job) {
@@ -133,7 +104,7 @@ proto::JobFinished catch_up(const DbSpec& spec, const Side& source, JobContext& 
                            " tables not ready)" + unchanged);
     if (!row.starts_with("unready|")) target_rows.push_back(row);
   }
-  const std::string changed = schema_changes(spec, *source_columns, target_rows);
+  const std::string changed = schema_changes(spec, *source_columns, target_rows, "");
   if (!changed.empty())
     return fail(job,
                 "the source's schema changed while it was replicated (DDL is not "

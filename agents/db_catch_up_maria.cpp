@@ -31,33 +31,6 @@ const std::string kColumnsSql =
     "')) FROM information_schema.columns WHERE table_schema = DATABASE() GROUP BY table_name "
     "ORDER BY 1;\n";
 
-// The tables whose columns differ between the sides, in words ("" when none).
-std::string schema_changes(const DbSpec& spec, const std::vector<std::string>& there_rows,
-                           const std::vector<std::string>& here_rows) {
-  const auto columns = [&](const std::vector<std::string>& rows) {
-    std::map<std::string, std::string> out;
-    for (const auto& row : rows) {
-      const size_t bar = row.find('|');
-      const std::string table = spec.from.database + "." + row.substr(0, bar);
-      if (bar != std::string::npos && !excluded(spec, table)) out[table] = row.substr(bar + 1);
-    }
-    return out;
-  };
-  const auto there = columns(there_rows), here = columns(here_rows);
-  std::vector<std::string> changed;
-  for (const auto& [table, cols] : there) {
-    const auto it = here.find(table);
-    if (it == here.end())
-      changed.push_back(table + " (new on the source)");
-    else if (it->second != cols)
-      changed.push_back(table + " (columns on the source: " + cols +
-                        "; on the target: " + it->second + ")");
-  }
-  for (const auto& [table, cols] : here)
-    if (!there.count(table)) changed.push_back(table + " (gone from the source)");
-  return changed.empty() ? "" : listed(changed);
-}
-
 }  // namespace
 
 proto::JobFinished maria_catch_up(const DbSpec& spec, const Side& source, JobContext& job) {
@@ -135,7 +108,8 @@ proto::JobFinished maria_catch_up(const DbSpec& spec, const Side& source, JobCon
                               {kHere, spec.to, m.names.side, kColumnsSql}},
                              engine, job, error);
   if (!schemas[0] || !schemas[1]) return fail(job, "comparing the schemas " + error + unchanged);
-  const std::string changed = schema_changes(spec, *schemas[0], *schemas[1]);
+  const std::string changed =
+      schema_changes(spec, *schemas[0], *schemas[1], spec.from.database + ".");
   if (!changed.empty())
     return fail(job, "the source's schema differs from the copy's: " + changed + goes_on);
   // Row counts, one snapshot per side.

@@ -220,6 +220,42 @@ std::string lag_words(uint64_t bytes, double seconds) {
   return human_bytes(bytes) + " behind (" + s + ")";
 }
 
+namespace {
+
+// "table|columns" rows as a map by prefix + table, excluded tables left out.
+std::map<std::string, std::string> columns_of(const DbSpec& spec,
+                                              const std::vector<std::string>& rows,
+                                              const std::string& prefix) {
+  std::map<std::string, std::string> out;
+  for (const auto& row : rows) {
+    const size_t bar = row.find('|');
+    if (bar == std::string::npos) continue;
+    const std::string table = prefix + row.substr(0, bar);
+    if (!excluded(spec, table)) out[table] = row.substr(bar + 1);
+  }
+  return out;
+}
+
+}  // namespace
+
+std::string schema_changes(const DbSpec& spec, const std::vector<std::string>& source_rows,
+                           const std::vector<std::string>& target_rows, const std::string& prefix) {
+  const auto there = columns_of(spec, source_rows, prefix);
+  const auto here = columns_of(spec, target_rows, prefix);
+  std::vector<std::string> changed;
+  for (const auto& [table, columns] : there) {
+    const auto it = here.find(table);
+    if (it == here.end())
+      changed.push_back(table + " (new on the source)");
+    else if (it->second != columns)
+      changed.push_back(table + " (columns on the source: " + columns +
+                        "; on the target: " + it->second + ")");
+  }
+  for (const auto& [table, columns] : here)
+    if (!there.count(table)) changed.push_back(table + " (gone from the source)");
+  return changed.empty() ? "" : listed(changed);
+}
+
 }  // namespace replica_parts
 
 using namespace replica_parts;

@@ -35,6 +35,12 @@ uint64_t number(const std::string& text);
 // The lag in words: "caught up", or "1.2 MiB behind (0.4 s)".
 std::string lag_words(uint64_t bytes, double seconds);
 
+// The tables whose columns differ between the sides, in words ("" when none): rows are
+// "table|columns" lines of each side, prefix goes before each table's name (mariadb: the
+// database and a dot), excluded tables are left out.
+std::string schema_changes(const DbSpec& spec, const std::vector<std::string>& source_rows,
+                           const std::vector<std::string>& target_rows, const std::string& prefix);
+
 // A succeeded job with result.
 proto::JobFinished succeeded(JobContext& job, const nlohmann::json& result);
 // A cancelled job, why saying what the cancel left.

@@ -174,6 +174,14 @@ def main() -> int:
              "speed) wrote before it stopped, sets sequences, counts rows on both sides, "
              "removes the replication and swaps the copy in. Each copy was checked against the "
              "source (row counts of the 4 pgbench tables, indexes).")
+    verdicts = []
+    for scale, size, med, first, lags, counting in rows:
+        for name, label in (("cutpilot catch-up", "with row counts"),
+                            (CATCH_UP_UNCOUNTED, "without row counts")):
+            verdicts.append(f"scale {scale} {label}: {med[name]:.2f} s, "
+                            f"{'met' if med[name] <= 5 else 'missed'}")
+    table.append("")
+    table.append(f"Target (issue 19): the catch-up at most 5 s at every size. {'; '.join(verdicts)}.")
     text = "\n".join(table)
     print(f"{header}\n\n{text}\n\n{notes}")
     log(f"total {time.monotonic() - started:.0f} s")
