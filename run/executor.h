@@ -294,6 +294,7 @@ class Executor {
   std::vector<std::string> rolled_back_, rollback_failed_, left_;  // the abort's lists
   std::string downtime_ended_by_;  // "rollback" when a rollback ended the downtime
   bool tearing_down_ = false;
+  bool revoking_ = false;  // the teardown has asked for the migration keys' revocation
   bool resumed_ = false;   // links made by an earlier cockpit are torn down too
   std::string end_state_;  // what the run ends as once torn down
   std::optional<std::string> ended_;

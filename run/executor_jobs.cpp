@@ -337,6 +337,16 @@ void Executor::teardown_or_end(RunClock::time_point now) {
   if (!tearing_down_) {
     tearing_down_ = true;
     stop_trackers();
+  }
+  // A cancelled replica removes its replication on the source through the migration key:
+  // the keys are revoked once the replicas have ended.
+  const bool replicas = std::any_of(trackers_.begin(), trackers_.end(), [&](const Tracker& t) {
+    const auto host = host_state_.find(t.host);
+    return t.replica && t.state != Tracker::State::kGone &&
+           (host == host_state_.end() || host->second != "failed");
+  });
+  if (!replicas && !revoking_) {
+    revoking_ = true;
     for (auto& setup : peers_) {
       // An earlier cockpit of this run may have made any link: revoking is idempotent.
       const bool made = setup.stage != Stage::kNone && setup.stage != Stage::kKeygen;
@@ -354,6 +364,7 @@ void Executor::teardown_or_end(RunClock::time_point now) {
     }
   }
   const bool pending =
+      replicas ||
       std::any_of(peers_.begin(), peers_.end(),
                   [](const PeerSetup& s) {
                     return (s.stage == Stage::kRevoke || s.stage == Stage::kDone) &&

@@ -19,6 +19,13 @@ std::optional<StepState> parse_state(std::string_view name) {
 }
 
 bool stderr_is_notice(std::string_view line) {
+  // A db job's query says which side it ran on first ("[source] -- Retrieving ...").
+  for (std::string_view side : {"[source] ", "[target] "})
+    if (line.starts_with(side)) {
+      line.remove_prefix(side.size());
+      if (line.starts_with("NOTICE:")) return true;  // a server's NOTICE through psql
+      break;
+    }
   for (std::string_view tool : {"pg_dump: ", "pg_restore: ", "pg_dumpall: "}) {
     if (!line.starts_with(tool)) continue;
     const std::string_view rest = line.substr(tool.size());
@@ -29,10 +36,6 @@ bool stderr_is_notice(std::string_view line) {
     return true;
   }
   if (line.starts_with("-- ")) return true;  // mysqldump --verbose
-  // A server's NOTICE through psql on a side of a db job ("[target] NOTICE:  created
-  // replication slot ...").
-  for (std::string_view side : {"[source] ", "[target] "})
-    if (line.starts_with(side) && line.substr(side.size()).starts_with("NOTICE:")) return true;
   if (line.starts_with("nginx: ")) {
     const std::string_view rest = line.substr(7);
     return rest.starts_with("[notice]") || rest.starts_with("[info]") ||

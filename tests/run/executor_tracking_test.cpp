@@ -224,10 +224,14 @@ TEST(ExecutorReplica, TheStepSucceedsOnceItStreamsAndItsJobIsFollowedUntilTheRun
   // The run's end cancels it (which removes the replication) and waits for it.
   b.finish("r1/after/target/1");
   EXPECT_THAT(b.port.cancels, ElementsAre(kReplica));
+  // Its cancel removes the replication on the source through the migration key: the key is
+  // revoked only once it has ended.
+  EXPECT_EQ(b.port.count("r1/peer/target>source/revoke"), 0u);
+  b.finish(kReplica, "cancelled");
+  ASSERT_EQ(b.port.count("r1/peer/target>source/revoke"), 1u);
+  EXPECT_FALSE(b.exec->ended());
   b.finish("r1/peer/target>source/revoke");
   b.finish("r1/peer/target>source/forget");
-  EXPECT_FALSE(b.exec->ended());
-  b.finish(kReplica, "cancelled");
   EXPECT_TRUE(b.exec->ended());
   EXPECT_EQ(b.exec->exit_code(), 0);
   EXPECT_THAT(b.logs(), Not(HasSubstr("the replication stopped")))

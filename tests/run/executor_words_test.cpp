@@ -108,6 +108,7 @@ TEST(StderrIsNotice, KnowsProgressFromTrouble) {
         "nginx: [notice] signal process started",
         "nginx: the configuration file /etc/nginx/nginx.conf syntax is ok",
         "nginx: configuration file /etc/nginx/nginx.conf test is successful",
+        "[source] -- Retrieving table structure for table orders...",
         "[target] NOTICE:  created replication slot \"cutpilot_shop_run\" on publisher"})
     EXPECT_TRUE(stderr_is_notice(line)) << line;
   for (const char* line :
