@@ -28,6 +28,8 @@ std::vector<std::string> named_client(const DbEndpoint& e, std::string_view data
 std::vector<Row> rows_of(const std::vector<std::string>& lines);
 // A row's value in column ("" when it has none).
 std::string value(const Row& row, const std::string& column);
+// A GTID position ("0-1-5,1-2-9") by domain.
+std::map<std::string, std::string> by_domain(const std::string& position);
 // How many transactions applied is behind source, over the source's GTID domains.
 uint64_t behind(const std::string& source, const std::string& applied);
 // The lag in words: "caught up" or "3 transactions behind, 2 s", and both positions.
@@ -78,6 +80,11 @@ std::string guard(Maria& m);
 std::optional<std::vector<Row>> ask_rows(DbSession& session, const std::string& sql,
                                          std::string& error);
 
+// What keeps the source from being replicated into the target ("" when nothing): every
+// problem, named (db_maria_preflight.cpp). tables and size say what the source holds, domain
+// its GTID domain.
+std::string preflight(Maria& m, std::vector<std::string>& tables, uint64_t& size,
+                      std::string& domain);
 // A descriptor closed when this goes (the job's cancel signals).
 struct Closer {
   int fd;
