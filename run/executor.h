@@ -233,6 +233,10 @@ class Executor {
   // and its step succeeds; false when the update is not that.
   bool replica_streams(StepRun& run, HostJob& job, const JobUpdate& update,
                        RunClock::time_point now);
+  // A watch or replica job ended (why): journalled, acknowledged, no longer followed.
+  void tracker_ended(Tracker& tracker, const JobUpdate& update, const std::string& why);
+  // A replica's progress (its lag) under its step.
+  void show_replica(const std::string& step, const std::string& host, const JobUpdate& update);
   // A replica's update: its lag shown under its step; its end logged.
   void on_replica_job(Tracker& replica, const JobUpdate& update, RunClock::time_point now);
   void on_seal_job(StepRun& run, const std::string& id, const JobUpdate& update);

@@ -94,6 +94,23 @@ void Executor::start_waiting() {
       start_jobs(run, run.step->action, false);
 }
 
+void Executor::tracker_ended(Tracker& tracker, const JobUpdate& update, const std::string& why) {
+  tracker.state = Tracker::State::kGone;
+  tracker.lost = why;
+  journal({{"r", "track"}, {"job", tracker.job_id}, {"ended", why}});
+  if (update.kind == JobUpdate::Kind::kFinished) port_.acknowledge(tracker.job_id);
+  tracker_jobs_.erase(tracker.job_id);
+}
+
+void Executor::show_replica(const std::string& step, const std::string& host,
+                            const JobUpdate& update) {
+  ProgressEvent p = update.progress;
+  p.step = step;
+  p.host = host;
+  p.unit = "tables";
+  sink_(p);
+}
+
 bool Executor::replica_streams(StepRun& run, HostJob& job, const JobUpdate& update,
                                RunClock::time_point now) {
   const auto* db = std::get_if<DbAction>(&run.step->action);
@@ -120,11 +137,7 @@ bool Executor::replica_streams(StepRun& run, HostJob& job, const JobUpdate& upda
       "the replica streams (" + update.progress.item +
           "): the step is done; the replication goes on, its lag shown here, until its "
           "catch-up, the run's end or an abort removes it");
-  ProgressEvent p = update.progress;
-  p.step = run.step->id;
-  p.host = job.host;
-  p.unit = "tables";
-  sink_(p);
+  show_replica(run.step->id, job.host, update);
   JobUpdate done;
   done.kind = JobUpdate::Kind::kFinished;
   done.state = "succeeded";
@@ -146,11 +159,7 @@ void Executor::on_replica_job(Tracker& replica, const JobUpdate& update, RunCloc
         replica_streams(*run, *job, update, now);
         return;
       }
-      ProgressEvent p = update.progress;
-      p.step = replica.step;
-      p.host = replica.host;
-      p.unit = "tables";
-      sink_(p);
+      show_replica(replica.step, replica.host, update);
       return;
     }
     case JobUpdate::Kind::kLog:
@@ -166,11 +175,7 @@ void Executor::on_replica_job(Tracker& replica, const JobUpdate& update, RunCloc
         log(replica.step, replica.host,
             "the replication stopped (" + why +
                 "); its catch-up fails, and the step's rollback (detach) removes what is left");
-      replica.state = Tracker::State::kGone;
-      replica.lost = why;
-      journal({{"r", "track"}, {"job", replica.job_id}, {"ended", why}});
-      if (update.kind == JobUpdate::Kind::kFinished) port_.acknowledge(replica.job_id);
-      tracker_jobs_.erase(replica.job_id);
+      tracker_ended(replica, update, why);
       return;
     }
     default:
@@ -208,11 +213,7 @@ void Executor::on_tracker_job(Tracker& tracker, const JobUpdate& update, RunCloc
             (tracker.state == State::kStarting ? "change tracking is off (" + why + ")"
                                                : "change tracking was lost (" + why + ")") +
                 "; the next copy of " + tracker.key + " scans the whole tree");
-      tracker.state = State::kGone;
-      tracker.lost = why;
-      journal({{"r", "track"}, {"job", tracker.job_id}, {"ended", why}});
-      if (update.kind == JobUpdate::Kind::kFinished) port_.acknowledge(tracker.job_id);
-      tracker_jobs_.erase(tracker.job_id);
+      tracker_ended(tracker, update, why);
       start_waiting();
       return;
     }
