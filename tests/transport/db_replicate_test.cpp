@@ -88,6 +88,17 @@ class PgReplicate : public test::PeerLab {
 TEST_F(PgReplicate, WritesDuringReplicationArriveAndTheCatchUpPutsAWholeCopyInPlace) {
   replicating("rep-1");
   EXPECT_EQ(leftovers(), "1 1 1");
+  // The copy was vacuumed and analysed before it streamed (the catch-up's counts read its
+  // visibility map, the application's queries its statistics).
+  EXPECT_NE(lines(events_["rep-1"]).find("VACUUM ANALYZE of the copy done"), std::string::npos)
+      << lines(events_["rep-1"]);
+  const std::string side =
+      psql("target", "postgres", "SELECT datname FROM pg_database WHERE datname LIKE 'shop_new%'");
+  ASSERT_FALSE(side.empty());
+  EXPECT_EQ(psql("target", side.substr(0, side.find('\n')),
+                 "SELECT count(*) FILTER (WHERE last_vacuum IS NULL OR last_analyze IS NULL) || "
+                 "'/' || count(*) FROM pg_stat_user_tables"),
+            "0/6\n");
   // The service goes on writing while the replica streams.
   ASSERT_EQ(pgbench("-c 2 -t 200"), 0);
   psql("source", "shop", "INSERT INTO orders (note) SELECT 'during' FROM generate_series(1, 25)");
