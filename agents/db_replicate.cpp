@@ -442,6 +442,11 @@ proto::JobFinished replicate(const DbSpec& spec, const Side& source, JobContext&
   Ends ends{spec, source, job, side_names(*spec.engine, spec.to.database, spec.run),
             replication_name(spec)};
   std::string error;
+  // The source first, so that a mistyped password or address is said as such, before
+  // anything is removed or made.
+  if (!ends.on_source("SELECT 1;\n", error))
+    return fail(job, "connecting to the source database " + spec.from.database + " " + error +
+                         "; nothing was changed");
   // What an earlier attempt of this run left goes first: its subscription holds the side
   // database, its slot the source's WAL.
   if (!remove_replication(ends, error))

@@ -204,5 +204,25 @@ TEST_F(PgReplicate, PreflightNamesEveryProblemAndChangesNothing) {
   EXPECT_EQ(psql("target", "app", "SELECT count(*) FROM pg_publication"), "0\n");
 }
 
+TEST_F(PgReplicate, AMistypedSourcePasswordFailsSayingSoAndTouchesNothing) {
+  // The target already holds a database of that name, with rows an operator would miss.
+  psql("target", "postgres", "CREATE DATABASE shop");
+  psql("target", "shop", "CREATE TABLE keep (id int); INSERT INTO keep VALUES (7)");
+  Json s = spec("replicate");
+  s["from"]["password"] = "typo";
+  tracker_.start("target", {"typo-1", "db", s.dump()});
+  ASSERT_TRUE(pump([&] { return tracker_.done("typo-1"); }));
+  const proto::JobFinished& done = finished(events_["typo-1"]);
+  EXPECT_EQ(done.state, proto::JobState::kFailed);
+  EXPECT_NE(done.error.find("password authentication failed"), std::string::npos) << done.error;
+  EXPECT_NE(done.error.find("nothing was changed"), std::string::npos) << done.error;
+  EXPECT_EQ(psql("target", "shop", "SELECT id FROM keep"), "7\n");
+  EXPECT_EQ(
+      psql("target", "postgres", "SELECT count(*) FROM pg_database WHERE datname LIKE 'shop_%'"),
+      "0\n");
+  EXPECT_EQ(leftovers(), "0 0 0");
+  EXPECT_EQ(lines(events_["typo-1"]).find("typo"), std::string::npos) << "the password shown";
+}
+
 }  // namespace
 }  // namespace cutpilot::transport
