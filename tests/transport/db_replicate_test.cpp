@@ -210,9 +210,8 @@ TEST_F(PgReplicate, AMistypedSourcePasswordFailsSayingSoAndTouchesNothing) {
   psql("target", "shop", "CREATE TABLE keep (id int); INSERT INTO keep VALUES (7)");
   Json s = spec("replicate");
   s["from"]["password"] = "typo";
-  tracker_.start("target", {"typo-1", "db", s.dump()});
-  ASSERT_TRUE(pump([&] { return tracker_.done("typo-1"); }));
-  const proto::JobFinished& done = finished(events_["typo-1"]);
+  const auto events = run("target", {"typo-1", "db", s.dump()});
+  const proto::JobFinished& done = finished(events);
   EXPECT_EQ(done.state, proto::JobState::kFailed);
   EXPECT_NE(done.error.find("password authentication failed"), std::string::npos) << done.error;
   EXPECT_NE(done.error.find("nothing was changed"), std::string::npos) << done.error;
@@ -221,7 +220,7 @@ TEST_F(PgReplicate, AMistypedSourcePasswordFailsSayingSoAndTouchesNothing) {
       psql("target", "postgres", "SELECT count(*) FROM pg_database WHERE datname LIKE 'shop_%'"),
       "0\n");
   EXPECT_EQ(leftovers(), "0 0 0");
-  EXPECT_EQ(lines(events_["typo-1"]).find("typo"), std::string::npos) << "the password shown";
+  EXPECT_EQ(lines(events).find("typo"), std::string::npos) << "the password shown";
 }
 
 }  // namespace
