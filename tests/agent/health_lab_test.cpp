@@ -74,6 +74,11 @@ class HealthLab : public test::AgentHomeTest {
   int podman(const std::string& args) {
     return test::shell(wrapper_ + " " + args + " >>" + lab_->dir() + "/podman-cli.log 2>&1");
   }
+  // The end of what the lab host's podman said (for a failed call's message).
+  std::string podman_said() {
+    const std::string text = read_text(lab_->dir() + "/podman-cli.log");
+    return "podman said: " + text.substr(text.size() > 2000 ? text.size() - 2000 : 0);
+  }
   // What podman inspect --format says about a container.
   std::string inspect(const std::string& name, const std::string& format) {
     return test::capture_line(wrapper_ + " inspect --format '" + format + "' " + name +
@@ -123,9 +128,9 @@ constexpr const char* kWorker =
 TEST_F(HealthLab, PodmanWaitUntilHealthyThenStopAndStart) {
   std::string why;
   if (!start_podman(why)) GTEST_SKIP() << why;
-  ASSERT_EQ(podman(kWeb), 0);
-  ASSERT_EQ(podman(kWorker), 0);
-  ASSERT_EQ(podman("run -d --name other localhost/busybox:lab sleep 600"), 0);
+  ASSERT_EQ(podman(kWeb), 0) << podman_said();
+  ASSERT_EQ(podman(kWorker), 0) << podman_said();
+  ASSERT_EQ(podman("run -d --name other localhost/busybox:lab sleep 600"), 0) << podman_said();
   ASSERT_NE(podman("healthcheck run web"), 0);  // no /tmp/ready yet: unhealthy
   const Json project = {{"select", {{"project", "shop"}}}};
 
@@ -158,8 +163,8 @@ TEST_F(HealthLab, PodmanWaitUntilHealthyThenStopAndStart) {
             {{"select", {{"names", {"web", "worker"}}}}, {"mode", "wait"}, {"timeout_ms", 60000}})
             .dump()});
     events = until_health(agent, "web", "unhealthy");
-    ASSERT_EQ(podman("exec web touch /tmp/ready"), 0);
-    ASSERT_EQ(podman("healthcheck run web"), 0);
+    ASSERT_EQ(podman("exec web touch /tmp/ready"), 0) << podman_said();
+    ASSERT_EQ(podman("healthcheck run web"), 0) << podman_said();
     for (auto& m : agent.until_finished(30s))
       events.push_back(std::move(m));
   }
@@ -215,7 +220,7 @@ TEST_F(HealthLab, PodmanWaitUntilHealthyThenStopAndStart) {
 TEST_F(HealthLab, PodmanNamesThatMatchNothing) {
   std::string why;
   if (!start_podman(why)) GTEST_SKIP() << why;
-  ASSERT_EQ(podman(kWorker), 0);
+  ASSERT_EQ(podman(kWorker), 0) << podman_said();
   auto events = run(containers({{"select", {{"names", {"worker", "wrker"}}}}}));
   const JobFinished* done = finished_of(events);
   ASSERT_NE(done, nullptr);
@@ -239,15 +244,15 @@ TEST_F(HealthLab, PodmanNamesThatMatchNothing) {
 TEST_F(HealthLab, PodmanWatchStreamsEachChange) {
   std::string why;
   if (!start_podman(why)) GTEST_SKIP() << why;
-  ASSERT_EQ(podman(kWorker), 0);
+  ASSERT_EQ(podman(kWorker), 0) << podman_said();
   test::Agent agent(CUTPILOT_AGENT_PATH);
   agent.send(StartJob{"watch", "health",
                       containers({{"select", {{"project", "shop"}}}, {"mode", "watch"}}).dump()});
   auto events = until_health(agent, "worker", "running");
-  ASSERT_EQ(podman("stop -t 1 worker"), 0);
+  ASSERT_EQ(podman("stop -t 1 worker"), 0) << podman_said();
   for (auto& m : until_health(agent, "worker", "exited"))
     events.push_back(std::move(m));
-  ASSERT_EQ(podman("rm worker"), 0);
+  ASSERT_EQ(podman("rm worker"), 0) << podman_said();
   for (auto& m : until_health(agent, "worker", "removed"))
     events.push_back(std::move(m));
   agent.send(CancelJob{"watch"});
