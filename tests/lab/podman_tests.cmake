@@ -17,4 +17,5 @@ add_test(NAME lab.podman_missing_binary
          WORKING_DIRECTORY ${CMAKE_CURRENT_SOURCE_DIR})
 set_tests_properties(lab.podman_api lab.podman_health lab.podman_checks_on_their_interval
                      lab.podman_down lab.podman_missing_binary
-                     PROPERTIES LABELS "lab;podman" TIMEOUT 180)
+                     PROPERTIES LABELS "lab;podman" TIMEOUT 180
+                     RESOURCE_LOCK podman)  # the machine's podman networks: one lab at a time
