@@ -215,9 +215,7 @@ std::string tear_down(Ends& ends) {
 // The lag the target is behind the source, in words: "1.2 MiB behind (0.4 s)".
 std::string lag_words(uint64_t bytes, double seconds) {
   if (bytes == 0) return "caught up";
-  char s[32];
-  std::snprintf(s, sizeof s, "%.1f s", seconds);
-  return human_bytes(bytes) + " behind (" + s + ")";
+  return human_bytes(bytes) + " behind (" + human_seconds(seconds) + ")";
 }
 
 namespace {
@@ -392,10 +390,9 @@ std::optional<proto::JobFinished> vacuum_copy(Ends& ends, DbSession& target, uin
   for (;;) {
     std::string error;
     if (vacuum.read_until(kAnswered, Clock::now() + std::chrono::milliseconds(kPollMs), error)) {
-      char took[32];
-      std::snprintf(took, sizeof took, "%.1f s",
-                    std::chrono::duration<double>(Clock::now() - started).count());
-      job.log(proto::Stream::kAgent, std::string("VACUUM ANALYZE of the copy done in ") + took);
+      job.log(proto::Stream::kAgent,
+              "VACUUM ANALYZE of the copy done in " +
+                  human_seconds(std::chrono::duration<double>(Clock::now() - started).count()));
       return std::nullopt;
     }
     if (error == "cancelled") return cancelled(job, "cancelled: " + tear_down(ends));

@@ -18,6 +18,12 @@ std::string human_bytes(uint64_t bytes) {
   return text;
 }
 
+std::string human_seconds(double seconds) {
+  char text[32];
+  std::snprintf(text, sizeof text, "%.1f s", seconds);
+  return text;
+}
+
 std::string counted(uint64_t count, std::string_view one, std::string_view many) {
   if (count == 1) return "1 " + std::string(one);
   return std::to_string(count) + " " + (many.empty() ? std::string(one) + "s" : std::string(many));
