@@ -136,8 +136,21 @@ std::string pg_existing(const std::vector<std::string>& names) {
 }
 
 std::string pg_move(const DbMoves& moves) {
+  // A session on its way out (a client just closed, a subscription's worker just stopped)
+  // holds its database a moment longer, and a rename waits only 5 s for it, which a busy
+  // machine can exceed: up to 60 s for them to go first (the rename stops autovacuum itself;
+  // the snapshot of pg_stat_activity is cleared so that each look is a new one).
+  std::vector<std::string> from;
+  for (const auto& move : moves)
+    from.push_back(move.first);
+  std::string sql =
+      "DO $$BEGIN FOR i IN 1..600 LOOP PERFORM pg_stat_clear_snapshot(); EXIT WHEN NOT EXISTS "
+      "(SELECT FROM pg_stat_activity WHERE datname IN (" +
+      literals(from) +
+      ") AND pid <> pg_backend_pid() AND backend_type <> 'autovacuum worker'); PERFORM "
+      "pg_sleep(0.1); END LOOP; END$$;\n";
   // ALTER DATABASE ... RENAME is transactional: every rename happens, or none.
-  std::string sql = "BEGIN;\n";
+  sql += "BEGIN;\n";
   for (const auto& [from, to] : moves)
     sql += "ALTER DATABASE " + quoted(from, '"') + " RENAME TO " + quoted(to, '"') + ";\n";
   return sql + "COMMIT;\n";

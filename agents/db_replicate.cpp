@@ -90,6 +90,12 @@ DbSession Ends::session(bool on_source, const std::string& file) {
   return DbSession(session_command(*this, on_source), job.dir() + "/" + file);
 }
 
+DbSession Ends::server_session(const std::string& file) {
+  const DbEngine& engine = *spec.engine;
+  return DbSession(on(kHere, engine, spec.to, engine.client(spec.to, engine.maintenance_db)),
+                   job.dir() + "/" + file);
+}
+
 void Ends::open(std::optional<DbSession>& slot, bool on_source, const std::string& file) {
   slot.emplace(session_command(*this, on_source), job.dir() + "/" + file);
 }
@@ -505,14 +511,19 @@ proto::JobFinished replicate(const DbSpec& spec, const Side& source, JobContext&
   job.log(proto::Stream::kAgent, "replicating " + counted(tables.size(), "table") + " into " +
                                      ends.names.side + " (publication and subscription " +
                                      ends.name + ")");
-  DbSession target = ends.session(false, "target-session.log");
   uint64_t copied = 0;
-  if (auto failed = first_copy(ends, target, size, tables.size(), cancel_fd, copied))
-    return *failed;
-  job.log(proto::Stream::kAgent, "the first copy is done; VACUUM ANALYZE of the copy");
-  if (auto failed = vacuum_copy(ends, target, size, tables.size(), copied)) return *failed;
+  {
+    DbSession side = ends.session(false, "side-session.log");
+    if (auto failed = first_copy(ends, side, size, tables.size(), cancel_fd, copied))
+      return *failed;
+    job.log(proto::Stream::kAgent, "the first copy is done; VACUUM ANALYZE of the copy");
+    if (auto failed = vacuum_copy(ends, side, size, tables.size(), copied)) return *failed;
+  }
   job.log(proto::Stream::kAgent, "streaming the source's changes");
   DbSession lag = ends.session(true, "source-session.log");
+  // From here on nothing of this job holds the side database, which the catch-up renames:
+  // the subscription is followed from the maintenance database (pg_subscription is shared).
+  DbSession target = ends.server_session("target-session.log");
   const std::string lag_sql =
       "SELECT pg_wal_lsn_diff(pg_current_wal_lsn(), confirmed_flush_lsn)::bigint || '|' || "
       "coalesce(extract(epoch FROM (SELECT max(replay_lag) FROM pg_stat_replication WHERE "

@@ -62,6 +62,9 @@ struct Ends {
   // A client kept open on a side (its answers read with ask()): the source's database, or the
   // side database on the target.
   DbSession session(bool on_source, const std::string& file);
+  // A client kept open on the target's maintenance database: it sees the shared catalogs
+  // (subscriptions) while holding no database that is renamed or dropped.
+  DbSession server_session(const std::string& file);
   // The same, opened into slot (which its owner may close early by resetting it).
   void open(std::optional<DbSession>& slot, bool on_source, const std::string& file);
 };

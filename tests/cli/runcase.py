@@ -2,6 +2,7 @@
 test_run.RunTest's helpers, borrowed without its tests."""
 
 import os
+import subprocess
 import sys
 from pathlib import Path
 
@@ -28,6 +29,18 @@ class RunCase(LabCase):
         for name in self.drop_env:
             env.pop(name, None)
         return env
+
+    def ended(self, proc, out, seconds):
+        """The run's exit code; if it is still running after seconds, the test fails showing the
+        run's output and the journal's last records (a hang says where it stopped)."""
+        try:
+            return proc.wait(seconds)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+            tail = "\n".join(str(r) for r in self.journal()[-15:])
+            self.fail(f"the run was still running after {seconds} s\n"
+                      f"{Path(out.name).read_text()[-6000:]}\n-- journal --\n{tail}")
 
     def host_files(self):
         """Every path under the lab hosts' home directories (where a run leaves its traces)."""

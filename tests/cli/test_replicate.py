@@ -104,7 +104,7 @@ downtime = "end"
                                        "pgbench_history") or 0) > history, 60, "rows streamed to the side database")
         res = self.cutpilot("approve", "stop-writers", "--state-dir", self.state)
         self.assertEqual(res.returncode, 0, res.stderr)
-        self.assertEqual(proc.wait(180), 0, Path(out.name).read_text()[-4000:])
+        self.assertEqual(self.ended(proc, out, 180), 0, Path(out.name).read_text()[-4000:])
         for table in ("pgbench_accounts", "pgbench_history", "orders"):
             self.assertEqual(self.psql("target", "shop", f"SELECT count(*) FROM {table}"),
                              self.psql("source", "shop", f"SELECT count(*) FROM {table}"), table)
@@ -138,7 +138,7 @@ downtime = "end"
         self.assertEqual(self.leftovers(), ("1", "1", "1"))
         res = self.cutpilot("abort", "--state-dir", self.state)
         self.assertEqual(res.returncode, 0, res.stderr)
-        self.assertEqual(proc.wait(120), 3, Path(out.name).read_text()[-4000:])
+        self.assertEqual(self.ended(proc, out, 120), 3, Path(out.name).read_text()[-4000:])
         self.assertEqual(self.leftovers(), ("0", "0", "0"))
         self.assertEqual(self.psql("target", "postgres", "SELECT count(*) FROM pg_database WHERE datname LIKE 'shop%'"), "0")
 

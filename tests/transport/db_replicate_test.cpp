@@ -5,6 +5,11 @@
 #include <gtest/gtest.h>
 #include <sys/xattr.h>
 
+#include <chrono>
+#include <cstdio>
+#include <memory>
+#include <optional>
+
 #include "tests/transport/db_lab.h"
 
 namespace cutpilot::transport {
@@ -157,6 +162,48 @@ TEST_F(PgReplicate, AKilledReplicateJobsLeftoversGoWithADetach) {
   ASSERT_TRUE(pump([&] { return tracker_.done("detach-3"); }));
   EXPECT_EQ(finished(events_["detach-3"]).state, proto::JobState::kSucceeded)
       << finished(events_["detach-3"]).error;
+  EXPECT_EQ(leftovers(), "0 0 0");
+}
+
+TEST_F(PgReplicate, ASessionSlowToLeaveTheSideDatabaseDelaysTheSwapWithoutFailingIt) {
+  replicating("rep-7");
+  std::string side =
+      psql("target", "postgres", "SELECT datname FROM pg_database WHERE datname LIKE 'shop_new%'");
+  side = side.substr(0, side.find('\n'));
+  ASSERT_FALSE(side.empty());
+  const std::string in_side = "SELECT count(*) FROM pg_stat_activity WHERE datname = '" + side +
+                              "' AND backend_type = 'client backend'";
+  // While it streams, nothing of the replicate job holds the side database the catch-up renames.
+  ASSERT_TRUE(pump([&] { return psql("target", "postgres", in_side) == "0\n"; }))
+      << psql("target", "postgres", in_side);
+  // Someone else's session there leaves only after longer than a rename's own 5 s wait.
+  auto& e = pg_["target"];
+  std::unique_ptr<FILE, int (*)(FILE*)> holder(
+      popen((e["PGBIN"] + "/psql -X -q -h " + e["PGHOST"] + " -p " + e["PGPORT"] +
+             " -U postgres -d " + side + " >/dev/null 2>&1")
+                .c_str(),
+            "w"),
+      pclose);
+  ASSERT_TRUE(holder);
+  ASSERT_TRUE(pump([&] { return psql("target", "postgres", in_side) == "1\n"; }));
+  tracker_.start("target", {"catch-7", "db", spec("catch-up").dump()});
+  std::optional<std::chrono::steady_clock::time_point> waiting_since;
+  ASSERT_TRUE(pump([&] {
+    const auto now = std::chrono::steady_clock::now();
+    if (!waiting_since &&
+        psql("target", "postgres",
+             "SELECT count(*) FROM pg_stat_activity WHERE query LIKE "
+             "'DO %pg_stat_clear_snapshot%' AND pid <> pg_backend_pid()") == "1\n")
+      waiting_since = now;
+    if (waiting_since && holder && now - *waiting_since > std::chrono::seconds(6)) holder.reset();
+    return tracker_.done("catch-7");
+  }));
+  EXPECT_TRUE(waiting_since) << "the swap never waited for the session";
+  EXPECT_FALSE(holder) << "the catch-up ended while the session was still there";
+  const proto::JobFinished& done = finished(events_["catch-7"]);
+  ASSERT_EQ(done.state, proto::JobState::kSucceeded) << done.error << "\n"
+                                                     << lines(events_["catch-7"]);
+  EXPECT_EQ(psql("target", "shop", "SELECT count(*) FROM orders"), "50\n");
   EXPECT_EQ(leftovers(), "0 0 0");
 }
 
