@@ -54,18 +54,21 @@ proto::JobFinished catch_up(const DbSpec& spec, const Side& source, JobContext& 
   send(*there, kColumnsSql);
   send(*there, std::string(engine.tables_sql));
   const auto where = ends.on_target(
-      "SELECT d.datname FROM pg_subscription s JOIN pg_database d ON d.oid = s.subdbid WHERE "
-      "s.subname = " +
+      "SELECT 'cutpilot-subscription|' || d.datname || '|' || s.subenabled FROM pg_subscription "
+      "s JOIN pg_database d ON d.oid = s.subdbid WHERE s.subname = " +
           literal(ends.name) +
           ";\nSELECT 'present|' || count(*) FROM pg_database WHERE datname = " +
           literal(spec.to.database) + ";\n" + engine.connections_sql(spec.to.database),
       error);
   if (!where) return fail(job, "looking at the target " + error + unchanged);
-  bool subscribed = false, target_exists = false;
+  bool subscribed = false, enabled = false, target_exists = false;
   std::vector<std::string> clients;
   for (const auto& row : *where) {
-    if (row == ends.names.side)
+    if (row.starts_with("cutpilot-subscription|" + ends.names.side + "|")) {
       subscribed = true;
+      enabled = row.ends_with("|true");
+    } else if (row.starts_with("cutpilot-subscription|"))
+      continue;  // in another database: not this run's side database
     else if (row.starts_with("present|"))
       target_exists = row != "present|0";
     else
@@ -84,6 +87,15 @@ proto::JobFinished catch_up(const DbSpec& spec, const Side& source, JobContext& 
     return fail(job, counted(clients.size(), "client") + " connected to the target database " +
                          spec.to.database + ": " + listed_clients(clients) +
                          "; cutpilot does not disconnect them: stop them and retry" + unchanged);
+  // An earlier catch-up stopped at its swap may have left it disabled.
+  if (!enabled) {
+    if (!ends.on_target("ALTER SUBSCRIPTION " + ident(ends.name) + " ENABLE;\n", error,
+                        ends.names.side))
+      return fail(job, "enabling the subscription " + ends.name + " again " + error + unchanged);
+    job.log(proto::Stream::kAgent, "the subscription " + ends.name +
+                                       " was disabled (an earlier catch-up stopped at its "
+                                       "swap?): enabled again");
+  }
   ends.open(here, false, "target-session.log");
   send(*here, kColumnsSql +
                   "SELECT 'unready|' || count(*) FROM pg_subscription_rel r JOIN "
@@ -220,13 +232,27 @@ proto::JobFinished catch_up(const DbSpec& spec, const Side& source, JobContext& 
           spec.verify ? "row counts equal in " + counted(counted_tables.size(), "table")
                       : std::string("row counts not compared (verify = "
                                     "false)"));
-  const auto removed = remove_replication(ends, error);
-  if (!removed) return fail(job, "removing the replication " + error + unchanged);
-  job.log(proto::Stream::kAgent, "removed " + listed(*removed));
+  // The copy goes into place before the replication is removed: a swap refused (a client
+  // connected meanwhile, say) leaves the replication going, for a retry. The subscription's
+  // worker holds the side database, so it is stopped for the rename.
+  const std::string sub = ident(ends.name);
+  if (!ends.on_target("ALTER SUBSCRIPTION " + sub + " DISABLE;\n", error, ends.names.side))
+    return fail(job, "stopping the subscription " + ends.name + " for the swap " + error +
+                         "; the replication goes on" + unchanged);
   const std::string refused = swap_into_place(spec, ends.names, target_exists, job);
-  if (!refused.empty())
-    return fail(job, refused + "; the replication is removed and the whole copy stays in " +
-                         ends.names.side + unchanged);
+  if (!refused.empty()) {
+    const bool resumed =
+        ends.on_target("ALTER SUBSCRIPTION " + sub + " ENABLE;\n", error, ends.names.side)
+            .has_value();
+    return fail(job, refused +
+                         (resumed ? "; the replication goes on: retry the catch-up"
+                                  : "; the subscription " + ends.name + " stays disabled (" +
+                                        error + "): ALTER SUBSCRIPTION ... ENABLE in " +
+                                        ends.names.side + " resumes it") +
+                         unchanged);
+  }
+  // The copy is in place and whole: what is left of the replication no longer touches it.
+  log_removal(job, remove_replication(ends, error), error, result);
   result["kept"] = target_exists ? Json(ends.names.kept) : Json(nullptr);
   result["seconds"] = std::chrono::duration<double>(Clock::now() - started).count();
   return succeeded(job, result);

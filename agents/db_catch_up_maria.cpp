@@ -53,6 +53,15 @@ proto::JobFinished maria_catch_up(const DbSpec& spec, const Side& source, JobCon
   if (!filtered(m, *row))
     return fail(
         job, "the replication connection " + m.name + " lost its filters" + guard(m) + unchanged);
+  // An earlier catch-up stopped at its swap may have left it stopped (with no error).
+  if (value(*row, "Slave_SQL_Running") == "No" && value(*row, "Slave_IO_Running") == "No" &&
+      value(*row, "Last_SQL_Errno") == "0" && value(*row, "Last_IO_Errno") == "0") {
+    if (!m.on_target("START SLAVE " + lit(m.name) + ";\n", error))
+      return fail(job, "starting the connection " + m.name + " again " + error + unchanged);
+    job.log(proto::Stream::kAgent, "the connection " + m.name +
+                                       " was stopped (an earlier catch-up stopped at its "
+                                       "swap?): started again");
+  }
   auto where = run_queries({{kHere, spec.to, "", engine.existing_sql({spec.to.database})},
                             {kHere, spec.to, "", engine.connections_sql(spec.to.database)}},
                            engine, job, error);
@@ -143,13 +152,23 @@ proto::JobFinished maria_catch_up(const DbSpec& spec, const Side& source, JobCon
     return done;
   }
   job.log(proto::Stream::kAgent, "row counts equal in " + counted(tables.size(), "table"));
-  const auto removed = remove_replication(m, error);
-  if (!removed) return fail(job, "removing the replication " + error + unchanged);
-  job.log(proto::Stream::kAgent, "removed " + listed(*removed));
+  // The copy goes into place before the replication is removed: a swap refused (a client
+  // connected meanwhile, say) leaves the replication going, for a retry. The connection is
+  // stopped first: it must not apply into tables that are moving.
+  const std::string conn = lit(m.name);
+  if (!m.on_target("STOP SLAVE " + conn + ";\n", error))
+    return fail(job, "stopping the connection " + m.name + " for the swap " + error + goes_on);
   const std::string refused = swap_into_place(spec, m.names, target_exists, job);
-  if (!refused.empty())
-    return fail(job, refused + "; the replication is removed and the whole copy stays in " +
-                         m.names.side + unchanged);
+  if (!refused.empty()) {
+    const bool resumed = m.on_target("START SLAVE " + conn + ";\n", error).has_value();
+    return fail(job, refused +
+                         (resumed ? "; the replication goes on: retry the catch-up"
+                                  : "; the connection " + m.name + " stays stopped (" + error +
+                                        "): START SLAVE " + conn + " resumes it") +
+                         unchanged);
+  }
+  // The copy is in place and whole: what is left of the replication no longer touches it.
+  log_removal(job, remove_replication(m, error), error, result);
   result["kept"] = target_exists ? Json(m.names.kept) : Json(nullptr);
   result["seconds"] = std::chrono::duration<double>(Clock::now() - started).count();
   return succeeded(job, result);

@@ -187,6 +187,19 @@ std::optional<std::vector<std::string>> remove_replication(Ends& ends, std::stri
   return removed;
 }
 
+void log_removal(JobContext& job, const std::optional<std::vector<std::string>>& removed,
+                 const std::string& error, nlohmann::json& result) {
+  if (removed)
+    job.log(proto::Stream::kAgent, "removed " + listed(*removed));
+  else
+    job.log(proto::Stream::kAgent,
+            "removing the replication failed " + error +
+                "; the copy is in place all the same. The run's end removes it (the replicate "
+                "job's cancel), as does a db step with action = \"detach\"; until then the "
+                "source keeps what the target has not read");
+  result["replication_left"] = !removed;
+}
+
 // Drops the side database, even while the subscription's worker that was just stopped is
 // still connected to it (WITH (FORCE) from PostgreSQL 13; before that it may be refused).
 void drop_side_now(Ends& ends) {

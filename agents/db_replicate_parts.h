@@ -87,4 +87,9 @@ void drop_side_now(Ends& ends);
 // Removes the replication and the side database; the words for the job's message.
 std::string tear_down(Ends& ends);
 
+// After a catch-up's swap: logs what was removed of the replication, or that removing it
+// failed (error) with the copy in place all the same; result's "replication_left" says which.
+void log_removal(JobContext& job, const std::optional<std::vector<std::string>>& removed,
+                 const std::string& error, nlohmann::json& result);
+
 }  // namespace cutpilot::agent::replica_parts

@@ -18,6 +18,29 @@ from runcase import RunCase, wait_for  # noqa: E402
 import test_run  # noqa: E402
 
 
+def cutover_steps(engine, stop):
+    """The window of a replication plan: a gate, stop (a shell line that stops the writers),
+    then the catch-up of the step replicate-db."""
+    stop = stop.replace('"', '\\"').replace("$", "$$")
+    return f'''
+[[steps]]
+id = "stop-writers"
+phase = "cutover"
+needs = ["replicate-db"]
+on = "source"
+gate = "approve"
+downtime = "start"
+exec = {{ shell = "{stop}" }}
+
+[[steps]]
+id = "catch-up"
+needs = ["stop-writers"]
+on = "target"
+db = {{ engine = "{engine}", action = "catch-up", of = "replicate-db", timeout = "2m" }}
+downtime = "end"
+'''
+
+
 class ReplicateTest(RunCase):
     status = test_run.RunTest.status
     step_state = test_run.RunTest.step_state
@@ -67,22 +90,7 @@ phase = "prepare"
 on = "target"
 db = {{ engine = "postgres", mode = "replicate", replica_identity_full = true, create = true, from = {{ host = "source", address = "127.0.0.1", port = {src["PGPORT"]}, database = "shop", user = "postgres", password_env = "SRC_PW", bin_dir = "{src["PGBIN"]}" }}, to = {{ database = "shop", address = "127.0.0.1", port = {dst["PGPORT"]}, user = "postgres", password_env = "DST_PW", bin_dir = "{dst["PGBIN"]}" }} }}
 
-[[steps]]
-id = "stop-writers"
-phase = "cutover"
-needs = ["replicate-db"]
-on = "source"
-gate = "approve"
-downtime = "start"
-exec = {{ shell = "{stop.replace(chr(34), chr(92) + chr(34)).replace("$", "$$")}" }}
-
-[[steps]]
-id = "catch-up"
-needs = ["stop-writers"]
-on = "target"
-db = {{ engine = "postgres", action = "catch-up", of = "replicate-db", timeout = "2m" }}
-downtime = "end"
-''')
+''' + cutover_steps("postgres", stop))
 
     def test_writes_during_replication_arrive_and_a_resumed_cockpit_follows_the_same_job(self):
         self.writer = self.pgbench("-c", "2", "-R", "40", "-T", "600", background=True)
@@ -142,6 +150,78 @@ downtime = "end"
         self.assertEqual(self.leftovers(), ("0", "0", "0"))
         self.assertEqual(self.psql("target", "postgres", "SELECT count(*) FROM pg_database WHERE datname LIKE 'shop%'"), "0")
 
+
+class MariaReplicateTest(RunCase):
+    """The same through `cutpilot run` with MariaDB (GTID): the replicate step streams while a
+    writer inserts, the writers stop at a gate, the catch-up puts the whole copy in place and
+    nothing of the replication is left (no connection on the target, no user on the source)."""
+    status = test_run.RunTest.status
+    step_state = test_run.RunTest.step_state
+    wait_gate = ReplicateTest.wait_gate
+    extra_env = {"SRC_PW": "lab-mover", "DST_PW": "lab-mover"}
+
+    def setUp(self):
+        super().setUp()
+        self.lab("mariadb", "--dir", self.dir, "--binlog", "source", timeout=300)
+        self.lab("mariadb", "--dir", self.dir, "target", timeout=300)
+        self.my = {h: read_env_file(Path(self.dir, "hosts", h, "mariadb.env")) for h in ("source", "target")}
+        for host in ("source", "target"):
+            self.sql(host, "CREATE USER mover@'127.0.0.1' IDENTIFIED BY 'lab-mover'; "
+                           "GRANT ALL ON *.* TO mover@'127.0.0.1' WITH GRANT OPTION")
+        self.sql("source", "CREATE DATABASE shop; CREATE TABLE shop.orders (id INT AUTO_INCREMENT "
+                           "PRIMARY KEY, note VARCHAR(40)); USE shop; INSERT INTO shop.orders (note) SELECT "
+                           "'before' FROM seq_1_to_40")
+
+    def client(self, host):
+        return ["mariadb", "--no-defaults", "-uroot", "-S", self.my[host]["MYSQL_UNIX_PORT"], "-N", "-B"]
+
+    def sql(self, host, statements):
+        res = subprocess.run(self.client(host) + ["-e", statements], capture_output=True, text=True)
+        self.assertEqual(res.returncode, 0, f"{host}: {statements}: {res.stderr}")
+        return res.stdout.strip()
+
+    def leftovers(self):
+        """Replication connections on the target, cutpilot users on the source."""
+        slaves = self.sql("target", "SHOW ALL SLAVES STATUS")
+        return (len(slaves.splitlines()) if slaves else 0,
+                int(self.sql("source", "SELECT COUNT(*) FROM mysql.user WHERE user LIKE 'cutpilot%'")))
+
+    def test_writes_during_replication_arrive_and_the_catch_up_puts_the_copy_in_place(self):
+        insert = " ".join(self.client("source")) + " -e \"INSERT INTO shop.orders (note) VALUES ('during')\""
+        writer = subprocess.Popen(["bash", "-c", f"while true; do {insert}; done"], start_new_session=True,
+                                  stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        self.addCleanup(lambda: writer.poll() is None and (os.killpg(writer.pid, signal.SIGKILL), writer.wait()))
+        # The writers stop: the writer's whole process group is gone before the step ends.
+        stop = f"kill -- -{writer.pid}; while kill -0 -- -{writer.pid} 2>/dev/null; do sleep 0.05; done"
+        src, dst = self.my["source"], self.my["target"]
+        plan = self.plan(f'''
+[[steps]]
+id = "replicate-db"
+phase = "prepare"
+on = "target"
+db = {{ engine = "mariadb", mode = "replicate", create = true, from = {{ host = "source", address = "127.0.0.1", port = {src["MYSQL_TCP_PORT"]}, database = "shop", user = "mover", password_env = "SRC_PW" }}, to = {{ database = "shop", address = "127.0.0.1", port = {dst["MYSQL_TCP_PORT"]}, user = "mover", password_env = "DST_PW" }} }}
+
+''' + cutover_steps("mariadb", stop))
+        proc, out = self.start("run", plan, "--headless", "--state-dir", self.state)
+        self.wait_gate(proc, out, "the gate after the replica streams", 180)
+        self.assertEqual(self.step_state("replicate-db"), "succeeded")
+        self.assertEqual(self.leftovers(), (1, 1))
+        # Rows written while it streams arrive in the side database.
+        side = self.sql("target", "SELECT schema_name FROM information_schema.schemata "
+                                  "WHERE schema_name LIKE 'shop_new_%'")
+        written = int(self.sql("source", "SELECT COUNT(*) FROM shop.orders"))
+        wait_for(lambda: int(self.sql("target", f"SELECT COUNT(*) FROM {side}.orders")) > written, 60,
+                 "rows streamed to the side database")
+        res = self.cutpilot("approve", "stop-writers", "--state-dir", self.state)
+        self.assertEqual(res.returncode, 0, res.stderr)
+        self.assertEqual(self.ended(proc, out, 180), 0, Path(out.name).read_text()[-4000:])
+        self.assertIsNotNone(writer.poll(), "the writer still runs")
+        self.assertEqual(self.sql("target", "SELECT COUNT(*), MAX(id) FROM shop.orders"),
+                         self.sql("source", "SELECT COUNT(*), MAX(id) FROM shop.orders"))
+        self.assertEqual(self.leftovers(), (0, 0))
+        self.assertEqual(self.sql("target", "SELECT COUNT(*) FROM information_schema.schemata "
+                                            "WHERE schema_name LIKE 'shop_%'"), "0")
+        self.assertIn("row counts equal", Path(out.name).read_text())
 
 if __name__ == "__main__":
     import unittest

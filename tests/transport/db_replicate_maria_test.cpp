@@ -93,6 +93,26 @@ class MariaReplicate : public test::PeerLab {
   uint64_t databases(const std::string& pattern) {
     return count("target", "information_schema.schemata WHERE schema_name LIKE '" + pattern + "'");
   }
+  // A target session holds a WRITE lock on the side database's table (the replica falls
+  // behind) until the file release exists; false (and let go) when no lock came in 30 s.
+  bool lock_side(const std::string& table, const std::string& release, std::thread& holder) {
+    const std::string locked = release + ".locked";
+    holder = std::thread([this, table, release, locked] {
+      sh("(echo \"LOCK TABLES " + std::string(kSide) + "." + table +
+         " WRITE; SELECT 'locked';\"; while [ ! -e " + release + " ]; do sleep 0.05; done) | " +
+         client("target") + " --unbuffered > " + locked);
+    });
+    const auto until = std::chrono::steady_clock::now() + 30s;
+    bool holds = false;
+    while (!(holds = sh("cat " + locked + " 2>/dev/null") == "locked\n") &&
+           std::chrono::steady_clock::now() < until)
+      std::this_thread::sleep_for(20ms);  // polling the file, not waiting for an event
+    if (!holds) {
+      std::ofstream(release) << "";
+      holder.join();
+    }
+    return holds;
+  }
   std::map<std::string, std::map<std::string, std::string>> my_;
 };
 
@@ -125,22 +145,9 @@ TEST_F(MariaReplicate, WritesDuringReplicationArriveAndTheCatchUpPutsAWholeCopyI
       << detail("rep-1");
   // The replica falls behind: a session on the target holds the side table's lock while the
   // last rows are written, until the catch-up says it waits for them.
-  const std::string locked = lab_.dir() + "/locked", release = lab_.dir() + "/release";
-  std::thread holder([&] {
-    sh("(echo \"LOCK TABLES " + std::string(kSide) + ".orders WRITE; SELECT 'locked';\"; " +
-       "while [ ! -e " + release + " ]; do sleep 0.05; done) | " + client("target") +
-       " --unbuffered > " + locked);
-  });
-  const auto until = std::chrono::steady_clock::now() + 30s;
-  bool holds = false;
-  while (!(holds = sh("cat " + locked + " 2>/dev/null") == "locked\n") &&
-         std::chrono::steady_clock::now() < until)
-    std::this_thread::sleep_for(20ms);  // polling the file, not waiting for an event
-  if (!holds) {
-    std::ofstream(release) << "";
-    holder.join();
-    FAIL() << "the target's side table was not locked";
-  }
+  const std::string release = lab_.dir() + "/release";
+  std::thread holder;
+  ASSERT_TRUE(lock_side("orders", release, holder)) << "the target's side table was not locked";
   mysql("source", "INSERT INTO shop.orders (note) SELECT 'last' FROM shop.seq_1_to_10");
   // The catch-up waits, then goes on once the lock is let go.
   tracker_.start("target", {"catch-1", "db", spec("catch-up").dump()});
@@ -191,6 +198,47 @@ TEST_F(MariaReplicate, WritesDuringReplicationArriveAndTheCatchUpPutsAWholeCopyI
     EXPECT_EQ(all.find(kSecret), std::string::npos) << id;
     EXPECT_EQ(all.find(password.substr(0, 32)), std::string::npos) << id;
   }
+}
+
+TEST_F(MariaReplicate, ASwapRefusedAtTheLastMomentLeavesTheReplicationGoingForARetry) {
+  replicating("rep-8");
+  const std::string release = lab_.dir() + "/release";
+  std::thread holder;
+  ASSERT_TRUE(lock_side("orders", release, holder)) << "the target's side table was not locked";
+  mysql("source", "INSERT INTO shop.orders (note) VALUES ('held')");
+  tracker_.start("target", {"catch-8", "db", spec("catch-up").dump()});
+  const bool waited = pump(
+      [&] { return detail("catch-8").starts_with("catching up to ") || tracker_.done("catch-8"); });
+  // Meanwhile a database of the target's name appears; then the replica catches up.
+  mysql("target", "CREATE DATABASE shop");
+  std::ofstream(release) << "";
+  holder.join();
+  ASSERT_TRUE(waited);
+  ASSERT_TRUE(pump([&] { return tracker_.done("catch-8"); }));
+  const proto::JobFinished& refused = finished(events_["catch-8"]);
+  EXPECT_EQ(refused.state, proto::JobState::kFailed);
+  EXPECT_NE(refused.error.find("appeared"), std::string::npos) << refused.error;
+  EXPECT_NE(refused.error.find("the replication goes on"), std::string::npos) << refused.error;
+  EXPECT_EQ(count("target", std::string(kSide) + ".orders"), 51u);
+  // It still streams: a row written now arrives in the side database.
+  mysql("source", "INSERT INTO shop.orders (note) VALUES ('after the refusal')");
+  ASSERT_TRUE(
+      pump(throttled([&] { return count("target", std::string(kSide) + ".orders") == 52; })));
+  EXPECT_FALSE(tracker_.done("rep-8")) << "the replicate job stopped";
+  EXPECT_EQ(count("target", "information_schema.tables WHERE table_schema = 'shop'"), 0u);
+  // The operator removes the interloper and retries. (The connection stopped, as an agent that
+  // died inside the swap would leave it: the retry starts it.)
+  mysql("target", "DROP DATABASE shop; STOP SLAVE '" + std::string(kConnection) + "'");
+  mysql("source", "INSERT INTO shop.orders (note) VALUES ('while stopped')");
+  tracker_.start("target", {"catch-9", "db", spec("catch-up").dump()});
+  ASSERT_TRUE(pump([&] { return tracker_.done("catch-9") && tracker_.done("rep-8"); }));
+  const proto::JobFinished& done = finished(events_["catch-9"]);
+  ASSERT_EQ(done.state, proto::JobState::kSucceeded) << done.error << "\n"
+                                                     << lines(events_["catch-9"]);
+  EXPECT_NE(lines(events_["catch-9"]).find("started again"), std::string::npos)
+      << lines(events_["catch-9"]);
+  EXPECT_EQ(count("target", "shop.orders"), 53u);
+  EXPECT_EQ(leftovers(), "0 0");
 }
 
 TEST_F(MariaReplicate, CancelledMidReplicationLeavesNoConnectionUserOrSideDatabase) {
