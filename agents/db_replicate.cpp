@@ -200,6 +200,27 @@ void log_removal(JobContext& job, const std::optional<std::vector<std::string>>&
   result["replication_left"] = !removed;
 }
 
+uint64_t catch_up_estimate(
+    const DbSpec& spec, JobContext& job, const std::vector<std::string>& tables,
+    const std::function<std::optional<std::vector<std::string>>(const std::string&, std::string&)>&
+        on_copy) {
+  if (!spec.verify) return kCatchUpFixedMs;
+  std::string sql(spec.engine->count_preamble);
+  for (const auto& t : tables)
+    sql += spec.engine->count_sql(t);
+  const auto started = Clock::now();
+  std::string error;
+  if (!on_copy(sql, error)) {
+    job.log(proto::Stream::kAgent,
+            "counting the copy's rows (for the catch-up's prediction) failed: " + error);
+    return kCatchUpFixedMs;
+  }
+  const double took = std::chrono::duration<double>(Clock::now() - started).count();
+  job.log(proto::Stream::kAgent, "counting the copy's rows took " + human_seconds(took) +
+                                     " (the catch-up counts both sides at once)");
+  return kCatchUpFixedMs + static_cast<uint64_t>(took * 1000);
+}
+
 // Drops the side database, even while the subscription's worker that was just stopped is
 // still connected to it (WITH (FORCE) from PostgreSQL 13; before that it may be refused).
 void drop_side_now(Ends& ends) {
@@ -525,12 +546,16 @@ proto::JobFinished replicate(const DbSpec& spec, const Side& source, JobContext&
                                      ends.names.side + " (publication and subscription " +
                                      ends.name + ")");
   uint64_t copied = 0;
+  uint64_t catch_up_ms = 0;
   {
     DbSession side = ends.session(false, "side-session.log");
     if (auto failed = first_copy(ends, side, size, tables.size(), cancel_fd, copied))
       return *failed;
     job.log(proto::Stream::kAgent, "the first copy is done; VACUUM ANALYZE of the copy");
     if (auto failed = vacuum_copy(ends, side, size, tables.size(), copied)) return *failed;
+    catch_up_ms = catch_up_estimate(spec, job, tables, [&](const std::string& sql, std::string& e) {
+      return ask(side, sql, e);
+    });
   }
   job.log(proto::Stream::kAgent, "streaming the source's changes");
   DbSession lag = ends.session(true, "source-session.log");
@@ -574,7 +599,8 @@ proto::JobFinished replicate(const DbSpec& spec, const Side& source, JobContext&
     job.progress(proto::Progress{"", 0, copied, std::max(size, copied), 0, tables.size(),
                                  tables.size(),
                                  std::string(kStreaming) + lag_words(behind, seconds) +
-                                     (t[0] == "true" ? "" : " (the subscription is disabled)")});
+                                     (t[0] == "true" ? "" : " (the subscription is disabled)"),
+                                 catch_up_ms + static_cast<uint64_t>(seconds * 1000)});
     if (first) job.flush_progress();
     if (cancel_arrived(cancel_fd, kPollMs)) return cancelled(job, "cancelled: " + tear_down(ends));
   }

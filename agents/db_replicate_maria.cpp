@@ -432,6 +432,10 @@ proto::JobFinished maria_replicate(const DbSpec& spec, const Side& source, JobCo
   std::optional<proto::JobFinished> failed;
   const auto position = first_copy(m, size, tables.size(), copied, failed);
   if (!position) return *failed;
+  const uint64_t catch_up_ms =
+      catch_up_estimate(spec, job, tables, [&](const std::string& sql, std::string& e) {
+        return run_queries({{kHere, spec.to, m.names.side, sql}}, *spec.engine, job, e).front();
+      });
   // gtid_slave_pos: the dump's position for the source's domains, every other one as it is.
   const auto now = m.on_target("SELECT @@global.gtid_slave_pos;\n", error);
   if (!now) return fail(job, "reading gtid_slave_pos " + error + "; " + tear_down(m));
@@ -496,8 +500,10 @@ proto::JobFinished maria_replicate(const DbSpec& spec, const Side& source, JobCo
                     " (it waits: fix it and START SLAVE " + lit(m.name) + " there, or detach)");
       *logged = said;
     }
-    job.progress(proto::Progress{"", 0, copied, std::max(size, copied), 0, tables.size(),
-                                 tables.size(), detail});
+    const std::string behind_s = value(*row, "Seconds_Behind_Master");
+    job.progress(
+        proto::Progress{"", 0, copied, std::max(size, copied), 0, tables.size(), tables.size(),
+                        detail, catch_up_ms + 1000 * std::strtoull(behind_s.c_str(), nullptr, 10)});
     if (first) job.flush_progress();
     if (cancel_arrived(closer.fd, kPollMs)) return cancelled(job, "cancelled: " + tear_down(m));
   }

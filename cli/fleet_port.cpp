@@ -59,6 +59,7 @@ std::optional<plans::JobUpdate> update_of(const transport::JobEvent& event) {
     if (m->files || m->files_total) u.progress.files = m->files;
     u.progress.files_total = m->files_total;
     u.progress.item = m->detail;
+    if (m->estimate_ms) u.estimate_s = static_cast<double>(*m->estimate_ms) / 1000.0;
   } else if (const auto* m = std::get_if<proto::LogLine>(&message)) {
     u.kind = Kind::kLog;
     u.stream = stream_name(m->stream);

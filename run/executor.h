@@ -67,10 +67,12 @@ struct JobUpdate {
   Kind kind = Kind::kLog;
   bool existing = false;   // kStarted: the agent already had this job (re-attached)
   ProgressEvent progress;  // kProgress (step and host filled in by the executor)
-  std::string stream;      // kLog
-  std::string line;        // kLog
-  std::string target;      // kHealth
-  std::string status;      // kHealth
+  // kProgress: the job's own estimate of what comes after it (a replica's of its catch-up).
+  std::optional<double> estimate_s;
+  std::string stream;  // kLog
+  std::string line;    // kLog
+  std::string target;  // kHealth
+  std::string status;  // kHealth
   // kFinished: "succeeded", "failed", "cancelled" or "timed-out", the exit code, the
   // error text and the job's result JSON ("" when none).
   std::string state;

@@ -141,7 +141,9 @@ bool Executor::replica_streams(StepRun& run, HostJob& job, const JobUpdate& upda
   JobUpdate done;
   done.kind = JobUpdate::Kind::kFinished;
   done.state = "succeeded";
-  done.result = nlohmann::json{{"streaming", true}, {"lag", update.progress.item}}.dump();
+  nlohmann::json result = {{"streaming", true}, {"lag", update.progress.item}};
+  if (update.estimate_s) result["catch_up_s"] = *update.estimate_s;
+  done.result = result.dump();
   finish_job(run, job, done, now, /*acknowledge=*/false);
   return true;
 }

@@ -124,6 +124,16 @@ Sourced from_rehearsal(const DbAction& db, const std::vector<StepHistory>& histo
   return {};
 }
 
+// A catch-up from what its replicate step's job estimated once it streamed (a count of the
+// copy, its lag then).
+Sourced from_replica(const DbAction& db, const std::vector<StepHistory>& history) {
+  for (auto it = history.rbegin(); it != history.rend(); ++it)
+    if (it->step->id == db.of)
+      if (const auto seconds = slowest(*it, "catch_up_s"))
+        return {seconds, "a count of the copy in " + db.of};
+  return {};
+}
+
 // What this run measured for the step, when its kind has such a source.
 Sourced from_this_run(const Step& step, const ForecastInput& in) {
   if (const auto* sync = std::get_if<SyncAction>(&step.action);
@@ -131,6 +141,8 @@ Sourced from_this_run(const Step& step, const ForecastInput& in) {
     return from_presync(step, *sync, in);
   if (const auto* db = std::get_if<DbAction>(&step.action); db && db->op == DbOp::kCopy)
     return from_rehearsal(*db, *in.history);
+  if (const auto* db = std::get_if<DbAction>(&step.action); db && db->op == DbOp::kCatchUp)
+    return from_replica(*db, *in.history);
   if (const auto* wait = std::get_if<WaitAction>(&step.action))
     return {seconds_of(wait->duration), "its length"};
   return {};

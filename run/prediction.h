@@ -99,10 +99,10 @@ ForecastInput forecast_input(const Plan& plan, const std::vector<const Step*>& w
 
 // Predicts the window: a sync from this run's pre-sync (a watch's changes at the rate and
 // per-entry time of its last round, else estimate ÷ rate, else the last round), a db copy from a
-// rehearsal, a wait from its length; any of them, and an exec, file or health step, from an earlier
-// run of the same step, else its `expect`, else an earlier run of the step before it changed; a
-// health wait with none of them from its interval. Finished steps count as they took, running ones
-// for what is left of their prediction.
+// rehearsal, a catch-up from its replicate step's estimate, a wait from its length; any of them,
+// and an exec, file or health step, from an earlier run of the same step, else its `expect`, else
+// an earlier run of the step before it changed; a health wait with none of them from its interval.
+// Finished steps count as they took, running ones for what is left of their prediction.
 WindowForecast forecast_window(const ForecastInput& input);
 
 // Seconds for a prediction: "0.4s", "9.5s" under ten seconds, else as format_seconds.

@@ -13,8 +13,8 @@
 
 namespace cutpilot::proto {
 
-// The protocol version both ends must speak (4: HostFacts.kept_spools).
-inline constexpr uint32_t kProtocolVersion = 4;
+// The protocol version both ends must speak (5: Progress.estimate_ms).
+inline constexpr uint32_t kProtocolVersion = 5;
 // The largest frame body (type byte + fields) either end accepts or sends.
 inline constexpr uint32_t kMaxFrameBytes = 1u << 20;
 // The 4-byte big-endian length prefix that starts every frame.
@@ -174,6 +174,9 @@ struct Progress {
   uint64_t files = 0;
   std::optional<uint64_t> files_total;
   std::string detail;  // e.g. the table being copied
+  // The job's own estimate of what comes after it, in milliseconds: a streaming replica's of
+  // its catch-up.
+  std::optional<uint64_t> estimate_ms;
   template <class F>
   void visit(F&& f) {
     f("job_id", job_id);
@@ -184,6 +187,7 @@ struct Progress {
     f("files", files);
     f("files_total", files_total);
     f("detail", detail);
+    f("estimate_ms", estimate_ms);
   }
   bool operator==(const Progress&) const = default;
 };

@@ -88,8 +88,8 @@ def measure(lab: copybench.Lab, args) -> Dict[str, Dict[str, List]]:
     cons = ["pg_dump | psql", "cutpilot copy", "cutpilot catch-up", CATCH_UP_UNCOUNTED]
     dump = copybench.Contender("pg_dump | psql", copybench.dump_psql_cmd)
     copy = copybench.Contender("cutpilot plain", driver_args=["--format", "plain"])
-    out: Dict[str, Dict[str, List]] = {c: {"window": [], "first": [], "lag": [], "count": []}
-                                       for c in cons}
+    out: Dict[str, Dict[str, List]] = {c: {"window": [], "first": [], "lag": [], "count": [],
+                                           "estimate": []} for c in cons}
     shuffle = random.Random(1)
     for r in range(args.repeat):
         order = list(cons)
@@ -104,6 +104,7 @@ def measure(lab: copybench.Lab, args) -> Dict[str, Dict[str, List]]:
                 out[name]["count"].append(counting)
                 out[name]["first"].append(float(said["first_copy_seconds"]))
                 out[name]["lag"].append(said.get("lag_at_stop", ""))
+                out[name]["estimate"].append(float(said.get("catch_up_estimate_seconds", 0)))
             else:
                 c = dump if name == "pg_dump | psql" else copy
                 c.run(lab, args, tag)
@@ -112,7 +113,8 @@ def measure(lab: copybench.Lab, args) -> Dict[str, Dict[str, List]]:
             summary = copybench.verify(lab, copybench.shape(lab, "source"))
             out[name]["window"].append(window)
             extra = (f"; first copy {out[name]['first'][-1]:.2f} s live, at the stop "
-                     f"{out[name]['lag'][-1]}, counting {out[name]['count'][-1] or 0:.2f} s"
+                     f"{out[name]['lag'][-1]}, counting {out[name]['count'][-1] or 0:.2f} s, "
+                     f"predicted {out[name]['estimate'][-1]:.2f} s"
                      if name.startswith("cutpilot catch-up") else "")
             log(f"[{r + 1}/{args.repeat}] {name:<20} {window:8.2f} s in the window ({summary}{extra})")
     return out
@@ -147,7 +149,8 @@ def main() -> int:
             med = {k: statistics.median(v["window"]) for k, v in got.items()}
             rows.append((scale, size, med, statistics.median(got["cutpilot catch-up"]["first"]),
                          got["cutpilot catch-up"]["lag"],
-                         statistics.median(got["cutpilot catch-up"]["count"])))
+                         statistics.median(got["cutpilot catch-up"]["count"]),
+                         statistics.median(got["cutpilot catch-up"]["estimate"])))
         except (Failed, subprocess.TimeoutExpired, RuntimeError) as e:
             log(f"scale {scale}: FAILED: {e}")
             failed.append(f"scale {scale}: {e}")
@@ -155,13 +158,14 @@ def main() -> int:
             lab.down()
             shutil.rmtree(work, ignore_errors=True)
     table = ["| pgbench scale (source size) | pg_dump \\| psql | cutpilot copy | cutpilot catch-up "
-             "| of which counting rows | catch-up / pg_dump \\| psql | catch-up without row counts "
-             "(verify = false) | replication's first copy (live) | lag when the writers stopped |",
-             "|---|---:|---:|---:|---:|---:|---:|---:|---|"]
-    for scale, size, med, first, lags, counting in rows:
+             "| predicted as the replica first streamed | of which counting rows "
+             "| catch-up / pg_dump \\| psql | catch-up without row counts (verify = false) "
+             "| replication's first copy (live) | lag when the writers stopped |",
+             "|---|---:|---:|---:|---:|---:|---:|---:|---:|---|"]
+    for scale, size, med, first, lags, counting, predicted in rows:
         table.append(f"| {scale} ({size / MiB:.0f} MiB) | {med['pg_dump | psql']:.2f} s | "
                      f"{med['cutpilot copy']:.2f} s | {med['cutpilot catch-up']:.2f} s | "
-                     f"{counting:.2f} s | "
+                     f"{predicted:.2f} s | {counting:.2f} s | "
                      f"{med['cutpilot catch-up'] / med['pg_dump | psql']:.3f}x | "
                      f"{med[CATCH_UP_UNCOUNTED]:.2f} s | {first:.1f} s | "
                      f"{'; '.join(l.removeprefix('streaming: ') for l in lags)} |")
@@ -175,9 +179,12 @@ def main() -> int:
              "removes the replication and swaps the copy in. The replication's first copy "
              "(live, outside the window) runs until the replicate step succeeds: the tables "
              "copied, then VACUUM ANALYZE of the copy. Each copy was checked against the "
-             "source (row counts of the 4 pgbench tables, indexes).")
+             "source (row counts of the 4 pgbench tables, indexes). The prediction is the "
+             "replicate job's estimate as it first streamed, which the cockpit predicts the "
+             "catch-up step from: a count of the copy's rows timed then, 1 s, and the lag's "
+             "seconds then.")
     verdicts = []
-    for scale, size, med, first, lags, counting in rows:
+    for scale, size, med, first, lags, counting, predicted in rows:
         for name, label in (("cutpilot catch-up", "with row counts"),
                             (CATCH_UP_UNCOUNTED, "without row counts")):
             verdicts.append(f"scale {scale} {label}: {med[name]:.2f} s, "

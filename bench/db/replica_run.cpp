@@ -23,6 +23,7 @@
 #include <cstdlib>
 #include <map>
 #include <nlohmann/json.hpp>
+#include <optional>
 #include <string>
 
 #include "bench/lab_link.h"
@@ -82,8 +83,10 @@ int main(int argc, char** argv) {
   if (!verify) spec["verify"] = false;
   const std::string replica = link.run_id() + "/replicate/" + target;
   std::string lag;
+  std::optional<uint64_t> estimate_ms;  // the job's estimate of the catch-up as it first streamed
   const auto note = [&](const proto::Message& m) {
     if (const auto* p = std::get_if<proto::Progress>(&m)) {
+      if (p->detail.starts_with("streaming") && !estimate_ms) estimate_ms = p->estimate_ms;
       if (p->detail.starts_with("streaming")) lag = p->detail;
       return p->detail.starts_with("streaming");
     }
@@ -118,7 +121,8 @@ int main(int argc, char** argv) {
     link.cancel(replica);
     return 1;
   }
-  std::printf("first_copy_seconds=%.3f\nlag_at_stop=%s\n", first_copy, lag.c_str());
+  std::printf("first_copy_seconds=%.3f\nlag_at_stop=%s\ncatch_up_estimate_seconds=%.3f\n",
+              first_copy, lag.c_str(), static_cast<double>(estimate_ms.value_or(0)) / 1000.0);
   spec["action"] = "catch-up";
   double seconds = 0;
   const auto events =

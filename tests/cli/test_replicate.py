@@ -121,6 +121,9 @@ db = {{ engine = "postgres", mode = "replicate", replica_identity_full = true, c
         self.assertEqual(self.psql("target", "shop", "INSERT INTO orders (note) VALUES ('after') RETURNING id"), "41")
         self.assertEqual(self.leftovers(), ("0", "0", "0"))
         self.assertIn("row counts equal", Path(out.name).read_text())
+        # The window's prediction had the catch-up from the replica's own estimate.
+        self.assertIn("catch-up", [line for line in Path(out.name).read_text().splitlines()
+                                   if "a count of the copy in replicate-db" in line][0])
 
     def wait_gate(self, proc, out, what, seconds=180):
         """Waits for the gate before the writers stop; fails showing the run's output when the

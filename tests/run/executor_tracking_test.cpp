@@ -192,12 +192,13 @@ std::string replica_plan() {
 
 constexpr const char* kReplica = "r1/replicate-db/target/1";
 
-// The replicate job's progress with detail (its lag).
-void lag(Bench& b, const std::string& detail) {
+// The replicate job's progress with detail (its lag) and its estimate of the catch-up.
+void lag(Bench& b, const std::string& detail, std::optional<double> estimate_s = std::nullopt) {
   JobUpdate update;
   update.kind = JobUpdate::Kind::kProgress;
   update.progress.bytes = 100;
   update.progress.item = detail;
+  update.estimate_s = estimate_s;
   b.exec->on_job(kReplica, update, b.now);
   b.exec->tick(b.now);
 }
@@ -210,8 +211,11 @@ TEST(ExecutorReplica, TheStepSucceedsOnceItStreamsAndItsJobIsFollowedUntilTheRun
   EXPECT_EQ(spec_of(b, kReplica)["action"], "replicate");
   lag(b, "first copy: 1 of 4 tables ready");
   EXPECT_EQ(b.state("replicate-db"), "running");
-  lag(b, "streaming: caught up");
+  lag(b, "streaming: caught up", 2.75);
   EXPECT_EQ(b.state("replicate-db"), "succeeded");
+  // Its estimate of the catch-up is in the step's result (the catch-up's prediction reads it).
+  EXPECT_THAT(read_text(b.dir.path() + "/" + kJournalFile), HasSubstr("catch_up_s"));
+  EXPECT_THAT(read_text(b.dir.path() + "/" + kJournalFile), HasSubstr("2.75"));
   EXPECT_THAT(b.port.acks, Not(::testing::Contains(std::string(kReplica))))
       << "the job goes on: its spool stays";
   ASSERT_EQ(b.port.count("r1/after/target/1"), 1u);

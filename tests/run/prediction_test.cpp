@@ -121,6 +121,26 @@ TEST(Prediction, EachKindTakesItsOwnSource) {
   EXPECT_THAT(describe_forecast(forecast), HasSubstr("no source for smoke"));
 }
 
+TEST(Prediction, ACatchUpGoesAtItsReplicasEstimateBeforeItsExpect) {
+  Forecaster f(plan_head() +
+               "[[steps]]\nid = \"replicate\"\nphase = \"prepare\"\non = \"target\"\n"
+               "db = { engine = \"postgres\", mode = \"replicate\", from = { host = "
+               "\"source\", database = \"shop\" }, to = { database = \"shop\" } }\n" +
+               exec_step("stop", "source",
+                         needs("\"replicate\"") + "downtime = \"start\"\nexpect = \"1s\"\n") +
+               "[[steps]]\nid = \"catch\"\non = \"target\"\nneeds = [\"stop\"]\n"
+               "downtime = \"end\"\nexpect = \"9s\"\n"
+               "db = { engine = \"postgres\", action = \"catch-up\", of = \"replicate\" }\n");
+  // Before the replica streams: its expect.
+  EXPECT_EQ(f.of(f.run(), "catch").source, "expect");
+  f.history.push_back(
+      {step_of(f.plan, "replicate"), {R"({"streaming": true, "lag": "", "catch_up_s": 2.5})"}});
+  const auto forecast = f.run();
+  EXPECT_EQ(f.of(forecast, "catch").source, "a count of the copy in replicate");
+  EXPECT_DOUBLE_EQ(*f.of(forecast, "catch").seconds, 2.5);
+  EXPECT_DOUBLE_EQ(forecast.machine_s, 1 + 2.5);
+}
+
 // A pre-sync, an estimate of the same transfer, and its final sync opening the window.
 std::string presync_then_final() {
   const std::string sync = "sync = { from = \"/a/\", to = \"/b/\" }\n";

@@ -12,6 +12,7 @@
 #include <functional>
 #include <map>
 #include <nlohmann/json.hpp>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -83,6 +84,13 @@ class PeerLab : public ::testing::Test {
           return done();
         },
         std::chrono::seconds(120));
+  }
+  // The job's latest progress's estimate of what follows it (nullopt before any).
+  std::optional<uint64_t> estimate_ms(const std::string& id) {
+    std::optional<uint64_t> last;
+    for (const auto& m : events_[id])
+      if (const auto* p = std::get_if<proto::Progress>(&m)) last = p->estimate_ms;
+    return last;
   }
   // The job's latest progress detail among events_ ("" before any).
   std::string detail(const std::string& id) {

@@ -102,6 +102,10 @@ class PgReplicate : public test::PeerLab {
 TEST_F(PgReplicate, WritesDuringReplicationArriveAndTheCatchUpPutsAWholeCopyInPlace) {
   replicating("rep-1");
   EXPECT_EQ(leftovers(), "1 1 1");
+  // Its estimate of the catch-up: a count of the copy it timed, and the fixed second.
+  ASSERT_TRUE(estimate_ms("rep-1"));
+  EXPECT_GE(*estimate_ms("rep-1"), 1000u);
+  EXPECT_NE(lines(events_["rep-1"]).find("counting the copy's rows took"), std::string::npos);
   // The copy was vacuumed and analysed before it streamed (the catch-up's counts read its
   // visibility map, the application's queries its statistics).
   EXPECT_NE(lines(events_["rep-1"]).find("VACUUM ANALYZE of the copy done"), std::string::npos)
