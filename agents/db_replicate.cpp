@@ -203,21 +203,21 @@ void log_removal(JobContext& job, const std::optional<std::vector<std::string>>&
 uint64_t catch_up_estimate(
     const DbSpec& spec, JobContext& job, const std::vector<std::string>& tables,
     const std::function<std::optional<std::vector<std::string>>(const std::string&, std::string&)>&
-        on_copy) {
+        count_both) {
   if (!spec.verify) return kCatchUpFixedMs;
   std::string sql(spec.engine->count_preamble);
   for (const auto& t : tables)
     sql += spec.engine->count_sql(t);
   const auto started = Clock::now();
   std::string error;
-  if (!on_copy(sql, error)) {
+  if (!count_both(sql, error)) {
     job.log(proto::Stream::kAgent,
-            "counting the copy's rows (for the catch-up's prediction) failed: " + error);
+            "counting the rows (for the catch-up's prediction) failed: " + error);
     return kCatchUpFixedMs;
   }
   const double took = std::chrono::duration<double>(Clock::now() - started).count();
-  job.log(proto::Stream::kAgent, "counting the copy's rows took " + human_seconds(took) +
-                                     " (the catch-up counts both sides at once)");
+  job.log(proto::Stream::kAgent, "counting the rows of the source and the copy took " +
+                                     human_seconds(took) + " (as the catch-up will)");
   return kCatchUpFixedMs + static_cast<uint64_t>(took * 1000);
 }
 
@@ -547,18 +547,25 @@ proto::JobFinished replicate(const DbSpec& spec, const Side& source, JobContext&
                                      ends.name + ")");
   uint64_t copied = 0;
   uint64_t catch_up_ms = 0;
+  std::optional<DbSession> lag;  // the source's, opened once the copy is whole
   {
     DbSession side = ends.session(false, "side-session.log");
     if (auto failed = first_copy(ends, side, size, tables.size(), cancel_fd, copied))
       return *failed;
     job.log(proto::Stream::kAgent, "the first copy is done; VACUUM ANALYZE of the copy");
     if (auto failed = vacuum_copy(ends, side, size, tables.size(), copied)) return *failed;
+    ends.open(lag, true, "source-session.log");
+    // Both sides count at once, as the catch-up's counts do.
     catch_up_ms = catch_up_estimate(spec, job, tables, [&](const std::string& sql, std::string& e) {
-      return ask(side, sql, e);
+      send(*lag, sql);
+      const auto copy = ask(side, sql, e);
+      std::string source_error;
+      const auto source = receive(*lag, source_error);
+      if (!source && copy) e = source_error;
+      return source ? copy : std::nullopt;
     });
   }
   job.log(proto::Stream::kAgent, "streaming the source's changes");
-  DbSession lag = ends.session(true, "source-session.log");
   // From here on nothing of this job holds the side database, which the catch-up renames:
   // the subscription is followed from the maintenance database (pg_subscription is shared).
   DbSession target = ends.server_session("target-session.log");
@@ -575,7 +582,7 @@ proto::JobFinished replicate(const DbSpec& spec, const Side& source, JobContext&
       literal(ends.name) + ";\n";
   uint64_t apply_errors = 0;
   for (bool first = true;; first = false) {
-    const auto slot = ask(lag, lag_sql, error);
+    const auto slot = ask(*lag, lag_sql, error);
     const auto sub = slot ? ask(target, sub_sql, error) : std::nullopt;
     if (!slot || !sub) {
       if (error == "cancelled") return cancelled(job, "cancelled: " + tear_down(ends));

@@ -434,7 +434,10 @@ proto::JobFinished maria_replicate(const DbSpec& spec, const Side& source, JobCo
   if (!position) return *failed;
   const uint64_t catch_up_ms =
       catch_up_estimate(spec, job, tables, [&](const std::string& sql, std::string& e) {
-        return run_queries({{kHere, spec.to, m.names.side, sql}}, *spec.engine, job, e).front();
+        auto both = run_queries(
+            {{m.source, spec.from, spec.from.database, sql}, {kHere, spec.to, m.names.side, sql}},
+            *spec.engine, job, e);
+        return both[0] ? both[1] : std::nullopt;
       });
   // gtid_slave_pos: the dump's position for the source's domains, every other one as it is.
   const auto now = m.on_target("SELECT @@global.gtid_slave_pos;\n", error);

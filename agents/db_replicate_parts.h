@@ -97,11 +97,11 @@ void log_removal(JobContext& job, const std::optional<std::vector<std::string>>&
                  const std::string& error, nlohmann::json& result);
 
 // What a catch-up of the copy is expected to take in ms, its wait for the lag aside: its fixed
-// part, plus the row counts (timed here by counting the copy with on_copy; the catch-up counts
-// both sides at once) unless verify = false.
+// part, plus the row counts unless verify = false, timed here by count_both, which runs the
+// counts on the source and the copy at once as the catch-up does.
 uint64_t catch_up_estimate(
     const DbSpec& spec, JobContext& job, const std::vector<std::string>& tables,
     const std::function<std::optional<std::vector<std::string>>(const std::string&, std::string&)>&
-        on_copy);
+        count_both);
 
 }  // namespace cutpilot::agent::replica_parts
