@@ -234,9 +234,15 @@ proto::JobFinished catch_up(const DbSpec& spec, const Side& source, JobContext& 
                                     "false)"));
   // The copy goes into place before the replication is removed: a swap refused (a client
   // connected meanwhile, say) leaves the replication going, for a retry. The subscription's
-  // worker holds the side database, so it is stopped for the rename.
+  // worker holds the side database, so it is stopped for the rename: disabled, it would
+  // notice only at its next wakeup (up to a second), so it is ended at once (its progress is
+  // kept with each applied transaction; disabled, it is not started again).
   const std::string sub = ident(ends.name);
-  if (!ends.on_target("ALTER SUBSCRIPTION " + sub + " DISABLE;\n", error, ends.names.side))
+  if (!ends.on_target("ALTER SUBSCRIPTION " + sub +
+                          " DISABLE;\nSELECT count(pg_terminate_backend(pid)) FROM "
+                          "pg_stat_subscription WHERE subname = " +
+                          literal(ends.name) + " AND pid IS NOT NULL;\n",
+                      error, ends.names.side))
     return fail(job, "stopping the subscription " + ends.name + " for the swap " + error +
                          "; the replication goes on" + unchanged);
   const std::string refused = swap_into_place(spec, ends.names, target_exists, job);
