@@ -259,6 +259,18 @@ proto::JobFinished catch_up(const DbSpec& spec, const Side& source, JobContext& 
   }
   // The copy is in place and whole: what is left of the replication no longer touches it.
   log_removal(job, remove_replication(ends, error), error, result);
+  // The replicate job's session on the source goes too (the job ends once it sees the
+  // subscription gone): nothing of the replication talks to the old database any more.
+  const std::string session = literal(job_session_name(ends.name));
+  if (!ends.on_source("DO $$BEGIN PERFORM pg_terminate_backend(pid) FROM pg_stat_activity WHERE "
+                      "application_name = " +
+                          session +
+                          "; FOR i IN 1..100 LOOP PERFORM pg_stat_clear_snapshot(); EXIT WHEN "
+                          "NOT EXISTS (SELECT FROM pg_stat_activity WHERE application_name = " +
+                          session + "); PERFORM pg_sleep(0.1); END LOOP; END$$;\n",
+                      error))
+    job.log(proto::Stream::kAgent, "ending the replicate job's session on the source failed " +
+                                       error + " (it ends with the job, within a second)");
   result["kept"] = target_exists ? Json(ends.names.kept) : Json(nullptr);
   result["seconds"] = std::chrono::duration<double>(Clock::now() - started).count();
   return succeeded(job, result);

@@ -187,6 +187,10 @@ std::optional<std::vector<std::string>> remove_replication(Ends& ends, std::stri
   return removed;
 }
 
+std::string job_session_name(const std::string& replication) {
+  return replication.substr(0, 59) + "_job";
+}
+
 void log_removal(JobContext& job, const std::optional<std::vector<std::string>>& removed,
                  const std::string& error, nlohmann::json& result) {
   if (removed)
@@ -555,6 +559,8 @@ proto::JobFinished replicate(const DbSpec& spec, const Side& source, JobContext&
     job.log(proto::Stream::kAgent, "the first copy is done; VACUUM ANALYZE of the copy");
     if (auto failed = vacuum_copy(ends, side, size, tables.size(), copied)) return *failed;
     ends.open(lag, true, "source-session.log");
+    std::string named;  // a failure shows in the next question to this session
+    ask(*lag, "SET application_name = " + literal(job_session_name(ends.name)) + ";\n", named);
     // Both sides count at once, as the catch-up's counts do.
     catch_up_ms = catch_up_estimate(spec, job, tables, [&](const std::string& sql, std::string& e) {
       send(*lag, sql);
@@ -586,6 +592,14 @@ proto::JobFinished replicate(const DbSpec& spec, const Side& source, JobContext&
     const auto sub = slot ? ask(target, sub_sql, error) : std::nullopt;
     if (!slot || !sub) {
       if (error == "cancelled") return cancelled(job, "cancelled: " + tear_down(ends));
+      // A catch-up that removed the replication ends this job's session on the source.
+      std::string ignored;
+      const auto still = slot ? std::nullopt : ask(target, sub_sql, ignored);
+      if (still && still->empty()) {
+        job.log(proto::Stream::kAgent,
+                "the replication was removed (by a catch-up or a detach): nothing left to follow");
+        return succeeded(job, {{"detached", true}, {"name", ends.name}});
+      }
       return fail(job, "following the replication: " + error +
                            " (the replication is left as it is: a catch-up or a detach ends it)");
     }

@@ -91,6 +91,10 @@ void drop_side_now(Ends& ends);
 // Removes the replication and the side database; the words for the job's message.
 std::string tear_down(Ends& ends);
 
+// The application_name of the replicate job's session on the source (a catch-up ends it,
+// so that nothing of the replication still talks to the old database once it is done).
+std::string job_session_name(const std::string& replication);
+
 // After a catch-up's swap: logs what was removed of the replication, or that removing it
 // failed (error) with the copy in place all the same; result's "replication_left" says which.
 void log_removal(JobContext& job, const std::optional<std::vector<std::string>>& removed,

@@ -176,13 +176,13 @@ def main() -> int:
              "the writers stop (the command alone, the db job alone); cutpilot catch-up only "
              f"waits for what pgbench ({args.clients} clients, {args.write_seconds} s, full "
              "speed) wrote before it stopped, sets sequences, counts rows on both sides, "
-             "removes the replication and swaps the copy in. The replication's first copy "
+             "swaps the copy in and removes the replication. The replication's first copy "
              "(live, outside the window) runs until the replicate step succeeds: the tables "
              "copied, then VACUUM ANALYZE of the copy. Each copy was checked against the "
              "source (row counts of the 4 pgbench tables, indexes). The prediction is the "
              "replicate job's estimate as it first streamed, which the cockpit predicts the "
-             "catch-up step from: a count of the copy's rows timed then, 1 s, and the lag's "
-             "seconds then.")
+             "catch-up step from: the row counts of both sides, run at once and timed then, 1 s, "
+             "and the lag's seconds then.")
     verdicts = []
     for scale, size, med, first, lags, counting, predicted in rows:
         for name, label in (("cutpilot catch-up", "with row counts"),

@@ -124,9 +124,21 @@ TEST_F(PgReplicate, WritesDuringReplicationArriveAndTheCatchUpPutsAWholeCopyInPl
   EXPECT_EQ(notes_identity(), "f\n");
   psql("source", "shop", "UPDATE notes SET body = 'changed' WHERE body = 'a'");
   psql("source", "shop", "DELETE FROM notes WHERE body = 'b'");
+  // The replicate job's session on the source is named, so that the catch-up can end it.
+  EXPECT_EQ(psql("source", "postgres",
+                 "SELECT count(*) FROM pg_stat_activity WHERE datname = 'shop' AND "
+                 "application_name LIKE 'cutpilot%_job'"),
+            "1\n");
   // The writers stop; the catch-up.
   tracker_.start("target", {"catch-1", "db", spec("catch-up").dump()});
-  ASSERT_TRUE(pump([&] { return tracker_.done("catch-1") && tracker_.done("rep-1"); }));
+  ASSERT_TRUE(pump([&] { return tracker_.done("catch-1"); }));
+  // Once it is done nothing of the replication talks to the old database (the replicate job's
+  // session included), as a check of its clients right after would see.
+  EXPECT_EQ(psql("source", "postgres",
+                 "SELECT count(*) FROM pg_stat_activity WHERE datname = 'shop' AND "
+                 "backend_type = 'client backend'"),
+            "0\n");
+  ASSERT_TRUE(pump([&] { return tracker_.done("rep-1"); }));
   const proto::JobFinished& done = finished(events_["catch-1"]);
   ASSERT_EQ(done.state, proto::JobState::kSucceeded) << done.error << "\n"
                                                      << lines(events_["catch-1"]);
