@@ -25,10 +25,8 @@ using namespace replica_parts;
 using Clock = std::chrono::steady_clock;
 using Json = nlohmann::json;
 
-constexpr std::string_view kStreaming = "streaming: ";
 // How long the target's server gets to reach the source's binary log.
 constexpr auto kConnectTimeout = std::chrono::seconds(60);
-constexpr std::string_view kMarker = "asked|cutpilot";
 constexpr std::string_view kPosition = "-- SET GLOBAL gtid_slave_pos='";
 
 // text as a MariaDB string literal.
@@ -262,9 +260,9 @@ std::string guard(Maria& m) {
 // One statement to a session of named_client; its rows ("cancelled" when a cancel arrived).
 std::optional<std::vector<Row>> ask_rows(DbSession& session, const std::string& sql,
                                          std::string& error) {
-  session.write(sql + "SELECT '" + std::string(kMarker) + "' AS cutpilot_asked;\n");
-  auto lines =
-      session.read_until(kMarker, Clock::now() + std::chrono::milliseconds(kQueryTimeoutMs), error);
+  session.write(sql + "SELECT '" + std::string(kAnswered) + "' AS cutpilot_asked;\n");
+  auto lines = session.read_until(kAnswered,
+                                  Clock::now() + std::chrono::milliseconds(kQueryTimeoutMs), error);
   if (!lines) return std::nullopt;
   if (!lines->empty() && lines->back() == "cutpilot_asked") lines->pop_back();
   return rows_of(*lines);

@@ -22,6 +22,10 @@ namespace cutpilot::agent::replica_parts {
 inline const Side kHere{"target", {}};
 // Between two looks at the lag.
 inline constexpr int kPollMs = 1000;
+// How a replicate job's progress begins once it streams (the executor waits for it).
+inline constexpr std::string_view kStreaming = "streaming: ";
+// The line a kept session prints after each answer (send() asks for it, receive() reads to it).
+inline constexpr std::string_view kAnswered = "asked|cutpilot";
 // A catch-up's time besides its counts and its wait: the sequences, the swap and the
 // removal (bench/RESULTS.md: ~1 s with the counts left out).
 inline constexpr uint64_t kCatchUpFixedMs = 1000;
@@ -30,6 +34,8 @@ inline constexpr uint64_t kCatchUpFixedMs = 1000;
 std::string literal(std::string_view text);
 // text as a quoted SQL identifier.
 std::string ident(std::string_view text);
+// A libpq connection value: quoted, with ' and \ escaped.
+std::string conn_value(std::string_view text);
 // "schema.table" as a quoted SQL name.
 std::string table_name(const std::string& table);
 // A row's "a|b|c" fields.
